@@ -1,0 +1,130 @@
+/**
+ * Every error secure-ipc throws or emits is generated from the one table below.
+ * Each class has a stable `code` (match on it, never on the message), a `name`,
+ * a default message and an optional `cause` carrying the real local reason.
+ * A `Symbol.for` brand makes `isSecureIpcError` work across duplicate installs.
+ */
+
+const BRAND = Symbol.for('@secure-ipc/error');
+
+/** The table: code → [class name, default message]. Keep docs/errors.md in sync (a test checks). */
+export const ERROR_TABLE = {
+  SIPC_ERR_INVALID_ARGUMENT: ['InvalidArgumentError', 'Invalid argument'],
+  SIPC_ERR_INVALID_ADDRESS: ['InvalidAddressError', 'Invalid or unsupported address'],
+  SIPC_ERR_UNSUPPORTED_PLATFORM: ['UnsupportedPlatformError', 'This transport is not supported on this platform'],
+  SIPC_ERR_ABORTED: ['AbortError', 'The operation was aborted'],
+  SIPC_ERR_TIMEOUT: ['TimeoutError', 'The operation timed out'],
+  SIPC_ERR_CONNECT_FAILED: ['ConnectFailedError', 'Could not connect to the address'],
+  SIPC_ERR_ADDRESS_IN_USE: ['AddressInUseError', 'The address is in use by a live server'],
+  SIPC_ERR_LISTEN_FAILED: ['ListenFailedError', 'Could not listen on the address'],
+  SIPC_ERR_INSECURE_DIRECTORY: ['InsecureDirectoryError', 'The socket directory is not safe to use'],
+  SIPC_ERR_NOT_A_SOCKET: ['NotASocketError', 'A file that is not a socket exists at the address'],
+  SIPC_ERR_PATH_TOO_LONG: ['PathTooLongError', 'The socket path exceeds the platform limit'],
+  SIPC_ERR_REMOTE_NOT_ALLOWED: ['RemoteNotAllowedError', 'Refusing to bind a non-loopback address without allowRemote'],
+  SIPC_ERR_PEER_CREDENTIALS: ['PeerCredentialsError', 'The peer OS credentials are missing or not allowed'],
+  SIPC_ERR_PIPE_SECURITY: ['PipeSecurityError', 'The named pipe security check failed'],
+  SIPC_ERR_CONNECTION_CLOSED: ['ConnectionClosedError', 'The connection was closed'],
+  SIPC_ERR_PROTOCOL: ['ProtocolError', 'Protocol violation'],
+  SIPC_ERR_FRAME_EMPTY: ['FrameEmptyError', 'Received a zero-length frame'],
+  SIPC_ERR_FRAME_TOO_LARGE: ['FrameTooLargeError', 'Frame exceeds the size limit'],
+  SIPC_ERR_TRUNCATED: ['TruncatedError', 'The stream ended inside a frame'],
+  SIPC_ERR_MESSAGE_TOO_LARGE: ['MessageTooLargeError', 'Message exceeds the size limit'],
+  SIPC_ERR_HANDSHAKE_FAILED: ['HandshakeFailedError', 'The handshake failed'],
+  SIPC_ERR_HANDSHAKE_TIMEOUT: ['HandshakeTimeoutError', 'The handshake did not finish in time'],
+  SIPC_ERR_HANDSHAKE_LIMIT: ['HandshakeLimitError', 'Too many handshakes in progress'],
+  SIPC_ERR_VERSION_MISMATCH: ['VersionMismatchError', 'No common protocol version'],
+  SIPC_ERR_UNTRUSTED_PEER: ['UntrustedPeerError', 'The peer static key is not trusted'],
+  SIPC_ERR_DECRYPT_FAILED: ['DecryptFailedError', 'A transport message failed to decrypt (tampered, replayed, reordered or dropped)'],
+  SIPC_ERR_NONCE_EXHAUSTED: ['NonceExhaustedError', 'The cipher nonce space is exhausted'],
+  SIPC_ERR_CHANNEL_CLOSED: ['ChannelClosedError', 'The secure channel is closed'],
+  SIPC_ERR_BAD_KEY: ['BadKeyError', 'The key is malformed'],
+  SIPC_ERR_INSECURE_KEY_FILE: ['InsecureKeyFileError', 'The secret key file is readable by group or others'],
+  SIPC_ERR_BAD_ENVELOPE: ['BadEnvelopeError', 'The envelope is invalid'],
+  SIPC_ERR_NO_SUCH_METHOD: ['NoSuchMethodError', 'No such method'],
+  SIPC_ERR_FORBIDDEN: ['ForbiddenError', 'Forbidden by policy'],
+  SIPC_ERR_CANCELLED: ['CancelledError', 'The request was cancelled'],
+  SIPC_ERR_HANDLER: ['HandlerError', 'The handler failed'],
+  SIPC_ERR_STREAM: ['StreamError', 'The stream failed'],
+  SIPC_ERR_BAD_CERTIFICATE: ['BadCertificateError', 'The certificate is invalid'],
+  SIPC_ERR_CERT_EXPIRED: ['CertificateExpiredError', 'The certificate is expired or not yet valid'],
+  SIPC_ERR_REVOKED: ['RevokedError', 'The peer or its certificate is revoked'],
+  SIPC_ERR_KEYSTORE: ['KeystoreError', 'The OS keystore operation failed'],
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_TABLE;
+
+export interface SecureIpcErrorOptions {
+  cause?: unknown;
+  /** Extra machine-readable detail (never secrets or payloads). */
+  details?: Record<string, unknown>;
+}
+
+/** Base class of every secure-ipc error. */
+export class SecureIpcError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Record<string, unknown> | undefined;
+  readonly [BRAND] = true;
+
+  constructor(code: ErrorCode, message?: string, options: SecureIpcErrorOptions = {}) {
+    super(message ?? ERROR_TABLE[code][1], options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.name = ERROR_TABLE[code][0];
+    this.details = options.details;
+  }
+}
+
+/** True for any secure-ipc error, even one from another copy of this package. */
+export function isSecureIpcError(value: unknown, code?: ErrorCode): value is SecureIpcError {
+  if (typeof value !== 'object' || value === null || (value as Record<symbol, unknown>)[BRAND] !== true)
+    return false;
+  return code === undefined || (value as SecureIpcError).code === code;
+}
+
+/** Wrap anything as a secure-ipc error with `code`, keeping the original as `cause`. */
+export function toSecureIpcError(err: unknown, code: ErrorCode, message?: string): SecureIpcError {
+  if (isSecureIpcError(err)) return err;
+  return createError(code, message, { cause: err });
+}
+
+type ErrorClassName = (typeof ERROR_TABLE)[ErrorCode][0];
+type CodeOfName<N extends ErrorClassName> = {
+  [C in ErrorCode]: (typeof ERROR_TABLE)[C][0] extends N ? C : never;
+}[ErrorCode];
+
+/** A generated error class: `new Errors.HandshakeFailedError(message?, { cause })`. */
+export type ErrorClass<C extends ErrorCode> = {
+  new (message?: string, options?: SecureIpcErrorOptions): SecureIpcError & { readonly code: C };
+  readonly code: C;
+};
+
+/** One class per code, generated from the table (for `instanceof` checks and direct construction). */
+export const Errors = Object.fromEntries(
+  (Object.keys(ERROR_TABLE) as ErrorCode[]).map((code) => {
+    const name = ERROR_TABLE[code][0];
+    const cls = class extends SecureIpcError {
+      static readonly code = code;
+      constructor(message?: string, options?: SecureIpcErrorOptions) {
+        super(code, message, options);
+      }
+    };
+    Object.defineProperty(cls, 'name', { value: name });
+    return [name, cls];
+  }),
+) as unknown as { [N in ErrorClassName]: ErrorClass<CodeOfName<N>> };
+
+const classByCode = new Map<ErrorCode, ErrorClass<ErrorCode>>(
+  (Object.keys(ERROR_TABLE) as ErrorCode[]).map((code) => [
+    code,
+    (Errors as Record<string, ErrorClass<ErrorCode>>)[ERROR_TABLE[code][0]]!,
+  ]),
+);
+
+/** Create a typed error by code; the result is an instance of the generated class for that code. */
+export function createError<C extends ErrorCode>(
+  code: C,
+  message?: string,
+  options?: SecureIpcErrorOptions,
+): SecureIpcError & { readonly code: C } {
+  const cls = classByCode.get(code)!;
+  return new cls(message, options) as SecureIpcError & { readonly code: C };
+}

@@ -1,0 +1,2 @@
+// Implementation lands with its issue; see docs/architecture.md.
+export {};
