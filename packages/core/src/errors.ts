@@ -11,7 +11,10 @@ const BRAND = Symbol.for('@secure-ipc/error');
 export const ERROR_TABLE = {
   SIPC_ERR_INVALID_ARGUMENT: ['InvalidArgumentError', 'Invalid argument'],
   SIPC_ERR_INVALID_ADDRESS: ['InvalidAddressError', 'Invalid or unsupported address'],
-  SIPC_ERR_UNSUPPORTED_PLATFORM: ['UnsupportedPlatformError', 'This transport is not supported on this platform'],
+  SIPC_ERR_UNSUPPORTED_PLATFORM: [
+    'UnsupportedPlatformError',
+    'This transport is not supported on this platform',
+  ],
   SIPC_ERR_ABORTED: ['AbortError', 'The operation was aborted'],
   SIPC_ERR_TIMEOUT: ['TimeoutError', 'The operation timed out'],
   SIPC_ERR_CONNECT_FAILED: ['ConnectFailedError', 'Could not connect to the address'],
@@ -20,7 +23,10 @@ export const ERROR_TABLE = {
   SIPC_ERR_INSECURE_DIRECTORY: ['InsecureDirectoryError', 'The socket directory is not safe to use'],
   SIPC_ERR_NOT_A_SOCKET: ['NotASocketError', 'A file that is not a socket exists at the address'],
   SIPC_ERR_PATH_TOO_LONG: ['PathTooLongError', 'The socket path exceeds the platform limit'],
-  SIPC_ERR_REMOTE_NOT_ALLOWED: ['RemoteNotAllowedError', 'Refusing to bind a non-loopback address without allowRemote'],
+  SIPC_ERR_REMOTE_NOT_ALLOWED: [
+    'RemoteNotAllowedError',
+    'Refusing to bind a non-loopback address without allowRemote',
+  ],
   SIPC_ERR_PEER_CREDENTIALS: ['PeerCredentialsError', 'The peer OS credentials are missing or not allowed'],
   SIPC_ERR_PIPE_SECURITY: ['PipeSecurityError', 'The named pipe security check failed'],
   SIPC_ERR_CONNECTION_CLOSED: ['ConnectionClosedError', 'The connection was closed'],
@@ -34,7 +40,10 @@ export const ERROR_TABLE = {
   SIPC_ERR_HANDSHAKE_LIMIT: ['HandshakeLimitError', 'Too many handshakes in progress'],
   SIPC_ERR_VERSION_MISMATCH: ['VersionMismatchError', 'No common protocol version'],
   SIPC_ERR_UNTRUSTED_PEER: ['UntrustedPeerError', 'The peer static key is not trusted'],
-  SIPC_ERR_DECRYPT_FAILED: ['DecryptFailedError', 'A transport message failed to decrypt (tampered, replayed, reordered or dropped)'],
+  SIPC_ERR_DECRYPT_FAILED: [
+    'DecryptFailedError',
+    'A transport message failed to decrypt (tampered, replayed, reordered or dropped)',
+  ],
   SIPC_ERR_NONCE_EXHAUSTED: ['NonceExhaustedError', 'The cipher nonce space is exhausted'],
   SIPC_ERR_CHANNEL_CLOSED: ['ChannelClosedError', 'The secure channel is closed'],
   SIPC_ERR_BAD_KEY: ['BadKeyError', 'The key is malformed'],
@@ -66,7 +75,10 @@ export class SecureIpcError extends Error {
   readonly [BRAND] = true;
 
   constructor(code: ErrorCode, message?: string, options: SecureIpcErrorOptions = {}) {
-    super(message ?? ERROR_TABLE[code][1], options.cause === undefined ? undefined : { cause: options.cause });
+    super(
+      message ?? ERROR_TABLE[code][1],
+      options.cause === undefined ? undefined : { cause: options.cause },
+    );
     this.code = code;
     this.name = ERROR_TABLE[code][0];
     this.details = options.details;

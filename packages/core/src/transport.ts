@@ -83,7 +83,9 @@ export interface Transport {
 /** True if `value` is a secure-ipc transport (from any copy of core). */
 export function isTransport(value: unknown): value is Transport {
   return (
-    typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[TRANSPORT_BRAND] === true
+    typeof value === 'object' &&
+    value !== null &&
+    (value as Record<symbol, unknown>)[TRANSPORT_BRAND] === true
   );
 }
 

@@ -1,6 +1,13 @@
 import { readFileSync } from 'node:fs';
 import test from 'ava';
-import { ERROR_TABLE, type ErrorCode, Errors, createError, isSecureIpcError, toSecureIpcError } from '../src/errors.js';
+import {
+  createError,
+  ERROR_TABLE,
+  type ErrorCode,
+  Errors,
+  isSecureIpcError,
+  toSecureIpcError,
+} from '../src/errors.js';
 
 const codes = Object.keys(ERROR_TABLE) as ErrorCode[];
 

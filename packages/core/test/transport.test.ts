@@ -1,5 +1,11 @@
 import test from 'ava';
-import { TRANSPORT_BRAND, addressScheme, isTransport, selectTransport, type Transport } from '../src/transport.js';
+import {
+  addressScheme,
+  isTransport,
+  selectTransport,
+  TRANSPORT_BRAND,
+  type Transport,
+} from '../src/transport.js';
 
 const fake = (name: string, schemes: string[]): Transport => ({
   [TRANSPORT_BRAND]: true,

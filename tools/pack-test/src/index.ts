@@ -1,1 +1,127 @@
-export {};
+/**
+ * Pick-and-mix install check: pack workspace packages with `npm pack`, install only the tarballs into a
+ * fresh temporary project, import them from plain ESM JavaScript and type-check a TypeScript consumer.
+ * This is what a user does (`npm install @secure-ipc/core @secure-ipc/transport-tcp`), so a broken
+ * `exports`, `files` or dependency range fails here before it fails for them.
+ */
+import { execFile } from 'node:child_process';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+/** The monorepo root (tools/pack-test/dist/src → ../../../..). */
+export const repoRoot = resolve(new URL('../../../..', import.meta.url).pathname);
+
+/** One step's outcome; `ok: false` keeps the captured output for the test log. */
+export interface StepResult {
+  readonly ok: boolean;
+  readonly step: string;
+  readonly output: string;
+}
+
+/** What to install and check. */
+export interface PackCheck {
+  /** Package directories to pack (absolute). */
+  readonly packageDirs: readonly string[];
+  /** Plain ESM JavaScript run with `node` after the install; must exit 0. */
+  readonly esm: string;
+  /** A TypeScript consumer type-checked with `tsc --noEmit` (NodeNext, strict). */
+  readonly ts: string;
+}
+
+async function step(name: string, cmd: string, args: string[], cwd: string): Promise<StepResult> {
+  try {
+    const { stdout, stderr } = await run(cmd, args, {
+      cwd,
+      maxBuffer: 16 * 1024 * 1024,
+      env: { ...process.env },
+    });
+    return { ok: true, step: name, output: stdout + stderr };
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string; message: string };
+    return { ok: false, step: name, output: `${e.message}\n${e.stdout ?? ''}${e.stderr ?? ''}` };
+  }
+}
+
+/** Make a throw-away copy of a package directory (package.json, README, dist) for negative tests. */
+export async function copyPackage(dir: string, into: string): Promise<string> {
+  const dest = join(into, 'copy');
+  await mkdir(dest, { recursive: true });
+  for (const entry of ['package.json', 'README.md', 'dist']) {
+    await cp(join(dir, entry), join(dest, entry), { recursive: true, force: true }).catch(() => undefined);
+  }
+  return dest;
+}
+
+/** Rewrite a package.json in place. */
+export async function editPackageJson(
+  dir: string,
+  edit: (pkg: Record<string, unknown>) => void,
+): Promise<void> {
+  const file = join(dir, 'package.json');
+  const pkg = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+  edit(pkg);
+  await writeFile(file, `${JSON.stringify(pkg, null, 2)}\n`);
+}
+
+/**
+ * Pack, install into a fresh project, run the ESM check, type-check the TS consumer.
+ * Returns every step's result; stops at the first failure. Removes its temporary directory.
+ */
+export async function packInstallAndCheck(check: PackCheck): Promise<StepResult[]> {
+  const work = await mkdtemp(join(tmpdir(), 'sipc-pack-'));
+  const results: StepResult[] = [];
+  try {
+    const tarballs: string[] = [];
+    for (const dir of check.packageDirs) {
+      const r = await step(`pack ${dir}`, 'npm', ['pack', '--json', '--pack-destination', work, dir], work);
+      results.push(r);
+      if (!r.ok) return results;
+      const json = r.output.slice(r.output.indexOf('['));
+      const [info] = JSON.parse(json.slice(0, json.lastIndexOf(']') + 1)) as Array<{ filename: string }>;
+      tarballs.push(join(work, info!.filename));
+    }
+    const app = join(work, 'app');
+    await mkdir(app);
+    await writeFile(
+      join(app, 'package.json'),
+      JSON.stringify({ name: 'consumer', version: '1.0.0', private: true, type: 'module' }),
+    );
+    const install = await step(
+      'npm install tarballs',
+      'npm',
+      ['install', '--no-audit', '--no-fund', '--prefer-offline', ...tarballs, '@types/node@20'],
+      app,
+    );
+    results.push(install);
+    if (!install.ok) return results;
+    await writeFile(join(app, 'check.mjs'), check.esm);
+    const esm = await step('import from plain ESM', process.execPath, ['check.mjs'], app);
+    results.push(esm);
+    if (!esm.ok) return results;
+    await writeFile(join(app, 'consumer.ts'), check.ts);
+    await writeFile(
+      join(app, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: {
+          target: 'ES2022',
+          module: 'NodeNext',
+          moduleResolution: 'NodeNext',
+          strict: true,
+          noEmit: true,
+          skipLibCheck: false,
+          types: ['node'],
+        },
+        files: ['consumer.ts'],
+      }),
+    );
+    const tsc = join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc');
+    results.push(await step('type-check a TypeScript consumer', process.execPath, [tsc, '-p', '.'], app));
+    return results;
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
