@@ -5,5 +5,9 @@
  *
  * @packageDocumentation
  */
+
+export * from './constants.js';
 export * from './errors.js';
+export * from './framing.js';
+export * from './keys.js';
 export * from './transport.js';

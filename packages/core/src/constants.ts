@@ -1,0 +1,76 @@
+/**
+ * Wire protocol v1 constants and the default limits (docs/protocol.md is the normative text).
+ */
+
+/** The Noise protocol name; the only suite wire protocol v1 speaks. */
+export const NOISE_PROTOCOL_NAME = 'Noise_XX_25519_ChaChaPoly_BLAKE2b';
+
+/** ASCII bytes that start every prologue. */
+export const PROLOGUE_PREFIX = 'secure-ipc/1';
+
+/** BLAKE2b-256 message keyed with the PSK to derive the prologue's PSK binding. */
+export const PSK_BINDING_LABEL = 'secure-ipc/psk/1';
+
+/** The wire protocol version this implementation speaks. */
+export const PROTOCOL_VERSION = 1;
+
+/** Every protocol version this implementation can negotiate, preferred last. */
+export const SUPPORTED_VERSIONS: readonly number[] = [PROTOCOL_VERSION];
+
+/** Bytes of the big-endian frame length header. */
+export const FRAME_HEADER_SIZE = 2;
+
+/** The Noise maximum message length, and the largest length a 2-byte header can carry. */
+export const MAX_FRAME_SIZE = 65_535;
+
+/** X25519 public/secret key length. */
+export const KEY_LENGTH = 32;
+
+/** ChaChaPoly authentication tag length. */
+export const TAG_LENGTH = 16;
+
+/** BLAKE2b handshake hash length. */
+export const HANDSHAKE_HASH_LENGTH = 64;
+
+/**
+ * Handshake message 1 is unauthenticated plaintext that any local process can send: it carries
+ * only the 32-byte ephemeral key and the version list, so it is capped far below a full frame.
+ */
+export const MAX_HANDSHAKE_MESSAGE1_SIZE = 1024;
+
+/** Bytes of the flag byte that starts every transport plaintext. */
+export const FLAG_SIZE = 1;
+
+/** Flag bit 0: the frame carries the last chunk of a message. */
+export const FLAG_LAST = 0x01;
+
+/** Flag bit 1: the sender rekeys its sending key right after this frame. */
+export const FLAG_REKEY = 0x02;
+
+/** Smallest transport frame: flag byte plus tag (an empty last chunk). */
+export const MIN_TRANSPORT_FRAME_SIZE = FLAG_SIZE + TAG_LENGTH;
+
+/** Largest chunk one transport frame carries. */
+export const MAX_CHUNK_SIZE = MAX_FRAME_SIZE - FLAG_SIZE - TAG_LENGTH;
+
+/** Default maximum reassembled message size (16 MiB). */
+export const DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024;
+
+/** Default time allowed from connect to a finished handshake (ms). */
+export const DEFAULT_HANDSHAKE_TIMEOUT = 10_000;
+
+/** Default maximum number of handshakes in progress per listener. */
+export const DEFAULT_MAX_PENDING_HANDSHAKES = 64;
+
+/** Default rekey thresholds per direction: whichever comes first. */
+export const DEFAULT_REKEY = Object.freeze({
+  /** Transport messages (frames) sent with one key. */
+  messages: 2 ** 20,
+  /** Plaintext bytes sent with one key (1 GiB). */
+  bytes: 2 ** 30,
+  /** Time one key is used for sending (10 minutes). */
+  intervalMs: 10 * 60 * 1000,
+});
+
+/** Longest application id, in UTF-8 bytes. */
+export const MAX_APP_ID_LENGTH = 255;

@@ -1,0 +1,131 @@
+/**
+ * Length-prefixed framing: every message on the stream is a 2-byte big-endian length L
+ * (1..limit) and L bytes. The decoder checks each length as soon as its header arrives, so
+ * nothing bigger than one frame is buffered before it is checked.
+ */
+import { FRAME_HEADER_SIZE, MAX_FRAME_SIZE } from './constants.js';
+import { createError } from './errors.js';
+
+const EMPTY = Buffer.alloc(0);
+
+/** Prefix `body` with its 2-byte length (one buffer, so it goes out in one write). */
+export function encodeFrame(body: Uint8Array): Buffer {
+  if (body.byteLength === 0)
+    throw createError('SIPC_ERR_FRAME_EMPTY', 'Refusing to send a zero-length frame');
+  if (body.byteLength > MAX_FRAME_SIZE)
+    throw createError(
+      'SIPC_ERR_FRAME_TOO_LARGE',
+      `Frame of ${body.byteLength} bytes exceeds ${MAX_FRAME_SIZE}`,
+    );
+  const out = Buffer.allocUnsafe(FRAME_HEADER_SIZE + body.byteLength);
+  out.writeUInt16BE(body.byteLength, 0);
+  out.set(body, FRAME_HEADER_SIZE);
+  return out;
+}
+
+/** Incremental frame parser: `push` stream chunks, then call `next` until it returns undefined. */
+export class FrameDecoder {
+  /** The largest frame length accepted in the current phase. */
+  limit: number;
+  private readonly chunks: Buffer[] = [];
+  private head = 0; // index of the first unread chunk
+  private offset = 0; // read position inside chunks[head]
+  private total = 0; // unread bytes across chunks
+  private frameLength = -1; // length of the frame being collected, -1 while waiting for a header
+
+  /** Create a decoder accepting frames up to `limit` bytes. */
+  constructor(limit: number = MAX_FRAME_SIZE) {
+    this.limit = limit;
+  }
+
+  /** True if any unread byte is held (a partial frame, or frames not yet taken). */
+  get partial(): boolean {
+    return this.frameLength >= 0 || this.total > 0;
+  }
+
+  /** Append a chunk read from the stream. */
+  push(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.chunks.push(chunk);
+    this.total += chunk.length;
+  }
+
+  /**
+   * The next complete frame body, or undefined if more bytes are needed. Throws
+   * `SIPC_ERR_FRAME_EMPTY` / `SIPC_ERR_FRAME_TOO_LARGE` as soon as a bad header arrives.
+   * The returned buffer may be a view into a pushed chunk: the caller owns it from then on.
+   */
+  next(): Buffer | undefined {
+    if (this.frameLength < 0) {
+      if (this.total < FRAME_HEADER_SIZE) return undefined;
+      const header = this.take(FRAME_HEADER_SIZE);
+      const length = (header[0]! << 8) | header[1]!;
+      if (length === 0) throw createError('SIPC_ERR_FRAME_EMPTY');
+      if (length > this.limit)
+        throw createError(
+          'SIPC_ERR_FRAME_TOO_LARGE',
+          `Frame of ${length} bytes exceeds the limit of ${this.limit}`,
+          {
+            details: { length, limit: this.limit },
+          },
+        );
+      this.frameLength = length;
+    }
+    if (this.total < this.frameLength) return undefined;
+    const frame = this.take(this.frameLength);
+    this.frameLength = -1;
+    return frame;
+  }
+
+  /** Call when the stream ended: throws `SIPC_ERR_TRUNCATED` if it ended inside a frame. */
+  end(): void {
+    if (this.partial) throw createError('SIPC_ERR_TRUNCATED');
+  }
+
+  /** Drop everything buffered. */
+  clear(): void {
+    this.chunks.length = 0;
+    this.head = 0;
+    this.offset = 0;
+    this.total = 0;
+    this.frameLength = -1;
+  }
+
+  // Zero-copy when the bytes sit in one chunk (the common case); one copy when they straddle chunks.
+  // Consumed chunks are dropped by advancing `head` (Array#shift would make a byte-at-a-time
+  // stream quadratic) and compacted once half the array is dead.
+  private take(n: number): Buffer {
+    const first = this.chunks[this.head]!;
+    let out: Buffer;
+    if (first.length - this.offset >= n) {
+      out = first.subarray(this.offset, this.offset + n);
+      this.advance(n);
+    } else {
+      out = Buffer.allocUnsafe(n);
+      let filled = 0;
+      while (filled < n) {
+        const chunk = this.chunks[this.head]!;
+        const count = Math.min(chunk.length - this.offset, n - filled);
+        chunk.copy(out, filled, this.offset, this.offset + count);
+        filled += count;
+        this.advance(count);
+      }
+    }
+    this.total -= n;
+    return out;
+  }
+
+  private advance(count: number): void {
+    this.offset += count;
+    if (this.offset < this.chunks[this.head]!.length) return;
+    this.chunks[this.head++] = EMPTY;
+    this.offset = 0;
+    if (this.head === this.chunks.length) {
+      this.chunks.length = 0;
+      this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.chunks.length) {
+      this.chunks.splice(0, this.head);
+      this.head = 0;
+    }
+  }
+}
