@@ -1,0 +1,218 @@
+/**
+ * The filesystem side of listening on a Unix socket path, hardened:
+ * - the directory is created 0700 if absent, and otherwise must be a real directory (lstat, so a
+ *   symlink is refused), owned by this user and not writable by group or others;
+ * - a socket already at the path is removed only if it is a socket and nobody answers on it; a
+ *   live server gives ADDRESS_IN_USE and any other file gives NOT_A_SOCKET (never touched);
+ * - the socket is bound owner-only with no window (see `bindOwnerOnly`), and removed on close only
+ *   if the path still holds our inode.
+ */
+import { randomBytes } from 'node:crypto';
+import { promises as fs, type Stats } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { isMainThread } from 'node:worker_threads';
+import { type AbortOptions, createError } from '@secure-ipc/core';
+import { checkPathLength } from './address.js';
+
+/** The identity of the socket file we bound, to recognise it at close. */
+export interface SocketIdentity {
+  readonly dev: number;
+  readonly ino: number;
+}
+
+function code(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | null)?.code;
+}
+
+function listenFailed(what: string, cause: unknown): Error {
+  return createError('SIPC_ERR_LISTEN_FAILED', `${what}: ${code(cause) ?? String(cause)}`, { cause });
+}
+
+function throwIfAborted(options: AbortOptions): void {
+  if (options.signal?.aborted) {
+    throw createError('SIPC_ERR_ABORTED', undefined, { cause: options.signal.reason });
+  }
+}
+
+function octal(mode: number): string {
+  return `0${(mode & 0o777).toString(8)}`;
+}
+
+/** Why `st` (the lstat of `dir`) is not a safe socket directory, or undefined if it is. */
+export function directoryProblem(dir: string, st: Stats): string | undefined {
+  const uid = process.geteuid!();
+  if (st.isSymbolicLink()) return `${dir} is a symbolic link (refusing to follow it)`;
+  if (!st.isDirectory()) return `${dir} is not a directory`;
+  if (st.uid !== uid) return `${dir} is owned by uid ${st.uid}, not by the current user (uid ${uid})`;
+  if ((st.mode & 0o022) !== 0) return `${dir} is writable by group or others (mode ${octal(st.mode)})`;
+  return undefined;
+}
+
+/**
+ * Create `dir` 0700 if absent (its parent must exist), then verify it; returns its mode.
+ * Throws SIPC_ERR_INSECURE_DIRECTORY naming the problem.
+ */
+export async function ensureSecureDirectory(dir: string): Promise<number> {
+  try {
+    await fs.mkdir(dir, { mode: 0o700 });
+    // The umask may have stripped owner bits; set exactly 0700 on the directory we just made.
+    await fs.chmod(dir, 0o700);
+  } catch (err) {
+    if (code(err) !== 'EEXIST') throw listenFailed(`Cannot create the socket directory ${dir}`, err);
+  }
+  const st = await fs.lstat(dir);
+  const problem = directoryProblem(dir, st);
+  if (problem !== undefined) {
+    throw createError('SIPC_ERR_INSECURE_DIRECTORY', `Unsafe socket directory: ${problem}`, {
+      details: { directory: dir, uid: st.uid, mode: st.mode & 0o7777 },
+    });
+  }
+  return st.mode;
+}
+
+/** Verify an existing socket directory without creating it (the client side of `local://`). */
+export async function verifySecureDirectory(dir: string): Promise<void> {
+  let st: Stats;
+  try {
+    st = await fs.lstat(dir);
+  } catch {
+    return; // Absent: the connect itself will fail with the OS error.
+  }
+  const problem = directoryProblem(dir, st);
+  if (problem !== undefined) {
+    throw createError('SIPC_ERR_INSECURE_DIRECTORY', `Unsafe socket directory: ${problem}`);
+  }
+}
+
+/** Resolve with the probe's outcome: 'live' if something accepts, else the connect error code. */
+function probe(socketPath: string): Promise<'live' | string> {
+  return new Promise((resolve) => {
+    const s = net.connect(socketPath);
+    s.once('connect', () => {
+      s.destroy();
+      resolve('live');
+    });
+    s.once('error', (err) => resolve(code(err) ?? 'EUNKNOWN'));
+  });
+}
+
+/**
+ * Make `socketPath` free to bind: nothing there → ok; a socket nobody answers on → removed; a live
+ * server → SIPC_ERR_ADDRESS_IN_USE; anything else → SIPC_ERR_NOT_A_SOCKET, untouched.
+ */
+export async function clearStaleSocket(socketPath: string, options: AbortOptions = {}): Promise<void> {
+  let st: Stats;
+  try {
+    st = await fs.lstat(socketPath);
+  } catch (err) {
+    if (code(err) === 'ENOENT') return;
+    throw listenFailed(`Cannot inspect ${socketPath}`, err);
+  }
+  if (!st.isSocket()) {
+    throw createError('SIPC_ERR_NOT_A_SOCKET', `${socketPath} exists and is not a socket; leaving it alone`);
+  }
+  const outcome = await probe(socketPath);
+  throwIfAborted(options);
+  // EAGAIN: the server's accept backlog is full, so it is alive, just busy.
+  if (outcome === 'live' || outcome === 'EAGAIN') {
+    throw createError('SIPC_ERR_ADDRESS_IN_USE', `A live server answers on ${socketPath}`);
+  }
+  if (outcome === 'ENOENT') return; // It vanished meanwhile.
+  if (outcome !== 'ECONNREFUSED') {
+    throw listenFailed(
+      `Cannot tell whether the socket ${socketPath} is stale`,
+      Object.assign(new Error(outcome), { code: outcome }),
+    );
+  }
+  // Stale. Unlink only the very inode we probed, in case it was replaced in between.
+  const again = await fs.lstat(socketPath).catch(() => undefined);
+  if (again?.isSocket() && again.ino === st.ino && again.dev === st.dev) {
+    await fs.unlink(socketPath).catch((err) => {
+      if (code(err) !== 'ENOENT') throw listenFailed(`Cannot remove the stale socket ${socketPath}`, err);
+    });
+  }
+}
+
+function listenOn(server: net.Server, socketPath: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) => reject(err);
+    server.once('error', onError);
+    // net binds a pipe synchronously inside listen() (checked on Node 20), so a umask set around
+    // this call is in force for exactly that bind() and for nothing else in the process.
+    const restore = isMainThread ? process.umask(0o177) : undefined;
+    try {
+      server.listen(socketPath, () => {
+        server.off('error', onError);
+        resolve();
+      });
+    } finally {
+      if (restore !== undefined) process.umask(restore);
+    }
+  });
+}
+
+/**
+ * Bind `server` at `socketPath` (in the verified directory of mode `dirMode`), owner-only, and
+ * return the inode bound.
+ *
+ * Why not a plain listen(socketPath): libuv unlinks the bound path by name when the server closes,
+ * which would delete another server's socket if ours had been replaced meanwhile. So we bind a
+ * random temporary name in the same directory, chmod it 0600, then link() it to the final name
+ * (which fails rather than overwrites if something appeared there) and unlink the temporary name.
+ * libuv's unlink at close then hits the vanished temporary name; we remove the final name only if
+ * it still holds our inode.
+ *
+ * No window: the bind runs under umask 0177 (see `listenOn`), so the socket is born 0600. In a
+ * worker thread the umask cannot be changed, so there the directory itself must be 0700 (closed to
+ * everyone else), which we require.
+ */
+export async function bindOwnerOnly(
+  server: net.Server,
+  socketPath: string,
+  dirMode: number,
+): Promise<SocketIdentity> {
+  if (!isMainThread && (dirMode & 0o077) !== 0) {
+    throw createError(
+      'SIPC_ERR_INSECURE_DIRECTORY',
+      `In a worker thread the socket directory must be 0700 (it is ${octal(dirMode)}): the umask cannot be set there`,
+    );
+  }
+  const dir = path.dirname(socketPath);
+  const base = path.basename(socketPath);
+  // As long as the final name when possible, so the temporary path fits wherever the final one does.
+  const tempLength = Math.max(4, base.length - 1);
+  let temp = '';
+  for (let attempt = 0; ; attempt++) {
+    temp = path.join(dir, `.${randomBytes(16).toString('hex').slice(0, tempLength)}`);
+    checkPathLength(temp, 'temporary socket path');
+    try {
+      await listenOn(server, temp);
+      break;
+    } catch (err) {
+      if (code(err) !== 'EADDRINUSE' || attempt >= 3) throw listenFailed(`Cannot bind ${socketPath}`, err);
+    }
+  }
+  try {
+    await fs.chmod(temp, 0o600);
+    await fs.link(temp, socketPath);
+  } catch (err) {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    if (code(err) === 'EEXIST') {
+      throw createError('SIPC_ERR_ADDRESS_IN_USE', `Another server bound ${socketPath} at the same time`);
+    }
+    throw listenFailed(`Cannot bind ${socketPath}`, err);
+  } finally {
+    await fs.unlink(temp).catch(() => undefined);
+  }
+  const st = await fs.lstat(socketPath);
+  return { dev: st.dev, ino: st.ino };
+}
+
+/** Unlink `socketPath` only if it is still the socket we bound (same device and inode). */
+export async function removeIfOurs(socketPath: string, identity: SocketIdentity): Promise<void> {
+  const st = await fs.lstat(socketPath).catch(() => undefined);
+  if (st?.isSocket() && st.dev === identity.dev && st.ino === identity.ino) {
+    await fs.unlink(socketPath).catch(() => undefined);
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * A listening Unix socket: checks every inbound connection's OS credentials against the policy
+ * before anyone sees it, tracks open connections so close() can destroy them, and removes its
+ * socket file on close (only if it is still ours).
+ */
+import { EventEmitter } from 'node:events';
+import type { Server, Socket } from 'node:net';
+import {
+  type Connection,
+  type Listener,
+  type ListenerEvents,
+  type PeerInfo,
+  toSecureIpcError,
+} from '@secure-ipc/core';
+import { checkCredentials, type UnixCredentialPolicy } from './credential-policy.js';
+import { readPeerCredentials, type UnixPeerCredentials } from './peer-credentials.js';
+
+/** Peer info of a Unix socket connection from what the kernel reported. */
+export function unixPeer(creds: UnixPeerCredentials): PeerInfo {
+  return Object.freeze({ transport: 'unix', pid: creds.pid, uid: creds.uid, gid: creds.gid });
+}
+
+/** Turn a connected socket into a Connection: attach `peer`, and keep a stray socket error from crashing the process. */
+export function toConnection(socket: Socket, peer: PeerInfo): Connection {
+  // The consumer (the secure channel) listens for 'error' itself; this no-op only keeps an error
+  // nobody listens to from being thrown as an uncaught exception.
+  socket.on('error', () => {});
+  Object.defineProperty(socket, 'peer', { value: peer, enumerable: true });
+  return socket as unknown as Connection;
+}
+
+/** A bound Unix socket that accepts connections from allowed OS users. */
+export class UnixListener extends EventEmitter<ListenerEvents> implements Listener {
+  /** The address as given to listen. */
+  readonly address: string;
+  readonly #server: Server;
+  readonly #policy: UnixCredentialPolicy;
+  readonly #release: () => Promise<void>;
+  readonly #connections = new Set<Socket>();
+  #closing: Promise<void> | undefined;
+
+  /** Wrap a listening `server`; `release` removes the socket file (a no-op for abstract sockets). */
+  constructor(address: string, server: Server, policy: UnixCredentialPolicy, release: () => Promise<void>) {
+    super();
+    this.address = address;
+    this.#server = server;
+    this.#policy = policy;
+    this.#release = release;
+    server.on('connection', (socket) => this.#accept(socket));
+    server.on('error', (err) => {
+      const error = toSecureIpcError(err, 'SIPC_ERR_LISTEN_FAILED');
+      // A fatal error nobody listens for must not crash the process: the close event still tells.
+      if (this.listenerCount('error') > 0) this.emit('error', error);
+      void this.close();
+    });
+  }
+
+  #accept(socket: Socket): void {
+    if (this.#closing !== undefined) {
+      socket.destroy();
+      return;
+    }
+    const creds = readPeerCredentials(socket);
+    const peer = unixPeer(creds);
+    const refusal = checkCredentials(this.#policy, creds, 'client');
+    if (refusal !== undefined) {
+      socket.destroy();
+      this.emit('reject', refusal, peer);
+      return;
+    }
+    this.#connections.add(socket);
+    socket.once('close', () => this.#connections.delete(socket));
+    this.emit('connection', toConnection(socket, peer));
+  }
+
+  /** Stop accepting, remove the socket file if still ours, destroy open connections; idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      // Remove the name first so no new client reaches a server that is going away.
+      await this.#release();
+      const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+      for (const socket of this.#connections) socket.destroy();
+      await closed;
+      this.emit('close');
+    })();
+    return this.#closing;
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * What the kernel says about the process at the other end of a Unix socket, read through koffi on
+ * the socket's file descriptor. koffi is required lazily on first use so that importing this
+ * package never loads a native module; every failure (no koffi binary, unknown OS, syscall error)
+ * yields `undefined` fields, and the caller's policy decides whether that is fatal.
+ *
+ * - Linux: `getsockopt(fd, SOL_SOCKET, SO_PEERCRED)` fills `struct ucred { pid_t pid; uid_t uid;
+ *   gid_t gid; }` (three 32-bit integers), captured by the kernel at connect()/listen() time.
+ * - macOS: `getpeereid(fd, &uid, &gid)` plus `getsockopt(fd, SOL_LOCAL, LOCAL_PEERPID)` for the pid.
+ */
+import { createRequire } from 'node:module';
+import type { Socket } from 'node:net';
+
+/** The OS identity of a Unix socket peer; a field is undefined where it could not be read. */
+export interface UnixPeerCredentials {
+  /** Process id of the peer. */
+  readonly pid: number | undefined;
+  /** Effective user id of the peer. */
+  readonly uid: number | undefined;
+  /** Effective group id of the peer. */
+  readonly gid: number | undefined;
+  /** Why the credentials are missing (for the error's cause); undefined when they were read. */
+  readonly failure?: Error | undefined;
+}
+
+type Reader = (fd: number) => UnixPeerCredentials;
+
+const SOL_SOCKET_LINUX = 1;
+const SO_PEERCRED = 17;
+const SOL_LOCAL = 0;
+const LOCAL_PEERPID = 0x002;
+
+let reader: Reader | undefined;
+
+function missing(failure: Error): UnixPeerCredentials {
+  return { pid: undefined, uid: undefined, gid: undefined, failure };
+}
+
+function loadReader(): Reader {
+  const require = createRequire(import.meta.url);
+  // koffi's types are not needed past these few lines; keep them out of the public surface.
+  const koffi = require('koffi') as {
+    load(path: string): { func(signature: string): (...args: unknown[]) => number };
+    errno(): number;
+  };
+  const sysError = (call: string): Error => new Error(`${call} failed (errno ${koffi.errno()})`);
+  if (process.platform === 'linux') {
+    const getsockopt = koffi
+      .load('libc.so.6')
+      .func('int getsockopt(int, int, int, _Out_ uint8_t *optval, _Inout_ uint32_t *optlen)');
+    return (fd) => {
+      const buf = Buffer.alloc(12);
+      const len = [12];
+      if (getsockopt(fd, SOL_SOCKET_LINUX, SO_PEERCRED, buf, len) !== 0) {
+        return missing(sysError('getsockopt(SO_PEERCRED)'));
+      }
+      return { pid: buf.readInt32LE(0), uid: buf.readUInt32LE(4), gid: buf.readUInt32LE(8) };
+    };
+  }
+  if (process.platform === 'darwin') {
+    const libc = koffi.load('/usr/lib/libSystem.B.dylib');
+    const getpeereid = libc.func('int getpeereid(int, _Out_ uint32_t *uid, _Out_ uint32_t *gid)');
+    const getsockopt = libc.func(
+      'int getsockopt(int, int, int, _Out_ uint8_t *optval, _Inout_ uint32_t *optlen)',
+    );
+    return (fd) => {
+      const uid = [0];
+      const gid = [0];
+      if (getpeereid(fd, uid, gid) !== 0) return missing(sysError('getpeereid'));
+      const buf = Buffer.alloc(4);
+      const len = [4];
+      // The pid is informative; a kernel that cannot report it still gives trustworthy uid/gid.
+      const pid = getsockopt(fd, SOL_LOCAL, LOCAL_PEERPID, buf, len) === 0 ? buf.readInt32LE(0) : undefined;
+      return { pid, uid: uid[0], gid: gid[0] };
+    };
+  }
+  return () => missing(new Error(`reading peer credentials is not implemented on ${process.platform}`));
+}
+
+/** Read the peer's pid/uid/gid from a connected Unix socket; never throws. */
+export function readPeerCredentials(socket: Socket): UnixPeerCredentials {
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) return missing(new Error('the socket has no file descriptor'));
+  try {
+    reader ??= loadReader();
+  } catch (err) {
+    reader = () => missing(new Error('could not load koffi to read peer credentials', { cause: err }));
+  }
+  return reader(fd);
+}

@@ -1,0 +1,160 @@
+/** The Unix domain socket transport: `unix://`, `unix-abstract:` (Linux) and `local://` addresses. */
+import net from 'node:net';
+import path from 'node:path';
+import {
+  type AbortOptions,
+  type Connection,
+  type ConnectOptions,
+  createError,
+  type Listener,
+  type ListenOptions,
+  TRANSPORT_BRAND,
+  type Transport,
+} from '@secure-ipc/core';
+import { type LocalDirectoryOptions, netPath, parseUnixAddress } from './address.js';
+import {
+  checkCredentials,
+  mergePolicy,
+  type UnixCredentialPolicy,
+  validatePolicy,
+} from './credential-policy.js';
+import {
+  bindOwnerOnly,
+  clearStaleSocket,
+  ensureSecureDirectory,
+  removeIfOurs,
+  verifySecureDirectory,
+} from './hardening.js';
+import { toConnection, UnixListener, unixPeer } from './listener.js';
+import { readPeerCredentials } from './peer-credentials.js';
+
+/** Options of `unixTransport()`: the credential policy of both sides, and where `local://` lives. */
+export interface UnixTransportOptions extends UnixCredentialPolicy, LocalDirectoryOptions {}
+
+/** Options of `listen`: the policy applied to connecting clients, overriding the transport's. */
+export interface UnixListenOptions extends ListenOptions, UnixCredentialPolicy {}
+
+/** Options of `connect`: the policy applied to the server, overriding the transport's. */
+export interface UnixConnectOptions extends ConnectOptions, UnixCredentialPolicy {}
+
+function aborted(options: AbortOptions): Error {
+  return createError('SIPC_ERR_ABORTED', undefined, { cause: options.signal?.reason });
+}
+
+function supportedSchemes(): readonly string[] {
+  if (process.platform === 'win32') return [];
+  return process.platform === 'linux' ? ['unix:', 'unix-abstract:', 'local:'] : ['unix:', 'local:'];
+}
+
+/** Listens and connects on Unix domain sockets, hardened (see the package README). */
+export class UnixTransport implements Transport {
+  /** Brand checked by core's `isTransport`. */
+  readonly [TRANSPORT_BRAND] = true as const;
+  /** Transport name reported in `PeerInfo.transport`. */
+  readonly name = 'unix';
+  /** Schemes handled on this OS. */
+  readonly schemes: readonly string[] = supportedSchemes();
+  readonly #options: UnixTransportOptions;
+
+  /** Build a transport; the policy fields are validated here. */
+  constructor(options: UnixTransportOptions = {}) {
+    validatePolicy(options);
+    this.#options = { ...options };
+  }
+
+  #platformCheck(): void {
+    if (process.platform === 'win32') {
+      throw createError(
+        'SIPC_ERR_UNSUPPORTED_PLATFORM',
+        'transport-unix does not run on Windows; use transport-win',
+      );
+    }
+  }
+
+  /** Bind `address` (creating and verifying its directory) and accept connections from allowed users. */
+  async listen(address: string, options: UnixListenOptions = {}): Promise<Listener> {
+    this.#platformCheck();
+    validatePolicy(options);
+    if (options.signal?.aborted) throw aborted(options);
+    const parsed = parseUnixAddress(address, this.#options);
+    const policy = mergePolicy(this.#options, options);
+    const server = net.createServer({ pauseOnConnect: false });
+    if (parsed.kind === 'abstract') {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', (err) => {
+          const inUse = (err as NodeJS.ErrnoException).code === 'EADDRINUSE';
+          reject(
+            createError(inUse ? 'SIPC_ERR_ADDRESS_IN_USE' : 'SIPC_ERR_LISTEN_FAILED', undefined, {
+              cause: err,
+            }),
+          );
+        });
+        server.listen(netPath(parsed), () => resolve());
+      });
+      return this.#finishListen(address, server, policy, async () => {}, options);
+    }
+    const dirMode = await ensureSecureDirectory(path.dirname(parsed.path));
+    if (options.signal?.aborted) throw aborted(options);
+    await clearStaleSocket(parsed.path, options);
+    const identity = await bindOwnerOnly(server, parsed.path, dirMode);
+    return this.#finishListen(address, server, policy, () => removeIfOurs(parsed.path, identity), options);
+  }
+
+  async #finishListen(
+    address: string,
+    server: net.Server,
+    policy: UnixCredentialPolicy,
+    release: () => Promise<void>,
+    options: AbortOptions,
+  ): Promise<Listener> {
+    server.removeAllListeners('error');
+    const listener = new UnixListener(address, server, policy, release);
+    // Aborted while binding: release everything rather than hand back a listener nobody wants.
+    if (options.signal?.aborted) {
+      await listener.close();
+      throw aborted(options);
+    }
+    return listener;
+  }
+
+  /** Connect to `address` and check the server's OS credentials against the policy. */
+  async connect(address: string, options: UnixConnectOptions = {}): Promise<Connection> {
+    this.#platformCheck();
+    validatePolicy(options);
+    if (options.signal?.aborted) throw aborted(options);
+    const parsed = parseUnixAddress(address, this.#options);
+    if (parsed.kind === 'path' && parsed.local) await verifySecureDirectory(path.dirname(parsed.path));
+    const policy = mergePolicy(this.#options, options);
+    const socket = await new Promise<net.Socket>((resolve, reject) => {
+      const s = net.connect(netPath(parsed));
+      const onAbort = () => {
+        s.destroy();
+        reject(aborted(options));
+      };
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      s.once('connect', () => {
+        options.signal?.removeEventListener('abort', onAbort);
+        resolve(s);
+      });
+      s.once('error', (err) => {
+        options.signal?.removeEventListener('abort', onAbort);
+        reject(
+          createError(
+            'SIPC_ERR_CONNECT_FAILED',
+            `Could not connect to ${address}: ${(err as NodeJS.ErrnoException).code}`,
+            {
+              cause: err,
+            },
+          ),
+        );
+      });
+    });
+    const creds = readPeerCredentials(socket);
+    const refusal = checkCredentials(policy, creds, 'server');
+    if (refusal !== undefined) {
+      socket.destroy();
+      throw refusal;
+    }
+    return toConnection(socket, unixPeer(creds));
+  }
+}
