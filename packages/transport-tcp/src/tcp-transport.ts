@@ -1,0 +1,112 @@
+/** The TCP transport: `tcp://HOST:PORT`, loopback only unless `allowRemote`. */
+import net from 'node:net';
+import {
+  type AbortOptions,
+  type Connection,
+  type ConnectOptions,
+  createError,
+  type Listener,
+  type ListenOptions,
+  TRANSPORT_BRAND,
+  type Transport,
+} from '@secure-ipc/core';
+import { formatTcpAddress, parseTcpAddress, resolveBindAddress } from './address.js';
+import { TcpListener, toConnection } from './listener.js';
+
+/** Options of `tcpTransport()`. */
+export interface TcpTransportOptions {
+  /** Allow listening on a non-loopback address (exposes the endpoint to the network). Default false. */
+  allowRemote?: boolean | undefined;
+}
+
+/** Options of `listen`, overriding the transport's. */
+export interface TcpListenOptions extends ListenOptions {
+  /** Allow a non-loopback bind for this listener. */
+  allowRemote?: boolean | undefined;
+}
+
+function aborted(options: AbortOptions): Error {
+  return createError('SIPC_ERR_ABORTED', undefined, { cause: options.signal?.reason });
+}
+
+/** Listens and connects over TCP (IPv4 and IPv6). */
+export class TcpTransport implements Transport {
+  /** Brand checked by core's `isTransport`. */
+  readonly [TRANSPORT_BRAND] = true as const;
+  /** Transport name reported in `PeerInfo.transport`. */
+  readonly name = 'tcp';
+  /** Schemes handled. */
+  readonly schemes: readonly string[] = ['tcp:'];
+  readonly #allowRemote: boolean;
+
+  /** Build a transport. */
+  constructor(options: TcpTransportOptions = {}) {
+    if (options.allowRemote !== undefined && typeof options.allowRemote !== 'boolean') {
+      throw createError('SIPC_ERR_INVALID_ARGUMENT', 'allowRemote must be a boolean');
+    }
+    this.#allowRemote = options.allowRemote === true;
+  }
+
+  /** Bind `address` (port 0 picks a free port, reported in `listener.address`). */
+  async listen(address: string, options: TcpListenOptions = {}): Promise<Listener> {
+    if (options.signal?.aborted) throw aborted(options);
+    const { host, port } = parseTcpAddress(address);
+    const ip = await resolveBindAddress(host, options.allowRemote ?? this.#allowRemote);
+    if (options.signal?.aborted) throw aborted(options);
+    const server = net.createServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err) => {
+        const inUse = (err as NodeJS.ErrnoException).code === 'EADDRINUSE';
+        reject(
+          createError(
+            inUse ? 'SIPC_ERR_ADDRESS_IN_USE' : 'SIPC_ERR_LISTEN_FAILED',
+            `Cannot listen on ${address}: ${(err as NodeJS.ErrnoException).code}`,
+            { cause: err },
+          ),
+        );
+      });
+      // exclusive: never share the port with another process's listener (cluster round-robin).
+      server.listen({ host: ip, port, exclusive: true }, () => resolve());
+    });
+    server.removeAllListeners('error');
+    const bound = (server.address() as net.AddressInfo).port;
+    const listener = new TcpListener(formatTcpAddress(host, bound), server);
+    if (options.signal?.aborted) {
+      await listener.close();
+      throw aborted(options);
+    }
+    return listener;
+  }
+
+  /** Connect to `address`; the connection's `peer` has the remote address and port. */
+  async connect(address: string, options: ConnectOptions = {}): Promise<Connection> {
+    if (options.signal?.aborted) throw aborted(options);
+    const { host, port } = parseTcpAddress(address);
+    if (port === 0) throw createError('SIPC_ERR_INVALID_ADDRESS', `Cannot connect to port 0: ${address}`);
+    const socket = await new Promise<net.Socket>((resolve, reject) => {
+      const s = net.connect({ host, port });
+      const onAbort = () => {
+        s.destroy();
+        reject(aborted(options));
+      };
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      s.once('connect', () => {
+        options.signal?.removeEventListener('abort', onAbort);
+        resolve(s);
+      });
+      s.once('error', (err) => {
+        options.signal?.removeEventListener('abort', onAbort);
+        reject(
+          createError(
+            'SIPC_ERR_CONNECT_FAILED',
+            `Could not connect to ${address}: ${(err as NodeJS.ErrnoException).code}`,
+            {
+              cause: err,
+            },
+          ),
+        );
+      });
+    });
+    return toConnection(socket);
+  }
+}
