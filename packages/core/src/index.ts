@@ -7,7 +7,16 @@
  */
 
 export * from './constants.js';
+export * from './envelope.js';
 export * from './errors.js';
 export * from './framing.js';
 export * from './keys.js';
+export * from './policy.js';
+export * from './rpc/client.js';
+export * from './rpc/events.js';
+export * from './rpc/idempotency.js';
+export * from './rpc/peer.js';
+export * from './rpc/server.js';
+export * from './rpc/service-types.js';
+export * from './rpc/streams.js';
 export * from './transport.js';

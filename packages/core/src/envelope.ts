@@ -1,0 +1,274 @@
+/**
+ * Envelope v1: the msgpack map every RPC message travels in (normative text in docs/protocol.md,
+ * "Envelope v1 and RPC"). This module only encodes, decodes and validates; it never dispatches.
+ * Validation is strict on purpose: v1 is a closed format (a future format bumps `v`), so an
+ * unknown field is as suspicious as a wrong type.
+ */
+import { Decoder, Encoder } from '@msgpack/msgpack';
+import { createError, ERROR_TABLE, type ErrorCode, type SecureIpcError } from './errors.js';
+
+/** The envelope format version this module speaks. */
+export const ENVELOPE_VERSION = 1;
+
+/** Envelope kinds (field `k`). */
+export const EnvelopeKind = {
+  /** A call: `id`, `m` = method, `p` = params, optional `h`. */
+  Request: 1,
+  /** A successful unary answer to request `id`. */
+  Response: 2,
+  /** A failed answer to request `id` (also ends a stream): `e` = `{ code, message, data? }`. */
+  Error: 3,
+  /** A one-way message: `m` = topic, `p` = payload, no `id`. */
+  Event: 4,
+  /** The requester gives up on request `id`. */
+  Cancel: 5,
+  /** One item of the stream answering request `id`. */
+  StreamItem: 6,
+  /** The stream answering request `id` ended normally. */
+  StreamEnd: 7,
+  /** The requester grants `p` more stream items for request `id` (flow control). */
+  Credit: 8,
+} as const;
+
+/** A kind number. */
+export type EnvelopeKind = (typeof EnvelopeKind)[keyof typeof EnvelopeKind];
+
+/** Validated headers (field `h`). */
+export interface EnvelopeHeaders {
+  /** Milliseconds the caller will wait for the answer. */
+  timeout?: number;
+  /** Idempotency key: the request runs at most once per key (per peer) within the server's window. */
+  idem?: string;
+  /** W3C traceparent of the caller's span. */
+  trace?: string;
+}
+
+/** An error as it crosses the wire: code and message only (plus optional data the thrower chose). */
+export interface WireError {
+  /** A stable error code, e.g. `SIPC_ERR_FORBIDDEN` or an application's own. */
+  code: string;
+  /** A human-readable message; never a stack trace. */
+  message: string;
+  /** Optional machine-readable detail chosen by the handler. */
+  data?: unknown;
+}
+
+/** A validated envelope. */
+export interface Envelope {
+  /** Kind of message. */
+  k: EnvelopeKind;
+  /** Request id (absent only on events). */
+  id?: number;
+  /** Method (requests) or topic (events). */
+  m?: string;
+  /** Payload. */
+  p?: unknown;
+  /** Error (kind 3). */
+  e?: WireError;
+  /** Headers (requests). */
+  h?: EnvelopeHeaders;
+}
+
+/** Size limits applied while validating. */
+export interface EnvelopeLimits {
+  /** Longest method or topic name in UTF-16 code units (default 256). */
+  maxNameLength?: number;
+  /** Longest error code (default 64) and error message (default 1024). */
+  maxErrorCodeLength?: number;
+  /** Longest error message (default 1024). */
+  maxErrorMessageLength?: number;
+  /** Longest idempotency key (default 128). */
+  maxIdempotencyKeyLength?: number;
+  /** Largest stream credit grant in one envelope (default 65536). */
+  maxCredit?: number;
+}
+
+/** The limits used when none are given. */
+export const DEFAULT_ENVELOPE_LIMITS: Readonly<Required<EnvelopeLimits>> = Object.freeze({
+  maxNameLength: 256,
+  maxErrorCodeLength: 64,
+  maxErrorMessageLength: 1024,
+  maxIdempotencyKeyLength: 128,
+  maxCredit: 65536,
+});
+
+/** The result of decoding: either a valid envelope or why not, with the id if one could be read. */
+export type DecodeResult =
+  | { ok: true; envelope: Envelope }
+  | { ok: false; error: SecureIpcError; id: number | undefined; kind: number | undefined };
+
+const TOP_LEVEL_KEYS = new Set(['v', 'k', 'id', 'm', 'p', 'e', 'h']);
+const HEADER_KEYS = new Set(['timeout', 'idem', 'trace']);
+const ERROR_KEYS = new Set(['code', 'message', 'data']);
+const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
+const ERROR_CODE = /^[A-Za-z0-9_.:-]+$/;
+
+// One encoder per module: encode() copies out of its internal buffer, so the bytes handed to the
+// channel are never overwritten by the next call. ignoreUndefined keeps absent fields off the wire.
+const encoder = new Encoder({ ignoreUndefined: true });
+
+/** Encode an envelope (adds `v`); throws SIPC_ERR_INVALID_ARGUMENT for values msgpack cannot carry. */
+export function encodeEnvelope(envelope: Envelope): Uint8Array {
+  try {
+    return encoder.encode({ v: ENVELOPE_VERSION, ...envelope });
+  } catch (err) {
+    throw createError('SIPC_ERR_INVALID_ARGUMENT', 'The payload cannot be encoded as msgpack', {
+      cause: err,
+    });
+  }
+}
+
+const decoders = new Map<number, Decoder>();
+
+function decoderFor(maxBytes: number): Decoder {
+  let d = decoders.get(maxBytes);
+  if (d === undefined) {
+    // A declared length can never exceed the bytes that carry it, so capping every length at the
+    // message size stops a 5-byte header from asking for a 4 GiB allocation.
+    d = new Decoder({
+      maxStrLength: maxBytes,
+      maxBinLength: maxBytes,
+      maxArrayLength: maxBytes,
+      maxMapLength: maxBytes,
+      maxExtLength: maxBytes,
+    });
+    decoders.set(maxBytes, d);
+  }
+  return d;
+}
+
+function isPlainMap(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  if (value instanceof Uint8Array) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+function isId(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+function bad(reason: string, id: number | undefined, kind: number | undefined): DecodeResult {
+  return {
+    ok: false,
+    error: createError('SIPC_ERR_BAD_ENVELOPE', `The envelope is invalid: ${reason}`),
+    id,
+    kind,
+  };
+}
+
+/** Decode and validate one channel message; never throws. */
+export function decodeEnvelope(bytes: Uint8Array, limits: EnvelopeLimits = {}): DecodeResult {
+  let raw: unknown;
+  try {
+    raw = decoderFor(bytes.byteLength).decode(bytes);
+  } catch {
+    return bad('not a single msgpack value', undefined, undefined);
+  }
+  return validateEnvelope(raw, limits);
+}
+
+/** Validate a decoded value as an envelope v1; never throws. */
+export function validateEnvelope(raw: unknown, limits: EnvelopeLimits = {}): DecodeResult {
+  if (!isPlainMap(raw)) return bad('not a map', undefined, undefined);
+  const id = isId(raw.id) ? raw.id : undefined;
+  const k = typeof raw.k === 'number' && Number.isInteger(raw.k) ? raw.k : undefined;
+  for (const key of Object.keys(raw)) if (!TOP_LEVEL_KEYS.has(key)) return bad(`unknown field`, id, k);
+  if (raw.v !== ENVELOPE_VERSION) return bad('unsupported version', id, k);
+  if (k === undefined || k < EnvelopeKind.Request || k > EnvelopeKind.Credit)
+    return bad('unknown kind', id, k);
+  const kind = k as EnvelopeKind;
+  if (kind === EnvelopeKind.Event) {
+    if (raw.id !== undefined) return bad('an event carries an id', id, k);
+  } else if (id === undefined) {
+    return bad('missing or invalid id', undefined, k);
+  }
+  const max = { ...DEFAULT_ENVELOPE_LIMITS, ...limits };
+  const named = kind === EnvelopeKind.Request || kind === EnvelopeKind.Event;
+  if (named) {
+    const m = raw.m;
+    if (typeof m !== 'string' || m.length === 0 || m.length > max.maxNameLength)
+      return bad('missing or invalid method or topic', id, k);
+  } else if (raw.m !== undefined) return bad('unexpected method', id, k);
+  if (kind === EnvelopeKind.Error) {
+    const e = raw.e;
+    if (!isPlainMap(e)) return bad('missing error', id, k);
+    for (const key of Object.keys(e)) if (!ERROR_KEYS.has(key)) return bad('unknown error field', id, k);
+    if (
+      typeof e.code !== 'string' ||
+      e.code.length === 0 ||
+      e.code.length > max.maxErrorCodeLength ||
+      !ERROR_CODE.test(e.code)
+    )
+      return bad('invalid error code', id, k);
+    if (typeof e.message !== 'string' || e.message.length > max.maxErrorMessageLength)
+      return bad('invalid error message', id, k);
+  } else if (raw.e !== undefined) return bad('unexpected error field', id, k);
+  if (kind === EnvelopeKind.Credit) {
+    const p = raw.p;
+    if (typeof p !== 'number' || !Number.isSafeInteger(p) || p < 1 || p > max.maxCredit)
+      return bad('invalid credit', id, k);
+  } else if (
+    raw.p !== undefined &&
+    (kind === EnvelopeKind.Cancel || kind === EnvelopeKind.StreamEnd || kind === EnvelopeKind.Error)
+  ) {
+    return bad('unexpected payload', id, k);
+  }
+  if (raw.h !== undefined) {
+    if (kind !== EnvelopeKind.Request) return bad('headers on a non-request', id, k);
+    const h = raw.h;
+    if (!isPlainMap(h)) return bad('headers are not a map', id, k);
+    for (const key of Object.keys(h)) if (!HEADER_KEYS.has(key)) return bad('unknown header', id, k);
+    if (h.timeout !== undefined && !(isId(h.timeout) && h.timeout > 0))
+      return bad('invalid timeout header', id, k);
+    if (
+      h.idem !== undefined &&
+      (typeof h.idem !== 'string' || h.idem.length === 0 || h.idem.length > max.maxIdempotencyKeyLength)
+    )
+      return bad('invalid idem header', id, k);
+    if (h.trace !== undefined && (typeof h.trace !== 'string' || !TRACEPARENT.test(h.trace)))
+      return bad('invalid trace header', id, k);
+  }
+  const envelope = raw as unknown as Envelope & { v?: number };
+  delete envelope.v;
+  return { ok: true, envelope };
+}
+
+/** The wire form of any thrown value: typed errors keep code and message, anything else is generic. */
+export function toWireError(err: unknown): WireError {
+  if (typeof err === 'object' && err !== null) {
+    const { code, message, data } = err as { code?: unknown; message?: unknown; data?: unknown };
+    if (typeof code === 'string' && ERROR_CODE.test(code) && code.length <= 64) {
+      const wire: WireError = { code, message: typeof message === 'string' ? message.slice(0, 1024) : '' };
+      if (data !== undefined) wire.data = data;
+      return wire;
+    }
+    if (err instanceof Error) return { code: 'SIPC_ERR_HANDLER', message: err.message.slice(0, 1024) };
+  }
+  // Only code and message ever cross: never the stack, the cause or a thrown non-Error value.
+  return { code: 'SIPC_ERR_HANDLER', message: 'The handler failed' };
+}
+
+/** Error received from the peer, rebuilt as a typed local error (the wire code kept as `code`). */
+export class RemoteError extends Error {
+  /** The code the peer sent (may be an application's own code). */
+  readonly code: string;
+  /** Optional machine-readable detail the peer sent. */
+  readonly data: unknown;
+  constructor(wire: WireError) {
+    super(wire.message);
+    this.name = 'RemoteError';
+    this.code = wire.code;
+    this.data = wire.data;
+  }
+}
+
+/** Turn a wire error into a local error: a known SIPC code gives the typed class, anything else a RemoteError. */
+export function fromWireError(wire: WireError): Error {
+  if (Object.hasOwn(ERROR_TABLE, wire.code)) {
+    const err = createError(wire.code as ErrorCode, wire.message, { details: { remote: true } });
+    if (wire.data !== undefined) (err.details as Record<string, unknown>).data = wire.data;
+    return err;
+  }
+  return new RemoteError(wire);
+}

@@ -1,0 +1,133 @@
+/**
+ * Least-privilege authorization for RPC: deny by default, roles given to peers by their
+ * authenticated static key (and, through `channel.roles`, by whatever the trust step decided,
+ * e.g. certificates later), and per role the methods it may call and the topics it may
+ * publish or subscribe to, with `*` wildcards. The identity is always the channel's; nothing
+ * in a payload can change it.
+ */
+import { decodeKey, keyFingerprint } from './keys.js';
+
+/** What a peer tries to do. */
+export type PolicyAction = 'call' | 'publish' | 'subscribe';
+
+/** What one role may do; each list holds names or wildcard patterns (`files.*`, `*`). */
+export interface RoleGrant {
+  /** Methods the role may call. */
+  call?: readonly string[];
+  /** Topics the role may send events on. */
+  publish?: readonly string[];
+  /** Topic patterns the role may subscribe to. */
+  subscribe?: readonly string[];
+}
+
+/** Policy configuration. */
+export interface PolicyOptions {
+  /** Role name → what it may do. */
+  roles: Readonly<Record<string, RoleGrant>>;
+  /** Roles given to peers by static key (Uint8Array or base64 text). */
+  peers?: ReadonlyArray<{ key: Uint8Array | string; roles: readonly string[] }>;
+  /** Roles every authenticated peer has (default none). */
+  defaultRoles?: readonly string[];
+}
+
+/** Who is asking: only what the authenticated channel says. */
+export interface PolicySubject {
+  /** The peer's static key from the Noise handshake. */
+  remoteStaticKey: Uint8Array;
+  /** Roles the trust decision gave the channel (certificates etc.). */
+  channelRoles?: readonly string[];
+}
+
+/** One authorization decision, for audit logging: who, what, and the verdict; never a payload. */
+export interface PolicyDecision {
+  /** Fingerprint of the peer's static key. */
+  who: string;
+  /** All roles the peer held for this decision. */
+  roles: readonly string[];
+  /** What was attempted. */
+  action: PolicyAction;
+  /** The method or topic. */
+  what: string;
+  /** The verdict. */
+  allowed: boolean;
+  /** Milliseconds since the epoch. */
+  at: number;
+}
+
+/** Methods any authenticated peer may call whatever the policy says. */
+export const ALWAYS_ALLOWED_METHODS: ReadonlySet<string> = new Set(['$ping']);
+
+/** A matcher compiled from a list of names and wildcard patterns. */
+export type NameMatcher = (name: string) => boolean;
+
+/**
+ * Compile names and patterns into one matcher. `*` matches any run of characters, dots
+ * included, so `files.*` covers `files.read` and `files.dir.list`; anything else is literal.
+ */
+export function compilePatterns(patterns: readonly string[]): NameMatcher {
+  const exact = new Set<string>();
+  const wild: RegExp[] = [];
+  for (const p of patterns) {
+    if (typeof p !== 'string' || p.length === 0) continue;
+    if (p === '*') return () => true;
+    if (!p.includes('*')) exact.add(p);
+    else wild.push(new RegExp(`^${p.split('*').map(escapeRegExp).join('.*')}$`, 's'));
+  }
+  if (wild.length === 0) return (name) => exact.has(name);
+  return (name) => exact.has(name) || wild.some((re) => re.test(name));
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+interface CompiledRole {
+  call: NameMatcher;
+  publish: NameMatcher;
+  subscribe: NameMatcher;
+}
+
+/** A compiled, immutable policy. */
+export class Policy {
+  readonly #roles = new Map<string, CompiledRole>();
+  readonly #peerRoles = new Map<string, readonly string[]>();
+  readonly #defaultRoles: readonly string[];
+
+  /** Compile the options; keys are decoded (SIPC_ERR_BAD_KEY on a malformed one). */
+  constructor(options: PolicyOptions) {
+    for (const [name, grant] of Object.entries(options.roles ?? {})) {
+      this.#roles.set(name, {
+        call: compilePatterns(grant.call ?? []),
+        publish: compilePatterns(grant.publish ?? []),
+        subscribe: compilePatterns(grant.subscribe ?? []),
+      });
+    }
+    for (const { key, roles } of options.peers ?? []) {
+      const id = keyFingerprint(typeof key === 'string' ? decodeKey(key) : key);
+      this.#peerRoles.set(id, [...(this.#peerRoles.get(id) ?? []), ...roles]);
+    }
+    this.#defaultRoles = [...(options.defaultRoles ?? [])];
+  }
+
+  /** The roles a subject holds: default roles, roles bound to its key, and the channel's roles. */
+  rolesOf(subject: PolicySubject): readonly string[] {
+    const fromKey = this.#peerRoles.get(keyFingerprint(subject.remoteStaticKey)) ?? [];
+    const all = new Set([...this.#defaultRoles, ...fromKey, ...(subject.channelRoles ?? [])]);
+    return [...all];
+  }
+
+  /** Decide whether `roles` allow `action` on `what`; `$ping` is always allowed to call. */
+  allows(roles: readonly string[], action: PolicyAction, what: string): boolean {
+    if (action === 'call' && ALWAYS_ALLOWED_METHODS.has(what)) return true;
+    for (const r of roles) if (this.#roles.get(r)?.[action](what)) return true;
+    return false;
+  }
+}
+
+/** Build a policy (deny by default: a peer with no role may only `$ping`). */
+export function createPolicy(options: PolicyOptions): Policy {
+  return new Policy(options);
+}
+
+/** The policy that allows nothing but `$ping`. */
+export const DENY_ALL: Policy = new Policy({ roles: {} });

@@ -1,0 +1,138 @@
+/**
+ * The RPC client: typed requests, streams, events and subscriptions over one secure channel.
+ * `connect()` in ./serve.ts opens the transport connection and the channel for you.
+ */
+import { EventEmitter } from 'node:events';
+import { createError, type SecureIpcError } from '../errors.js';
+import type { PeerInfo } from '../transport.js';
+import { type EventListener, EventRouter } from './events.js';
+import { type RpcChannel, RpcPeer } from './peer.js';
+import type {
+  EventMap,
+  MethodName,
+  ParamsOf,
+  RequestOptions,
+  ResultOf,
+  ServiceDefinition,
+} from './service-types.js';
+
+/** Options of an RPC client. */
+export interface RpcClientOptions {
+  /** Most requests in flight at once; more wait for a slot (default 64). */
+  maxInFlight?: number;
+}
+
+/** Events of an RPC client. */
+export interface RpcClientEvents {
+  /** The channel closed (error set when it did not close cleanly). */
+  close: [error: SecureIpcError | undefined];
+  /** A local failure with no caller to tell (a throwing event listener, a misbehaving server). */
+  error: [error: unknown];
+}
+
+/** A client typed by service `S` (methods) and `E` (event topics). */
+export class RpcClient<
+  S extends object = ServiceDefinition,
+  E extends object = EventMap,
+> extends EventEmitter<RpcClientEvents> {
+  readonly #peer: RpcPeer;
+  readonly #events = new EventRouter();
+
+  /** Start an RPC session on a secure channel (as `secureConnect` returns). */
+  constructor(channel: RpcChannel, options: RpcClientOptions = {}) {
+    super();
+    this.#peer = new RpcPeer(channel, {
+      events: this.#events,
+      maxInFlight: options.maxInFlight,
+      onError: (err) => {
+        if (this.listenerCount('error') > 0) this.emit('error', err);
+      },
+    });
+    channel.once('close', (error?: SecureIpcError) => this.emit('close', error));
+  }
+
+  /** The server's authenticated static key. */
+  get remoteStaticKey(): Uint8Array {
+    return this.#peer.channel.remoteStaticKey;
+  }
+
+  /** What the OS says about the server process. */
+  get peer(): PeerInfo {
+    return this.#peer.channel.peer;
+  }
+
+  /** True once the channel closed. */
+  get closed(): boolean {
+    return this.#peer.closed;
+  }
+
+  /** Requests in flight now. */
+  get inFlight(): number {
+    return this.#peer.inFlight;
+  }
+
+  /** Call `method`; for a stream method the result is an AsyncIterable (breaking out of it cancels). */
+  request<M extends MethodName<S>>(
+    method: M,
+    params: ParamsOf<S, M>,
+    options?: RequestOptions,
+  ): Promise<ResultOf<S, M>> {
+    return this.#peer.request(method, params, options) as Promise<ResultOf<S, M>>;
+  }
+
+  /** Ask the server to echo `payload` (every server answers `$ping`). */
+  ping<T>(payload?: T, options?: RequestOptions): Promise<T> {
+    return this.#peer.request('$ping', payload, options) as Promise<T>;
+  }
+
+  /** Send a one-way event to the server. */
+  emitEvent<T extends Extract<keyof E, string>>(topic: T, payload: E[T]): Promise<void> {
+    return this.#peer.emit(topic, payload);
+  }
+
+  /**
+   * Subscribe to server events on `pattern` (a topic or a wildcard like `files.*`); resolves,
+   * once the server accepted (SIPC_ERR_FORBIDDEN if its policy refuses), with the unsubscriber.
+   */
+  subscribe<T extends Extract<keyof E, string>>(
+    pattern: T,
+    listener: EventListener<E[T]>,
+  ): Promise<() => Promise<void>>;
+  /** Subscribe with a wildcard pattern. */
+  subscribe(pattern: string, listener: EventListener): Promise<() => Promise<void>>;
+  async subscribe(pattern: string, listener: EventListener<any>): Promise<() => Promise<void>> {
+    if (typeof pattern !== 'string' || pattern.length === 0)
+      throw createError('SIPC_ERR_INVALID_ARGUMENT', 'A subscription pattern is a non-empty string');
+    const first = this.#events.count(pattern) === 0;
+    const remove = this.#events.add(pattern, listener);
+    if (first) {
+      try {
+        await this.#peer.request('$subscribe', pattern);
+      } catch (err) {
+        remove();
+        throw err;
+      }
+    }
+    let removed = false;
+    return async () => {
+      if (removed) return;
+      removed = true;
+      remove();
+      if (this.#events.count(pattern) === 0 && !this.#peer.closed)
+        await this.#peer.request('$unsubscribe', pattern);
+    };
+  }
+
+  /** Close the session (with an error: destroy the channel). */
+  close(error?: Error): Promise<void> {
+    return this.#peer.close(error);
+  }
+}
+
+/** Start a typed client on a secure channel. */
+export function createClient<S extends object = ServiceDefinition, E extends object = EventMap>(
+  channel: RpcChannel,
+  options?: RpcClientOptions,
+): RpcClient<S, E> {
+  return new RpcClient<S, E>(channel, options);
+}

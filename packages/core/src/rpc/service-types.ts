@@ -1,0 +1,75 @@
+/**
+ * Typed service definitions without code generation: a service is a TypeScript interface of
+ * method name → `(params) => result`. The same interface types `server.handle` and
+ * `client.request`, so a renamed method or a changed params shape fails to compile on both sides.
+ * A method whose result is an `AsyncIterable<T>` is a stream.
+ */
+import type { PeerInfo } from '../transport.js';
+
+/** Anything with methods: `interface Files { 'files.read'(p: { path: string }): Uint8Array }`. */
+export type ServiceDefinition = { [method: string]: (params: any) => any };
+
+/** Topic name → payload type, for typed events. */
+export type EventMap = { [topic: string]: unknown };
+
+/** Method names of a service. */
+export type MethodName<S> = Extract<keyof S, string>;
+
+/** Params of method `M`. */
+export type ParamsOf<S, M extends keyof S> = S[M] extends (params: infer P) => unknown ? P : never;
+
+/** Result of method `M` once awaited (an AsyncIterable stays an AsyncIterable). */
+export type ResultOf<S, M extends keyof S> = S[M] extends (params: any) => infer R ? Awaited<R> : never;
+
+/** Items of a stream result, `never` for a unary method. */
+export type StreamItemOf<S, M extends keyof S> = ResultOf<S, M> extends AsyncIterable<infer T> ? T : never;
+
+/** What a handler knows about the request, all of it from the authenticated channel or validated headers. */
+export interface HandlerContext {
+  /** The method called. */
+  readonly method: string;
+  /** The peer's static key from the Noise handshake (its identity). */
+  readonly remoteStaticKey: Uint8Array;
+  /** Fingerprint of `remoteStaticKey`. */
+  readonly peerId: string;
+  /** The roles the policy gave the peer. */
+  readonly roles: readonly string[];
+  /** What the OS says about the peer process. */
+  readonly peer: PeerInfo;
+  /** Validated request headers. */
+  readonly headers: Readonly<{ timeout?: number; idem?: string; trace?: string }>;
+  /** Fires on cancel (reason SIPC_ERR_CANCELLED), deadline (SIPC_ERR_TIMEOUT) and disconnect (SIPC_ERR_CONNECTION_CLOSED). */
+  readonly signal: AbortSignal;
+}
+
+/** What an event listener knows about the sender. */
+export interface EventContext {
+  /** The topic. */
+  readonly topic: string;
+  /** The sender's static key. */
+  readonly remoteStaticKey: Uint8Array;
+  /** Fingerprint of `remoteStaticKey`. */
+  readonly peerId: string;
+  /** The sender's roles. */
+  readonly roles: readonly string[];
+  /** What the OS says about the sender. */
+  readonly peer: PeerInfo;
+}
+
+/** A handler for method `M` of service `S`. */
+export type Handler<S, M extends keyof S> = (
+  params: ParamsOf<S, M>,
+  context: HandlerContext,
+) => ResultOf<S, M> | Promise<ResultOf<S, M>>;
+
+/** Options of one request. */
+export interface RequestOptions {
+  /** Milliseconds to wait; past it the request rejects with SIPC_ERR_TIMEOUT and a cancel is sent. */
+  timeout?: number;
+  /** Abort the request: rejects with SIPC_ERR_ABORTED and a cancel is sent. */
+  signal?: AbortSignal;
+  /** Idempotency key: the server runs the request at most once per key within its window. */
+  idempotencyKey?: string;
+  /** W3C traceparent to pass along. */
+  traceparent?: string;
+}

@@ -1,0 +1,185 @@
+/**
+ * Stream flow control by credits. The consumer starts by granting `window` items (implicitly:
+ * both ends know the window from the protocol default or the request); each item sent uses one
+ * credit; the consumer grants more (kind 8) as its reader takes items, in batches of half the
+ * window. So at most `window` items are ever buffered on the consumer's side or in flight, and the
+ * producer, which awaits credit before each item, never runs ahead of a slow reader.
+ */
+import { createError } from '../errors.js';
+
+/** Items a consumer accepts before the first credit grant (protocol default). */
+export const DEFAULT_STREAM_WINDOW = 16;
+
+interface Waiter {
+  resolve: (r: IteratorResult<unknown>) => void;
+  reject: (err: unknown) => void;
+}
+
+/** Consumer side of a stream: an AsyncIterable fed by the RPC peer. */
+export class RemoteStream<T> implements AsyncIterable<T> {
+  readonly #window: number;
+  readonly #grant: (n: number) => void;
+  readonly #cancel: () => void;
+  #buffer: unknown[] = [];
+  #head = 0;
+  #waiter: Waiter | undefined;
+  #consumed = 0;
+  #done = false;
+  #error: unknown;
+  #iterating = false;
+
+  /** `grant(n)` sends n more credits; `cancel()` tells the producer to stop. */
+  constructor(window: number, grant: (n: number) => void, cancel: () => void) {
+    this.#window = window;
+    this.#grant = grant;
+    this.#cancel = cancel;
+  }
+
+  /** True once the stream ended, failed or was cancelled. */
+  get done(): boolean {
+    return this.#done;
+  }
+
+  /** Items received and not yet read. */
+  get buffered(): number {
+    return this.#buffer.length - this.#head;
+  }
+
+  /** Called by the peer for each item; false if the producer overran its credit (a protocol violation). */
+  push(item: unknown): boolean {
+    if (this.#done) return true;
+    if (this.#waiter !== undefined) {
+      const w = this.#waiter;
+      this.#waiter = undefined;
+      this.#taken();
+      w.resolve({ value: item, done: false });
+      return true;
+    }
+    if (this.buffered >= this.#window) return false;
+    this.#buffer.push(item);
+    return true;
+  }
+
+  /** Called by the peer at the normal end. */
+  end(): void {
+    if (this.#done) return;
+    this.#done = true;
+    if (this.#waiter !== undefined && this.buffered === 0) {
+      const w = this.#waiter;
+      this.#waiter = undefined;
+      w.resolve({ value: undefined, done: true });
+    }
+  }
+
+  /** Called by the peer on an error; buffered items are dropped, the reader gets `err`. */
+  fail(err: unknown): void {
+    if (this.#done && this.#error === undefined && this.buffered === 0 && this.#waiter === undefined) return;
+    this.#done = true;
+    this.#error = err;
+    this.#buffer = [];
+    this.#head = 0;
+    if (this.#waiter !== undefined) {
+      const w = this.#waiter;
+      this.#waiter = undefined;
+      w.reject(err);
+    }
+  }
+
+  #taken(): void {
+    // Grant in batches of half the window: one credit envelope per window/2 items, not per item.
+    if (++this.#consumed >= Math.max(1, this.#window >> 1)) {
+      const n = this.#consumed;
+      this.#consumed = 0;
+      if (!this.#done) this.#grant(n);
+    }
+  }
+
+  #next(): Promise<IteratorResult<T>> {
+    if (this.#head < this.#buffer.length) {
+      const value = this.#buffer[this.#head];
+      this.#buffer[this.#head++] = undefined;
+      if (this.#head === this.#buffer.length) {
+        this.#buffer = [];
+        this.#head = 0;
+      }
+      this.#taken();
+      return Promise.resolve({ value: value as T, done: false });
+    }
+    if (this.#error !== undefined) {
+      const err = this.#error;
+      this.#error = undefined;
+      return Promise.reject(err);
+    }
+    if (this.#done) return Promise.resolve({ value: undefined, done: true });
+    if (this.#waiter !== undefined)
+      return Promise.reject(createError('SIPC_ERR_STREAM', 'Concurrent next() calls on one stream'));
+    return new Promise((resolve, reject) => {
+      this.#waiter = { resolve: resolve as Waiter['resolve'], reject };
+    });
+  }
+
+  #return(): Promise<IteratorResult<T>> {
+    if (!this.#done) {
+      this.#done = true;
+      this.#cancel();
+    }
+    this.#buffer = [];
+    this.#head = 0;
+    this.#error = undefined;
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  /** Iterate once; breaking out of the loop cancels the stream at the producer. */
+  [Symbol.asyncIterator](): AsyncIterator<T> {
+    if (this.#iterating) throw createError('SIPC_ERR_STREAM', 'A stream can be iterated only once');
+    this.#iterating = true;
+    return { next: () => this.#next(), return: () => this.#return() };
+  }
+}
+
+/** Producer side of a stream: credit accounting that a sender awaits before each item. */
+export class CreditGate {
+  #credit: number;
+  #wake: (() => void) | undefined;
+  #closed = false;
+
+  /** Start with `initial` credits. */
+  constructor(initial: number) {
+    this.#credit = initial;
+  }
+
+  /** Credits left. */
+  get credit(): number {
+    return this.#credit;
+  }
+
+  /** Add credits from a kind 8 envelope. */
+  grant(n: number): void {
+    this.#credit += n;
+    this.#release();
+  }
+
+  /** Stop waiting for good (cancel, disconnect). */
+  close(): void {
+    this.#closed = true;
+    this.#release();
+  }
+
+  /** Take one credit, waiting for it if none is left; resolves false once closed. */
+  take(): Promise<boolean> | boolean {
+    if (this.#closed) return false;
+    if (this.#credit > 0) {
+      this.#credit--;
+      return true;
+    }
+    return new Promise<void>((resolve) => {
+      this.#wake = resolve;
+    }).then(() => this.take());
+  }
+
+  #release(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+}

@@ -1,0 +1,154 @@
+import { encode } from '@msgpack/msgpack';
+import test from 'ava';
+import {
+  decodeEnvelope,
+  encodeEnvelope,
+  fromWireError,
+  EnvelopeKind as Kind,
+  RemoteError,
+  toWireError,
+} from '../src/envelope.js';
+import { createError, isSecureIpcError } from '../src/errors.js';
+
+test('round trip keeps binary binary and drops absent fields', (t) => {
+  const bin = new Uint8Array([0, 1, 2, 255]);
+  const bytes = encodeEnvelope({
+    k: Kind.Request,
+    id: 7,
+    m: 'files.read',
+    p: { data: bin },
+    h: { idem: 'a' },
+  });
+  const r = decodeEnvelope(bytes);
+  if (!r.ok) return t.fail(r.error.message);
+  t.deepEqual(r.envelope, { k: 1, id: 7, m: 'files.read', p: { data: bin }, h: { idem: 'a' } });
+  t.true((r.envelope.p as { data: unknown }).data instanceof Uint8Array);
+  t.false('v' in r.envelope);
+});
+
+test('every kind round-trips', (t) => {
+  const cases = [
+    { k: Kind.Request, id: 1, m: 'a', p: 1 },
+    { k: Kind.Response, id: 1, p: null },
+    { k: Kind.Error, id: 1, e: { code: 'SIPC_ERR_FORBIDDEN', message: 'no', data: { x: 1 } } },
+    { k: Kind.Event, m: 'topic.x', p: 'hi' },
+    { k: Kind.Cancel, id: 2 },
+    { k: Kind.StreamItem, id: 3, p: [1, 2] },
+    { k: Kind.StreamEnd, id: 3 },
+    { k: Kind.Credit, id: 3, p: 8 },
+  ] as const;
+  for (const env of cases) {
+    const r = decodeEnvelope(encodeEnvelope(env));
+    t.true(r.ok, JSON.stringify(env));
+    if (r.ok) t.deepEqual(r.envelope, env);
+  }
+});
+
+// Every shape of invalid envelope: [name, raw value, expected id (undefined = connection must close)].
+const invalid: Array<[string, unknown, number | undefined]> = [
+  ['not a map (array)', [1, 1, 1], undefined],
+  ['not a map (string)', 'hello', undefined],
+  ['not a map (binary)', new Uint8Array(3), undefined],
+  ['nil', null, undefined],
+  ['no version', { k: 1, id: 5, m: 'a' }, 5],
+  ['version 2', { v: 2, k: 1, id: 5, m: 'a' }, 5],
+  ['unknown kind 0', { v: 1, k: 0, id: 5 }, 5],
+  ['unknown kind 9', { v: 1, k: 9, id: 5 }, 5],
+  ['kind is a string', { v: 1, k: '1', id: 5, m: 'a' }, 5],
+  ['unknown top-level field', { v: 1, k: 1, id: 5, m: 'a', x: 1 }, 5],
+  ['negative id', { v: 1, k: 1, id: -1, m: 'a' }, undefined],
+  ['fractional id', { v: 1, k: 1, id: 1.5, m: 'a' }, undefined],
+  ['string id', { v: 1, k: 1, id: '1', m: 'a' }, undefined],
+  ['id above 2^53', { v: 1, k: 1, id: 2 ** 60, m: 'a' }, undefined],
+  ['request without id', { v: 1, k: 1, m: 'a' }, undefined],
+  ['request without method', { v: 1, k: 1, id: 5 }, 5],
+  ['request with empty method', { v: 1, k: 1, id: 5, m: '' }, 5],
+  ['request with binary method', { v: 1, k: 1, id: 5, m: new Uint8Array(1) }, 5],
+  ['method too long', { v: 1, k: 1, id: 5, m: 'x'.repeat(257) }, 5],
+  ['response with method', { v: 1, k: 2, id: 5, m: 'a' }, 5],
+  ['error without e', { v: 1, k: 3, id: 5 }, 5],
+  ['error with numeric code', { v: 1, k: 3, id: 5, e: { code: 1, message: 'x' } }, 5],
+  ['error code with spaces', { v: 1, k: 3, id: 5, e: { code: 'A B', message: 'x' } }, 5],
+  ['error without message', { v: 1, k: 3, id: 5, e: { code: 'X' } }, 5],
+  ['error with stack field', { v: 1, k: 3, id: 5, e: { code: 'X', message: 'x', stack: 's' } }, 5],
+  ['error message too long', { v: 1, k: 3, id: 5, e: { code: 'X', message: 'x'.repeat(1025) } }, 5],
+  ['e on a response', { v: 1, k: 2, id: 5, e: { code: 'X', message: 'x' } }, 5],
+  ['event with id', { v: 1, k: 4, id: 5, m: 't' }, 5],
+  ['event without topic', { v: 1, k: 4, p: 1 }, undefined],
+  ['cancel with payload', { v: 1, k: 5, id: 5, p: 1 }, 5],
+  ['stream end with payload', { v: 1, k: 7, id: 5, p: 1 }, 5],
+  ['credit of zero', { v: 1, k: 8, id: 5, p: 0 }, 5],
+  ['credit as string', { v: 1, k: 8, id: 5, p: '8' }, 5],
+  ['credit too large', { v: 1, k: 8, id: 5, p: 1e9 }, 5],
+  ['headers on a response', { v: 1, k: 2, id: 5, h: {} }, 5],
+  ['headers not a map', { v: 1, k: 1, id: 5, m: 'a', h: [1] }, 5],
+  ['unknown header', { v: 1, k: 1, id: 5, m: 'a', h: { user: 'root' } }, 5],
+  ['timeout zero', { v: 1, k: 1, id: 5, m: 'a', h: { timeout: 0 } }, 5],
+  ['timeout string', { v: 1, k: 1, id: 5, m: 'a', h: { timeout: '10' } }, 5],
+  ['empty idem', { v: 1, k: 1, id: 5, m: 'a', h: { idem: '' } }, 5],
+  ['idem too long', { v: 1, k: 1, id: 5, m: 'a', h: { idem: 'k'.repeat(129) } }, 5],
+  ['bad traceparent', { v: 1, k: 1, id: 5, m: 'a', h: { trace: 'not-a-trace' } }, 5],
+];
+
+for (const [name, raw, id] of invalid) {
+  test(`invalid envelope: ${name}`, (t) => {
+    const r = decodeEnvelope(encode(raw));
+    t.false(r.ok);
+    if (r.ok) return;
+    t.is(r.error.code, 'SIPC_ERR_BAD_ENVELOPE');
+    t.true(isSecureIpcError(r.error, 'SIPC_ERR_BAD_ENVELOPE'));
+    t.is(r.id, id);
+  });
+}
+
+test('invalid envelope: bytes that are not msgpack, truncated, trailing, or a huge declared length', (t) => {
+  const cases = [
+    new Uint8Array([0xc1]), // never-used byte
+    new Uint8Array([0x85, 0xa1]), // truncated map
+    new Uint8Array([...encode({ v: 1, k: 4, m: 't' }), 0x01]), // trailing value
+    new Uint8Array([0xdd, 0xff, 0xff, 0xff, 0xff]), // array32 of 4G elements in 5 bytes
+    new Uint8Array([0xc6, 0xff, 0xff, 0xff, 0xff]), // bin32 of 4 GiB in 5 bytes
+    new Uint8Array([0x81, 0xa9, ...new TextEncoder().encode('__proto__'), 0x01]),
+    new Uint8Array(0),
+  ];
+  for (const bytes of cases) {
+    const r = decodeEnvelope(bytes);
+    t.false(r.ok);
+    if (!r.ok) {
+      t.is(r.error.code, 'SIPC_ERR_BAD_ENVELOPE');
+      t.is(r.id, undefined);
+    }
+  }
+});
+
+test('a traceparent header in W3C form is accepted', (t) => {
+  const trace = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+  const r = decodeEnvelope(encodeEnvelope({ k: Kind.Request, id: 1, m: 'a', h: { trace, timeout: 5 } }));
+  t.true(r.ok);
+});
+
+test('encodeEnvelope refuses values msgpack cannot carry with a typed error', (t) => {
+  const err = t.throws(() => encodeEnvelope({ k: Kind.Response, id: 1, p: 10n ** 30n }));
+  t.true(isSecureIpcError(err, 'SIPC_ERR_INVALID_ARGUMENT'));
+});
+
+test('toWireError keeps code and message only, never stack or cause', (t) => {
+  const typed = createError('SIPC_ERR_FORBIDDEN', 'nope', { cause: new Error('secret path /etc') });
+  const w = toWireError(typed);
+  t.deepEqual(w, { code: 'SIPC_ERR_FORBIDDEN', message: 'nope' });
+  t.deepEqual(toWireError(new Error('plain')), { code: 'SIPC_ERR_HANDLER', message: 'plain' });
+  t.deepEqual(toWireError('a string'), { code: 'SIPC_ERR_HANDLER', message: 'The handler failed' });
+  const app = Object.assign(new Error('out of stock'), { code: 'SHOP_EMPTY', data: { sku: 1 } });
+  t.deepEqual(toWireError(app), { code: 'SHOP_EMPTY', message: 'out of stock', data: { sku: 1 } });
+  t.false(JSON.stringify(toWireError(typed)).includes('at '));
+});
+
+test('fromWireError rebuilds typed errors for known codes and RemoteError otherwise', (t) => {
+  const known = fromWireError({ code: 'SIPC_ERR_NO_SUCH_METHOD', message: 'No such method: x' });
+  t.true(isSecureIpcError(known, 'SIPC_ERR_NO_SUCH_METHOD'));
+  t.is(known.message, 'No such method: x');
+  const app = fromWireError({ code: 'SHOP_EMPTY', message: 'out', data: 1 });
+  t.true(app instanceof RemoteError);
+  t.is((app as RemoteError).code, 'SHOP_EMPTY');
+  t.is((app as RemoteError).data, 1);
+});
