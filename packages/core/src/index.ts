@@ -6,11 +6,23 @@
  * @packageDocumentation
  */
 
+export {
+  type ChannelEvents,
+  type ChannelOptions,
+  type RekeyOptions,
+  type SecureChannel,
+  secureAccept,
+  secureConnect,
+  type Trust,
+  type TrustContext,
+  type TrustDecision,
+} from './channel.js';
 export * from './constants.js';
 export * from './envelope.js';
 export * from './errors.js';
 export * from './framing.js';
 export * from './keys.js';
+export { memoryPair, memoryTransport } from './memory-transport.js';
 export * from './policy.js';
 export * from './rpc/client.js';
 export * from './rpc/events.js';
@@ -19,4 +31,5 @@ export * from './rpc/peer.js';
 export * from './rpc/server.js';
 export * from './rpc/service-types.js';
 export * from './rpc/streams.js';
+export * from './secure-listener.js';
 export * from './transport.js';

@@ -1,0 +1,83 @@
+/**
+ * Handshake payloads are msgpack maps with string keys. Message 1 (plaintext, hashed):
+ * `{ versions: [1] }`. Message 2: `{ version: 1, ...credentials }`. Message 3: `{ ...credentials }`.
+ * Unknown keys are ignored by this layer and handed to the trust function.
+ */
+import { decode, encode } from '@msgpack/msgpack';
+import { createError } from '../errors.js';
+
+/** Keys the protocol reserves in handshake payloads. */
+export const RESERVED_PAYLOAD_KEYS: readonly string[] = ['versions', 'version'];
+
+/** Most versions message 1 may offer. */
+const MAX_OFFERED_VERSIONS = 16;
+
+const DECODE_LIMITS = {
+  maxStrLength: 65_535,
+  maxBinLength: 65_535,
+  maxArrayLength: 4096,
+  maxMapLength: 4096,
+  maxExtLength: 65_535,
+};
+
+/** Encode a payload map; refuses the reserved keys in `extra` (the protocol sets those). */
+export function encodePayload(fixed: Record<string, unknown>, extra?: Record<string, unknown>): Uint8Array {
+  if (extra !== undefined) {
+    if (typeof extra !== 'object' || extra === null || Array.isArray(extra))
+      throw createError('SIPC_ERR_INVALID_ARGUMENT', 'payload must be a plain object');
+    for (const key of RESERVED_PAYLOAD_KEYS)
+      if (Object.hasOwn(extra, key))
+        throw createError('SIPC_ERR_INVALID_ARGUMENT', `payload key "${key}" is reserved by the protocol`);
+  }
+  try {
+    return encode({ ...extra, ...fixed });
+  } catch (err) {
+    throw createError('SIPC_ERR_INVALID_ARGUMENT', 'payload is not msgpack-encodable', { cause: err });
+  }
+}
+
+/** Decode and validate a payload map (string keys only); throws `SIPC_ERR_PROTOCOL`. */
+export function decodePayload(bytes: Uint8Array): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = decode(bytes, DECODE_LIMITS);
+  } catch (err) {
+    throw createError('SIPC_ERR_PROTOCOL', 'Handshake payload is not valid msgpack', { cause: err });
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array)
+    throw createError('SIPC_ERR_PROTOCOL', 'Handshake payload is not a map');
+  // @msgpack/msgpack builds plain objects (numeric keys become strings) and refuses a `__proto__`
+  // key, so the map cannot reach a prototype and is safe to spread.
+  return Object.freeze(value as Record<string, unknown>);
+}
+
+/** The versions offered in message 1: 1..16 distinct integers in 1..65535. */
+export function offeredVersions(payload: Readonly<Record<string, unknown>>): number[] {
+  const versions = payload.versions;
+  if (
+    !Array.isArray(versions) ||
+    versions.length === 0 ||
+    versions.length > MAX_OFFERED_VERSIONS ||
+    !versions.every((v) => Number.isInteger(v) && v >= 1 && v <= 65_535)
+  )
+    throw createError('SIPC_ERR_PROTOCOL', 'Message 1 must offer "versions": a list of protocol versions');
+  return versions as number[];
+}
+
+/** The highest version both sides speak, or undefined. */
+export function selectVersion(offered: readonly number[], supported: readonly number[]): number | undefined {
+  let best: number | undefined;
+  for (const v of offered) if (supported.includes(v) && (best === undefined || v > best)) best = v;
+  return best;
+}
+
+/** The version chosen in message 2; must be one the initiator offered. */
+export function chosenVersion(
+  payload: Readonly<Record<string, unknown>>,
+  offered: readonly number[],
+): number {
+  const version = payload.version;
+  if (typeof version !== 'number' || !offered.includes(version))
+    throw createError('SIPC_ERR_VERSION_MISMATCH', 'Message 2 chose a version this side did not offer');
+  return version;
+}

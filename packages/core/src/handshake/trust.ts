@@ -1,0 +1,77 @@
+/**
+ * Trust evaluation: pinned keys compared in constant time, or the caller's decision function.
+ * Anything unexpected (a throw, a non-boolean, an expired decision) denies: fail closed.
+ */
+import sodium from 'sodium-native';
+import type { Trust, TrustContext, TrustDecision } from '../channel.js';
+import { KEY_LENGTH } from '../constants.js';
+import { createError, type SecureIpcError } from '../errors.js';
+import { decodeKey } from '../keys.js';
+
+/** A trust decision after validation: allowed, with roles and an optional expiry. */
+export interface TrustVerdict {
+  /** Roles granted to the peer (empty if none). */
+  readonly roles: readonly string[];
+  /** When the channel must close (ms epoch), if the decision expires. */
+  readonly expiresAt: number | undefined;
+}
+
+/** Check that `trust` is usable (throws `SIPC_ERR_INVALID_ARGUMENT`): no silent trust-on-first-use. */
+export function validateTrust(trust: Trust | undefined): void {
+  if (typeof trust === 'function') return;
+  if (typeof trust !== 'object' || trust === null || !Array.isArray(trust.keys))
+    throw createError(
+      'SIPC_ERR_INVALID_ARGUMENT',
+      'trust is required: { keys: [...] } or a function (there is no trust-on-first-use)',
+    );
+  pinnedKeys(trust.keys);
+}
+
+// Decoding once per evaluation keeps the listener's update() simple; a pinned list is short.
+function pinnedKeys(keys: ReadonlyArray<Uint8Array | string>): Uint8Array[] {
+  return keys.map((k) => {
+    if (typeof k === 'string') return decodeKey(k);
+    if (k instanceof Uint8Array && k.byteLength === KEY_LENGTH) return k;
+    throw createError('SIPC_ERR_BAD_KEY', 'A pinned key must be 32 bytes or its 44-character base64');
+  });
+}
+
+/** Decide whether the authenticated peer is trusted; resolves the verdict or rejects `SIPC_ERR_UNTRUSTED_PEER`. */
+export async function evaluateTrust(trust: Trust, ctx: TrustContext): Promise<TrustVerdict> {
+  if (typeof trust !== 'function') {
+    let match = false;
+    // Compare against every pinned key (no early exit) with sodium_memcmp (constant time).
+    for (const key of pinnedKeys(trust.keys))
+      if (sodium.sodium_memcmp(key, ctx.remoteStaticKey)) match = true;
+    if (!match) throw untrusted('The peer static key is not among the pinned keys');
+    return { roles: [], expiresAt: undefined };
+  }
+  let result: boolean | TrustDecision;
+  try {
+    result = await trust(ctx);
+  } catch (err) {
+    throw untrusted('The trust function threw', err);
+  }
+  if (result === true) return { roles: [], expiresAt: undefined };
+  if (typeof result !== 'object' || result === null || result.allow !== true)
+    throw untrusted(
+      typeof result === 'object' && result !== null && typeof result.reason === 'string'
+        ? `The peer is not trusted: ${result.reason}`
+        : undefined,
+    );
+  const roles = result.roles ?? [];
+  if (!Array.isArray(roles) || !roles.every((r) => typeof r === 'string'))
+    throw untrusted('The trust decision has malformed roles');
+  const { expiresAt } = result;
+  if (expiresAt !== undefined) {
+    if (typeof expiresAt !== 'number' || Number.isNaN(expiresAt))
+      throw untrusted('The trust decision has a malformed expiresAt');
+    if (expiresAt <= Date.now())
+      throw createError('SIPC_ERR_CERT_EXPIRED', 'The trust decision has already expired');
+  }
+  return { roles: Object.freeze([...roles]), expiresAt };
+}
+
+function untrusted(message?: string, cause?: unknown): SecureIpcError {
+  return createError('SIPC_ERR_UNTRUSTED_PEER', message, cause === undefined ? undefined : { cause });
+}

@@ -1,0 +1,137 @@
+import test from 'ava';
+import { MAX_CHUNK_SIZE } from '../src/constants.js';
+import { isSecureIpcError } from '../src/errors.js';
+import { channelPair, closed, type Kind, messages, pattern } from './helpers.js';
+
+const SIZES = [1, 100, MAX_CHUNK_SIZE, MAX_CHUNK_SIZE + 1, 1_000_000, 16 * 1024 * 1024];
+
+for (const kind of ['memory', 'tcp'] as Kind[]) {
+  test(`${kind}: messages of 1 byte to 16 MiB arrive whole, in order, both ways`, async (t) => {
+    const [client, server] = await channelPair(t, kind);
+    const toServer = SIZES.map((n, i) => pattern(n, i + 1));
+    const toClient = SIZES.map((n, i) => pattern(n, i + 100));
+    const gotServer = messages(server, SIZES.length);
+    const gotClient = messages(client, SIZES.length);
+    await Promise.all([...toServer.map((m) => client.send(m)), ...toClient.map((m) => server.send(m))]);
+    const [s, c] = await Promise.all([gotServer, gotClient]);
+    t.deepEqual(
+      s.map((m) => m.byteLength),
+      SIZES,
+    );
+    for (const [i, m] of s.entries()) t.true(Buffer.from(m).equals(toServer[i]!), `to server #${i}`);
+    for (const [i, m] of c.entries()) t.true(Buffer.from(m).equals(toClient[i]!), `to client #${i}`);
+  });
+
+  test(`${kind}: both ends agree on keys, handshake hash, version; a graceful close reaches both`, async (t) => {
+    const [client, server] = await channelPair(t, kind, { payload: { hello: 'from client' } });
+    t.is(client.role, 'initiator');
+    t.is(server.role, 'responder');
+    t.deepEqual(Buffer.from(client.remoteStaticKey), Buffer.from(server.localStaticKey));
+    t.deepEqual(Buffer.from(server.remoteStaticKey), Buffer.from(client.localStaticKey));
+    t.is(client.handshakeHash.byteLength, 64);
+    t.deepEqual(Buffer.from(client.handshakeHash), Buffer.from(server.handshakeHash));
+    t.is(client.version, 1);
+    t.is(server.version, 1);
+    t.is(server.remotePayload.hello, 'from client');
+    t.is(client.remotePayload.version, 1);
+    t.deepEqual(client.roles, []);
+    t.is(client.peer.transport, kind === 'memory' ? 'memory' : 'test');
+
+    const got = messages(server, 1);
+    const serverClosed = closed(server);
+    const clientClosed = closed(client);
+    await client.send(Buffer.from('last words'));
+    await client.close();
+    t.is(Buffer.from((await got)[0]!).toString(), 'last words');
+    t.is(await serverClosed, undefined);
+    t.is(await clientClosed, undefined);
+    t.true(client.closed && server.closed);
+    t.true(isSecureIpcError(await t.throwsAsync(client.send(Buffer.from('x'))), 'SIPC_ERR_CHANNEL_CLOSED'));
+  });
+}
+
+test('an empty message is a valid message', async (t) => {
+  const [client, server] = await channelPair(t);
+  const got = messages(server, 2);
+  await client.send(new Uint8Array(0));
+  await client.send(Buffer.from('after'));
+  const [a, b] = await got;
+  t.is(a!.byteLength, 0);
+  t.is(Buffer.from(b!).toString(), 'after');
+});
+
+test('send refuses a message over maxMessageSize locally with SIPC_ERR_MESSAGE_TOO_LARGE', async (t) => {
+  const [client] = await channelPair(t, 'memory', { maxMessageSize: 1000 });
+  const err = await t.throwsAsync(client.send(Buffer.alloc(1001)));
+  t.true(isSecureIpcError(err, 'SIPC_ERR_MESSAGE_TOO_LARGE'));
+  t.false(client.closed, 'a refused send does not close the channel');
+  t.true(isSecureIpcError(await t.throwsAsync(client.send('x' as never)), 'SIPC_ERR_INVALID_ARGUMENT'));
+});
+
+test('a message over the receiver maxMessageSize closes it with SIPC_ERR_MESSAGE_TOO_LARGE', async (t) => {
+  const [client, server] = await channelPair(t, 'memory', {}, { maxMessageSize: 100_000 });
+  const delivered: Uint8Array[] = [];
+  server.on('message', (m) => delivered.push(m));
+  const serverClosed = closed(server);
+  client.send(Buffer.alloc(200_000)).catch(() => {});
+  const err = await serverClosed;
+  t.true(isSecureIpcError(err, 'SIPC_ERR_MESSAGE_TOO_LARGE'));
+  t.is(delivered.length, 0);
+});
+
+test('pause stops delivery (the sender backs up), resume delivers everything in order', async (t) => {
+  const [client, server] = await channelPair(t);
+  const got: number[] = [];
+  server.on('message', (m) => got.push(m.byteLength));
+  server.pause();
+  const sends = Array.from({ length: 64 }, (_, i) => client.send(Buffer.alloc(64 * 1024 + i)));
+  await new Promise((r) => setTimeout(r, 50));
+  t.is(got.length, 0);
+  server.resume();
+  await Promise.all(sends);
+  while (got.length < 64) await new Promise((r) => setTimeout(r, 5));
+  t.deepEqual(
+    got,
+    Array.from({ length: 64 }, (_, i) => 64 * 1024 + i),
+  );
+});
+
+test('messages sent before the receiver listens wait for its listener', async (t) => {
+  const [client, server] = await channelPair(t);
+  await client.send(Buffer.from('early'));
+  await new Promise((r) => setTimeout(r, 30));
+  const [m] = await messages(server, 1);
+  t.is(Buffer.from(m!).toString(), 'early');
+});
+
+test('close(error) tears down at once: the local close carries the error, the peer sees the connection end', async (t) => {
+  const [client, server] = await channelPair(t);
+  const serverClosed = closed(server);
+  const clientClosed = closed(client);
+  await client.close(new Error('bye'));
+  const local = await clientClosed;
+  t.true(isSecureIpcError(local, 'SIPC_ERR_CHANNEL_CLOSED'));
+  t.is((local!.cause as Error).message, 'bye');
+  const remote = await serverClosed;
+  t.true(remote === undefined || isSecureIpcError(remote));
+  t.true(server.closed);
+});
+
+test('send with an aborted signal rejects SIPC_ERR_ABORTED and sends nothing', async (t) => {
+  const [client, server] = await channelPair(t);
+  const got: Uint8Array[] = [];
+  server.on('message', (m) => got.push(m));
+  const err = await t.throwsAsync(client.send(Buffer.from('no'), { signal: AbortSignal.abort() }));
+  t.true(isSecureIpcError(err, 'SIPC_ERR_ABORTED'));
+  await client.send(Buffer.from('yes'));
+  while (got.length < 1) await new Promise((r) => setTimeout(r, 5));
+  t.is(Buffer.from(got[0]!).toString(), 'yes');
+});
+
+test('a trust decision with expiresAt closes the channel at expiry with SIPC_ERR_CERT_EXPIRED', async (t) => {
+  const [client] = await channelPair(t, 'memory', {
+    trust: () => ({ allow: true, roles: ['admin'], expiresAt: Date.now() + 150 }),
+  });
+  t.deepEqual(client.roles, ['admin']);
+  t.true(isSecureIpcError(await closed(client), 'SIPC_ERR_CERT_EXPIRED'));
+});
