@@ -1,0 +1,221 @@
+/**
+ * The end-to-end runner (parent side). Every row gets its own server process and client process;
+ * all rows are started first, then each round runs each scenario across all rows in the same
+ * order (A B C ... A B C), so drift on a shared machine hits every row alike and the per-round
+ * ratios stay fair. The idle-RSS test uses fresh process pairs per row and round, because a
+ * process that already pushed gigabytes has a heap that would hide the growth.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { WorkerHandle } from './control.js';
+import type { Impl } from './impl.js';
+import { implById } from './impls/index.js';
+import { loadAverage } from './machine.js';
+import type { Plan } from './plan.js';
+import type { ConnectResult, RoundTripResult } from './scenarios.js';
+
+export const METRICS = [
+  'rttP50Us',
+  'rttP99Us',
+  'rttPerSec',
+  'pipelinedPerSec',
+  'bulkMBps',
+  'connectP50Ms',
+  'connectP99Ms',
+  'rssPerConnKiB',
+  'rssClientKiB',
+  'rssServerKiB',
+] as const;
+export type Metric = (typeof METRICS)[number];
+
+/** Per-round measurements of one row (undefined where a round failed). */
+export interface RowResult {
+  id: string;
+  label: string;
+  baseline: string;
+  security: string;
+  packages: string[];
+  rounds: Record<Metric, (number | undefined)[]>;
+  errors: string[];
+}
+
+export interface E2eResult {
+  rows: RowResult[];
+  /** Load average before each round, then at the end. */
+  loads: string[];
+}
+
+interface Live {
+  impl: Impl;
+  result: RowResult;
+  server?: WorkerHandle;
+  client?: WorkerHandle;
+  dir?: string;
+}
+
+const SCENARIOS = ['roundTrip', 'pipelined', 'bulk', 'connect'] as const;
+const RUN_TIMEOUT = 120_000;
+
+export async function runEndToEnd(
+  rowIds: string[],
+  plan: Plan,
+  execArgv: string[],
+  log: (line: string) => void,
+): Promise<E2eResult> {
+  const live: Live[] = rowIds.map((id) => {
+    const impl = implById(id);
+    const rounds = Object.fromEntries(
+      METRICS.map((m) => [m, [] as (number | undefined)[]]),
+    ) as RowResult['rounds'];
+    return {
+      impl,
+      result: {
+        id,
+        label: impl.label,
+        baseline: impl.baseline,
+        security: impl.security,
+        packages: impl.packages,
+        rounds,
+        errors: [],
+      },
+    };
+  });
+  const loads: string[] = [];
+
+  for (const row of live) {
+    try {
+      await start(row, execArgv);
+    } catch (e) {
+      fail(row, 'setup', e);
+    }
+  }
+  const running = () => live.filter((r) => r.client !== undefined);
+
+  // One unrecorded pass so every row is JIT-warm before the first recorded round.
+  log(`warm-up pass over ${running().length} rows`);
+  for (const scenario of SCENARIOS) {
+    for (const row of running()) {
+      await runScenario(row, scenario, warmupParams(plan, scenario)).catch((e) =>
+        fail(row, `warm-up ${scenario}`, e),
+      );
+    }
+  }
+
+  for (let r = 0; r < plan.rounds; r++) {
+    loads.push(loadAverage());
+    log(`round ${r + 1}/${plan.rounds} (load ${loads.at(-1)})`);
+    for (const scenario of SCENARIOS) {
+      for (const row of running()) {
+        const value = await runScenario(
+          row,
+          scenario,
+          plan[scenario] as unknown as Record<string, number>,
+        ).catch((e) => {
+          fail(row, scenario, e);
+          return undefined;
+        });
+        record(row.result, scenario, r, value);
+      }
+    }
+  }
+  await Promise.all(live.map(stop));
+
+  for (let r = 0; r < plan.rssRounds; r++) {
+    loads.push(loadAverage());
+    log(`idle RSS round ${r + 1}/${plan.rssRounds}, ${plan.idle} connections per row (load ${loads.at(-1)})`);
+    for (const row of live) {
+      if (row.result.errors.some((e) => e.startsWith('setup'))) continue;
+      try {
+        await start(row, execArgv);
+        const [c0, s0] = await rssBoth(row);
+        await row.client!.call({ op: 'open-idle', n: plan.idle }, 300_000);
+        const [c1, s1] = await rssBoth(row);
+        const cKiB = (c1 - c0) / 1024 / plan.idle;
+        const sKiB = (s1 - s0) / 1024 / plan.idle;
+        row.result.rounds.rssClientKiB[r] = cKiB;
+        row.result.rounds.rssServerKiB[r] = sKiB;
+        row.result.rounds.rssPerConnKiB[r] = cKiB + sKiB;
+      } catch (e) {
+        fail(row, 'idle RSS', e);
+      } finally {
+        await stop(row);
+      }
+    }
+  }
+  loads.push(loadAverage());
+  return { rows: live.map((l) => l.result), loads };
+}
+
+async function start(row: Live, execArgv: string[]): Promise<void> {
+  const secrets = await row.impl.secrets();
+  row.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sipc-bench-'));
+  row.server = new WorkerHandle('server', execArgv);
+  const address = await row.server.call<string>(
+    { op: 'serve', row: row.impl.id, secrets: secrets.server, dir: row.dir },
+    30_000,
+  );
+  row.client = new WorkerHandle('client', execArgv);
+  await row.client.call({ op: 'connect', row: row.impl.id, secrets: secrets.client, address }, 30_000);
+}
+
+async function stop(row: Live): Promise<void> {
+  const { client, server, dir } = row;
+  row.client = undefined;
+  row.server = undefined;
+  row.dir = undefined;
+  await client?.stop();
+  await server?.stop();
+  if (dir !== undefined) fs.rmSync(dir, { recursive: true, force: true });
+}
+
+async function rssBoth(row: Live): Promise<[number, number]> {
+  const [c, s] = await Promise.all([
+    row.client!.call<number>({ op: 'rss' }, 30_000),
+    row.server!.call<number>({ op: 'rss' }, 30_000),
+  ]);
+  return [c, s];
+}
+
+function runScenario(row: Live, scenario: (typeof SCENARIOS)[number], params: Record<string, number>) {
+  return row.client!.call<unknown>({ op: 'run', scenario, params }, RUN_TIMEOUT);
+}
+
+function warmupParams(plan: Plan, scenario: (typeof SCENARIOS)[number]): Record<string, number> {
+  switch (scenario) {
+    case 'roundTrip':
+      return { ...plan.roundTrip, iterations: Math.ceil(plan.roundTrip.iterations / 5) };
+    case 'pipelined':
+      return { ...plan.pipelined, total: Math.ceil(plan.pipelined.total / 5) };
+    case 'bulk':
+      return { ...plan.bulk, bytes: plan.bulk.bytes / 8, maxMs: plan.bulk.maxMs / 4 };
+    case 'connect':
+      return { ...plan.connect, count: Math.ceil(plan.connect.count / 5) };
+  }
+}
+
+function record(result: RowResult, scenario: (typeof SCENARIOS)[number], r: number, value: unknown): void {
+  if (value === undefined) return;
+  if (scenario === 'roundTrip') {
+    const v = value as RoundTripResult;
+    result.rounds.rttP50Us[r] = v.p50Us;
+    result.rounds.rttP99Us[r] = v.p99Us;
+    result.rounds.rttPerSec[r] = v.perSec;
+  } else if (scenario === 'pipelined') {
+    result.rounds.pipelinedPerSec[r] = (value as { perSec: number }).perSec;
+  } else if (scenario === 'bulk') {
+    result.rounds.bulkMBps[r] = (value as { mbPerSec: number }).mbPerSec;
+  } else {
+    const v = value as ConnectResult;
+    result.rounds.connectP50Ms[r] = v.p50Ms;
+    result.rounds.connectP99Ms[r] = v.p99Ms;
+  }
+}
+
+function fail(row: Live, what: string, e: unknown): void {
+  const msg = `${what}: ${e instanceof Error ? e.message : String(e)}`;
+  if (!row.result.errors.includes(msg)) row.result.errors.push(msg);
+  if (what === 'setup') {
+    void stop(row);
+  }
+}

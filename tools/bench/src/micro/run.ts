@@ -1,0 +1,43 @@
+/**
+ * Runs the micro benchmarks in this process, rounds interleaved across cases like the end-to-end
+ * rows, and reports the median operations per second of each case.
+ */
+import { median } from '../stats.js';
+import { aeadCases } from './aead.js';
+import { noiseHandshakeHandshake, noiseProtocolHandshake } from './handshake.js';
+import { type MicroCase, timeRound } from './measure.js';
+import { secureIpcMicroCases } from './secure-ipc.js';
+
+export interface MicroResult {
+  name: string;
+  bytes: number;
+  opsPerSec: number;
+  /** Round-by-round ops/s, for the spread. */
+  rounds: number[];
+}
+
+export async function runMicro(
+  rounds: number,
+  roundMs: number,
+  log: (line: string) => void,
+): Promise<{ results: MicroResult[]; notes: string[] }> {
+  const { cases: sipc, notes } = await secureIpcMicroCases();
+  const cases: MicroCase[] = [...aeadCases(), noiseProtocolHandshake(), noiseHandshakeHandshake(), ...sipc];
+  const samples = cases.map(() => [] as number[]);
+  for (const c of cases) timeRound(c, roundMs / 4); // warm-up, unrecorded
+  for (let r = 0; r < rounds; r++) {
+    log(`micro round ${r + 1}/${rounds}`);
+    cases.forEach((c, i) => {
+      samples[i]!.push(timeRound(c, roundMs));
+    });
+  }
+  return {
+    results: cases.map((c, i) => ({
+      name: c.name,
+      bytes: c.bytes,
+      opsPerSec: median(samples[i]!),
+      rounds: samples[i]!,
+    })),
+    notes,
+  };
+}

@@ -1,0 +1,49 @@
+/**
+ * How much work one run does. The full plan is sized so that every scenario of every row runs
+ * long enough to be stable on the reference machine (2 cores) within a few minutes overall; the
+ * quick plan is a smoke test that finishes in well under a minute and is not meant to be quoted.
+ */
+import type { BulkParams, ConnectParams, PipelinedParams, RoundTripParams } from './scenarios.js';
+
+export interface Plan {
+  mode: 'full' | 'quick';
+  /** Interleaved rounds of the throughput/latency scenarios. */
+  rounds: number;
+  /** Interleaved rounds of the idle-connection RSS test (each with fresh processes). */
+  rssRounds: number;
+  /** Idle connections opened in the RSS test. */
+  idle: number;
+  roundTrip: RoundTripParams;
+  pipelined: PipelinedParams;
+  bulk: BulkParams;
+  connect: ConnectParams;
+  /** Timed length of one micro benchmark round, and how many rounds. */
+  microMs: number;
+  microRounds: number;
+}
+
+export const FULL: Plan = {
+  mode: 'full',
+  rounds: 7,
+  rssRounds: 3,
+  idle: 1000,
+  roundTrip: { iterations: 3000, warmup: 300, size: 64 },
+  pipelined: { total: 30_000, inflight: 64, size: 64 },
+  bulk: { size: 64 * 1024, bytes: 512 * 2 ** 20, maxMs: 2500 },
+  connect: { count: 150, size: 64 },
+  microMs: 300,
+  microRounds: 7,
+};
+
+export const QUICK: Plan = {
+  mode: 'quick',
+  rounds: 2,
+  rssRounds: 1,
+  idle: 100,
+  roundTrip: { iterations: 300, warmup: 50, size: 64 },
+  pipelined: { total: 2000, inflight: 64, size: 64 },
+  bulk: { size: 64 * 1024, bytes: 16 * 2 ** 20, maxMs: 400 },
+  connect: { count: 15, size: 64 },
+  microMs: 60,
+  microRounds: 3,
+};
