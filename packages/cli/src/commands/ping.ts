@@ -1,0 +1,90 @@
+/**
+ * `secure-ipc ping ADDRESS --key FILE --server-key PUBKEY [--app-id ID] [--count N] [--interval MS]`:
+ * one channel, N `$ping` round trips; prints each round trip and min / median / p99. Exits non-zero
+ * if any ping fails or the channel closes early.
+ */
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createClient, readSecretKeyFile, secureConnect, zeroKeyPair } from '@secure-ipc/core';
+import { nonNegativeInt, parse, positiveInt, publicKeyArg, required } from '../args.js';
+import { CliError, type CliIo, describeError, ExitCode, println } from '../io.js';
+import { describePeer } from '../peer-line.js';
+import { ms, percentile } from '../stats.js';
+import { transportFor } from '../transports.js';
+
+/** Usage line. */
+export const usage =
+  'secure-ipc ping ADDRESS --key FILE --server-key PUBKEY [--app-id ID] [--count N] [--interval MS]';
+
+// Each ping carries fresh random bytes so an echo cannot be a stale or forged answer.
+const PING_BYTES = 32;
+const PING_TIMEOUT_MS = 10_000;
+
+/** Run the command; resolves with the exit code. */
+export async function run(argv: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parse(
+    argv,
+    {
+      key: { type: 'string' },
+      'server-key': { type: 'string' },
+      'app-id': { type: 'string' },
+      count: { type: 'string' },
+      interval: { type: 'string' },
+    },
+    true,
+  );
+  if (positionals.length !== 1) throw new CliError('give exactly one ADDRESS');
+  const address = positionals[0]!;
+  const keyFile = required(values.key, 'key');
+  const serverKey = publicKeyArg(required(values['server-key'], 'server-key'), 'server-key');
+  const count = positiveInt(values.count, 'count', 4);
+  const interval = nonNegativeInt(values.interval, 'interval', 1000);
+  const transport = transportFor(address);
+  const keyPair = await readSecretKeyFile(keyFile);
+  try {
+    const connection = await transport.connect(address);
+    const channel = await secureConnect(connection, {
+      keyPair,
+      trust: { keys: [serverKey] },
+      ...(values['app-id'] !== undefined ? { appId: values['app-id'] } : {}),
+    });
+    const client = createClient(channel);
+    println(
+      io.stdout,
+      `connected to ${address}: server ${describePeer(channel.remoteStaticKey, channel.peer)}`,
+    );
+    const rtts: number[] = [];
+    let failures = 0;
+    try {
+      for (let i = 1; i <= count; i++) {
+        if (client.closed)
+          throw new CliError(`the channel closed early after ${i - 1} of ${count} pings`, ExitCode.Failed);
+        const payload = randomBytes(PING_BYTES);
+        const t0 = process.hrtime.bigint();
+        try {
+          const echo = await client.ping(payload, { timeout: PING_TIMEOUT_MS });
+          const rtt = Number(process.hrtime.bigint() - t0) / 1e6;
+          if (!(echo instanceof Uint8Array) || !payload.equals(echo))
+            throw new Error('the echo does not match');
+          rtts.push(rtt);
+          println(io.stdout, `ping ${i}: ${ms(rtt)}`);
+        } catch (err) {
+          failures++;
+          println(io.stdout, `ping ${i}: failed: ${describeError(err)}`);
+          if (client.closed)
+            throw new CliError(`the channel closed early after ${i} of ${count} pings`, ExitCode.Failed);
+        }
+        if (i < count && interval > 0) await sleep(interval);
+      }
+    } finally {
+      await client.close();
+    }
+    println(
+      io.stdout,
+      `${count} pings, ${failures} failed: min ${ms(Math.min(...rtts))}, median ${ms(percentile(rtts, 50))}, p99 ${ms(percentile(rtts, 99))}`,
+    );
+    return failures === 0 ? ExitCode.Ok : ExitCode.Failed;
+  } finally {
+    zeroKeyPair(keyPair);
+  }
+}

@@ -1,0 +1,10 @@
+#!/usr/bin/env node
+/** The `secure-ipc` executable. */
+import { runCli } from './cli.js';
+
+const code = await runCli(process.argv.slice(2), {
+  stdout: process.stdout,
+  stderr: process.stderr,
+  stdin: process.stdin,
+});
+process.exitCode = code;

@@ -1,0 +1,33 @@
+/**
+ * The transports the CLI knows, picked by the address's scheme: `unix:`, `unix-abstract:` and (on
+ * Linux/macOS) `local:` → transport-unix; `tcp:` → transport-tcp; `pipe:` and (on Windows) `local:`
+ * → transport-win.
+ */
+import { selectTransport, type Transport } from '@secure-ipc/core';
+import { tcpTransport } from '@secure-ipc/transport-tcp';
+import { unixTransport } from '@secure-ipc/transport-unix';
+import { pipeTransport } from '@secure-ipc/transport-win';
+import { CliError, ExitCode } from './io.js';
+
+/** Options that change how transports bind. */
+export interface CliTransportOptions {
+  /** Let TCP bind a non-loopback address (`--allow-remote`). */
+  allowRemote?: boolean;
+}
+
+/** The transport for `address`, or a usage error naming the supported schemes. */
+export function transportFor(address: string, options: CliTransportOptions = {}): Transport {
+  const all: Transport[] =
+    process.platform === 'win32'
+      ? [pipeTransport(), tcpTransport({ allowRemote: options.allowRemote === true })]
+      : [unixTransport(), tcpTransport({ allowRemote: options.allowRemote === true })];
+  const t = selectTransport(address, all);
+  if (!t) {
+    const schemes = all.flatMap((x) => x.schemes).join(', ');
+    throw new CliError(
+      `unsupported address ${JSON.stringify(address)}: use one of ${schemes}`,
+      ExitCode.Usage,
+    );
+  }
+  return t;
+}
