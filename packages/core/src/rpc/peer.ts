@@ -102,8 +102,10 @@ interface Incoming {
   answered: boolean;
 }
 
-interface SlotWaiter {
-  resolve: () => void;
+/** A request waiting for a slot, or an event waiting behind such requests. */
+interface Queued {
+  usesSlot: boolean;
+  start: () => void;
   reject: (err: unknown) => void;
 }
 
@@ -133,7 +135,7 @@ export class RpcPeer {
   readonly #maxIncoming: number;
   readonly #pending = new Map<number, Pending>();
   readonly #incoming = new Map<number, Incoming>();
-  readonly #slotWaiters: SlotWaiter[] = [];
+  readonly #queue: Queued[] = [];
   readonly #remoteSubs = new Map<string, NameMatcher>();
   readonly #eventContext: EventContext;
   #nextId = 1;
@@ -172,15 +174,64 @@ export class RpcPeer {
   }
 
   /** Call `method`; resolves with the result, or an AsyncIterable if the peer answers with a stream. */
-  async request(method: string, params?: unknown, options: RequestOptions = {}): Promise<unknown> {
+  request(method: string, params?: unknown, options: RequestOptions = {}): Promise<unknown> {
     const { signal, timeout } = options;
     if (timeout !== undefined && !(Number.isSafeInteger(timeout) && timeout > 0))
-      throw createError('SIPC_ERR_INVALID_ARGUMENT', 'timeout must be a positive integer of milliseconds');
+      return Promise.reject(
+        createError('SIPC_ERR_INVALID_ARGUMENT', 'timeout must be a positive integer of milliseconds'),
+      );
+    if (this.#closeError !== undefined) return Promise.reject(this.#closeError);
+    if (signal?.aborted)
+      return Promise.reject(createError('SIPC_ERR_ABORTED', undefined, { cause: signal.reason }));
     const deadline = timeout === undefined ? undefined : Date.now() + timeout;
-    if (this.#pending.size >= this.#maxInFlight || this.#slotWaiters.length > 0)
-      await this.#waitForSlot(signal, timeout);
-    if (this.#closeError !== undefined) throw this.#closeError;
-    if (signal?.aborted) throw createError('SIPC_ERR_ABORTED', undefined, { cause: signal.reason });
+    return new Promise((resolve, reject) => {
+      if (this.#queue.length === 0 && this.#pending.size < this.#maxInFlight)
+        return this.#start(method, params, options, deadline, resolve, reject);
+      // No slot: wait in line (FIFO with events, so everything leaves in call order).
+      let timer: NodeJS.Timeout | undefined;
+      const cleanup = () => {
+        if (timer !== undefined) clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const queued: Queued = {
+        usesSlot: true,
+        start: () => {
+          cleanup();
+          this.#start(method, params, options, deadline, resolve, reject);
+        },
+        reject: (err) => {
+          cleanup();
+          reject(err);
+        },
+      };
+      const drop = (err: unknown) => {
+        const i = this.#queue.indexOf(queued);
+        if (i >= 0) this.#queue.splice(i, 1);
+        queued.reject(err);
+      };
+      const onAbort = () => drop(createError('SIPC_ERR_ABORTED', undefined, { cause: signal?.reason }));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      if (timeout !== undefined)
+        timer = setTimeout(
+          () => drop(createError('SIPC_ERR_TIMEOUT', `Request timed out after ${timeout} ms`)),
+          timeout,
+        );
+      this.#queue.push(queued);
+    });
+  }
+
+  #start(
+    method: string,
+    params: unknown,
+    options: RequestOptions,
+    deadline: number | undefined,
+    resolve: (value: unknown) => void,
+    reject: (err: unknown) => void,
+  ): void {
+    if (this.#closeError !== undefined) {
+      reject(this.#closeError);
+      return;
+    }
     let h: EnvelopeHeaders | undefined;
     if (deadline !== undefined || options.idempotencyKey !== undefined || options.traceparent !== undefined) {
       h = {};
@@ -190,50 +241,66 @@ export class RpcPeer {
       if (options.traceparent !== undefined) h.trace = options.traceparent;
     }
     const id = this.#nextId++;
-    const bytes = encodeEnvelope({ k: Kind.Request, id, m: method, p: params, h });
-    return new Promise((resolve, reject) => {
-      const pending: Pending = {
-        id,
-        resolve,
-        reject,
-        settled: false,
-        stream: undefined,
-        timer: undefined,
-        signal,
-        onAbort: undefined,
-      };
-      this.#pending.set(id, pending);
-      if (h?.timeout !== undefined) {
-        pending.timer = setTimeout(
-          () =>
-            this.#giveUp(pending, createError('SIPC_ERR_TIMEOUT', `Request timed out after ${timeout} ms`)),
-          h.timeout,
-        );
-      }
-      if (signal !== undefined) {
-        pending.onAbort = () =>
-          this.#giveUp(pending, createError('SIPC_ERR_ABORTED', undefined, { cause: signal.reason }));
-        signal.addEventListener('abort', pending.onAbort, { once: true });
-      }
-      this.channel.send(bytes).catch((err) => {
-        // Not sent (closed, or too large for the channel): nothing to cancel remotely.
-        this.#settle(pending);
-        this.#free(pending);
-        reject(err);
-      });
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeEnvelope({ k: Kind.Request, id, m: method, p: params, h });
+    } catch (err) {
+      reject(err);
+      return;
+    }
+    const { signal, timeout } = options;
+    const pending: Pending = {
+      id,
+      resolve,
+      reject,
+      settled: false,
+      stream: undefined,
+      timer: undefined,
+      signal,
+      onAbort: undefined,
+    };
+    this.#pending.set(id, pending);
+    if (h?.timeout !== undefined) {
+      pending.timer = setTimeout(
+        () => this.#giveUp(pending, createError('SIPC_ERR_TIMEOUT', `Request timed out after ${timeout} ms`)),
+        h.timeout,
+      );
+    }
+    if (signal !== undefined) {
+      pending.onAbort = () =>
+        this.#giveUp(pending, createError('SIPC_ERR_ABORTED', undefined, { cause: signal.reason }));
+      signal.addEventListener('abort', pending.onAbort, { once: true });
+    }
+    this.channel.send(bytes).catch((err) => {
+      // Not sent (closed, or too large for the channel): nothing to cancel remotely.
+      this.#settle(pending);
+      this.#free(pending);
+      reject(err);
     });
   }
 
-  /** Send a one-way event. */
+  /** Send a one-way event (after any requests still waiting for a slot, to keep call order). */
   emit(topic: string, payload?: unknown): Promise<void> {
-    if (this.#closeError !== undefined) return Promise.reject(this.#closeError);
-    return this.channel.send(encodeEnvelope({ k: Kind.Event, m: topic, p: payload }));
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeEnvelope({ k: Kind.Event, m: topic, p: payload });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.sendEncoded(bytes);
   }
 
   /** Send an already encoded event envelope (the server encodes a publish once for all peers). */
   sendEncoded(bytes: Uint8Array): Promise<void> {
     if (this.#closeError !== undefined) return Promise.reject(this.#closeError);
-    return this.channel.send(bytes);
+    if (this.#queue.length === 0) return this.channel.send(bytes);
+    return new Promise((resolve, reject) => {
+      this.#queue.push({
+        usesSlot: false,
+        start: () => this.channel.send(bytes).then(resolve, reject),
+        reject,
+      });
+    });
   }
 
   /** True if the peer subscribed to a pattern that matches `topic`. */
@@ -245,40 +312,6 @@ export class RpcPeer {
   /** Close the channel (with an error: destroy it). */
   close(error?: Error): Promise<void> {
     return this.channel.close(error);
-  }
-
-  #waitForSlot(signal: AbortSignal | undefined, timeout: number | undefined): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
-      const cleanup = () => {
-        if (timer !== undefined) clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-      };
-      const waiter: SlotWaiter = {
-        resolve: () => {
-          cleanup();
-          resolve();
-        },
-        reject: (err) => {
-          cleanup();
-          reject(err);
-        },
-      };
-      const drop = (err: unknown) => {
-        const i = this.#slotWaiters.indexOf(waiter);
-        if (i >= 0) this.#slotWaiters.splice(i, 1);
-        waiter.reject(err);
-      };
-      const onAbort = () => drop(createError('SIPC_ERR_ABORTED', undefined, { cause: signal?.reason }));
-      if (signal?.aborted) return onAbort();
-      signal?.addEventListener('abort', onAbort, { once: true });
-      if (timeout !== undefined)
-        timer = setTimeout(
-          () => drop(createError('SIPC_ERR_TIMEOUT', `Request timed out after ${timeout} ms`)),
-          timeout,
-        );
-      this.#slotWaiters.push(waiter);
-    });
   }
 
   /** The caller stops waiting: reject now, tell the peer, keep the slot until the peer answers. */
@@ -300,8 +333,14 @@ export class RpcPeer {
   #free(pending: Pending): void {
     if (this.#pending.get(pending.id) !== pending) return;
     this.#pending.delete(pending.id);
-    const next = this.#slotWaiters.shift();
-    next?.resolve();
+    this.#pump();
+  }
+
+  #pump(): void {
+    while (this.#queue.length > 0) {
+      if (this.#queue[0]!.usesSlot && this.#pending.size >= this.#maxInFlight) return;
+      this.#queue.shift()!.start();
+    }
   }
 
   #onMessage(message: Uint8Array): void {
@@ -663,7 +702,7 @@ export class RpcPeer {
       }
     }
     this.#pending.clear();
-    for (const w of this.#slotWaiters.splice(0)) w.reject(err);
+    for (const q of this.#queue.splice(0)) q.reject(err);
     for (const call of this.#incoming.values()) {
       if (call.timer !== undefined && !call.detached) clearTimeout(call.timer);
       call.gate?.close();

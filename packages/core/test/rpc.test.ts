@@ -1,0 +1,5 @@
+import test from 'ava';
+import { registerRpcSuite } from './fixtures/rpc-suite.js';
+
+// Every RPC behaviour with the server in this process, over real Unix sockets and real Noise channels.
+registerRpcSuite(test, 'in-process');
