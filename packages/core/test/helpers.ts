@@ -133,7 +133,7 @@ export type FrameHook = (frame: Buffer, index: number) => Buffer | Buffer[] | un
 export function mitm(
   t: ExecutionContext,
   hooks: { toServer?: FrameHook; toClient?: FrameHook } = {},
-): { client: Connection; server: Connection; wire: Buffer[] } {
+): { client: Connection; server: Connection; wire: Buffer[]; toServer: Connection; toClient: Connection } {
   const [client, relayA] = memoryPair();
   const [relayB, server] = memoryPair();
   const wire: Buffer[] = [];
@@ -163,7 +163,8 @@ export function mitm(
   t.teardown(() => {
     for (const c of [client, relayA, relayB, server]) c.destroy();
   });
-  return { client, server, wire };
+  // toServer/toClient write raw bytes straight to one end (injection of malformed frames).
+  return { client, server, wire, toServer: relayB, toClient: relayA };
 }
 
 /** Deterministic, non-repeating bytes (so a misplaced chunk cannot look right). */

@@ -79,6 +79,7 @@ export function validateChannelOptions(options: ChannelOptions): void {
       throw createError('SIPC_ERR_INVALID_ARGUMENT', `${name} must be a positive number`);
   }
   buildPrologue(options.appId, options.psk);
+  if (options.payload !== undefined) encodePayload({}, options.payload);
 }
 
 /** Run the handshake on `connection`; resolves once this side has finished (initiator: after message 3). */
