@@ -60,3 +60,15 @@ export function random(n: number): Buffer {
 export function closed(conn: Connection): Promise<void> {
   return conn.closed ? Promise.resolve() : once(conn, 'close').then(() => undefined);
 }
+
+/** Resolve once the peer's end of `conn` is over: end-of-stream, an error or close (reads and drops any bytes). */
+export function hungUp(conn: Connection): Promise<void> {
+  if (conn.readableEnded || conn.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    conn
+      .once('end', resolve)
+      .once('close', resolve)
+      .once('error', () => resolve());
+    conn.resume();
+  });
+}

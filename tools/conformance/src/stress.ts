@@ -53,12 +53,13 @@ export function stressSuite(test: Test, o: ConformanceOptions): void {
     let stop = false;
     const writing = (async () => {
       while (!stop && written < STALL_BOUND * 4) {
-        if (!writer.write(chunk)) {
+        const more = writer.write(chunk);
+        written += chunk.length;
+        if (!more) {
           stalled = true;
           await once(writer, 'drain');
           stalled = false;
         }
-        written += chunk.length;
       }
     })();
     // Wait until the writer sits blocked on 'drain' and has made no progress for a while: the
