@@ -45,7 +45,7 @@ function causeCode(err: unknown): string | undefined {
 test('garbage instead of message 1: the responder fails with a typed error and sends nothing back', async (t) => {
   const cases: Array<[string, Buffer, string]> = [
     ['HTTP request', Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'), 'SIPC_ERR_FRAME_TOO_LARGE'],
-    ['framed random bytes', frame(Buffer.from('00'.repeat(32) + 'c1c1c1c1', 'hex')), 'SIPC_ERR_PROTOCOL'],
+    ['framed random bytes', frame(Buffer.from(`${'00'.repeat(32)}c1c1c1c1`, 'hex')), 'SIPC_ERR_PROTOCOL'],
     ['framed short message 1', frame(Buffer.alloc(10, 1)), 'SIPC_ERR_HANDSHAKE_FAILED'],
     [
       'message 1 without versions',
