@@ -21,6 +21,7 @@ export * from './constants.js';
 export * from './envelope.js';
 export * from './errors.js';
 export * from './framing.js';
+export * from './identity/index.js';
 export * from './keys.js';
 export { memoryPair, memoryTransport } from './memory-transport.js';
 export * from './policy.js';

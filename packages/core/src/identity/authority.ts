@@ -1,0 +1,88 @@
+/**
+ * Certificate authorities: an Ed25519 key pair (libsodium crypto_sign) that signs certificates,
+ * its key id (what a certificate names as issuer), and the authority key file that
+ * `secure-ipc ca init` writes.
+ */
+import { createError, type ErrorCode } from '../errors.js';
+import { decodeKey } from '../keys.js';
+import { armor, dearmor } from './armor.js';
+import { readBoundedFile, writeSecretFile } from './private-file.js';
+import { sodium } from './sodium.js';
+
+/** An authority's Ed25519 key pair. `secretKey` is libsodium's 64-byte form (seed + public key). */
+export interface AuthorityKeyPair {
+  /** Ed25519 public key, 32 bytes: what verifiers trust (`--trust-ca`). */
+  readonly publicKey: Uint8Array;
+  /** Ed25519 secret key, 64 bytes, in sodium-guarded memory; zero it with `zeroAuthority`. */
+  readonly secretKey: Uint8Array;
+}
+
+const AUTHORITY_FILE_LABEL = 'AUTHORITY KEY';
+
+/**
+ * A 32-byte key given as raw bytes or as its 44-character base64 text (parsed by core's
+ * `decodeKey`); anything else throws `code` naming `what`. Internal helper of identity.
+ */
+export function decodeKey32(value: Uint8Array | string, code: ErrorCode, what: string): Uint8Array {
+  if (typeof value === 'string') {
+    try {
+      return decodeKey(value.trim());
+    } catch (err) {
+      throw createError(code, `${what} must be 44 characters of standard base64 (32 bytes)`, { cause: err });
+    }
+  }
+  if (!(value instanceof Uint8Array) || value.byteLength !== 32)
+    throw createError(code, `${what} must be 32 bytes`);
+  return value;
+}
+
+/** Derive the authority key pair from a 32-byte seed (the seed is not modified). */
+export function authorityFromSeed(seed: Uint8Array): AuthorityKeyPair {
+  if (seed.byteLength !== sodium.crypto_sign_SEEDBYTES)
+    throw createError('SIPC_ERR_BAD_KEY', 'An authority seed must be 32 bytes');
+  const publicKey = new Uint8Array(sodium.crypto_sign_PUBLICKEYBYTES);
+  const secretKey = sodium.sodium_malloc(sodium.crypto_sign_SECRETKEYBYTES);
+  sodium.crypto_sign_seed_keypair(publicKey, secretKey, seed);
+  return { publicKey, secretKey };
+}
+
+/** Generate a new authority key pair from libsodium's CSPRNG. */
+export function generateAuthority(): AuthorityKeyPair {
+  const seed = sodium.sodium_malloc(sodium.crypto_sign_SEEDBYTES);
+  sodium.randombytes_buf(seed);
+  try {
+    return authorityFromSeed(seed);
+  } finally {
+    sodium.sodium_memzero(seed);
+  }
+}
+
+/** Zero an authority's secret key (call when done signing). */
+export function zeroAuthority(authority: AuthorityKeyPair): void {
+  sodium.sodium_memzero(authority.secretKey);
+}
+
+/**
+ * Write an authority key file: armored 32-byte seed, created 0600 with O_EXCL (an existing file,
+ * possibly someone's CA, is never overwritten).
+ */
+export async function writeAuthorityFile(path: string, authority: AuthorityKeyPair): Promise<void> {
+  // libsodium's 64-byte secret key starts with the 32-byte seed.
+  const text = armor(AUTHORITY_FILE_LABEL, authority.secretKey.subarray(0, sodium.crypto_sign_SEEDBYTES));
+  await writeSecretFile(path, text);
+}
+
+/** Read an authority key file; refused (SIPC_ERR_INSECURE_KEY_FILE) when group or others can access it. */
+export async function readAuthorityFile(path: string): Promise<AuthorityKeyPair> {
+  const raw = await readBoundedFile(path, { maxBytes: 1024, code: 'SIPC_ERR_BAD_KEY', secret: true });
+  try {
+    const seed = dearmor(raw.toString('utf8'), AUTHORITY_FILE_LABEL, 32, 'SIPC_ERR_BAD_KEY');
+    try {
+      return authorityFromSeed(seed);
+    } finally {
+      sodium.sodium_memzero(seed);
+    }
+  } finally {
+    sodium.sodium_memzero(raw);
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * Passphrase-encrypted secret key files: the key is sealed with crypto_secretbox under a key
+ * derived by crypto_pwhash (Argon2id). Binary layout (armored as text, label ENCRYPTED KEY):
+ *
+ *   'SIPCEK' | version u8 (1) | alg u8 (2 = Argon2id13) | opslimit u32 BE | memlimit u32 BE
+ *   | salt (16) | nonce (24) | secretbox(key 32 bytes) (48)
+ *
+ * The header is not MAC'd directly, but every header field is an input of the key derivation, so
+ * changing any of them yields another key and the MAC check fails. The file is created 0600 and
+ * refused when group or others can access it, like a plain key file.
+ */
+import { createError } from '../errors.js';
+import { armor, dearmor } from './armor.js';
+import { readBoundedFile, writeSecretFile } from './private-file.js';
+import { sodium } from './sodium.js';
+
+/** Encrypted key file format version. */
+export const ENCRYPTED_KEY_FILE_VERSION = 1;
+const MAGIC = Buffer.from('SIPCEK', 'ascii');
+const LABEL = 'ENCRYPTED KEY';
+const KEY_BYTES = 32;
+// Refuse absurd parameters from a file before running Argon2 on them (a crafted file must not be
+// able to make us allocate gigabytes or spin for minutes).
+const MAX_OPSLIMIT = 16;
+const MAX_MEMLIMIT = 1024 * 1024 * 1024;
+
+/** Argon2id cost parameters. */
+export interface PasswordHashLimits {
+  /** crypto_pwhash opslimit (default libsodium's MODERATE, 3). */
+  opslimit?: number | undefined;
+  /** crypto_pwhash memlimit in bytes (default libsodium's MODERATE, 256 MiB). */
+  memlimit?: number | undefined;
+}
+
+const HEADER_BYTES = MAGIC.byteLength + 2 + 8 + 16 + 24;
+const FILE_BYTES = HEADER_BYTES + KEY_BYTES + 16;
+
+function passphraseBytes(passphrase: string | Uint8Array): Buffer {
+  const bytes = typeof passphrase === 'string' ? Buffer.from(passphrase, 'utf8') : Buffer.from(passphrase);
+  if (bytes.byteLength === 0)
+    throw createError('SIPC_ERR_INVALID_ARGUMENT', 'The passphrase must not be empty');
+  return bytes;
+}
+
+function deriveKey(pass: Buffer, salt: Uint8Array, opslimit: number, memlimit: number): Buffer {
+  const key = sodium.sodium_malloc(sodium.crypto_secretbox_KEYBYTES);
+  sodium.crypto_pwhash(key, pass, salt, opslimit, memlimit, sodium.crypto_pwhash_ALG_ARGON2ID13);
+  return key;
+}
+
+/** Seal a 32-byte secret key under a passphrase; returns the armored file text. */
+export function encryptSecretKey(
+  secretKey: Uint8Array,
+  passphrase: string | Uint8Array,
+  limits: PasswordHashLimits = {},
+): string {
+  if (!(secretKey instanceof Uint8Array) || secretKey.byteLength !== KEY_BYTES)
+    throw createError('SIPC_ERR_BAD_KEY', 'A secret key must be 32 bytes');
+  const opslimit = limits.opslimit ?? sodium.crypto_pwhash_OPSLIMIT_MODERATE;
+  const memlimit = limits.memlimit ?? sodium.crypto_pwhash_MEMLIMIT_MODERATE;
+  if (
+    !Number.isInteger(opslimit) ||
+    opslimit < sodium.crypto_pwhash_OPSLIMIT_MIN ||
+    opslimit > MAX_OPSLIMIT ||
+    !Number.isInteger(memlimit) ||
+    memlimit < sodium.crypto_pwhash_MEMLIMIT_MIN ||
+    memlimit > MAX_MEMLIMIT
+  )
+    throw createError('SIPC_ERR_INVALID_ARGUMENT', 'pwhash limits out of range');
+  const out = Buffer.alloc(FILE_BYTES);
+  MAGIC.copy(out, 0);
+  let o = MAGIC.byteLength;
+  out[o++] = ENCRYPTED_KEY_FILE_VERSION;
+  out[o++] = sodium.crypto_pwhash_ALG_ARGON2ID13;
+  out.writeUInt32BE(opslimit, o);
+  out.writeUInt32BE(memlimit, o + 4);
+  o += 8;
+  const salt = out.subarray(o, o + 16);
+  const nonce = out.subarray(o + 16, o + 40);
+  sodium.randombytes_buf(salt);
+  sodium.randombytes_buf(nonce);
+  const pass = passphraseBytes(passphrase);
+  const key = deriveKey(pass, salt, opslimit, memlimit);
+  try {
+    sodium.crypto_secretbox_easy(out.subarray(HEADER_BYTES), secretKey, nonce, key);
+  } finally {
+    sodium.sodium_memzero(key);
+    sodium.sodium_memzero(pass);
+  }
+  return armor(LABEL, out);
+}
+
+/**
+ * Open an encrypted key file's text with the passphrase. A wrong passphrase or any tampering is
+ * SIPC_ERR_BAD_KEY. The result is sodium-guarded memory: zero it when done.
+ */
+export function decryptSecretKey(text: string, passphrase: string | Uint8Array): Uint8Array {
+  const data = Buffer.from(dearmor(text, LABEL, FILE_BYTES, 'SIPC_ERR_BAD_KEY'));
+  if (data.byteLength !== FILE_BYTES || !data.subarray(0, MAGIC.byteLength).equals(MAGIC))
+    throw createError('SIPC_ERR_BAD_KEY', 'Not a secure-ipc encrypted key');
+  let o = MAGIC.byteLength;
+  const version = data[o++];
+  const alg = data[o++];
+  if (version !== ENCRYPTED_KEY_FILE_VERSION || alg !== sodium.crypto_pwhash_ALG_ARGON2ID13)
+    throw createError('SIPC_ERR_BAD_KEY', `Unsupported encrypted key version ${version} / algorithm ${alg}`);
+  const opslimit = data.readUInt32BE(o);
+  const memlimit = data.readUInt32BE(o + 4);
+  o += 8;
+  if (
+    opslimit < sodium.crypto_pwhash_OPSLIMIT_MIN ||
+    opslimit > MAX_OPSLIMIT ||
+    memlimit < sodium.crypto_pwhash_MEMLIMIT_MIN ||
+    memlimit > MAX_MEMLIMIT
+  )
+    throw createError('SIPC_ERR_BAD_KEY', 'The encrypted key has out-of-range pwhash limits');
+  const salt = data.subarray(o, o + 16);
+  const nonce = data.subarray(o + 16, o + 40);
+  const pass = passphraseBytes(passphrase);
+  const key = deriveKey(pass, salt, opslimit, memlimit);
+  const secretKey = sodium.sodium_malloc(KEY_BYTES);
+  try {
+    if (!sodium.crypto_secretbox_open_easy(secretKey, data.subarray(HEADER_BYTES), nonce, key)) {
+      sodium.sodium_memzero(secretKey);
+      throw createError('SIPC_ERR_BAD_KEY', 'Wrong passphrase, or the encrypted key file was modified');
+    }
+    return secretKey;
+  } finally {
+    sodium.sodium_memzero(key);
+    sodium.sodium_memzero(pass);
+  }
+}
+
+/** Write a passphrase-encrypted key file (0600, O_EXCL). */
+export async function writeEncryptedKeyFile(
+  path: string,
+  secretKey: Uint8Array,
+  passphrase: string | Uint8Array,
+  limits: PasswordHashLimits = {},
+): Promise<void> {
+  await writeSecretFile(path, encryptSecretKey(secretKey, passphrase, limits));
+}
+
+/** Read a passphrase-encrypted key file; refused (SIPC_ERR_INSECURE_KEY_FILE) when group/others can access it. */
+export async function readEncryptedKeyFile(
+  path: string,
+  passphrase: string | Uint8Array,
+): Promise<Uint8Array> {
+  const raw = await readBoundedFile(path, { maxBytes: 1024, code: 'SIPC_ERR_BAD_KEY', secret: true });
+  return decryptSecretKey(raw.toString('utf8'), passphrase);
+}
