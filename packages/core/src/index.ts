@@ -29,6 +29,7 @@ export * from './rpc/client.js';
 export * from './rpc/events.js';
 export * from './rpc/idempotency.js';
 export * from './rpc/peer.js';
+export * from './rpc/serve.js';
 export * from './rpc/server.js';
 export * from './rpc/service-types.js';
 export * from './rpc/streams.js';

@@ -551,33 +551,33 @@ export class RpcPeer {
     const gate = new CreditGate(DEFAULT_STREAM_WINDOW);
     call.gate = gate;
     if (call.controller.signal.aborted) gate.close();
+    let end: Envelope | undefined;
     try {
       for await (const item of source) {
         if (!(await gate.take())) break;
         await this.channel.send(encodeEnvelope({ k: Kind.StreamItem, id, p: item }));
       }
-      if (!call.controller.signal.aborted) {
-        call.answered = true;
-        this.#reply(id, { k: Kind.StreamEnd, id });
-      }
+      if (!call.controller.signal.aborted) end = { k: Kind.StreamEnd, id };
     } catch (err) {
-      if (!call.controller.signal.aborted) {
-        call.answered = true;
-        this.#reply(id, { k: Kind.Error, id, e: toWireError(err) });
-      }
-    } finally {
-      this.#release(id, call);
+      if (!call.controller.signal.aborted) end = { k: Kind.Error, id, e: toWireError(err) };
+    }
+    // Free the slot before answering: over an in-memory transport the answer can reach the
+    // caller, free its slot and bring its next request back here before reply() returns.
+    this.#release(id, call);
+    if (end !== undefined && !call.answered) {
+      call.answered = true;
+      this.#reply(id, end);
     }
   }
 
   #finish(id: number, call: Incoming, outcome: IdempotentOutcome): void {
     if (call.answered) return;
     call.answered = true;
+    this.#release(id, call); // before the reply, for the reason given in #stream
     if (this.#closeError === undefined) {
       if (outcome.ok) this.#reply(id, { k: Kind.Response, id, p: outcome.value });
       else this.#reply(id, { k: Kind.Error, id, e: outcome.error });
     }
-    this.#release(id, call);
   }
 
   #release(id: number, call: Incoming): void {

@@ -38,6 +38,8 @@ export interface RpcServerEvents {
 
 /** A listener of secure channels, as `secureListen` returns. */
 export interface ChannelSource {
+  /** Where it listens. */
+  readonly address?: string;
   on(event: 'channel', listener: (channel: RpcChannel) => void): unknown;
   off(event: 'channel', listener: (channel: RpcChannel) => void): unknown;
   close(): Promise<void>;
@@ -62,6 +64,12 @@ export class RpcServer<
     this.#options = options;
     this.#policy = options.policy ?? DENY_ALL;
     this.#idempotency = new IdempotencyCache(options.idempotency);
+  }
+
+  /** The address of the first listener served (with a `tcp://host:0` port filled in). */
+  get address(): string | undefined {
+    for (const s of this.#sources) return s.address;
+    return undefined;
   }
 
   /** The live peer sessions. */
