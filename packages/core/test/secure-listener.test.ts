@@ -1,0 +1,140 @@
+import { once } from 'node:events';
+import test, { type ExecutionContext } from 'ava';
+import { secureConnect } from '../src/channel.js';
+import { isSecureIpcError, type SecureIpcError } from '../src/errors.js';
+import { generateKeyPair } from '../src/keys.js';
+import { memoryTransport } from '../src/memory-transport.js';
+import { secureListen } from '../src/secure-listener.js';
+import type { Connection, PeerInfo } from '../src/transport.js';
+import { closed, messages } from './helpers.js';
+
+let counter = 0;
+const transport = memoryTransport();
+
+async function setup(t: ExecutionContext, extra: Record<string, unknown> = {}) {
+  const address = `memory://secure-listener-${process.pid}-${counter++}`;
+  const server = generateKeyPair();
+  const client = generateKeyPair();
+  const listener = secureListen(await transport.listen(address), {
+    keyPair: server,
+    trust: { keys: [client.publicKey] },
+    ...extra,
+  });
+  t.teardown(() => listener.close());
+  // Echo server.
+  listener.on('channel', (ch) => ch.on('message', (m) => ch.send(m).catch(() => {})));
+  const connect = async (keyPair = client, serverKey = server.publicKey) => {
+    const channel = await secureConnect(await transport.connect(address), {
+      keyPair,
+      trust: { keys: [serverKey] },
+    });
+    t.teardown(() => channel.close(new Error('test over')));
+    return channel;
+  };
+  return { address, listener, connect, server, client };
+}
+
+async function roundTrip(
+  channel: Awaited<ReturnType<Awaited<ReturnType<typeof setup>>['connect']>>,
+  text: string,
+) {
+  const got = messages(channel, 1);
+  await channel.send(Buffer.from(text));
+  return Buffer.from((await got)[0]!).toString();
+}
+
+test('secureListen hands out channels, tracks them, and close() closes every live channel', async (t) => {
+  const { listener, connect } = await setup(t);
+  const seen = once(listener, 'channel');
+  const a = await connect();
+  const b = await connect();
+  await seen;
+  t.is(await roundTrip(a, 'ping a'), 'ping a');
+  t.is(await roundTrip(b, 'ping b'), 'ping b');
+  t.is(listener.channels.size, 2);
+  const aClosed = closed(a);
+  const bClosed = closed(b);
+  const listenerClosed = once(listener, 'close');
+  await listener.close();
+  await listenerClosed;
+  await Promise.all([aClosed, bClosed]);
+  t.is(listener.channels.size, 0);
+  t.true(isSecureIpcError(await t.throwsAsync(connect()), 'SIPC_ERR_CONNECT_FAILED'));
+});
+
+test('a failed handshake is reported as handshakeError with the peer info; the listener keeps serving', async (t) => {
+  const { listener, connect } = await setup(t);
+  const failed = once(listener, 'handshakeError') as Promise<[SecureIpcError, PeerInfo]>;
+  // XX finishes for the initiator at message 3: the refusal reaches it as a closed connection.
+  const refusedChannel = await connect(generateKeyPair());
+  await closed(refusedChannel);
+  const [err, peer] = await failed;
+  t.true(isSecureIpcError(err, 'SIPC_ERR_UNTRUSTED_PEER'));
+  t.deepEqual(peer, { transport: 'memory' });
+  t.is(await roundTrip(await connect(), 'still here'), 'still here');
+});
+
+test('update() rotates the server key for new handshakes; live channels keep working', async (t) => {
+  const { listener, connect } = await setup(t);
+  const before = await connect();
+  const rotated = generateKeyPair();
+  listener.update({ keyPair: rotated });
+  const after = await connect(undefined, rotated.publicKey);
+  t.deepEqual(Buffer.from(after.remoteStaticKey), Buffer.from(rotated.publicKey));
+  t.is(await roundTrip(before, 'old key channel'), 'old key channel');
+  t.is(await roundTrip(after, 'new key channel'), 'new key channel');
+  t.true(
+    isSecureIpcError(
+      t.throws(() => listener.update({ trust: undefined as never, keyPair: {} as never })),
+      'SIPC_ERR_INVALID_ARGUMENT',
+    ),
+  );
+});
+
+test('64 silent handshakes fill the limit: the next connection is refused, established traffic keeps flowing', async (t) => {
+  const { address, listener, connect } = await setup(t, { handshakeTimeout: 1500 });
+  const established = await connect();
+  const limitHit = once(listener, 'handshakeError') as Promise<[SecureIpcError, PeerInfo]>;
+  const silent: Connection[] = [];
+  for (let i = 0; i < 64; i++) silent.push(await transport.connect(address));
+  t.teardown(() => {
+    for (const c of silent) c.destroy();
+  });
+  await new Promise((r) => setTimeout(r, 50));
+  const refused = await transport.connect(address);
+  const refusedEnded = new Promise<void>((resolve) => {
+    refused.on('data', () => {});
+    refused.once('end', () => resolve());
+    refused.once('close', () => resolve());
+  });
+  const [err] = await limitHit;
+  t.true(isSecureIpcError(err, 'SIPC_ERR_HANDSHAKE_LIMIT'));
+  await refusedEnded;
+  // Legitimate traffic on the established channel is unaffected while the slots are full.
+  for (let i = 0; i < 20; i++) t.is(await roundTrip(established, `msg ${i}`), `msg ${i}`);
+  // The silent ones time out and free their slots; a new client then gets in.
+  let timeouts = 0;
+  listener.on('handshakeError', (e) => {
+    if (isSecureIpcError(e, 'SIPC_ERR_HANDSHAKE_TIMEOUT')) timeouts++;
+  });
+  while (timeouts < 64) await new Promise((r) => setTimeout(r, 20));
+  t.is(await roundTrip(await connect(), 'after the flood'), 'after the flood');
+});
+
+test('secureListen validates its options (trust required, positive limit)', async (t) => {
+  const listener = await transport.listen(`memory://secure-listener-bad-${process.pid}`);
+  t.teardown(() => listener.close());
+  const keyPair = generateKeyPair();
+  t.true(
+    isSecureIpcError(
+      t.throws(() => secureListen(listener, { keyPair } as never)),
+      'SIPC_ERR_INVALID_ARGUMENT',
+    ),
+  );
+  t.true(
+    isSecureIpcError(
+      t.throws(() => secureListen(listener, { keyPair, trust: { keys: [] }, maxPendingHandshakes: 0 })),
+      'SIPC_ERR_INVALID_ARGUMENT',
+    ),
+  );
+});
