@@ -20,6 +20,18 @@ export const usage =
 const PING_BYTES = 32;
 const PING_TIMEOUT_MS = 10_000;
 
+// In Noise XX the responder authenticates the initiator only after message 3, so a server that does
+// not trust this client can only say so by closing the channel: a close before any answer is most
+// likely that (exit 5); a close after answers is a failure of the run (exit 1).
+function closedEarly(done: number, count: number, answered: number): CliError {
+  if (answered === 0)
+    return new CliError(
+      'the server closed the channel before answering: it probably does not trust this client key (or app id)',
+      ExitCode.Auth,
+    );
+  return new CliError(`the channel closed early after ${done} of ${count} pings`, ExitCode.Failed);
+}
+
 /** Run the command; resolves with the exit code. */
 export async function run(argv: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parse(
@@ -57,8 +69,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     let failures = 0;
     try {
       for (let i = 1; i <= count; i++) {
-        if (client.closed)
-          throw new CliError(`the channel closed early after ${i - 1} of ${count} pings`, ExitCode.Failed);
+        if (client.closed) throw closedEarly(i - 1, count, rtts.length);
         const payload = randomBytes(PING_BYTES);
         const t0 = process.hrtime.bigint();
         try {
@@ -71,8 +82,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
         } catch (err) {
           failures++;
           println(io.stdout, `ping ${i}: failed: ${describeError(err)}`);
-          if (client.closed)
-            throw new CliError(`the channel closed early after ${i} of ${count} pings`, ExitCode.Failed);
+          if (client.closed) throw closedEarly(i, count, rtts.length);
         }
         if (i < count && interval > 0) await sleep(interval);
       }

@@ -1,0 +1,87 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import type { ExecutionContext } from 'ava';
+
+/** The built CLI entry point. */
+export const cliMain = fileURLToPath(new URL('../src/main.js', import.meta.url));
+
+/** Result of one CLI run in its own process. */
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run `secure-ipc ARGS` as a separate process; `input` goes to stdin. */
+export function cli(
+  args: string[],
+  options: { input?: string; cwd?: string; onStdout?: (soFar: string) => void } = {},
+): Promise<CliRun> {
+  return new Promise((resolve) => {
+    const child = execFile(
+      process.execPath,
+      [cliMain, ...args],
+      { cwd: options.cwd, timeout: 60_000, maxBuffer: 4 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        const code = err ? ((err as { code?: number }).code ?? 1) : 0;
+        resolve({ code: typeof code === 'number' ? code : 1, stdout, stderr });
+      },
+    );
+    let soFar = '';
+    if (options.onStdout)
+      child.stdout?.on('data', (d) => {
+        soFar += String(d);
+        options.onStdout?.(soFar);
+      });
+    child.stdin?.end(options.input ?? '');
+  });
+}
+
+/** A temporary directory removed after the test. */
+export async function tempDir(t: ExecutionContext, prefix = 'sipc-cli-'): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Generate a key file with the CLI; returns its path and public key. */
+export async function keyFile(dir: string, name: string): Promise<{ path: string; pub: string }> {
+  const path = join(dir, name);
+  const gen = await cli(['keygen', '--out', path]);
+  if (gen.code !== 0) throw new Error(`keygen failed: ${gen.stderr}`);
+  const pub = await cli(['pubkey', '--key', path]);
+  if (pub.code !== 0) throw new Error(`pubkey failed: ${pub.stderr}`);
+  return { path, pub: pub.stdout.trim() };
+}
+
+/** A running `secure-ipc serve`: its first stdout line, and a stop() that sends SIGTERM and waits. */
+export interface Served {
+  child: ChildProcess;
+  firstLine: string;
+  stderr: () => string;
+  stop: (signal?: NodeJS.Signals) => Promise<number | null>;
+}
+
+/** Start `secure-ipc serve ARGS`; resolves after its first stdout line (or rejects if it exits first). */
+export function serve(t: ExecutionContext, args: string[]): Promise<Served> {
+  const child = spawn(process.execPath, [cliMain, 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let errText = '';
+  child.stderr!.on('data', (d) => {
+    errText += String(d);
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    return exited;
+  };
+  t.teardown(() => stop('SIGKILL'));
+  return new Promise((resolve, reject) => {
+    const rl = createInterface({ input: child.stdout! });
+    rl.once('line', (firstLine) => resolve({ child, firstLine, stderr: () => errText, stop }));
+    void exited.then((code) => reject(new Error(`serve exited with ${code} before printing: ${errText}`)));
+  });
+}
