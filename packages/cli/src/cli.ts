@@ -2,9 +2,12 @@
  * The `secure-ipc` command table and dispatcher. Each command lives in its own module under
  * ./commands and exports `usage` and `run(argv, io) → exit code`.
  */
+import * as ca from './commands/ca.js';
+import * as cert from './commands/cert.js';
 import * as keygen from './commands/keygen.js';
 import * as ping from './commands/ping.js';
 import * as pubkey from './commands/pubkey.js';
+import * as revoke from './commands/revoke.js';
 import * as serve from './commands/serve.js';
 import { type CliIo, describeError, ExitCode, exitCodeOf, println } from './io.js';
 
@@ -22,6 +25,9 @@ export const commands: Readonly<Record<string, Command>> = {
   pubkey,
   serve,
   ping,
+  ca,
+  cert,
+  revoke,
 };
 
 function help(io: CliIo, stream: NodeJS.WritableStream): void {

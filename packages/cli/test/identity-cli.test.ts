@@ -146,7 +146,7 @@ test('cert issue and inspect refuse bad input with clear messages and exit codes
   await run(['ca', 'init', '--out', caPath]);
   const pub = encodeKey(generateKeyPair().publicKey);
   const base = ['cert', 'issue', '--ca', caPath, '--pubkey', pub, '--name', 'n', '--out', join(d, 'c.cert')];
-  for (const ttl of ['0s', '10', '1w', '-5m', '3651d']) {
+  for (const ttl of ['0s', '10', '1w', '5 m', '3651d']) {
     const r = await run([...base, '--ttl', ttl]);
     t.is(r.code, 2, ttl);
     t.regex(r.stderr, /--ttl must be a duration/);

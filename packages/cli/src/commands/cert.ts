@@ -1,0 +1,80 @@
+/**
+ * `secure-ipc cert issue ...`: sign a certificate for a static public key with an authority key
+ * file. `secure-ipc cert inspect FILE`: print a certificate as JSON with whether its signature
+ * verifies under the issuer key it names (exit 1 when it does not).
+ */
+import {
+  certificateSignatureValid,
+  certificateToJSON,
+  issueCertificate,
+  loadCertificateFile,
+  readAuthorityFile,
+  writeCertificateFile,
+  zeroAuthority,
+} from '@secure-ipc/core';
+import { parse, publicKeyArg, required } from '../args.js';
+import { parseDuration } from '../duration.js';
+import { CliError, type CliIo, ExitCode, println } from '../io.js';
+
+/** Usage lines. */
+export const usage =
+  'secure-ipc cert issue --ca FILE --pubkey KEY --name NAME [--role ROLE ...] [--ttl DURATION] --out FILE\n' +
+  '  secure-ipc cert inspect FILE';
+
+async function issue(argv: string[], io: CliIo): Promise<number> {
+  const { values } = parse(argv, {
+    ca: { type: 'string' },
+    pubkey: { type: 'string' },
+    name: { type: 'string' },
+    role: { type: 'string', multiple: true },
+    ttl: { type: 'string' },
+    out: { type: 'string' },
+  });
+  const caFile = required(values.ca, 'ca');
+  const subjectKey = publicKeyArg(required(values.pubkey, 'pubkey'), 'pubkey');
+  const name = required(values.name, 'name');
+  const out = required(values.out, 'out');
+  // Short-lived by default: 24 hours.
+  const ttlMs = parseDuration(values.ttl ?? '24h', 'ttl');
+  const authority = await readAuthorityFile(caFile);
+  try {
+    const cert = issueCertificate(authority, { subjectKey, name, roles: values.role ?? [], ttlMs });
+    await writeCertificateFile(out, cert);
+    println(io.stderr, `wrote certificate serial ${cert.serial} for ${name} to ${out}`);
+    println(io.stdout, JSON.stringify(certificateToJSON(cert), null, 2));
+    return ExitCode.Ok;
+  } finally {
+    zeroAuthority(authority);
+  }
+}
+
+async function inspect(argv: string[], io: CliIo): Promise<number> {
+  const { positionals } = parse(argv, {}, true);
+  if (positionals.length !== 1) throw new CliError('cert inspect takes exactly one FILE');
+  const cert = await loadCertificateFile(positionals[0]!);
+  const signatureValid = certificateSignatureValid(cert);
+  const now = Date.now();
+  println(
+    io.stdout,
+    JSON.stringify(
+      {
+        ...certificateToJSON(cert),
+        // Valid under the issuer key named in the certificate; whether that issuer is trusted is
+        // the verifier's --trust-ca decision.
+        signatureValid,
+        validNow: now >= cert.notBefore && now < cert.notAfter,
+      },
+      null,
+      2,
+    ),
+  );
+  return signatureValid ? ExitCode.Ok : ExitCode.Failed;
+}
+
+/** Run the command; resolves with the exit code. */
+export async function run(argv: string[], io: CliIo): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub === 'issue') return issue(rest, io);
+  if (sub === 'inspect') return inspect(rest, io);
+  throw new CliError(`unknown cert subcommand ${JSON.stringify(sub ?? '')} (expected issue or inspect)`);
+}
