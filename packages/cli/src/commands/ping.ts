@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createClient, readSecretKeyFile, secureConnect, zeroKeyPair } from '@secure-ipc/core';
+import { connect, readSecretKeyFile, zeroKeyPair } from '@secure-ipc/core';
 import { nonNegativeInt, parse, positiveInt, publicKeyArg, required } from '../args.js';
 import { CliError, type CliIo, describeError, ExitCode, println } from '../io.js';
 import { describePeer } from '../peer-line.js';
@@ -54,16 +54,16 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
   const transport = transportFor(address);
   const keyPair = await readSecretKeyFile(keyFile);
   try {
-    const connection = await transport.connect(address);
-    const channel = await secureConnect(connection, {
+    const client = await connect({
+      transport,
+      address,
       keyPair,
       trust: { keys: [serverKey] },
       ...(values['app-id'] !== undefined ? { appId: values['app-id'] } : {}),
     });
-    const client = createClient(channel);
     println(
       io.stdout,
-      `connected to ${address}: server ${describePeer(channel.remoteStaticKey, channel.peer)}`,
+      `connected to ${address}: server ${describePeer(client.remoteStaticKey, client.peer)}`,
     );
     const rtts: number[] = [];
     let failures = 0;
