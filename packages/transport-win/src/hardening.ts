@@ -129,6 +129,8 @@ export interface PipeLocalInformation {
   readonly namedPipeType: number;
   /** Instances of this pipe name that exist right now, in any process. */
   readonly currentInstances: number;
+  /** 1 = disconnected, 2 = listening, 3 = connected, 4 = closing. */
+  readonly namedPipeState: number;
   /** 1 = server end, 0 = client end. */
   readonly namedPipeEnd: number;
 }
@@ -142,7 +144,8 @@ export function pipeLocalInformation(w: Win32, h: Handle): PipeLocalInformation 
   return {
     namedPipeType: buf.readUInt32LE(0),
     currentInstances: buf.readUInt32LE(12),
-    namedPipeEnd: buf.readUInt32LE(32),
+    namedPipeState: buf.readUInt32LE(32),
+    namedPipeEnd: buf.readUInt32LE(36),
   };
 }
 

@@ -1,0 +1,22 @@
+/**
+ * The shared conformance suite over Windows named pipes: client and server in separate Windows
+ * processes where the suite crosses processes (its fixture runs with this same node.exe).
+ * Windows only: CI runs it with the Windows node under Wine (tools/wine/run-ava.sh).
+ */
+import { runTransportConformance } from '@secure-ipc/conformance';
+import test from 'ava';
+import { pipeTransport } from '../src/index.js';
+import { uniqueName } from './helpers.js';
+
+if (process.platform === 'win32') {
+  runTransportConformance(test, {
+    name: 'pipe',
+    transport: pipeTransport(),
+    address: () => `pipe://${uniqueName('conf')}`,
+    child: { module: new URL('../src/index.js', import.meta.url).href, factory: 'pipeTransport' },
+  });
+} else {
+  test.skip(`pipe conformance needs Windows (${process.platform}): run it with tools/wine/run-ava.sh`, (t) => {
+    t.fail();
+  });
+}
