@@ -37,13 +37,13 @@ export const FULL: Plan = {
 
 export const QUICK: Plan = {
   mode: 'quick',
-  rounds: 2,
+  rounds: 1,
   rssRounds: 1,
-  idle: 100,
-  roundTrip: { iterations: 300, warmup: 50, size: 64 },
-  pipelined: { total: 2000, inflight: 64, size: 64 },
-  bulk: { size: 64 * 1024, bytes: 16 * 2 ** 20, maxMs: 400 },
-  connect: { count: 15, size: 64 },
-  microMs: 60,
-  microRounds: 3,
+  idle: 50,
+  roundTrip: { iterations: 200, warmup: 20, size: 64 },
+  pipelined: { total: 1000, inflight: 64, size: 64 },
+  bulk: { size: 64 * 1024, bytes: 8 * 2 ** 20, maxMs: 250 },
+  connect: { count: 10, size: 64 },
+  microMs: 40,
+  microRounds: 2,
 };

@@ -7,11 +7,16 @@ import { grpcUnix, hasOpenssl } from './grpc.js';
 import { nodeIpc } from './node-ipc.js';
 import { rawNet } from './raw-net.js';
 import { secretStream } from './secret-stream.js';
+import { secureIpc } from './secure-ipc.js';
 import { zeromqCurve } from './zeromq-curve.js';
 
 const FACTORIES: Record<string, () => Impl> = {
   'raw-unix': () => rawNet('unix'),
   'raw-tcp': () => rawNet('tcp'),
+  'sipc-unix': () => secureIpc('unix', 'rpc'),
+  'sipc-tcp': () => secureIpc('tcp', 'rpc'),
+  'sipc-local': () => secureIpc('local', 'rpc'),
+  'chan-unix': () => secureIpc('unix', 'channel'),
   'secret-stream-unix': secretStream,
   'zeromq-curve-ipc': zeromqCurve,
   'node-ipc-unix': nodeIpc,
@@ -36,6 +41,10 @@ export function defaultRowIds(): string[] {
   return [
     'raw-unix',
     'raw-tcp',
+    'sipc-unix',
+    'sipc-tcp',
+    'sipc-local',
+    'chan-unix',
     'secret-stream-unix',
     'zeromq-curve-ipc',
     'node-ipc-unix',

@@ -1,0 +1,137 @@
+/**
+ * secure-ipc rows, built from the packages' public exports exactly as an application would:
+ * a transport (unix, tcp, local://), `secureListen` / `secureConnect` (Noise XX, pinned keys on
+ * both sides), and on top either the RPC layer (`$ping` for the echo, an event for the one-way
+ * bulk) or, for the `chan-` row, raw channel messages. The channel row has no envelope and no
+ * RPC bookkeeping, so RPC row minus channel row is what the RPC layer costs.
+ */
+import path from 'node:path';
+import {
+  createClient,
+  createPolicy,
+  createServer,
+  generateKeyPair,
+  type KeyPair,
+  keyPairFromSecretKey,
+  type SecureChannel,
+  secureConnect,
+  secureListen,
+  type Transport,
+} from '@secure-ipc/core';
+import { tcpTransport } from '@secure-ipc/transport-tcp';
+import { unixTransport } from '@secure-ipc/transport-unix';
+import { type BenchClient, type Impl, KIND_ECHO, makeMessage, type SideSecrets } from '../impl.js';
+import { ReplyQueue } from '../reply-queue.js';
+
+export type SipcSocket = 'unix' | 'tcp' | 'local';
+export type SipcLevel = 'rpc' | 'channel';
+
+const SINK_TOPIC = 'bench.sink';
+const SOCKET_LABEL: Record<SipcSocket, string> = {
+  unix: 'unix:// socket',
+  tcp: 'tcp:// loopback',
+  local: 'local:// (Unix socket in the per-user dir)',
+};
+
+function transportFor(socket: SipcSocket): Transport {
+  return socket === 'tcp' ? tcpTransport() : unixTransport();
+}
+
+// Keys cross the IPC channel as plain bytes and are rebuilt into core's secure memory on arrival.
+function ownKeys(s: SideSecrets): KeyPair {
+  return keyPairFromSecretKey(s.secretKey as Uint8Array);
+}
+
+export function secureIpc(socket: SipcSocket, level: SipcLevel): Impl {
+  const id = level === 'rpc' ? `sipc-${socket}` : `chan-${socket}`;
+  return {
+    id,
+    label:
+      level === 'rpc'
+        ? `secure-ipc RPC, ${SOCKET_LABEL[socket]}`
+        : `secure-ipc channel only (no RPC), ${SOCKET_LABEL[socket]}`,
+    baseline: socket === 'tcp' ? 'raw-tcp' : 'raw-unix',
+    security: 'Noise XX (X25519, ChaChaPoly, BLAKE2b); both static keys pinned',
+    packages: ['@secure-ipc/core', `@secure-ipc/transport-${socket === 'tcp' ? 'tcp' : 'unix'}`],
+    async secrets() {
+      const s = generateKeyPair();
+      const c = generateKeyPair();
+      const plain = (k: Uint8Array) => new Uint8Array(k);
+      return {
+        server: { secretKey: plain(s.secretKey), peer: plain(c.publicKey) },
+        client: { secretKey: plain(c.secretKey), peer: plain(s.publicKey) },
+      };
+    },
+    async serve(ctx) {
+      const address =
+        socket === 'unix'
+          ? `unix://${path.join(ctx.dir, 's.sock')}`
+          : socket === 'tcp'
+            ? 'tcp://127.0.0.1:0'
+            : `local://sipc-bench-${process.pid}-${path.basename(ctx.dir)}`;
+      const listener = await transportFor(socket).listen(address);
+      const peer = ctx.secrets.peer as Uint8Array;
+      const secure = secureListen(listener, { keyPair: ownKeys(ctx.secrets), trust: { keys: [peer] } });
+      if (level === 'channel') {
+        secure.on('channel', (ch) => {
+          ch.on('message', (m) => {
+            if (m[0] === KIND_ECHO) ch.send(m).catch(() => {});
+          });
+        });
+        return { address: listener.address, close: () => secure.close() };
+      }
+      // $ping (the echo) is open to every authenticated peer; the sink topic needs a grant.
+      const policy = createPolicy({
+        roles: { bench: { publish: [SINK_TOPIC] } },
+        peers: [{ key: peer, roles: ['bench'] }],
+      });
+      const server = createServer({ policy });
+      server.onEvent(SINK_TOPIC, () => {});
+      server.listen(secure);
+      return { address: listener.address, close: () => server.close() };
+    },
+    async connect(address, secrets) {
+      const connection = await transportFor(socket).connect(address);
+      const channel = await secureConnect(connection, {
+        keyPair: ownKeys(secrets),
+        trust: { keys: [secrets.peer as Uint8Array] },
+      });
+      return level === 'rpc' ? rpcClient(channel) : channelClient(channel);
+    },
+  };
+}
+
+const asBuffer = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+
+function rpcClient(channel: SecureChannel): BenchClient {
+  const client = createClient(channel);
+  const flushMessage = makeMessage(KIND_ECHO, 1);
+  return {
+    request: async (m) => asBuffer(await client.ping<Uint8Array>(m)),
+    send: (m) => client.emitEvent(SINK_TOPIC, m),
+    flush: async () => {
+      await client.ping(flushMessage);
+    },
+    close: () => client.close(),
+  };
+}
+
+function channelClient(channel: SecureChannel): BenchClient {
+  const replies = new ReplyQueue();
+  channel.on('message', (m) => replies.deliver(asBuffer(m)));
+  channel.once('close', (e) => replies.failAll(e ?? new Error('channel closed')));
+  const flushMessage = makeMessage(KIND_ECHO, 1);
+  const request = (m: Buffer) => {
+    const p = replies.expect();
+    channel.send(m).catch((e: Error) => replies.failAll(e));
+    return p;
+  };
+  return {
+    request,
+    send: (m) => channel.send(m),
+    flush: async () => {
+      await request(flushMessage);
+    },
+    close: () => channel.close(),
+  };
+}
