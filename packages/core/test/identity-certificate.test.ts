@@ -101,12 +101,12 @@ test('not-yet-valid certificate is refused (CERT_EXPIRED / not-yet-valid)', (t) 
   t.notThrows(() => verifyCertificate(cert, { ...opts, now: T0 + HOUR - 5_000 }));
 });
 
-test('certificate from another authority is refused (UNTRUSTED_PEER / untrusted-authority)', (t) => {
+test('certificate from another authority is refused (BAD_CERTIFICATE / untrusted-authority)', (t) => {
   const foreign = issueCertificate(otherCa, { subjectKey: subject.publicKey, name: 'helper', notBefore: T0 });
   refusal(
     t,
     () => verifyCertificate(foreign, { authorities: [ca.publicKey], now: T0 + 1 }),
-    'SIPC_ERR_UNTRUSTED_PEER',
+    'SIPC_ERR_BAD_CERTIFICATE',
     'untrusted-authority',
   );
   // Trusting both authorities accepts it.
@@ -155,13 +155,13 @@ test('tampered certificate is refused: any changed byte of the signed part or th
   );
 });
 
-test('a valid certificate presented for another static key is refused (UNTRUSTED_PEER / subject-mismatch)', (t) => {
+test('a valid certificate presented for another static key is refused (BAD_CERTIFICATE / subject-mismatch)', (t) => {
   const cert = issue();
   const thief = generateKeyPair();
   refusal(
     t,
     () => verifyCertificate(cert, { authorities: [ca.publicKey], now: T0 + 1, subjectKey: thief.publicKey }),
-    'SIPC_ERR_UNTRUSTED_PEER',
+    'SIPC_ERR_BAD_CERTIFICATE',
     'subject-mismatch',
   );
 });

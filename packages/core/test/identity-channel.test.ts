@@ -125,7 +125,7 @@ const clientRefusals: Array<
     'SIPC_ERR_CERT_EXPIRED',
     'not-yet-valid',
   ],
-  ['wrong authority', (kp) => cert(kp, {}, rogueCa), 'SIPC_ERR_UNTRUSTED_PEER', 'untrusted-authority'],
+  ['wrong authority', (kp) => cert(kp, {}, rogueCa), 'SIPC_ERR_BAD_CERTIFICATE', 'untrusted-authority'],
   [
     'tampered',
     (kp) => {
@@ -140,7 +140,7 @@ const clientRefusals: Array<
   [
     'subject-key mismatch (a valid certificate replayed by another key)',
     () => cert(generateKeyPair()),
-    'SIPC_ERR_UNTRUSTED_PEER',
+    'SIPC_ERR_BAD_CERTIFICATE',
     'subject-mismatch',
   ],
   [

@@ -117,7 +117,7 @@ export interface VerifyCertificateOptions {
 }
 
 function refuse(
-  code: 'SIPC_ERR_BAD_CERTIFICATE' | 'SIPC_ERR_CERT_EXPIRED' | 'SIPC_ERR_UNTRUSTED_PEER' | 'SIPC_ERR_REVOKED',
+  code: 'SIPC_ERR_BAD_CERTIFICATE' | 'SIPC_ERR_CERT_EXPIRED' | 'SIPC_ERR_REVOKED',
   reason: CertificateRefusal,
   message: string,
   extra: Record<string, unknown> = {},
@@ -300,8 +300,8 @@ export function certificateSignatureValid(cert: Certificate): boolean {
  * Verify a certificate for use: structure, trusted authority, signature, validity window (with
  * skew), subject key (if given) and revocation (if given), in that order. Returns the decoded
  * certificate or throws a typed error whose `details.reason` is a `CertificateRefusal`:
- * SIPC_ERR_BAD_CERTIFICATE (malformed, bad signature), SIPC_ERR_UNTRUSTED_PEER (untrusted
- * authority, subject mismatch), SIPC_ERR_CERT_EXPIRED (expired, not yet valid), SIPC_ERR_REVOKED.
+ * SIPC_ERR_BAD_CERTIFICATE (malformed, bad signature, untrusted authority, subject mismatch),
+ * SIPC_ERR_CERT_EXPIRED (expired, not yet valid), SIPC_ERR_REVOKED (serial or key revoked).
  */
 export function verifyCertificate(
   certificate: Uint8Array | Certificate,
@@ -312,7 +312,7 @@ export function verifyCertificate(
   // Membership test over public keys; constant-time compares anyway, as everywhere in identity.
   if (!authorities.some((a) => bytesEqual(a, cert.issuer)))
     throw refuse(
-      'SIPC_ERR_UNTRUSTED_PEER',
+      'SIPC_ERR_BAD_CERTIFICATE',
       'untrusted-authority',
       'The certificate issuer is not a trusted authority',
       {
@@ -339,7 +339,7 @@ export function verifyCertificate(
     });
   if (options.subjectKey !== undefined && !bytesEqual(options.subjectKey, cert.subjectKey))
     throw refuse(
-      'SIPC_ERR_UNTRUSTED_PEER',
+      'SIPC_ERR_BAD_CERTIFICATE',
       'subject-mismatch',
       "The certificate's subject key is not the peer's static key",
       { serial: cert.serial },
