@@ -28,8 +28,10 @@ export interface PackCheck {
   readonly packageDirs: readonly string[];
   /** Plain ESM JavaScript run with `node` after the install; must exit 0. */
   readonly esm: string;
-  /** A TypeScript consumer type-checked with `tsc --noEmit` (NodeNext, strict). */
+  /** A TypeScript consumer type-checked with `tsc` (NodeNext, strict). */
   readonly ts: string;
+  /** Also compile the TypeScript consumer and run it with `node` (it must exit 0). */
+  readonly runTs?: boolean;
 }
 
 async function step(name: string, cmd: string, args: string[], cwd: string): Promise<StepResult> {
@@ -111,7 +113,8 @@ export async function packInstallAndCheck(check: PackCheck): Promise<StepResult[
           module: 'NodeNext',
           moduleResolution: 'NodeNext',
           strict: true,
-          noEmit: true,
+          noEmit: check.runTs !== true,
+          outDir: 'out',
           skipLibCheck: false,
           types: ['node'],
         },
@@ -119,7 +122,12 @@ export async function packInstallAndCheck(check: PackCheck): Promise<StepResult[
       }),
     );
     const tsc = join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc');
-    results.push(await step('type-check a TypeScript consumer', process.execPath, [tsc, '-p', '.'], app));
+    const typed = await step('type-check a TypeScript consumer', process.execPath, [tsc, '-p', '.'], app);
+    results.push(typed);
+    if (typed.ok && check.runTs === true)
+      results.push(
+        await step('run the TypeScript consumer', process.execPath, [join('out', 'consumer.js')], app),
+      );
     return results;
   } finally {
     await rm(work, { recursive: true, force: true });

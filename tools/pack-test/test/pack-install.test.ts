@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -12,6 +12,7 @@ import {
 
 const core = join(repoRoot, 'packages', 'core');
 const tcp = join(repoRoot, 'packages', 'transport-tcp');
+const unix = join(repoRoot, 'packages', 'transport-unix');
 
 // Real use of both packages: a TCP listener on loopback, a connection, and a typed error by code.
 const esm = `
@@ -59,4 +60,21 @@ test('pick-and-mix fails when a package omits dist from `files`', async (t) => {
   const failed = results.find((r) => !r.ok);
   t.truthy(failed, 'a core tarball without dist must not pass the check');
   t.is(failed?.step, 'import from plain ESM');
+});
+
+test('the README quick start type-checks and runs against the packed core + transport-unix', async (t) => {
+  const readme = await readFile(join(repoRoot, 'README.md'), 'utf8');
+  const block = /<!-- quickstart[^>]*-->\s*```ts\n([\s\S]*?)```/.exec(readme)?.[1];
+  t.truthy(block, 'README.md has a quick start block');
+  const lines = block!.split('\n').filter((l) => l.trim() !== '');
+  t.true(lines.length <= 20, `the quick start has ${lines.length} lines of code (at most 20)`);
+  const results = await packInstallAndCheck({
+    packageDirs: [core, unix],
+    esm: "import '@secure-ipc/core'; import '@secure-ipc/transport-unix';",
+    ts: `${block}\nexport {};\n`,
+    runTs: true,
+  });
+  t.true(results.length >= 6 && results.every((r) => r.ok), explain(results));
+  t.regex(results.at(-1)?.output ?? '', /note 1 stored by a server whose key we pinned/);
+  t.regex(results.at(-1)?.output ?? '', /BLAKE2b:\S+ \(pid \d+, roles app\) adds "hello"/);
 });
