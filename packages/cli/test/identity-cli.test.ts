@@ -31,6 +31,23 @@ async function run(args: string[]): Promise<{ code: number; stdout: string; stde
   return { code, stdout: out, stderr: err };
 }
 
+/** `secure-ipc cert issue` with the required options, then `extra`. */
+function issue(ca: string, subject: Uint8Array, name: string, out: string, ...extra: string[]) {
+  return run([
+    'cert',
+    'issue',
+    '--ca',
+    ca,
+    '--pubkey',
+    encodeKey(subject),
+    '--name',
+    name,
+    '--out',
+    out,
+    ...extra,
+  ]);
+}
+
 async function dir(t: ExecutionContext): Promise<string> {
   const d = await mkdtemp(join(tmpdir(), 'sipc-cli-identity-'));
   t.teardown(() => rm(d, { recursive: true, force: true }));
@@ -59,22 +76,16 @@ test('cert issue: roles, ttl (default 24h), verifiable by the printed authority 
   const caPub = (await run(['ca', 'init', '--out', caPath])).stdout.trim();
   const subject = generateKeyPair();
   const certPath = join(d, 'helper.cert');
-  const issued = await run([
-    'cert',
-    'issue',
-    '--ca',
+  const issued = await issue(
     caPath,
-    '--pubkey',
-    encodeKey(subject.publicKey),
-    '--name',
+    subject.publicKey,
     'helper',
+    certPath,
     '--role',
     'reader',
     '--role',
     'metrics',
-    '--out',
-    certPath,
-  ]);
+  );
   t.is(issued.code, 0, issued.stderr);
   const json = JSON.parse(issued.stdout);
   t.is(json.name, 'helper');
@@ -96,20 +107,7 @@ test('cert issue: roles, ttl (default 24h), verifiable by the printed authority 
     ['7d', 7 * 86_400_000],
   ] as const) {
     const p = join(d, `${ttl}.cert`);
-    const r = await run([
-      'cert',
-      'issue',
-      '--ca',
-      caPath,
-      '--pubkey',
-      encodeKey(subject.publicKey),
-      '--name',
-      'x',
-      '--ttl',
-      ttl,
-      '--out',
-      p,
-    ]);
+    const r = await issue(caPath, subject.publicKey, 'x', p, '--ttl', ttl);
     t.is(r.code, 0, r.stderr);
     const c = await loadCertificateFile(p);
     t.is(c.notAfter - c.notBefore, ms, ttl);
