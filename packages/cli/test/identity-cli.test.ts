@@ -67,6 +67,9 @@ test('ca init writes a 0600 authority key, prints its public key, never overwrit
   t.regex(again.stderr, /must not exist/);
   t.is(await readFile(path, 'utf8'), before);
   t.is((await run(['ca', 'init'])).code, 2, 'missing --out is a usage error');
+  const noDir = await run(['ca', 'init', '--out', join(d, 'missing-dir', 'ca.key')]);
+  t.is(noDir.code, 3);
+  t.regex(noDir.stderr, /ENOENT/);
   t.is((await run(['ca', 'create', '--out', path])).code, 2);
 });
 

@@ -7,7 +7,7 @@ import {
   zeroAuthority,
 } from '@secure-ipc/core';
 import { parse, required } from '../args.js';
-import { CliError, type CliIo, ExitCode, println } from '../io.js';
+import { CliError, type CliIo, describeError, ExitCode, println } from '../io.js';
 
 /** Usage line. */
 export const usage = 'secure-ipc ca init --out FILE';
@@ -24,8 +24,15 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     await writeAuthorityFile(out, authority);
   } catch (err) {
     // An existing file is never overwritten: it may be someone's CA key.
-    if (isSecureIpcError(err, 'SIPC_ERR_INVALID_ARGUMENT'))
-      throw new CliError(`cannot create ${out}: it must not exist yet`, ExitCode.KeyOrFile);
+    if (isSecureIpcError(err, 'SIPC_ERR_INVALID_ARGUMENT')) {
+      const exists = (err.cause as { code?: string } | undefined)?.code === 'EEXIST';
+      throw new CliError(
+        exists
+          ? `cannot create ${out}: it must not exist yet`
+          : `cannot create ${out}: ${describeError(err)}`,
+        ExitCode.KeyOrFile,
+      );
+    }
     throw err;
   } finally {
     zeroAuthority(authority);
