@@ -118,21 +118,24 @@ export function encodeEnvelope(envelope: Envelope): Uint8Array {
   }
 }
 
-const decoders = new Map<number, Decoder>();
+// One decoder per power-of-two size class (at most 33): a declared length can never exceed the
+// bytes that carry it, so capping every length at twice the message size stops a 5-byte array
+// header from making the decoder allocate for 4 billion elements.
+const decoders: Decoder[] = [];
 
-function decoderFor(maxBytes: number): Decoder {
-  let d = decoders.get(maxBytes);
+function decoderFor(byteLength: number): Decoder {
+  const cls = Math.max(0, 32 - Math.clz32(byteLength));
+  let d = decoders[cls];
   if (d === undefined) {
-    // A declared length can never exceed the bytes that carry it, so capping every length at the
-    // message size stops a 5-byte header from asking for a 4 GiB allocation.
+    const max = 2 ** cls;
     d = new Decoder({
-      maxStrLength: maxBytes,
-      maxBinLength: maxBytes,
-      maxArrayLength: maxBytes,
-      maxMapLength: maxBytes,
-      maxExtLength: maxBytes,
+      maxStrLength: max,
+      maxBinLength: max,
+      maxArrayLength: max,
+      maxMapLength: max,
+      maxExtLength: max,
     });
-    decoders.set(maxBytes, d);
+    decoders[cls] = d;
   }
   return d;
 }

@@ -318,7 +318,7 @@ export class RpcPeer {
   #giveUp(pending: Pending, err: SecureIpcError): void {
     if (pending.settled) return;
     this.#settle(pending);
-    if (pending.stream !== undefined) pending.stream.fail(err);
+    if (pending.stream !== undefined) pending.stream.fail(err, true);
     else pending.reject(err);
     if (this.#closeError === undefined)
       this.channel.send(encodeEnvelope({ k: Kind.Cancel, id: pending.id })).catch(noop);

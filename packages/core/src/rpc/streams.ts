@@ -71,13 +71,18 @@ export class RemoteStream<T> implements AsyncIterable<T> {
     }
   }
 
-  /** Called by the peer on an error; buffered items are dropped, the reader gets `err`. */
-  fail(err: unknown): void {
-    if (this.#done && this.#error === undefined && this.buffered === 0 && this.#waiter === undefined) return;
+  /**
+   * Called by the peer on an error: the reader gets the items already received, then `err`;
+   * with `dropBuffered` (the caller gave up: timeout, abort) it gets `err` at once.
+   */
+  fail(err: unknown, dropBuffered = false): void {
+    if (this.#done) return;
     this.#done = true;
     this.#error = err;
-    this.#buffer = [];
-    this.#head = 0;
+    if (dropBuffered) {
+      this.#buffer = [];
+      this.#head = 0;
+    }
     if (this.#waiter !== undefined) {
       const w = this.#waiter;
       this.#waiter = undefined;
