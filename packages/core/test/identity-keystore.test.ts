@@ -53,7 +53,12 @@ async function startSecretService(): Promise<SecretService> {
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    const [line] = (await once(createInterface({ input: bus.stdout! }), 'line')) as [string];
+    const exited = once(bus, 'exit').then(() => {
+      throw new Error('dbus-daemon exited before printing its address');
+    });
+    exited.catch(() => {}); // only the race below cares, and only until the address is printed
+    const printed = once(createInterface({ input: bus.stdout! }), 'line') as Promise<[string]>;
+    const [line] = await Promise.race([printed, exited]);
     const address = line.trim();
     keyring = spawn('gnome-keyring-daemon', ['--foreground', '--unlock', '--components=secrets'], {
       env: {
