@@ -402,3 +402,39 @@ test('PSK: with certificates, a peer without the same pre-shared key fails the h
     await failed;
   }
 });
+
+test('rotation under RPC load: 2,000 pipelined requests across the key + certificate switch all answered once', async (t) => {
+  const newKeys = generateKeyPair();
+  const h = await start(t, { payload: { cert: cert(serverKeys, { name: 'server-v1' }) } });
+  const server = createServer();
+  server.listen(h.secure);
+  t.teardown(() => server.close());
+  const me = generateKeyPair();
+  const client = createClient(await h.connect(clientOptions(me, cert(me))));
+  const N = 2_000;
+  let answered = 0;
+  const requests = Array.from({ length: N }, (_, i) =>
+    client.request('$ping', i).then((r) => {
+      answered++;
+      // Rotate while about half of the requests are still in flight or queued.
+      if (answered === N / 2)
+        h.secure.update({ keyPair: newKeys, payload: { cert: cert(newKeys, { name: 'server-v2' }) } });
+      return r;
+    }),
+  );
+  const results = await Promise.all(requests);
+  t.deepEqual(
+    results,
+    Array.from({ length: N }, (_, i) => i),
+    'every request answered with its own payload',
+  );
+  const fresh = generateKeyPair();
+  const after = createClient(await h.connect(clientOptions(fresh, cert(fresh))));
+  t.deepEqual(
+    Buffer.from(after.remoteStaticKey),
+    Buffer.from(newKeys.publicKey),
+    'new sessions see the new key',
+  );
+  t.is(await after.request('$ping', 'new'), 'new');
+  t.is(await client.request('$ping', 'old'), 'old', 'the old session still works');
+});
