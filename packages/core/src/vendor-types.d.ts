@@ -10,6 +10,22 @@ declare module 'sodium-native' {
     crypto_kx_keypair(publicKey: Uint8Array, secretKey: Uint8Array): void;
     crypto_scalarmult_base(publicKey: Uint8Array, secretKey: Uint8Array): void;
     crypto_generichash(out: Uint8Array, message: Uint8Array, key?: Uint8Array): void;
+    crypto_aead_chacha20poly1305_ietf_encrypt(
+      ciphertext: Uint8Array,
+      message: Uint8Array,
+      ad: Uint8Array | null,
+      nsec: null,
+      nonce: Uint8Array,
+      key: Uint8Array,
+    ): number;
+    crypto_aead_chacha20poly1305_ietf_decrypt(
+      message: Uint8Array,
+      nsec: null,
+      ciphertext: Uint8Array,
+      ad: Uint8Array | null,
+      nonce: Uint8Array,
+      key: Uint8Array,
+    ): number;
     crypto_generichash_KEYBYTES_MIN: number;
     crypto_generichash_KEYBYTES_MAX: number;
   };

@@ -170,24 +170,40 @@ export class NoiseHandshake {
   }
 }
 
-const MAX_NONCE = Buffer.alloc(8, 0xff);
-const NO_AD = new Uint8Array(0);
+const NONCE_LENGTH = 12;
+const MAX_UINT32 = 0xffff_ffff;
 
 /**
- * One direction's transport cipher: key ‖ little-endian 64-bit nonce in one 40-byte sodium_malloc
- * buffer, as noise-protocol's Split() returns it. AEAD is ChaChaPoly with empty associated data.
+ * One direction's transport cipher (Noise CipherState for ChaChaPoly): a 32-byte key in
+ * sodium_malloc'd memory and a 64-bit message counter; the AEAD nonce is 32 zero bits followed by
+ * the little-endian counter, associated data is empty, and counter 2^64-1 is never used.
+ *
+ * Why not noise-protocol's cipher-state: per call it runs about six native helpers (nonce compare,
+ * zero check, nonce widening and wiping, increment) around the AEAD. Measured here, encrypt+decrypt
+ * of a 65-byte frame cost 12.5 µs through it and 4.9 µs calling libsodium's
+ * crypto_aead_chacha20poly1305_ietf_* directly, which matters for small-message round trips. The
+ * primitive is still libsodium's; Rekey() is still noise-protocol's. The known-answer vectors
+ * (transport messages included) and the noise-handshake interop test pin this to the spec.
  */
 export class NoiseCipherState {
-  private state: Buffer | undefined;
+  private key: Buffer | undefined;
+  private readonly nonce = Buffer.alloc(NONCE_LENGTH);
+  // The counter as two uint32 halves: exact to 2^64 without BigInt on the hot path.
+  private lo = 0;
+  private hi = 0;
 
-  /** Wrap a 40-byte cipher state; this object owns and frees it. */
+  /** Take the 40-byte key ‖ LE64 nonce state noise-protocol's Split() returned, and free it. */
   constructor(state: Buffer) {
-    this.state = state;
+    this.key = sodium.sodium_malloc(KEY_LENGTH);
+    this.key.set(state.subarray(0, KEY_LENGTH));
+    this.lo = state.readUInt32LE(KEY_LENGTH);
+    this.hi = state.readUInt32LE(KEY_LENGTH + 4);
+    sodium.sodium_free(state);
   }
 
   /** True once the key was wiped. */
   get destroyed(): boolean {
-    return this.state === undefined;
+    return this.key === undefined;
   }
 
   /**
@@ -195,53 +211,80 @@ export class NoiseCipherState {
    * returns the bytes written (plaintext + 16).
    */
   encrypt(out: Uint8Array, plaintext: Uint8Array): number {
-    const state = this.live();
-    try {
-      cipherState.encryptWithAd(state, out, NO_AD, plaintext);
-    } catch (err) {
-      if (state.subarray(32).equals(MAX_NONCE))
-        throw createError('SIPC_ERR_NONCE_EXHAUSTED', undefined, { cause: err });
-      throw err;
-    }
-    return cipherState.encryptWithAd.bytesWritten as number;
+    const key = this.live();
+    const length = plaintext.byteLength + TAG_LENGTH;
+    sodium.crypto_aead_chacha20poly1305_ietf_encrypt(
+      out.subarray(0, length),
+      plaintext,
+      null,
+      null,
+      this.currentNonce(),
+      key,
+    );
+    this.advance();
+    return length;
   }
 
   /** Decrypt `ciphertext` into `out` (may be the same memory); returns the plaintext length. */
   decrypt(out: Uint8Array, ciphertext: Uint8Array): number {
-    const state = this.live();
-    if (ciphertext.byteLength < TAG_LENGTH)
-      throw createError('SIPC_ERR_DECRYPT_FAILED', 'Ciphertext shorter than a tag');
+    const key = this.live();
+    const length = ciphertext.byteLength - TAG_LENGTH;
+    if (length < 0) throw createError('SIPC_ERR_DECRYPT_FAILED', 'Ciphertext shorter than a tag');
     try {
-      cipherState.decryptWithAd(state, out, NO_AD, ciphertext);
+      sodium.crypto_aead_chacha20poly1305_ietf_decrypt(
+        out.subarray(0, length),
+        null,
+        ciphertext,
+        null,
+        this.currentNonce(),
+        key,
+      );
     } catch (err) {
-      if (state.subarray(32).equals(MAX_NONCE))
-        throw createError('SIPC_ERR_NONCE_EXHAUSTED', undefined, { cause: err });
       throw createError('SIPC_ERR_DECRYPT_FAILED', undefined, { cause: err });
     }
-    return cipherState.decryptWithAd.bytesWritten as number;
+    this.advance();
+    return length;
   }
 
-  /** Noise Rekey(): k = ENCRYPT(k, 2^64-1, empty, zeros)[0..32]; the nonce is unchanged. */
+  /** Noise Rekey(): k = ENCRYPT(k, 2^64-1, empty, zeros)[0..32]; the counter is unchanged. */
   rekey(): void {
-    cipherState.rekey(this.live());
+    const key = this.live();
+    cipher.rekey(key, key);
   }
 
-  /** Set the 64-bit nonce (tests of nonce exhaustion only). */
+  /** Set the 64-bit counter (tests of nonce exhaustion only). */
   setNonce(nonce: bigint): void {
-    this.live().writeBigUInt64LE(nonce, 32);
+    this.lo = Number(nonce & 0xffff_ffffn);
+    this.hi = Number(nonce >> 32n);
   }
 
   /** Zero and free the key; further use throws `SIPC_ERR_CHANNEL_CLOSED`. */
   destroy(): void {
-    if (this.state === undefined) return;
-    sodium.sodium_memzero(this.state);
-    sodium.sodium_free(this.state);
-    this.state = undefined;
+    if (this.key === undefined) return;
+    sodium.sodium_memzero(this.key);
+    sodium.sodium_free(this.key);
+    this.key = undefined;
+  }
+
+  // The AEAD nonce for the current counter; 2^64-1 is reserved by Noise (Rekey uses it).
+  private currentNonce(): Buffer {
+    if (this.lo === MAX_UINT32 && this.hi === MAX_UINT32) throw createError('SIPC_ERR_NONCE_EXHAUSTED');
+    this.nonce.writeUInt32LE(this.lo, 4);
+    this.nonce.writeUInt32LE(this.hi, 8);
+    return this.nonce;
+  }
+
+  // Only after a successful operation: a failed decryption leaves the counter where it was.
+  private advance(): void {
+    if (this.lo === MAX_UINT32) {
+      this.lo = 0;
+      this.hi++;
+    } else this.lo++;
   }
 
   private live(): Buffer {
-    if (this.state === undefined)
+    if (this.key === undefined)
       throw createError('SIPC_ERR_CHANNEL_CLOSED', 'The cipher state was destroyed');
-    return this.state;
+    return this.key;
   }
 }
