@@ -16,12 +16,9 @@ export interface IdentitySodium {
   crypto_sign_detached(sig: Uint8Array, message: Uint8Array, sk: Uint8Array): void;
   crypto_sign_verify_detached(sig: Uint8Array, message: Uint8Array, pk: Uint8Array): boolean;
   crypto_generichash(out: Uint8Array, input: Uint8Array, key?: Uint8Array): void;
-  crypto_pwhash_SALTBYTES: number;
   crypto_pwhash_ALG_ARGON2ID13: number;
   crypto_pwhash_OPSLIMIT_MIN: number;
   crypto_pwhash_MEMLIMIT_MIN: number;
-  crypto_pwhash_OPSLIMIT_INTERACTIVE: number;
-  crypto_pwhash_MEMLIMIT_INTERACTIVE: number;
   crypto_pwhash_OPSLIMIT_MODERATE: number;
   crypto_pwhash_MEMLIMIT_MODERATE: number;
   crypto_pwhash(
@@ -33,11 +30,8 @@ export interface IdentitySodium {
     alg: number,
   ): void;
   crypto_secretbox_KEYBYTES: number;
-  crypto_secretbox_NONCEBYTES: number;
-  crypto_secretbox_MACBYTES: number;
   crypto_secretbox_easy(c: Uint8Array, m: Uint8Array, n: Uint8Array, k: Uint8Array): void;
   crypto_secretbox_open_easy(m: Uint8Array, c: Uint8Array, n: Uint8Array, k: Uint8Array): boolean;
-  crypto_scalarmult_base(q: Uint8Array, n: Uint8Array): void;
   randombytes_buf(buf: Uint8Array): void;
   sodium_memcmp(a: Uint8Array, b: Uint8Array): boolean;
   sodium_memzero(buf: Uint8Array): void;
