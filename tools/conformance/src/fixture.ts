@@ -7,10 +7,16 @@
  * Secret keys arrive in the environment (`SIPC_FIXTURE_SECRET_KEY`), never on the command line.
  */
 import type { Connection, Listener, Transport } from '@secure-ipc/core';
+import type { SecureFixtureArgs } from './fixture-channel.js';
 import type { ChildTransportSpec } from './options.js';
 
 /** The roles a fixture process can play. */
-export type FixtureRole = 'echo-server' | 'stream-server' | 'stream-client';
+export type FixtureRole =
+  | 'echo-server'
+  | 'stream-server'
+  | 'stream-client'
+  | 'channel-echo-server'
+  | 'rpc-server';
 
 /** The JSON argument of the fixture process. */
 export interface FixtureSpec {
@@ -39,7 +45,13 @@ async function stream(conn: Connection): Promise<void> {
   }
 }
 
-async function serve(listener: Listener, role: FixtureRole, _extra: Record<string, unknown>): Promise<void> {
+async function serve(listener: Listener, role: FixtureRole, extra: Record<string, unknown>): Promise<void> {
+  if (role === 'channel-echo-server' || role === 'rpc-server') {
+    // Loaded only for these roles, so the byte-level fixture never touches the crypto stack.
+    const { serveSecure } = await import('./fixture-channel.js');
+    serveSecure(listener, role, extra as unknown as SecureFixtureArgs);
+    return;
+  }
   listener.on('connection', (conn) => {
     conn.on('error', () => {});
     if (role === 'echo-server') conn.pipe(conn);

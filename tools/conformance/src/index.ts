@@ -2,7 +2,7 @@
  * @secure-ipc/conformance (private): the conformance suite every secure-ipc transport runs.
  * `runTransportConformance(test, options)` registers all sub-suites with the caller's ava `test`;
  * each sub-suite is also exported on its own subpath (`@secure-ipc/conformance/basic`, `close`,
- * `large`, `stress`, `hostile`) for a transport that needs only part of it.
+ * `large`, `stress`, `channel`, `hostile`) for a transport that needs only part of it.
  *
  * @example
  * ```ts
@@ -22,12 +22,14 @@
  * @packageDocumentation
  */
 import { basicSuite } from './basic.js';
+import { channelSuite } from './channel.js';
 import { closeSuite } from './close.js';
 import { largeSuite } from './large.js';
 import type { ConformanceOptions, Test } from './options.js';
 import { stressSuite } from './stress.js';
 
 export { basicSuite } from './basic.js';
+export { channelSuite } from './channel.js';
 export { closeSuite } from './close.js';
 export { largeSuite } from './large.js';
 export type { ChildTransportSpec, ConformanceOptions, Test } from './options.js';
@@ -39,4 +41,5 @@ export function runTransportConformance(test: Test, options: ConformanceOptions)
   closeSuite(test, options);
   largeSuite(test, options);
   stressSuite(test, options);
+  channelSuite(test, options);
 }

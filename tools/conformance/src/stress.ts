@@ -1,12 +1,10 @@
 /** Stress sub-suite: 10,000 small writes in order, 100 concurrent connections, a slow reader bounds the writer. */
 import { once } from 'node:events';
 import type { Connection } from '@secure-ipc/core';
+import { STALL_BOUND, writeUntilBlocked } from './backpressure.js';
 import { echo, readExactly } from './bytes.js';
 import { connect, echoServer, listen } from './harness.js';
 import type { ConformanceOptions, Test } from './options.js';
-
-/** A stalled reader may hold this much in flight (kernel socket buffers + stream buffers); far below it in practice. */
-const STALL_BOUND = 64 * 1024 * 1024;
 
 /** Register the stress cases. */
 export function stressSuite(test: Test, o: ConformanceOptions): void {
@@ -48,40 +46,22 @@ export function stressSuite(test: Test, o: ConformanceOptions): void {
     const [reader] = await accepted;
     reader.pause();
     const chunk = Buffer.alloc(64 * 1024, 7);
-    let written = 0;
-    let stalled = false;
-    let stop = false;
-    const writing = (async () => {
-      while (!stop && written < STALL_BOUND * 4) {
-        const more = writer.write(chunk);
-        written += chunk.length;
-        if (!more) {
-          stalled = true;
-          await once(writer, 'drain');
-          stalled = false;
-        }
-      }
-    })();
-    // Wait until the writer sits blocked on 'drain' and has made no progress for a while: the
-    // reader is stalled, so it must block at some bounded amount, not buffer without limit.
-    let last = -1;
-    let still = 0;
-    while (still < 5 && written < STALL_BOUND * 4) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      still = stalled && written === last ? still + 1 : 0;
-      last = written;
-    }
-    t.log(`${written} bytes in flight when the writer blocked`);
-    t.true(written <= STALL_BOUND, `the writer got ${written} bytes in with the reader stalled`);
+    const blocked = await writeUntilBlocked(async () => {
+      if (!writer.write(chunk)) await once(writer, 'drain');
+    }, chunk.length);
+    t.log(`${blocked.accepted} bytes written when the writer blocked`);
+    t.true(
+      blocked.accepted <= STALL_BOUND,
+      `the writer got ${blocked.accepted} bytes in with the reader stalled`,
+    );
     t.true(writer.writableLength <= writer.writableHighWaterMark + chunk.length);
-    stop = true;
     let received = 0;
     reader.on('data', (c: Buffer) => {
       received += c.length;
     });
     const ended = once(reader, 'end');
     reader.resume();
-    await writing;
+    const written = await blocked.finish();
     writer.end();
     await ended;
     t.is(received, written);

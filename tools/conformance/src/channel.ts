@@ -1,0 +1,201 @@
+/**
+ * Channel sub-suite: secure channels (Noise_XX, core's `secureConnect`/`secureListen`) and RPC over
+ * the transport: echo across processes, 1 byte / 64 KiB / 16 MiB messages, 10,000 messages in
+ * order, 100 concurrent channels, a slow reader bounding the writer, and close semantics.
+ */
+import {
+  createClient,
+  createPolicy,
+  isSecureIpcError,
+  RpcServer,
+  type SecureChannel,
+  secureListen,
+} from '@secure-ipc/core';
+import { STALL_BOUND, writeUntilBlocked } from './backpressure.js';
+import { digest, random } from './bytes.js';
+import { listen, needsChild } from './harness.js';
+import type { ConformanceOptions, Test } from './options.js';
+import {
+  channelClosed,
+  channelPair,
+  identities,
+  nextMessage,
+  remoteSecureEchoServer,
+  secureClient,
+  startSecureFixture,
+  trusting,
+} from './secure.js';
+
+const MESSAGE_SIZES: ReadonlyArray<[string, number]> = [
+  ['1 byte', 1],
+  ['64 KiB', 64 * 1024],
+  ['16 MiB (the default maximum)', 16 * 1024 * 1024],
+];
+
+/** Register the channel cases. */
+export function channelSuite(test: Test, o: ConformanceOptions): void {
+  const where = o.child === undefined ? 'in process' : 'server in a child process';
+  const crossProcess = o.child === undefined ? test.skip : test;
+
+  test(`${o.name}: a secure channel authenticates both keys and echoes (${where})`, async (t) => {
+    t.timeout(30_000);
+    const ids = identities();
+    const address = await remoteSecureEchoServer(t, o, ids);
+    const channel = await secureClient(t, o, address, ids);
+    t.deepEqual(channel.remoteStaticKey, ids.server.publicKey);
+    t.is(channel.peer.transport, o.transport.name);
+    t.is(channel.handshakeHash.length, 64);
+    const reply = nextMessage(channel);
+    await channel.send(Buffer.from('hello'));
+    t.is(Buffer.from(await reply).toString(), 'hello');
+  });
+
+  for (const [label, size] of MESSAGE_SIZES) {
+    test(`${o.name}: a ${label} message crosses a secure channel and back intact (${where})`, async (t) => {
+      t.timeout(60_000);
+      const ids = identities();
+      const channel = await secureClient(t, o, await remoteSecureEchoServer(t, o, ids), ids);
+      const data = random(size);
+      const reply = nextMessage(channel);
+      await channel.send(data);
+      const back = await reply;
+      t.is(back.length, size);
+      t.is(digest(back), digest(data));
+    });
+  }
+
+  test(`${o.name}: 10,000 small messages arrive in order over a secure channel (${where})`, async (t) => {
+    t.timeout(60_000);
+    const ids = identities();
+    const channel = await secureClient(t, o, await remoteSecureEchoServer(t, o, ids), ids);
+    const count = 10_000;
+    let next = 0;
+    let wrong: number | undefined;
+    const all = new Promise<void>((resolve) => {
+      channel.on('message', (m) => {
+        const got = Buffer.from(m).readUInt32BE(0);
+        if (got !== next && wrong === undefined) wrong = next;
+        if (++next === count) resolve();
+      });
+    });
+    const sends: Promise<void>[] = [];
+    for (let i = 0; i < count; i++) {
+      const m = Buffer.alloc(16);
+      m.writeUInt32BE(i);
+      sends.push(channel.send(m));
+    }
+    await Promise.all(sends);
+    await all;
+    t.is(wrong, undefined, `message ${wrong} arrived out of order`);
+    t.is(next, count);
+  });
+
+  test(`${o.name}: 100 concurrent secure channels each get their own messages back (${where})`, async (t) => {
+    t.timeout(60_000);
+    const ids = identities();
+    const address = await remoteSecureEchoServer(t, o, ids);
+    // Opened in batches of 32: core refuses handshakes beyond its cap of 64 in progress (by design,
+    // see secureListen's maxPendingHandshakes); all 100 channels are then open and used at once.
+    const channels: SecureChannel[] = [];
+    while (channels.length < 100) {
+      const batch = Math.min(32, 100 - channels.length);
+      channels.push(
+        ...(await Promise.all(Array.from({ length: batch }, () => secureClient(t, o, address, ids)))),
+      );
+    }
+    const replies = await Promise.all(
+      channels.map(async (channel, i) => {
+        const reply = nextMessage(channel);
+        await channel.send(Buffer.from(`channel ${i}`));
+        return Buffer.from(await reply).toString();
+      }),
+    );
+    replies.forEach((r, i) => {
+      t.is(r, `channel ${i}`);
+    });
+  });
+
+  test(`${o.name}: a paused secure reader blocks the writer's sends with bounded memory; all arrive after resume`, async (t) => {
+    t.timeout(60_000);
+    const ids = identities();
+    const { client: writer, server: reader } = await channelPair(t, o, ids);
+    reader.pause();
+    let received = 0;
+    reader.on('message', (m) => {
+      received += m.length;
+    });
+    const message = Buffer.alloc(256 * 1024, 1);
+    const blocked = await writeUntilBlocked(() => writer.send(message), message.length);
+    t.log(`${blocked.accepted} bytes of sends completed when the writer blocked`);
+    t.true(blocked.accepted <= STALL_BOUND, `${blocked.accepted} bytes were accepted with the reader paused`);
+    reader.resume();
+    const total = await blocked.finish();
+    if (received < total) {
+      await new Promise<void>((resolve) => {
+        const check = () => {
+          if (received >= total) {
+            reader.off('message', check);
+            resolve();
+          }
+        };
+        reader.on('message', check);
+      });
+    }
+    t.is(received, total);
+  });
+
+  test(`${o.name}: a client's graceful close reaches the server as a clean close`, async (t) => {
+    t.timeout(30_000);
+    const ids = identities();
+    const { client, server } = await channelPair(t, o, ids);
+    const serverClosed = channelClosed(server);
+    await client.close();
+    t.is(await serverClosed, undefined);
+    t.true(client.closed);
+    const err = await t.throwsAsync(client.send(Buffer.from('late')));
+    t.true(isSecureIpcError(err, 'SIPC_ERR_CHANNEL_CLOSED'), String(err));
+  });
+
+  test(`${o.name}: closing the server with clients connected rejects their pending requests with a typed error`, async (t) => {
+    t.timeout(30_000);
+    const ids = identities();
+    const listener = await listen(t, o.transport, o.address());
+    const server = new RpcServer({
+      policy: createPolicy({ roles: { any: { call: ['*'] } }, defaultRoles: ['any'] }),
+    });
+    server.handle('hang', () => new Promise(() => {}));
+    server.listen(secureListen(listener, trusting(ids.server, ids.client)));
+    t.teardown(() => server.close());
+    const clients = await Promise.all(
+      Array.from({ length: 3 }, async () => createClient(await secureClient(t, o, listener.address, ids))),
+    );
+    for (const c of clients) t.is(await c.ping('up'), 'up');
+    const pending = clients.flatMap((c) => Array.from({ length: 5 }, () => c.request('hang', {})));
+    await server.close();
+    const outcomes = await Promise.allSettled(pending);
+    for (const outcome of outcomes) {
+      t.is(outcome.status, 'rejected');
+      if (outcome.status === 'rejected') t.true(isSecureIpcError(outcome.reason), String(outcome.reason));
+    }
+  });
+
+  crossProcess(
+    `${o.name}: the server process killed with SIGKILL rejects pending requests with SIPC_ERR_CONNECTION_CLOSED ${needsChild(o)}`,
+    async (t) => {
+      t.timeout(30_000);
+      const ids = identities();
+      const fixture = await startSecureFixture(t, o, ids, 'rpc-server');
+      const client = createClient(await secureClient(t, o, fixture.address, ids));
+      t.deepEqual(await client.request('echo', { n: 1 }), { n: 1 });
+      const pending = Array.from({ length: 10 }, () => client.request('hang', {}));
+      fixture.child.kill('SIGKILL');
+      const outcomes = await Promise.allSettled(pending);
+      for (const outcome of outcomes) {
+        t.is(outcome.status, 'rejected');
+        if (outcome.status === 'rejected') {
+          t.true(isSecureIpcError(outcome.reason, 'SIPC_ERR_CONNECTION_CLOSED'), String(outcome.reason));
+        }
+      }
+    },
+  );
+}
