@@ -12,6 +12,7 @@ import {
   FLAG_SIZE,
   FRAME_HEADER_SIZE,
   MAX_CHUNK_SIZE,
+  MAX_FRAME_SIZE,
   MIN_TRANSPORT_FRAME_SIZE,
   TAG_LENGTH,
 } from './constants.js';
@@ -229,7 +230,7 @@ export class SecureChannelImpl extends EventEmitter<ChannelEvents> implements Se
     this.tx = result.tx;
     this.rx = result.rx;
     this.decoder = result.decoder;
-    this.decoder.limit = FRAME_HEADER_SIZE + MAX_CHUNK_SIZE + FLAG_SIZE + TAG_LENGTH - FRAME_HEADER_SIZE;
+    this.decoder.limit = MAX_FRAME_SIZE;
     this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
     this.rekeyMessages = options.rekey?.messages ?? DEFAULT_REKEY.messages;
     this.rekeyBytes = options.rekey?.bytes ?? DEFAULT_REKEY.bytes;

@@ -356,3 +356,53 @@ test('trust is required, refusals carry the reason, a throwing trust function de
     t.deepEqual(seenPeer, { transport: 'memory' });
   }
 });
+
+test('bytes injected after message 2 make the initiator fail before it sends message 3', async (t) => {
+  const { client, server, wire } = mitm(t, {
+    toClient: (f, i) => (i === 0 ? [f, Buffer.alloc(40, 0xab)] : f),
+  });
+  const keys = trustedKeys();
+  const results = await Promise.allSettled([
+    establish(client, { keyPair: keys.client, trust: { keys: [keys.server.publicKey] }, initiator: true }),
+    establish(server, { keyPair: keys.server, trust: { keys: [keys.client.publicKey] }, initiator: false }),
+  ]);
+  const err = (results[0] as PromiseRejectedResult).reason;
+  t.true(isSecureIpcError(err, 'SIPC_ERR_HANDSHAKE_FAILED'));
+  t.is(causeCode(err), 'SIPC_ERR_PROTOCOL');
+  t.is(results[1].status, 'rejected');
+  t.is(wire.length, 3, 'message 1, message 2 and the injected frame; no message 3');
+});
+
+test('channel options are validated before anything is sent', async (t) => {
+  const keys = trustedKeys();
+  const bad: Array<Record<string, unknown>> = [
+    { rekey: { messages: 0 } },
+    { rekey: { intervalMs: -1 } },
+    { maxMessageSize: Number.NaN },
+    { handshakeTimeout: 0 },
+    { appId: 'a\0b' },
+    { appId: 'x'.repeat(256) },
+    { psk: Buffer.alloc(8) },
+    { keyPair: { publicKey: Buffer.alloc(31), secretKey: Buffer.alloc(32) } },
+    { trust: { keys: ['not a key'] } },
+  ];
+  for (const extra of bad) {
+    const [a, b] = memoryPair();
+    const written: Buffer[] = [];
+    b.on('data', (c: Buffer) => written.push(c));
+    const err = await t.throwsAsync(
+      establish(a, {
+        keyPair: keys.client,
+        trust: { keys: [keys.server.publicKey] },
+        initiator: true,
+        ...extra,
+      }),
+    );
+    t.true(
+      isSecureIpcError(err, 'SIPC_ERR_INVALID_ARGUMENT') || isSecureIpcError(err, 'SIPC_ERR_BAD_KEY'),
+      JSON.stringify(extra),
+    );
+    t.is(written.length, 0);
+    a.destroy();
+  }
+});

@@ -73,11 +73,16 @@ export function validateChannelOptions(options: ChannelOptions): void {
   )
     throw createError('SIPC_ERR_INVALID_ARGUMENT', 'keyPair must hold a 32-byte publicKey and secretKey');
   validateTrust(options.trust);
-  for (const name of ['handshakeTimeout', 'maxMessageSize'] as const) {
-    const v = options[name];
+  const numbers = {
+    handshakeTimeout: options.handshakeTimeout,
+    maxMessageSize: options.maxMessageSize,
+    'rekey.messages': options.rekey?.messages,
+    'rekey.bytes': options.rekey?.bytes,
+    'rekey.intervalMs': options.rekey?.intervalMs,
+  };
+  for (const [name, v] of Object.entries(numbers))
     if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v) && v > 0))
       throw createError('SIPC_ERR_INVALID_ARGUMENT', `${name} must be a positive number`);
-  }
   buildPrologue(options.appId, options.psk);
   if (options.payload !== undefined) encodePayload({}, options.payload);
 }
@@ -115,6 +120,8 @@ export async function performHandshake(
         throw createError('SIPC_ERR_PROTOCOL', 'Unexpected bytes after handshake message 2');
       // Check the responder before revealing our identity: an impostor never receives message 3.
       verdict = await io.race(evaluateTrust(options.trust, trustContext(noise, connection, remotePayload)));
+      if (io.decoder.partial)
+        throw createError('SIPC_ERR_PROTOCOL', 'Unexpected bytes before handshake message 3');
       io.write(noise.writeMessage(encodePayload({}, options.payload)));
     } else {
       const hello = decodePayload(noise.readMessage(await io.next(MAX_HANDSHAKE_MESSAGE1_SIZE)));
