@@ -55,6 +55,8 @@ export interface WireError {
 
 /** A validated envelope. */
 export interface Envelope {
+  /** The envelope version: set by the encoder, always 1 after validation. */
+  v?: number;
   /** Kind of message. */
   k: EnvelopeKind;
   /** Request id (absent only on events). */
@@ -97,20 +99,111 @@ export type DecodeResult =
   | { ok: true; envelope: Envelope }
   | { ok: false; error: SecureIpcError; id: number | undefined; kind: number | undefined };
 
-const TOP_LEVEL_KEYS = new Set(['v', 'k', 'id', 'm', 'p', 'e', 'h']);
 const HEADER_KEYS = new Set(['timeout', 'idem', 'trace']);
 const ERROR_KEYS = new Set(['code', 'message', 'data']);
 const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 const ERROR_CODE = /^[A-Za-z0-9_.:-]+$/;
 
-// One encoder per module: encode() copies out of its internal buffer, so the bytes handed to the
-// channel are never overwritten by the next call. ignoreUndefined keeps absent fields off the wire.
+// The envelope's fixed fields are written by hand and only the values (payload, error, headers)
+// go through msgpack: no object spread, no key strings encoded per message, and one pooled
+// allocation for the result. Profiled: about half the cost of Encoder.encode on the whole map.
+// encodeSharedRef returns a view into the encoder's buffer, copied into the result at once.
 const encoder = new Encoder({ ignoreUndefined: true });
+const KEY_V_1 = [0xa1, 0x76, 0x01]; // "v": 1
+const KEY_K = [0xa1, 0x6b]; // "k"
+const KEY_ID = [0xa2, 0x69, 0x64]; // "id"
+const KEY_M = [0xa1, 0x6d]; // "m"
+const KEY_P = [0xa1, 0x70]; // "p"
+const KEY_E = [0xa1, 0x65]; // "e"
+const KEY_H = [0xa1, 0x68]; // "h"
+const head = Buffer.allocUnsafe(16 + 3 * DEFAULT_ENVELOPE_LIMITS.maxNameLength + 16);
+
+function writeUint(buf: Buffer, pos: number, n: number): number {
+  if (n < 0x80) buf[pos++] = n;
+  else if (n < 0x100) {
+    buf[pos++] = 0xcc;
+    buf[pos++] = n;
+  } else if (n < 0x10000) {
+    buf[pos++] = 0xcd;
+    buf.writeUInt16BE(n, pos);
+    pos += 2;
+  } else if (n < 0x100000000) {
+    buf[pos++] = 0xce;
+    buf.writeUInt32BE(n, pos);
+    pos += 4;
+  } else {
+    buf[pos++] = 0xcf;
+    buf.writeUInt32BE(Math.floor(n / 0x100000000), pos);
+    buf.writeUInt32BE(n >>> 0, pos + 4);
+    pos += 8;
+  }
+  return pos;
+}
+
+function writeBytes(buf: Buffer, pos: number, bytes: readonly number[]): number {
+  for (const b of bytes) buf[pos++] = b;
+  return pos;
+}
 
 /** Encode an envelope (adds `v`); throws SIPC_ERR_INVALID_ARGUMENT for values msgpack cannot carry. */
 export function encodeEnvelope(envelope: Envelope): Uint8Array {
+  const { k, id, m, p, e, h } = envelope;
+  if (typeof m === 'string' && m.length > DEFAULT_ENVELOPE_LIMITS.maxNameLength)
+    throw createError('SIPC_ERR_INVALID_ARGUMENT', 'The method or topic name is too long');
+  if (id !== undefined && !isId(id)) throw createError('SIPC_ERR_INVALID_ARGUMENT', 'Invalid envelope id');
+  let fields = 2;
+  if (id !== undefined) fields++;
+  if (m !== undefined) fields++;
+  if (p !== undefined) fields++;
+  if (e !== undefined) fields++;
+  if (h !== undefined) fields++;
+  let pos = 0;
+  head[pos++] = 0x80 | fields;
+  pos = writeBytes(head, pos, KEY_V_1);
+  pos = writeBytes(head, pos, KEY_K);
+  head[pos++] = k;
+  if (id !== undefined) {
+    pos = writeBytes(head, pos, KEY_ID);
+    pos = writeUint(head, pos, id);
+  }
+  if (m !== undefined) {
+    pos = writeBytes(head, pos, KEY_M);
+    const len = Buffer.byteLength(m, 'utf8');
+    if (len < 32) head[pos++] = 0xa0 | len;
+    else if (len < 0x100) {
+      head[pos++] = 0xd9;
+      head[pos++] = len;
+    } else {
+      head[pos++] = 0xda;
+      head.writeUInt16BE(len, pos);
+      pos += 2;
+    }
+    pos += head.write(m, pos, 'utf8');
+  }
   try {
-    return encoder.encode({ v: ENVELOPE_VERSION, ...envelope });
+    if (e === undefined && h === undefined) {
+      // The common case (requests without headers, responses, events, stream items): at most
+      // the payload, copied straight from the encoder's buffer into the result.
+      if (p === undefined) return Uint8Array.prototype.slice.call(head, 0, pos);
+      const bytes = encoder.encodeSharedRef(p);
+      const out = Buffer.allocUnsafe(pos + KEY_P.length + bytes.length);
+      head.copy(out, 0, 0, pos);
+      out.set(bytes, writeBytes(out, pos, KEY_P));
+      return out;
+    }
+    const parts: Uint8Array[] = [head.subarray(0, pos)];
+    let length = pos;
+    const add = (key: readonly number[], value: unknown) => {
+      if (value === undefined) return;
+      // slice(): the next encodeSharedRef reuses the encoder's buffer.
+      const bytes = encoder.encodeSharedRef(value).slice();
+      parts.push(Uint8Array.from(key), bytes);
+      length += key.length + bytes.length;
+    };
+    add(KEY_P, p);
+    add(KEY_E, e);
+    add(KEY_H, h);
+    return Buffer.concat(parts, length);
   } catch (err) {
     throw createError('SIPC_ERR_INVALID_ARGUMENT', 'The payload cannot be encoded as msgpack', {
       cause: err,
@@ -161,7 +254,7 @@ function bad(reason: string, id: number | undefined, kind: number | undefined): 
 }
 
 /** Decode and validate one channel message; never throws. */
-export function decodeEnvelope(bytes: Uint8Array, limits: EnvelopeLimits = {}): DecodeResult {
+export function decodeEnvelope(bytes: Uint8Array, limits?: EnvelopeLimits): DecodeResult {
   let raw: unknown;
   try {
     raw = decoderFor(bytes.byteLength).decode(bytes);
@@ -172,11 +265,25 @@ export function decodeEnvelope(bytes: Uint8Array, limits: EnvelopeLimits = {}): 
 }
 
 /** Validate a decoded value as an envelope v1; never throws. */
-export function validateEnvelope(raw: unknown, limits: EnvelopeLimits = {}): DecodeResult {
+export function validateEnvelope(raw: unknown, limits?: EnvelopeLimits): DecodeResult {
   if (!isPlainMap(raw)) return bad('not a map', undefined, undefined);
   const id = isId(raw.id) ? raw.id : undefined;
   const k = typeof raw.k === 'number' && Number.isInteger(raw.k) ? raw.k : undefined;
-  for (const key of Object.keys(raw)) if (!TOP_LEVEL_KEYS.has(key)) return bad(`unknown field`, id, k);
+  // for-in with a switch: about twice as fast as Object.keys + Set on this hot path (profiled).
+  for (const key in raw) {
+    switch (key) {
+      case 'v':
+      case 'k':
+      case 'id':
+      case 'm':
+      case 'p':
+      case 'e':
+      case 'h':
+        continue;
+      default:
+        return bad('unknown field', id, k);
+    }
+  }
   if (raw.v !== ENVELOPE_VERSION) return bad('unsupported version', id, k);
   if (k === undefined || k < EnvelopeKind.Request || k > EnvelopeKind.Credit)
     return bad('unknown kind', id, k);
@@ -186,7 +293,7 @@ export function validateEnvelope(raw: unknown, limits: EnvelopeLimits = {}): Dec
   } else if (id === undefined) {
     return bad('missing or invalid id', undefined, k);
   }
-  const max = { ...DEFAULT_ENVELOPE_LIMITS, ...limits };
+  const max = limits === undefined ? DEFAULT_ENVELOPE_LIMITS : { ...DEFAULT_ENVELOPE_LIMITS, ...limits };
   const named = kind === EnvelopeKind.Request || kind === EnvelopeKind.Event;
   if (named) {
     const m = raw.m;
@@ -232,9 +339,8 @@ export function validateEnvelope(raw: unknown, limits: EnvelopeLimits = {}): Dec
     if (h.trace !== undefined && (typeof h.trace !== 'string' || !TRACEPARENT.test(h.trace)))
       return bad('invalid trace header', id, k);
   }
-  const envelope = raw as unknown as Envelope & { v?: number };
-  delete envelope.v;
-  return { ok: true, envelope };
+  // `v` stays on the object: deleting it would drop V8 into slow dictionary mode for every read.
+  return { ok: true, envelope: raw as unknown as Envelope };
 }
 
 /** The wire form of any thrown value: typed errors keep code and message, anything else is generic. */

@@ -21,9 +21,36 @@ test('round trip keeps binary binary and drops absent fields', (t) => {
   });
   const r = decodeEnvelope(bytes);
   if (!r.ok) return t.fail(r.error.message);
-  t.deepEqual(r.envelope, { k: 1, id: 7, m: 'files.read', p: { data: bin }, h: { idem: 'a' } });
-  t.true((r.envelope.p as { data: unknown }).data instanceof Uint8Array);
-  t.false('v' in r.envelope);
+  const data = (r.envelope.p as { data: Uint8Array }).data;
+  t.true(data instanceof Uint8Array);
+  t.deepEqual([...data], [0, 1, 2, 255]);
+  t.deepEqual({ ...r.envelope, p: null }, { v: 1, k: 1, id: 7, m: 'files.read', p: null, h: { idem: 'a' } });
+  t.is(r.envelope.v, 1);
+});
+
+test('ids and names of every size encode as msgpack would', (t) => {
+  for (const id of [0, 127, 128, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, 2 ** 53 - 1]) {
+    for (const m of [
+      'a',
+      'x'.repeat(31),
+      'y'.repeat(32),
+      'z'.repeat(255),
+      'é'.repeat(200),
+      'w'.repeat(256),
+    ]) {
+      const r = decodeEnvelope(encodeEnvelope({ k: Kind.Request, id, m, p: [id] }));
+      t.true(r.ok);
+      if (r.ok) t.deepEqual([r.envelope.id, r.envelope.m, r.envelope.p], [id, m, [id]]);
+    }
+  }
+  t.true(
+    isSecureIpcError(
+      t.throws(() => encodeEnvelope({ k: Kind.Cancel, id: -1 })),
+      'SIPC_ERR_INVALID_ARGUMENT',
+    ),
+  );
+  const long = t.throws(() => encodeEnvelope({ k: Kind.Event, m: 'x'.repeat(257) }));
+  t.true(isSecureIpcError(long, 'SIPC_ERR_INVALID_ARGUMENT'));
 });
 
 test('every kind round-trips', (t) => {
@@ -40,7 +67,7 @@ test('every kind round-trips', (t) => {
   for (const env of cases) {
     const r = decodeEnvelope(encodeEnvelope(env));
     t.true(r.ok, JSON.stringify(env));
-    if (r.ok) t.deepEqual(r.envelope, env);
+    if (r.ok) t.deepEqual(r.envelope, { v: 1, ...env });
   }
 });
 
