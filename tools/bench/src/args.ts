@@ -1,4 +1,5 @@
 /** Command-line options of `npm run bench -- [options]`; kept apart from cli.ts so it is testable. */
+import { SCENARIOS, type Scenario } from './e2e.js';
 import { FULL, type Plan, QUICK } from './plan.js';
 
 export interface Options {
@@ -15,7 +16,7 @@ export interface Options {
   cpuProfDir: string | undefined;
 }
 
-export const USAGE = `usage: npm run bench -- [--quick] [--rows id,id] [--rounds N] [--rss-rounds N]
+export const USAGE = `usage: npm run bench -- [--quick] [--rows id,id] [--rounds N] [--scenarios a,b] [--rss-rounds N]
        [--idle N] [--no-micro] [--no-e2e] [--out DIR] [--name BASE] [--cpu-prof DIR]`;
 
 export function parseArgs(argv: readonly string[]): Options {
@@ -54,6 +55,14 @@ export function parseArgs(argv: readonly string[]): Options {
       case '--rounds':
         plan.rounds = count();
         break;
+      case '--scenarios': {
+        const list = value().split(',');
+        const bad = list.filter((x) => !(SCENARIOS as readonly string[]).includes(x));
+        if (bad.length > 0)
+          throw new Error(`unknown scenario ${bad.join(', ')}; known: ${SCENARIOS.join(', ')}`);
+        plan.scenarios = list as Scenario[];
+        break;
+      }
       case '--rss-rounds':
         plan.rssRounds = count();
         break;

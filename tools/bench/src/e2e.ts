@@ -54,7 +54,9 @@ interface Live {
   dir?: string;
 }
 
-const SCENARIOS = ['roundTrip', 'pipelined', 'bulk', 'connect'] as const;
+/** The scenarios of one round, in order. */
+export const SCENARIOS = ['roundTrip', 'pipelined', 'bulk', 'connect'] as const;
+export type Scenario = (typeof SCENARIOS)[number];
 const RUN_TIMEOUT = 120_000;
 
 export async function runEndToEnd(
@@ -89,7 +91,7 @@ export async function runEndToEnd(
 
   // One unrecorded pass so every row is JIT-warm before the first recorded round.
   log(`warm-up pass over ${running().length} rows`);
-  for (const scenario of SCENARIOS) {
+  for (const scenario of plan.scenarios) {
     for (const row of running()) {
       await runScenario(row, scenario, warmupParams(plan, scenario)).catch((e) =>
         fail(row, `warm-up ${scenario}`, e),
@@ -100,7 +102,7 @@ export async function runEndToEnd(
   for (let r = 0; r < plan.rounds; r++) {
     loads.push(loadAverage());
     log(`round ${r + 1}/${plan.rounds} (load ${loads.at(-1)})`);
-    for (const scenario of SCENARIOS) {
+    for (const scenario of plan.scenarios) {
       for (const row of running()) {
         const value = await runScenario(
           row,
@@ -184,11 +186,11 @@ async function rssBoth(row: Live): Promise<[number, number]> {
   return [c, s];
 }
 
-function runScenario(row: Live, scenario: (typeof SCENARIOS)[number], params: Record<string, number>) {
+function runScenario(row: Live, scenario: Scenario, params: Record<string, number>) {
   return row.client!.call<unknown>({ op: 'run', scenario, params }, RUN_TIMEOUT);
 }
 
-function warmupParams(plan: Plan, scenario: (typeof SCENARIOS)[number]): Record<string, number> {
+function warmupParams(plan: Plan, scenario: Scenario): Record<string, number> {
   switch (scenario) {
     case 'roundTrip':
       return { ...plan.roundTrip, iterations: Math.ceil(plan.roundTrip.iterations / 5) };
@@ -201,7 +203,7 @@ function warmupParams(plan: Plan, scenario: (typeof SCENARIOS)[number]): Record<
   }
 }
 
-function record(result: RowResult, scenario: (typeof SCENARIOS)[number], r: number, value: unknown): void {
+function record(result: RowResult, scenario: Scenario, r: number, value: unknown): void {
   if (value === undefined) return;
   if (scenario === 'roundTrip') {
     const v = value as RoundTripResult;

@@ -3,10 +3,13 @@
  * long enough to be stable on the reference machine (2 cores) within a few minutes overall; the
  * quick plan is a smoke test that finishes in well under a minute and is not meant to be quoted.
  */
+import type { Scenario } from './e2e.js';
 import type { BulkParams, ConnectParams, PipelinedParams, RoundTripParams } from './scenarios.js';
 
 export interface Plan {
   mode: 'full' | 'quick';
+  /** Which end-to-end scenarios run (all by default; a subset helps profiling). */
+  scenarios: Scenario[];
   /** Interleaved rounds of the throughput/latency scenarios. */
   rounds: number;
   /** Interleaved rounds of the idle-connection RSS test (each with fresh processes). */
@@ -24,6 +27,7 @@ export interface Plan {
 
 export const FULL: Plan = {
   mode: 'full',
+  scenarios: ['roundTrip', 'pipelined', 'bulk', 'connect'],
   rounds: 7,
   rssRounds: 3,
   idle: 1000,
@@ -37,6 +41,7 @@ export const FULL: Plan = {
 
 export const QUICK: Plan = {
   mode: 'quick',
+  scenarios: ['roundTrip', 'pipelined', 'bulk', 'connect'],
   rounds: 1,
   rssRounds: 1,
   idle: 50,

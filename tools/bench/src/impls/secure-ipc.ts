@@ -37,9 +37,16 @@ function transportFor(socket: SipcSocket): Transport {
   return socket === 'tcp' ? tcpTransport() : unixTransport();
 }
 
-// Keys cross the IPC channel as plain bytes and are rebuilt into core's secure memory on arrival.
+// Keys cross the IPC channel as plain bytes and are rebuilt into core's secure memory once per
+// process, as an application loads its key once: not per connection.
+const keyCache = new WeakMap<SideSecrets, KeyPair>();
 function ownKeys(s: SideSecrets): KeyPair {
-  return keyPairFromSecretKey(s.secretKey as Uint8Array);
+  let kp = keyCache.get(s);
+  if (kp === undefined) {
+    kp = keyPairFromSecretKey(s.secretKey as Uint8Array);
+    keyCache.set(s, kp);
+  }
+  return kp;
 }
 
 export function secureIpc(socket: SipcSocket, level: SipcLevel): Impl {

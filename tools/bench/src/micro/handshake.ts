@@ -8,6 +8,7 @@
 import Noise from 'noise-handshake';
 import noise from 'noise-protocol';
 import type { MicroCase } from './measure.js';
+import { ArenaXX } from './xx-arena.js';
 
 const PROLOGUE = Buffer.from('secure-ipc/1\0', 'latin1');
 const EMPTY = Buffer.alloc(0);
@@ -51,6 +52,27 @@ export function noiseHandshakeHandshake(): MicroCase {
       i.recv(r.send());
       r.recv(i.send());
       if (!i.complete || !r.complete) throw new Error('handshake did not complete');
+    },
+  };
+}
+
+export function arenaHandshake(): MicroCase {
+  const si = noise.keygen();
+  const sr = noise.keygen();
+  const a = Buffer.alloc(1024);
+  const b = Buffer.alloc(1024);
+  return {
+    name: 'XX handshake, noise-protocol primitives + one secure arena per side (PROTOTYPE, see README)',
+    bytes: 0,
+    run: () => {
+      const i = new ArenaXX(true, PROLOGUE, si);
+      const r = new ArenaXX(false, PROLOGUE, sr);
+      r.read(a.subarray(0, i.write(EMPTY, a)), b);
+      i.read(a.subarray(0, r.write(EMPTY, a)), b);
+      r.read(a.subarray(0, i.write(EMPTY, a)), b);
+      if (i.split === undefined || r.split === undefined) throw new Error('handshake did not complete');
+      i.free();
+      r.free();
     },
   };
 }

@@ -8,20 +8,23 @@ export interface MicroCase {
   name: string;
   /** Bytes processed per operation (for MB/s), or 0 when only operations per second matter. */
   bytes: number;
-  /** One operation. */
-  run(): void;
+  /** One operation; when it returns a promise, the loop awaits it before the next one. */
+  run(): void | Promise<void>;
+  /** True when `run` returns a promise. */
+  async?: boolean;
 }
 
 const now = () => Number(process.hrtime.bigint()) / 1e6;
 
 /** Operations per second of one timed round of `c`. */
-export function timeRound(c: MicroCase, roundMs: number): number {
+export async function timeRound(c: MicroCase, roundMs: number): Promise<number> {
   let ops = 0;
   let batch = 1;
   const start = now();
   let elapsed = 0;
   while (elapsed < roundMs) {
-    for (let i = 0; i < batch; i++) c.run();
+    if (c.async) for (let i = 0; i < batch; i++) await c.run();
+    else for (let i = 0; i < batch; i++) c.run();
     ops += batch;
     elapsed = now() - start;
     // Grow the batch so the clock is read rarely on fast operations.

@@ -4,8 +4,9 @@
  */
 import { median } from '../stats.js';
 import { aeadCases } from './aead.js';
-import { noiseHandshakeHandshake, noiseProtocolHandshake } from './handshake.js';
+import { arenaHandshake, noiseHandshakeHandshake, noiseProtocolHandshake } from './handshake.js';
 import { type MicroCase, timeRound } from './measure.js';
+import { primitiveCases } from './primitives.js';
 import { secureIpcMicroCases } from './secure-ipc.js';
 
 export interface MicroResult {
@@ -22,14 +23,19 @@ export async function runMicro(
   log: (line: string) => void,
 ): Promise<{ results: MicroResult[]; notes: string[] }> {
   const { cases: sipc, notes } = await secureIpcMicroCases();
-  const cases: MicroCase[] = [...aeadCases(), noiseProtocolHandshake(), noiseHandshakeHandshake(), ...sipc];
+  const cases: MicroCase[] = [
+    ...aeadCases(),
+    ...primitiveCases(),
+    noiseProtocolHandshake(),
+    arenaHandshake(),
+    noiseHandshakeHandshake(),
+    ...sipc,
+  ];
   const samples = cases.map(() => [] as number[]);
-  for (const c of cases) timeRound(c, roundMs / 4); // warm-up, unrecorded
+  for (const c of cases) await timeRound(c, roundMs / 4); // warm-up, unrecorded
   for (let r = 0; r < rounds; r++) {
     log(`micro round ${r + 1}/${rounds}`);
-    cases.forEach((c, i) => {
-      samples[i]!.push(timeRound(c, roundMs));
-    });
+    for (const [i, c] of cases.entries()) samples[i]!.push(await timeRound(c, roundMs));
   }
   return {
     results: cases.map((c, i) => ({

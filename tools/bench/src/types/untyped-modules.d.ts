@@ -77,6 +77,32 @@ declare module 'sodium-native' {
       k: Uint8Array,
     ): number;
     randombytes_buf(b: Uint8Array): void;
+    sodium_malloc(size: number): Buffer;
+    sodium_free(buf: Uint8Array): void;
+    sodium_memzero(buf: Uint8Array): void;
+    crypto_scalarmult(q: Uint8Array, n: Uint8Array, p: Uint8Array): void;
+    crypto_kx_keypair(pk: Uint8Array, sk: Uint8Array): void;
   };
   export default sodium;
+}
+
+declare module 'noise-protocol/dh.js' {
+  const factory: () => any;
+  export default factory;
+}
+declare module 'noise-protocol/hash.js' {
+  const factory: (deps: { dh: any }) => any;
+  export default factory;
+}
+declare module 'noise-protocol/cipher.js' {
+  const factory: () => any;
+  export default factory;
+}
+declare module 'noise-protocol/cipher-state.js' {
+  const factory: (deps: { cipher: any }) => any;
+  export default factory;
+}
+declare module 'noise-protocol/symmetric-state.js' {
+  const factory: (deps: { hash: any; cipherState: any }) => any;
+  export default factory;
 }
