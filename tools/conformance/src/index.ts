@@ -24,6 +24,7 @@
 import { basicSuite } from './basic.js';
 import { channelSuite } from './channel.js';
 import { closeSuite } from './close.js';
+import { hostileSuite } from './hostile.js';
 import { largeSuite } from './large.js';
 import type { ConformanceOptions, Test } from './options.js';
 import { stressSuite } from './stress.js';
@@ -31,6 +32,7 @@ import { stressSuite } from './stress.js';
 export { basicSuite } from './basic.js';
 export { channelSuite } from './channel.js';
 export { closeSuite } from './close.js';
+export { hostileSuite } from './hostile.js';
 export { largeSuite } from './large.js';
 export type { ChildTransportSpec, ConformanceOptions, Test } from './options.js';
 export { stressSuite } from './stress.js';
@@ -42,4 +44,5 @@ export function runTransportConformance(test: Test, options: ConformanceOptions)
   largeSuite(test, options);
   stressSuite(test, options);
   channelSuite(test, options);
+  hostileSuite(test, options);
 }
