@@ -321,12 +321,16 @@ export class SecureChannelImpl extends EventEmitter<ChannelEvents> implements Se
     }
     if (this.state !== 'open') return this.closed$();
     this.state = 'closing';
+    // From here on incoming messages are read and discarded (not delivered), whatever pause() or
+    // a waiting backlog said: the peer's end-of-stream must be seen for the close to complete.
+    this.backlog = [];
+    this.pump();
     const end = () => {
       if (this.state === 'closed') return;
       this.connection.end();
-      // Keep reading (and discarding) until the peer ends too, so no reset hits data in flight.
+      // Keep reading until the peer ends too, so no reset hits data in flight; the timer is not
+      // unref'd because the close promise must settle even if the peer never answers.
       this.lingerTimer = setTimeout(() => this.finalize(undefined), CLOSE_LINGER_MS);
-      this.lingerTimer.unref?.();
       if (this.remoteEnded) this.pump();
     };
     if (this.sending || this.sendQueue.length > 0) this.afterSends = end;
@@ -458,7 +462,8 @@ export class SecureChannelImpl extends EventEmitter<ChannelEvents> implements Se
   }
 
   private canRead(): boolean {
-    return this.state !== 'closed' && !this.userPaused && this.backlog.length === 0;
+    if (this.state === 'closing') return true;
+    return this.state === 'open' && !this.userPaused && this.backlog.length === 0;
   }
 
   private openFrame(frame: Buffer): Uint8Array | undefined {

@@ -135,3 +135,16 @@ test('a trust decision with expiresAt closes the channel at expiry with SIPC_ERR
   t.deepEqual(client.roles, ['admin']);
   t.true(isSecureIpcError(await closed(client), 'SIPC_ERR_CERT_EXPIRED'));
 });
+
+test('close() completes even with undelivered messages waiting and reading paused (regression: hang)', async (t) => {
+  t.timeout(3000); // the linger fallback is 5 s: finishing earlier proves the peer's end was read
+  const [client, server] = await channelPair(t);
+  // The client never listens: the server's message waits in its backlog and reading pauses.
+  await server.send(Buffer.from('unread'));
+  client.pause();
+  await new Promise((r) => setTimeout(r, 20));
+  const serverClosed = closed(server);
+  await client.close();
+  t.is(await serverClosed, undefined);
+  t.true(client.cipherStates.rx.destroyed);
+});
