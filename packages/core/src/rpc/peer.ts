@@ -49,6 +49,10 @@ export interface RpcChannel extends Pick<EventEmitter, 'on' | 'once' | 'off'> {
   send(message: Uint8Array, options?: { signal?: AbortSignal }): Promise<void>;
   /** Close (with an error: destroy). */
   close(error?: Error): Promise<void>;
+  /** Stop reading from the peer. */
+  pause(): void;
+  /** Read again. */
+  resume(): void;
 }
 
 /** A handler as stored (untyped). */
@@ -80,6 +84,9 @@ export interface RpcPeerOptions {
 
 /** Default per-connection limit of requests in flight. */
 export const DEFAULT_MAX_IN_FLIGHT = 64;
+
+/** Queued answers beyond which a peer's requests stop being read (far above any slot limit). */
+export const REPLY_HIGH_WATER = 1024;
 
 interface Pending {
   id: number;
@@ -139,6 +146,8 @@ export class RpcPeer {
   readonly #remoteSubs = new Map<string, NameMatcher>();
   readonly #eventContext: EventContext;
   #nextId = 1;
+  #queuedReplies = 0;
+  #pausedForReplies = false;
   #closeError: SecureIpcError | undefined;
 
   /** Attach to `channel`; the peer's roles are computed once, from the channel's identity only. */
@@ -401,11 +410,32 @@ export class RpcPeer {
     } catch (err) {
       bytes = encodeEnvelope({ k: Kind.Error, id, e: toWireError(err) });
     }
-    this.channel.send(bytes).catch((err) => {
+    // A peer that writes requests but never reads the answers would make them pile up here.
+    // Past the high-water mark we stop reading its requests until it reads; a compliant peer
+    // (at most its slot limit in flight) never gets near it, so two compliant ends cannot
+    // deadlock on each other.
+    if (++this.#queuedReplies === REPLY_HIGH_WATER && !this.#pausedForReplies) {
+      this.#pausedForReplies = true;
+      this.channel.pause();
+    }
+    this.channel.send(bytes).then(this.#replySent, (err) => {
+      this.#replySent();
       // Too large for the channel: the caller still gets an answer, as an error.
       if (isSecureIpcError(err, 'SIPC_ERR_MESSAGE_TOO_LARGE') && envelope.k !== Kind.Error)
         this.channel.send(encodeEnvelope({ k: Kind.Error, id, e: toWireError(err) })).catch(noop);
     });
+  }
+
+  readonly #replySent = (): void => {
+    if (--this.#queuedReplies <= REPLY_HIGH_WATER >> 1 && this.#pausedForReplies) {
+      this.#pausedForReplies = false;
+      if (this.#closeError === undefined) this.channel.resume();
+    }
+  };
+
+  /** Answers handed to the channel and not yet accepted by the transport (diagnostics). */
+  get queuedReplies(): number {
+    return this.#queuedReplies;
   }
 
   #authorize(action: PolicyAction, what: string): boolean {

@@ -1,0 +1,65 @@
+import test from 'ava';
+import { secureConnect } from '../src/channel.js';
+import { decodeEnvelope, EnvelopeKind, encodeEnvelope } from '../src/envelope.js';
+import { generateKeyPair } from '../src/keys.js';
+import { REPLY_HIGH_WATER } from '../src/rpc/peer.js';
+import { serve } from '../src/rpc/serve.js';
+import { tempSocketPath, unixTestTransport } from './fixtures/rpc-net.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// A peer that writes requests and never reads the answers must not make the server buffer them
+// without bound: past REPLY_HIGH_WATER queued answers it stops reading that peer.
+test('a peer that never reads its answers cannot make the server queue them without bound', async (t) => {
+  const serverKeys = generateKeyPair();
+  const clientKeys = generateKeyPair();
+  const sock = tempSocketPath();
+  const transport = unixTestTransport();
+  const address = `test-unix://${sock.path}`;
+  const server = await serve({
+    transport,
+    address,
+    keyPair: serverKeys,
+    trust: { keys: [clientKeys.publicKey] },
+  });
+  t.teardown(async () => {
+    await server.close();
+    sock.remove();
+  });
+  const ch = await secureConnect(await transport.connect(address), {
+    keyPair: clientKeys,
+    trust: { keys: [serverKeys.publicKey] },
+  });
+  t.teardown(() => ch.close());
+  // No 'message' listener: this end reads nothing, so the server's answers back up.
+  const total = 6000;
+  const payload = new Uint8Array(4096);
+  let accepted = 0;
+  const sends: Promise<void>[] = [];
+  for (let id = 1; id <= total; id++) {
+    const p = ch.send(encodeEnvelope({ k: EnvelopeKind.Request, id, m: '$ping', p: payload }));
+    sends.push(p.then(() => void accepted++));
+  }
+  // Let the flood settle: the server reads until its high-water mark, then stops reading.
+  let last = -1;
+  while (accepted !== last) {
+    last = accepted;
+    await sleep(200);
+  }
+  const peer = [...server.peers][0]!;
+  t.log(`accepted ${accepted} of ${total}; server holds ${peer.queuedReplies} queued answers`);
+  t.true(peer.queuedReplies <= REPLY_HIGH_WATER, `${peer.queuedReplies} answers queued`);
+  t.true(accepted < total, 'the server stopped reading the flood');
+  // Reading again drains everything: each request answered exactly once, nothing lost.
+  const seen = new Set<number>();
+  await new Promise<void>((resolve) => {
+    ch.on('message', (m: Uint8Array) => {
+      const r = decodeEnvelope(m);
+      if (r.ok && r.envelope.k === EnvelopeKind.Response) seen.add(r.envelope.id!);
+      if (seen.size === total) resolve();
+    });
+  });
+  await Promise.all(sends);
+  t.is(seen.size, total);
+  t.is(peer.queuedReplies, 0);
+});
