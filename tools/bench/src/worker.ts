@@ -19,9 +19,12 @@ let idle: BenchClient[] = [];
 const gc = (globalThis as { gc?: () => void }).gc;
 
 async function rss(): Promise<number> {
-  // Two collections with a pause between: weak callbacks and finalizers run after the first.
-  gc?.();
-  await new Promise((r) => setTimeout(r, 50));
+  // Collections with pauses between: weak callbacks, finalizers and closed handles are released
+  // after the first, and sockets closed just before need a few event-loop turns to go away.
+  for (let i = 0; i < 3; i++) {
+    gc?.();
+    await new Promise((r) => setTimeout(r, 100));
+  }
   gc?.();
   return process.memoryUsage().rss;
 }

@@ -1,18 +1,21 @@
 /**
  * secure-ipc rows, built from the packages' public exports exactly as an application would:
- * a transport (unix, tcp, local://), `secureListen` / `secureConnect` (Noise XX, pinned keys on
- * both sides), and on top either the RPC layer (`$ping` for the echo, an event for the one-way
- * bulk) or, for the `chan-` row, raw channel messages. The channel row has no envelope and no
+ * a transport (unix, tcp, local://), Noise XX with pinned keys on both sides, and on top either
+ * the RPC layer (`$ping` for the echo, an event for the one-way bulk) or, for the `chan-` row,
+ * raw channel messages. RPC clients use core's high-level `connect()`. The server composes
+ * `transport.listen` + `secureListen` + `RpcServer.listen`, which is what `serve()` does inside,
+ * because `serve()` does not report the port it got for `tcp://127.0.0.1:0`. The channel row has no envelope and no
  * RPC bookkeeping, so RPC row minus channel row is what the RPC layer costs.
  */
 import path from 'node:path';
 import {
-  createClient,
+  connect,
   createPolicy,
   createServer,
   generateKeyPair,
   type KeyPair,
   keyPairFromSecretKey,
+  type RpcClient,
   type SecureChannel,
   secureConnect,
   secureListen,
@@ -98,20 +101,18 @@ export function secureIpc(socket: SipcSocket, level: SipcLevel): Impl {
       return { address: listener.address, close: () => server.close() };
     },
     async connect(address, secrets) {
-      const connection = await transportFor(socket).connect(address);
-      const channel = await secureConnect(connection, {
-        keyPair: ownKeys(secrets),
-        trust: { keys: [secrets.peer as Uint8Array] },
-      });
-      return level === 'rpc' ? rpcClient(channel) : channelClient(channel);
+      const keyPair = ownKeys(secrets);
+      const trust = { keys: [secrets.peer as Uint8Array] };
+      const transport = transportFor(socket);
+      if (level === 'rpc') return rpcClient(await connect({ transport, address, keyPair, trust }));
+      return channelClient(await secureConnect(await transport.connect(address), { keyPair, trust }));
     },
   };
 }
 
 const asBuffer = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 
-function rpcClient(channel: SecureChannel): BenchClient {
-  const client = createClient(channel);
+function rpcClient(client: RpcClient): BenchClient {
   const flushMessage = makeMessage(KIND_ECHO, 1);
   return {
     request: async (m) => asBuffer(await client.ping<Uint8Array>(m)),
