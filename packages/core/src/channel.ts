@@ -153,6 +153,7 @@ interface PendingSend {
   signal: AbortSignal | undefined;
   resolve: () => void;
   reject: (err: unknown) => void;
+  onAbort?: () => void;
 }
 
 /** The channel implementation (exported for tests; use the `SecureChannel` interface). */
@@ -299,7 +300,18 @@ export class SecureChannelImpl extends EventEmitter<ChannelEvents> implements Se
       }
     }
     return new Promise<void>((resolve, reject) => {
-      this.sendQueue.push({ message, signal, resolve, reject });
+      const pending: PendingSend = { message, signal, resolve, reject };
+      // A queued message has sent nothing yet, so an abort can still withdraw it.
+      if (signal !== undefined) {
+        pending.onAbort = () => {
+          const at = this.sendQueue.indexOf(pending);
+          if (at < 0) return;
+          this.sendQueue.splice(at, 1);
+          reject(createError('SIPC_ERR_ABORTED', undefined, { cause: signal.reason }));
+        };
+        signal.addEventListener('abort', pending.onAbort, { once: true });
+      }
+      this.sendQueue.push(pending);
       this.runQueue();
     });
   }
@@ -357,6 +369,7 @@ export class SecureChannelImpl extends EventEmitter<ChannelEvents> implements Se
       after?.();
       return;
     }
+    if (next.onAbort !== undefined) next.signal?.removeEventListener('abort', next.onAbort);
     if (next.signal?.aborted) {
       next.reject(createError('SIPC_ERR_ABORTED', undefined, { cause: next.signal.reason }));
       this.runQueue();
@@ -585,7 +598,10 @@ export class SecureChannelImpl extends EventEmitter<ChannelEvents> implements Se
     );
     this.drainWaiter?.reject(closedError);
     this.drainWaiter = undefined;
-    for (const pending of this.sendQueue.splice(0)) pending.reject(closedError);
+    for (const pending of this.sendQueue.splice(0)) {
+      if (pending.onAbort !== undefined) pending.signal?.removeEventListener('abort', pending.onAbort);
+      pending.reject(closedError);
+    }
     this.afterSends = undefined;
     this.emit('close', error);
     this.closeResolve?.();

@@ -148,3 +148,20 @@ test('close() completes even with undelivered messages waiting and reading pause
   t.is(await serverClosed, undefined);
   t.true(client.cipherStates.rx.destroyed);
 });
+
+test('a send queued behind backpressure can be aborted; the others still arrive in order', async (t) => {
+  const [client, server] = await channelPair(t);
+  const got: number[] = [];
+  server.on('message', (m) => got.push(m.byteLength));
+  server.pause();
+  const first = client.send(Buffer.alloc(4 * 1024 * 1024)); // fills the pipe: later sends queue
+  const controller = new AbortController();
+  const withdrawn = client.send(Buffer.alloc(7), { signal: controller.signal });
+  const last = client.send(Buffer.alloc(9));
+  controller.abort();
+  t.true(isSecureIpcError(await t.throwsAsync(withdrawn), 'SIPC_ERR_ABORTED'));
+  server.resume();
+  await Promise.all([first, last]);
+  while (got.length < 2) await new Promise((r) => setTimeout(r, 5));
+  t.deepEqual(got, [4 * 1024 * 1024, 9]);
+});
