@@ -87,3 +87,18 @@ test('allowRemote must be a boolean', (t) => {
   const err = t.throws(() => tcpTransport({ allowRemote: 'yes' as never }));
   t.true(isSecureIpcError(err, 'SIPC_ERR_INVALID_ARGUMENT'), String(err));
 });
+
+test('an abort while listen is in progress rejects with SIPC_ERR_ABORTED and binds nothing', async (t) => {
+  const probe = await transport.listen('tcp://127.0.0.1:0');
+  const address = probe.address;
+  await probe.close();
+  const controller = new AbortController();
+  const listening = transport.listen(address, { signal: controller.signal });
+  controller.abort();
+  const err = await t.throwsAsync(listening);
+  t.true(isSecureIpcError(err, 'SIPC_ERR_ABORTED'), String(err));
+  // The port is free again: nothing stayed bound.
+  const again = await transport.listen(address);
+  t.teardown(() => again.close());
+  t.is(again.address, address);
+});

@@ -149,3 +149,13 @@ test('no temporary socket names are left in the directory', async (t) => {
   await listener.close();
   t.deepEqual(readdirSync(dir), []);
 });
+
+test('an abort while listen is in progress rejects with SIPC_ERR_ABORTED and leaves no socket file behind', async (t) => {
+  const dir = tempDir(t);
+  const controller = new AbortController();
+  const listening = transport.listen(`unix://${dir}/s.sock`, { signal: controller.signal });
+  controller.abort();
+  const err = await t.throwsAsync(listening);
+  t.true(isSecureIpcError(err, 'SIPC_ERR_ABORTED'), String(err));
+  t.deepEqual(readdirSync(dir), []);
+});
