@@ -184,6 +184,7 @@ export class SecureChannelImpl extends EventEmitter<ChannelEvents> implements Se
   private backlog: Uint8Array[] = [];
   private userPaused = false;
   private remoteEnded = false;
+  private connectionClosed = false;
   private started = false;
 
   private sendQueue: PendingSend[] = [];
@@ -207,7 +208,11 @@ export class SecureChannelImpl extends EventEmitter<ChannelEvents> implements Se
   private readonly onError = (err: Error) =>
     this.destroy(createError('SIPC_ERR_CONNECTION_CLOSED', 'The connection failed', { cause: err }));
   private readonly onClose = () => {
-    if (this.state === 'closing' || this.remoteEnded) this.finalize(undefined);
+    this.connectionClosed = true;
+    if (this.state === 'closing') this.finalize(undefined);
+    // After a clean end the decoder may still hold frames (a paused reader): deliver them first;
+    // onRemoteEnd finishes the close once they are read.
+    else if (this.remoteEnded) this.pump();
     else this.destroy(createError('SIPC_ERR_CONNECTION_CLOSED'));
   };
   private readonly onDrain = () => {
@@ -317,6 +322,8 @@ export class SecureChannelImpl extends EventEmitter<ChannelEvents> implements Se
   }
 
   pause(): void {
+    // A closing channel keeps reading (and discarding) until the peer's end: see close().
+    if (this.state !== 'open') return;
     this.userPaused = true;
     this.connection.pause();
   }
@@ -542,6 +549,11 @@ export class SecureChannelImpl extends EventEmitter<ChannelEvents> implements Se
   private onRemoteEnd(): void {
     if (this.decoder.partial || this.parts.length > 0) {
       this.destroy(createError('SIPC_ERR_TRUNCATED', 'The peer ended the stream inside a frame or message'));
+      return;
+    }
+    // The transport is already gone (a close right after the end): nothing left to flush.
+    if (this.connectionClosed) {
+      this.finalize(undefined);
       return;
     }
     if (this.state === 'open') {
