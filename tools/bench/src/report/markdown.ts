@@ -51,10 +51,12 @@ export function renderMarkdown(r: ReportInput): string {
   );
   if (r.e2e !== undefined) out.push(`- Load average before each round: ${r.e2e.loads.join('; ')}`);
   out.push(
-    `- Plan: ${r.plan.rounds} interleaved rounds; round trip ${r.plan.roundTrip.iterations} × ${r.plan.roundTrip.size} B; ` +
-      `pipelined ${r.plan.pipelined.total} × ${r.plan.pipelined.size} B with ${r.plan.pipelined.inflight} in flight; ` +
-      `bulk up to ${r.plan.bulk.bytes / 2 ** 20} MiB in ${r.plan.bulk.size / 1024} KiB messages (or ${r.plan.bulk.maxMs} ms); ` +
-      `connect × ${r.plan.connect.count}; idle RSS with ${r.plan.idle} connections × ${r.plan.rssRounds} rounds`,
+    `- Plan per round and row (each capped in time for slow rows, rates computed over what was done): ` +
+      `round trip ${r.plan.roundTrip.iterations} × ${r.plan.roundTrip.size} B (or ${r.plan.roundTrip.maxMs} ms); ` +
+      `pipelined ${r.plan.pipelined.total} × ${r.plan.pipelined.size} B with ${r.plan.pipelined.inflight} in flight (or ${r.plan.pipelined.maxMs} ms); ` +
+      `bulk ${r.plan.bulk.bytes / 2 ** 20} MiB in ${r.plan.bulk.size / 1024} KiB messages (or ${r.plan.bulk.maxMs} ms); ` +
+      `connect × ${r.plan.connect.count} (or ${r.plan.connect.maxMs} ms); ${r.plan.rounds} interleaved rounds; ` +
+      `idle RSS with ${r.plan.idle} connections × ${r.plan.rssRounds} rounds`,
     '',
   );
 
