@@ -1,5 +1,11 @@
 /** Basic sub-suite: listen, connect, echo, peer info, connect to nothing, address in use, abort signals. */
-import { type Connection, isSecureIpcError } from '@secure-ipc/core';
+import {
+  addressScheme,
+  type Connection,
+  isSecureIpcError,
+  isTransport,
+  selectTransport,
+} from '@secure-ipc/core';
 import { echo, random } from './bytes.js';
 import { connect, echoServer, listen } from './harness.js';
 import type { ConformanceOptions, Test } from './options.js';
@@ -14,6 +20,13 @@ export function basicSuite(test: Test, o: ConformanceOptions): void {
     t.is(conn.peer.transport, o.transport.name);
     const data = random(1000);
     t.deepEqual(await echo(conn, data), data);
+  });
+
+  test(`${o.name}: the transport is branded and handles the scheme of its addresses`, (t) => {
+    t.true(isTransport(o.transport));
+    const address = o.address();
+    t.true(o.transport.schemes.includes(addressScheme(address)!), `${address} vs ${o.transport.schemes}`);
+    t.is(selectTransport(address, [o.transport]), o.transport);
   });
 
   test(`${o.name}: both ends of a connection carry peer info from the transport`, async (t) => {
