@@ -32,10 +32,6 @@ declare module 'sodium-native' {
   export default sodium;
 }
 
-declare module 'noise-protocol' {
-  const noise: any;
-  export default noise;
-}
 declare module 'noise-protocol/dh.js' {
   const factory: () => any;
   export default factory;

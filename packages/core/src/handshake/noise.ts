@@ -2,22 +2,31 @@
  * The one module that talks to `noise-protocol` (Noise_XX_25519_ChaChaPoly_BLAKE2b). Everything
  * else uses `NoiseHandshake` and `NoiseCipherState`, so the backend could be swapped here alone.
  *
- * Performance note: noise-protocol's HandshakeState allocates every key buffer with sodium_malloc
- * (mmap + guard pages + mlock, about 40 µs each here, nine per side: roughly half of a 0.75 ms
- * handshake side). Its constructor and token loop call sodium_malloc directly, bound at require
- * time, so the only ways around it are reimplementing the state machine or patching the shared
- * sodium-native module for every other user in the process. Both were rejected: connect cost is
- * paid once per connection, and the secure memory protects the keys. We add no allocations of our
- * own to that path beyond the copies we must keep after `destroy`.
+ * Why the XX token sequence lives here and not in noise-protocol's HandshakeState: that object
+ * allocates every key buffer with sodium_malloc (mmap + guard pages + mlock, about 40 µs each
+ * here), eleven per side counting Split(), bound at require time so it cannot be configured.
+ * Measured here (CPU time, both sides of one handshake, in memory): 1.42 ms through
+ * HandshakeState, 0.72 ms this way. noise-protocol's SymmetricState, CipherState, hash
+ * (HKDF) and DH functions are pure functions over caller-provided buffers, so we give them our
+ * own state: one sodium_malloc'd arena per handshake (still locked, guarded and wiped) and one per
+ * channel for the two transport keys. noise-protocol still does every Noise operation (MixHash,
+ * MixKey, EncryptAndHash, DecryptAndHash, Split, Rekey) and libsodium every primitive; this file
+ * only orders the tokens of the three XX messages. The known-answer vectors (handshake and
+ * transport messages, handshake hash) and the noise-handshake interop test pin it to the spec.
  */
-import noise from 'noise-protocol';
 import cipherFactory from 'noise-protocol/cipher.js';
 import cipherStateFactory from 'noise-protocol/cipher-state.js';
 import dhFactory from 'noise-protocol/dh.js';
 import hashFactory from 'noise-protocol/hash.js';
 import symmetricStateFactory from 'noise-protocol/symmetric-state.js';
 import sodium from 'sodium-native';
-import { HANDSHAKE_HASH_LENGTH, KEY_LENGTH, MAX_FRAME_SIZE, TAG_LENGTH } from '../constants.js';
+import {
+  HANDSHAKE_HASH_LENGTH,
+  KEY_LENGTH,
+  MAX_FRAME_SIZE,
+  NOISE_PROTOCOL_NAME,
+  TAG_LENGTH,
+} from '../constants.js';
 import { createError } from '../errors.js';
 import type { KeyPair } from '../keys.js';
 
@@ -25,9 +34,21 @@ const dh = dhFactory();
 const hash = hashFactory({ dh });
 const cipher = cipherFactory();
 const cipherState = cipherStateFactory({ cipher });
-// Our own instance of the SymmetricState functions: they are pure functions over a state buffer,
-// so `getHandshakeHash` reads h from a handshake made by `noise` without touching its internals.
 const symmetricState = symmetricStateFactory({ hash, cipherState });
+
+const PROTOCOL_NAME = Buffer.from(NOISE_PROTOCOL_NAME, 'ascii');
+const ENCRYPTED_KEY_LENGTH = KEY_LENGTH + TAG_LENGTH;
+const CIPHER_STATE_LENGTH = cipherState.STATELEN as number; // key ‖ LE64 nonce
+const SYMMETRIC_STATE_LENGTH = symmetricState.STATELEN as number; // ck ‖ h ‖ cipher state
+
+// Layout of the per-handshake secret arena.
+const SYM = 0;
+const E_PUB = SYM + SYMMETRIC_STATE_LENGTH;
+const E_SEC = E_PUB + KEY_LENGTH;
+const DH_OUT = E_SEC + KEY_LENGTH;
+const SPLIT_1 = DH_OUT + KEY_LENGTH;
+const SPLIT_2 = SPLIT_1 + CIPHER_STATE_LENGTH;
+const ARENA_LENGTH = SPLIT_2 + CIPHER_STATE_LENGTH;
 
 /** Largest overhead an XX message adds to its payload: e (32) + encrypted s (48) + payload tag (16). */
 export const MAX_HANDSHAKE_OVERHEAD = KEY_LENGTH + KEY_LENGTH + TAG_LENGTH + TAG_LENGTH;
@@ -41,7 +62,7 @@ export interface NoiseHandshakeOptions {
   initiator: boolean;
   /** Bytes mixed into the handshake hash first; both sides must agree. */
   prologue: Uint8Array;
-  /** This side's static key pair (copied into secure memory). */
+  /** This side's static key pair (used in place, never copied). */
   staticKeyPair: KeyPair;
   /** Replace ephemeral key generation (known-answer tests only). */
   generateEphemeral?: EphemeralGenerator | undefined;
@@ -55,28 +76,26 @@ export class NoiseHandshake {
   handshakeHash: Uint8Array | undefined;
   /** The transport cipher states once the handshake is complete; the caller owns them. */
   split: { tx: NoiseCipherState; rx: NoiseCipherState } | undefined;
-  private state: any;
-  private readonly engine: any;
+  private arena: Buffer | undefined;
+  private readonly initiator: boolean;
+  private readonly staticKeyPair: KeyPair;
+  private readonly generateEphemeral: EphemeralGenerator;
+  private step = 0; // messages processed so far (0..3)
+  private remoteEphemeral: Buffer | undefined;
   private failed = false;
+  private keyed = false; // a cipher key exists once the first DH was mixed in (payloads get tags)
 
-  /** Start a handshake. */
+  /** Start a handshake: InitializeSymmetric(protocol name), MixHash(prologue). */
   constructor(options: NoiseHandshakeOptions) {
-    const gen = options.generateEphemeral;
-    this.engine =
-      gen === undefined
-        ? noise
-        : noise.createHandshake({
-            dh: { ...dh, generateKeypair: gen },
-            hash,
-            cipher,
-            symmetricState,
-            cipherState,
-          });
-    try {
-      this.state = this.engine.initialize('XX', options.initiator, options.prologue, options.staticKeyPair);
-    } catch (err) {
-      throw createError('SIPC_ERR_INVALID_ARGUMENT', 'Bad handshake parameters', { cause: err });
-    }
+    const kp = options.staticKeyPair;
+    if (kp?.publicKey?.byteLength !== KEY_LENGTH || kp.secretKey?.byteLength !== KEY_LENGTH)
+      throw createError('SIPC_ERR_INVALID_ARGUMENT', 'The static key pair must hold two 32-byte keys');
+    this.initiator = options.initiator;
+    this.staticKeyPair = kp;
+    this.generateEphemeral = options.generateEphemeral ?? ((pk, sk) => dh.generateKeypair(pk, sk));
+    this.arena = sodium.sodium_malloc(ARENA_LENGTH);
+    symmetricState.initializeSymmetric(this.sym(), PROTOCOL_NAME);
+    symmetricState.mixHash(this.sym(), options.prologue);
   }
 
   /** True once the last message was written or read. */
@@ -84,60 +103,79 @@ export class NoiseHandshake {
     return this.split !== undefined;
   }
 
-  /** The ephemeral secret key buffer held by the state (tests check it is wiped after the handshake). */
+  /** The ephemeral secret key buffer (tests check it is wiped after the handshake), null once freed. */
   get ephemeralSecretKey(): Uint8Array | null {
-    return this.state?.esk ?? null;
+    return this.arena === undefined ? null : this.arena.subarray(E_SEC, E_SEC + KEY_LENGTH);
   }
 
   /** Write the next handshake message carrying `payload`; returns the message bytes. */
   writeMessage(payload: Uint8Array): Uint8Array {
-    this.assertUsable();
+    this.assertUsable(true);
     if (payload.byteLength + MAX_HANDSHAKE_OVERHEAD > MAX_FRAME_SIZE)
       throw createError('SIPC_ERR_FRAME_TOO_LARGE', 'Handshake payload too large for one Noise message');
     const out = Buffer.allocUnsafe(payload.byteLength + MAX_HANDSHAKE_OVERHEAD);
-    let result: { tx: Buffer; rx: Buffer } | undefined;
+    let at = 0;
     try {
-      result = this.engine.writeMessage(this.state, payload, out);
+      if (this.step === 0) {
+        at = this.writeEphemeral(out, at); // -> e
+      } else if (this.step === 1) {
+        at = this.writeEphemeral(out, at); // <- e
+        this.mixDh(this.ephemeral(), this.remoteEphemeral!); // ee
+        at = this.encryptAndHash(out, at, this.staticKeyPair.publicKey); // s
+        this.mixDh(this.staticKeyPair.secretKey, this.remoteEphemeral!); // es (responder: s with re)
+      } else {
+        at = this.encryptAndHash(out, at, this.staticKeyPair.publicKey); // -> s
+        this.mixDh(this.staticKeyPair.secretKey, this.remoteEphemeral!); // se (initiator: s with re)
+      }
+      at = this.encryptAndHash(out, at, payload);
     } catch (err) {
       this.fail();
       throw createError('SIPC_ERR_HANDSHAKE_FAILED', 'Could not write the handshake message', { cause: err });
     }
-    const message = out.subarray(0, this.engine.writeMessage.bytes as number);
-    this.afterStep(result);
-    return message;
+    this.advance();
+    return out.subarray(0, at);
   }
 
   /** Read the next handshake message; returns its decrypted payload. A failure ends the handshake. */
   readMessage(message: Uint8Array): Uint8Array {
-    this.assertUsable();
+    this.assertUsable(false);
     if (message.byteLength > MAX_FRAME_SIZE) {
       this.fail();
       throw createError('SIPC_ERR_FRAME_TOO_LARGE', 'Handshake message exceeds the Noise limit');
     }
-    const payload = Buffer.allocUnsafe(message.byteLength);
-    let result: { tx: Buffer; rx: Buffer } | undefined;
+    let at = 0;
+    let payload: Buffer;
     try {
-      const hadRemoteStatic = this.state.rs != null;
-      result = this.engine.readMessage(this.state, message, payload);
-      if (!hadRemoteStatic && this.state.rs != null) this.remoteStaticKey = Buffer.from(this.state.rs);
+      if (this.step === 0 || this.step === 1) {
+        at = this.readEphemeral(message, at); // e
+        if (this.step === 1) {
+          this.mixDh(this.ephemeral(), this.remoteEphemeral!); // ee
+          at = this.readStatic(message, at); // s
+          this.mixDh(this.ephemeral(), this.remoteStaticKey!); // es (initiator: e with rs)
+        }
+      } else {
+        at = this.readStatic(message, at); // s
+        this.mixDh(this.ephemeral(), this.remoteStaticKey!); // se (responder: e with rs)
+      }
+      payload = this.decryptAndHash(message.subarray(at));
     } catch (err) {
-      // noise-protocol has consumed the step: the state is unusable, free it now.
+      // A failed read consumed the step: the state is unusable, wipe it now.
       this.fail();
       throw createError('SIPC_ERR_HANDSHAKE_FAILED', 'Handshake message failed authentication or parsing', {
         cause: err,
       });
     }
-    const out = payload.subarray(0, this.engine.readMessage.bytes as number);
-    this.afterStep(result);
-    return out;
+    this.advance();
+    return payload;
   }
 
-  /** Free (and zero) every key buffer of the state; safe to call more than once. */
+  /** Wipe and free the handshake state; safe to call more than once. */
   destroy(): void {
-    if (this.state !== undefined) {
-      this.engine.destroy(this.state);
-      this.state = undefined;
-    }
+    if (this.arena === undefined) return;
+    sodium.sodium_memzero(this.arena);
+    sodium.sodium_free(this.arena);
+    this.arena = undefined;
+    this.remoteEphemeral = undefined;
   }
 
   /** Destroy the state and any split keys not yet handed out. */
@@ -149,13 +187,73 @@ export class NoiseHandshake {
     }
   }
 
-  private afterStep(result: { tx: Buffer; rx: Buffer } | undefined): void {
-    if (result === undefined) return;
+  private sym(): Buffer {
+    return this.arena!.subarray(SYM, SYM + SYMMETRIC_STATE_LENGTH);
+  }
+
+  private ephemeral(): Buffer {
+    return this.arena!.subarray(E_SEC, E_SEC + KEY_LENGTH);
+  }
+
+  private writeEphemeral(out: Buffer, at: number): number {
+    const pub = this.arena!.subarray(E_PUB, E_PUB + KEY_LENGTH);
+    this.generateEphemeral(pub, this.ephemeral());
+    out.set(pub, at);
+    symmetricState.mixHash(this.sym(), pub);
+    return at + KEY_LENGTH;
+  }
+
+  private readEphemeral(message: Uint8Array, at: number): number {
+    if (message.byteLength - at < KEY_LENGTH) throw new Error('message too short for an ephemeral key');
+    this.remoteEphemeral = Buffer.from(message.subarray(at, at + KEY_LENGTH));
+    symmetricState.mixHash(this.sym(), this.remoteEphemeral);
+    return at + KEY_LENGTH;
+  }
+
+  private readStatic(message: Uint8Array, at: number): number {
+    if (message.byteLength - at < ENCRYPTED_KEY_LENGTH) throw new Error('message too short for a static key');
+    const rs = Buffer.alloc(KEY_LENGTH);
+    symmetricState.decryptAndHash(this.sym(), rs, message.subarray(at, at + ENCRYPTED_KEY_LENGTH));
+    this.remoteStaticKey = rs;
+    return at + ENCRYPTED_KEY_LENGTH;
+  }
+
+  // MixKey(DH(local secret, remote public)); the shared secret is wiped right after.
+  private mixDh(localSecret: Uint8Array, remotePublic: Uint8Array): void {
+    const out = this.arena!.subarray(DH_OUT, DH_OUT + KEY_LENGTH);
+    dh.dh(out, localSecret, remotePublic);
+    symmetricState.mixKey(this.sym(), out);
+    sodium.sodium_memzero(out);
+    this.keyed = true;
+  }
+
+  private encryptAndHash(out: Buffer, at: number, plaintext: Uint8Array): number {
+    symmetricState.encryptAndHash(this.sym(), out.subarray(at), plaintext);
+    return at + (symmetricState.encryptAndHash.bytesWritten as number);
+  }
+
+  private decryptAndHash(ciphertext: Uint8Array): Buffer {
+    const keyed = this.keyed;
+    if (keyed && ciphertext.byteLength < TAG_LENGTH) throw new Error('message too short for its tag');
+    const plain = Buffer.alloc(keyed ? ciphertext.byteLength - TAG_LENGTH : ciphertext.byteLength);
+    symmetricState.decryptAndHash(this.sym(), plain, ciphertext);
+    return plain;
+  }
+
+  // After message 3: h for channel binding, Split() into our own key arena, wipe the rest.
+  private advance(): void {
+    this.step++;
+    if (this.step < 3) return;
     const h = Buffer.alloc(HANDSHAKE_HASH_LENGTH);
-    symmetricState.getHandshakeHash(this.state.symmetricState, h);
+    symmetricState.getHandshakeHash(this.sym(), h);
     this.handshakeHash = h;
-    this.split = { tx: new NoiseCipherState(result.tx), rx: new NoiseCipherState(result.rx) };
-    // Ephemeral and static copies are not needed after Split(): sodium_free zeroes and unmaps them.
+    const c1 = this.arena!.subarray(SPLIT_1, SPLIT_1 + CIPHER_STATE_LENGTH);
+    const c2 = this.arena!.subarray(SPLIT_2, SPLIT_2 + CIPHER_STATE_LENGTH);
+    symmetricState.split(this.sym(), c1, c2);
+    const keys = new KeyArena(c1, c2);
+    // Noise: the initiator sends with the first key of Split(), the responder with the second.
+    const [tx, rx]: [0 | 1, 0 | 1] = this.initiator ? [0, 1] : [1, 0];
+    this.split = { tx: new NoiseCipherState(keys, tx), rx: new NoiseCipherState(keys, rx) };
     this.destroy();
   }
 
@@ -164,9 +262,37 @@ export class NoiseHandshake {
     this.destroy();
   }
 
-  private assertUsable(): void {
-    if (this.failed || this.state === undefined)
+  // XX: the initiator writes messages 1 and 3 (steps 0, 2), the responder message 2 (step 1).
+  private assertUsable(writing: boolean): void {
+    if (this.failed || this.arena === undefined || this.step >= 3)
       throw createError('SIPC_ERR_HANDSHAKE_FAILED', 'The handshake state is no longer usable');
+    if (writing !== (this.initiator === (this.step !== 1)))
+      throw createError('SIPC_ERR_HANDSHAKE_FAILED', `Not this side's turn to ${writing ? 'write' : 'read'}`);
+  }
+}
+
+/** Both transport keys of a channel in one sodium_malloc'd block, freed when both are destroyed. */
+class KeyArena {
+  private memory: Buffer | undefined;
+  private live = 2;
+
+  // Split() leaves both nonces at 0 (InitializeKey), so only the keys are kept.
+  constructor(first: Buffer, second: Buffer) {
+    this.memory = sodium.sodium_malloc(2 * KEY_LENGTH);
+    this.memory.set(first.subarray(0, KEY_LENGTH), 0);
+    this.memory.set(second.subarray(0, KEY_LENGTH), KEY_LENGTH);
+  }
+
+  key(index: 0 | 1): Buffer {
+    return this.memory!.subarray(index * KEY_LENGTH, (index + 1) * KEY_LENGTH);
+  }
+
+  release(index: 0 | 1): void {
+    if (this.memory === undefined) return;
+    sodium.sodium_memzero(this.key(index));
+    if (--this.live > 0) return;
+    sodium.sodium_free(this.memory);
+    this.memory = undefined;
   }
 }
 
@@ -174,8 +300,8 @@ const NONCE_LENGTH = 12;
 const MAX_UINT32 = 0xffff_ffff;
 
 /**
- * One direction's transport cipher (Noise CipherState for ChaChaPoly): a 32-byte key in
- * sodium_malloc'd memory and a 64-bit message counter; the AEAD nonce is 32 zero bits followed by
+ * One direction's transport cipher (Noise CipherState for ChaChaPoly): a 32-byte key in the
+ * channel's sodium_malloc'd key block and a 64-bit message counter; the AEAD nonce is 32 zero bits followed by
  * the little-endian counter, associated data is empty, and counter 2^64-1 is never used.
  *
  * Why not noise-protocol's cipher-state: per call it runs about six native helpers (nonce compare,
@@ -192,13 +318,12 @@ export class NoiseCipherState {
   private lo = 0;
   private hi = 0;
 
-  /** Take the 40-byte key ‖ LE64 nonce state noise-protocol's Split() returned, and free it. */
-  constructor(state: Buffer) {
-    this.key = sodium.sodium_malloc(KEY_LENGTH);
-    this.key.set(state.subarray(0, KEY_LENGTH));
-    this.lo = state.readUInt32LE(KEY_LENGTH);
-    this.hi = state.readUInt32LE(KEY_LENGTH + 4);
-    sodium.sodium_free(state);
+  /** Use key `index` of a Split() key block, counter 0. */
+  constructor(
+    private readonly keys: KeyArena,
+    private readonly index: 0 | 1,
+  ) {
+    this.key = keys.key(index);
   }
 
   /** True once the key was wiped. */
@@ -261,8 +386,7 @@ export class NoiseCipherState {
   /** Zero and free the key; further use throws `SIPC_ERR_CHANNEL_CLOSED`. */
   destroy(): void {
     if (this.key === undefined) return;
-    sodium.sodium_memzero(this.key);
-    sodium.sodium_free(this.key);
+    this.keys.release(this.index);
     this.key = undefined;
   }
 
