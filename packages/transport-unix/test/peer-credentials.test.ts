@@ -15,9 +15,11 @@ const asRootOnLinux = linux && process.geteuid?.() === 0 ? test : test.skip;
 const onLinux = linux ? test : test.skip;
 const onMac = process.platform === 'darwin' ? test : test.skip;
 
-/** Run the peer fixture (as `uid` if given); returns a function that waits for its next stdout line. */
-function peer(t: ExecutionContext, args: string[], uid?: number) {
-  const child = spawn(process.execPath, [PEER, ...args], {
+const NO_KOFFI = new URL('./fixtures/no-koffi.js', import.meta.url).href;
+
+/** Run the peer fixture (as `uid` if given, without koffi if asked); returns a function that waits for its next stdout line. */
+function peer(t: ExecutionContext, args: string[], uid?: number, noKoffi = false) {
+  const child = spawn(process.execPath, [...(noKoffi ? ['--import', NO_KOFFI] : []), PEER, ...args], {
     stdio: ['pipe', 'pipe', 'inherit'],
     ...(uid === undefined ? {} : { uid, gid: uid }),
   });
@@ -121,6 +123,29 @@ test('credentials that cannot be read fail closed unless the policy allows any u
     t.is((err!.cause as Error).message, 'no fd');
   }
   t.is(checkCredentials({ allowAnyUser: true }, unreadable, 'client'), undefined);
+});
+
+test('a peer that cannot read credentials fails closed: the server rejects every client, the client refuses the server', async (t) => {
+  const dir = tempDir(t);
+  const strict = peer(t, ['listen', `unix://${dir}/strict.sock`, '{}'], undefined, true);
+  t.is(await strict.next(), 'ready');
+  const conn = await unixTransport().connect(`unix://${dir}/strict.sock`);
+  t.teardown(() => void conn.destroy());
+  t.is(await strict.next(), 'reject SIPC_ERR_PEER_CREDENTIALS');
+  await once(conn.resume(), 'close');
+  // allowAnyUser does not need credentials: the same blind server lets the client in.
+  const lax = peer(t, ['listen', `unix://${dir}/lax.sock`, '{"allowAnyUser":true}'], undefined, true);
+  t.is(await lax.next(), 'ready');
+  const served = await unixTransport().connect(`unix://${dir}/lax.sock`);
+  t.teardown(() => void served.destroy());
+  served.write('echo');
+  const [echoed] = (await once(served, 'data')) as [Buffer];
+  t.is(String(echoed), 'echo');
+  // And a blind client refuses to talk to a server it cannot identify.
+  const listener = await unixTransport().listen(`unix://${dir}/server.sock`);
+  t.teardown(() => listener.close());
+  const blindClient = peer(t, ['connect', listener.address, '{}'], undefined, true);
+  t.is(await blindClient.next(), 'error SIPC_ERR_PEER_CREDENTIALS');
 });
 
 test('policy options are validated when the transport is built', (t) => {
