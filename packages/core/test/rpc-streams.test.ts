@@ -1,5 +1,6 @@
 import test from 'ava';
 import { createError, isSecureIpcError } from '../src/errors.js';
+import { Fifo } from '../src/rpc/fifo.js';
 import { CreditGate, RemoteStream } from '../src/rpc/streams.js';
 
 test('RemoteStream grants credit in batches of half the window as the reader takes items', async (t) => {
@@ -88,4 +89,19 @@ test('CreditGate: take spends credit, waits at zero, resumes on grant, resolves 
   g.close();
   t.false(await q);
   t.false(await g.take());
+});
+
+test('Fifo keeps order across compaction and drains in order', (t) => {
+  const q = new Fifo<number>();
+  for (let i = 0; i < 5000; i++) q.push(i);
+  for (let i = 0; i < 3000; i++) t.is(q.shift(), i);
+  q.push(5000);
+  t.is(q.size, 2001);
+  t.is(q.peek(), 3000);
+  const rest = q.drain();
+  t.is(rest.length, 2001);
+  t.is(rest[0], 3000);
+  t.is(rest.at(-1), 5000);
+  t.is(q.size, 0);
+  t.is(q.shift(), undefined);
 });

@@ -31,6 +31,7 @@ import {
 } from '../policy.js';
 import type { PeerInfo } from '../transport.js';
 import type { EventRouter } from './events.js';
+import { Fifo } from './fifo.js';
 import type { IdempotencyCache, IdempotentOutcome } from './idempotency.js';
 import type { EventContext, HandlerContext, RequestOptions } from './service-types.js';
 import { CreditGate, DEFAULT_STREAM_WINDOW, RemoteStream } from './streams.js';
@@ -112,6 +113,8 @@ interface Incoming {
 /** A request waiting for a slot, or an event waiting behind such requests. */
 interface Queued {
   usesSlot: boolean;
+  /** Gave up while waiting (abort, timeout): skipped when its turn comes. */
+  dropped: boolean;
   start: () => void;
   reject: (err: unknown) => void;
 }
@@ -142,7 +145,7 @@ export class RpcPeer {
   readonly #maxIncoming: number;
   readonly #pending = new Map<number, Pending>();
   readonly #incoming = new Map<number, Incoming>();
-  readonly #queue: Queued[] = [];
+  readonly #queue = new Fifo<Queued>();
   readonly #remoteSubs = new Map<string, NameMatcher>();
   readonly #eventContext: EventContext;
   #nextId = 1;
@@ -194,7 +197,7 @@ export class RpcPeer {
       return Promise.reject(createError('SIPC_ERR_ABORTED', undefined, { cause: signal.reason }));
     const deadline = timeout === undefined ? undefined : Date.now() + timeout;
     return new Promise((resolve, reject) => {
-      if (this.#queue.length === 0 && this.#pending.size < this.#maxInFlight)
+      if (this.#queue.size === 0 && this.#pending.size < this.#maxInFlight)
         return this.#start(method, params, options, deadline, resolve, reject);
       // No slot: wait in line (FIFO with events, so everything leaves in call order).
       let timer: NodeJS.Timeout | undefined;
@@ -204,6 +207,7 @@ export class RpcPeer {
       };
       const queued: Queued = {
         usesSlot: true,
+        dropped: false,
         start: () => {
           cleanup();
           this.#start(method, params, options, deadline, resolve, reject);
@@ -214,9 +218,10 @@ export class RpcPeer {
         },
       };
       const drop = (err: unknown) => {
-        const i = this.#queue.indexOf(queued);
-        if (i >= 0) this.#queue.splice(i, 1);
+        // Left in the line, marked: #pump skips it (removing from the middle would be O(n)).
+        queued.dropped = true;
         queued.reject(err);
+        this.#pump();
       };
       const onAbort = () => drop(createError('SIPC_ERR_ABORTED', undefined, { cause: signal?.reason }));
       signal?.addEventListener('abort', onAbort, { once: true });
@@ -302,10 +307,11 @@ export class RpcPeer {
   /** Send an already encoded event envelope (the server encodes a publish once for all peers). */
   sendEncoded(bytes: Uint8Array): Promise<void> {
     if (this.#closeError !== undefined) return Promise.reject(this.#closeError);
-    if (this.#queue.length === 0) return this.channel.send(bytes);
+    if (this.#queue.size === 0) return this.channel.send(bytes);
     return new Promise((resolve, reject) => {
       this.#queue.push({
         usesSlot: false,
+        dropped: false,
         start: () => this.channel.send(bytes).then(resolve, reject),
         reject,
       });
@@ -346,9 +352,14 @@ export class RpcPeer {
   }
 
   #pump(): void {
-    while (this.#queue.length > 0) {
-      if (this.#queue[0]!.usesSlot && this.#pending.size >= this.#maxInFlight) return;
-      this.#queue.shift()!.start();
+    for (let next = this.#queue.peek(); next !== undefined; next = this.#queue.peek()) {
+      if (next.dropped) {
+        this.#queue.shift();
+        continue;
+      }
+      if (next.usesSlot && this.#pending.size >= this.#maxInFlight) return;
+      this.#queue.shift();
+      next.start();
     }
   }
 
@@ -732,7 +743,7 @@ export class RpcPeer {
       }
     }
     this.#pending.clear();
-    for (const q of this.#queue.splice(0)) q.reject(err);
+    for (const q of this.#queue.drain()) if (!q.dropped) q.reject(err);
     for (const call of this.#incoming.values()) {
       if (call.timer !== undefined && !call.detached) clearTimeout(call.timer);
       call.gate?.close();

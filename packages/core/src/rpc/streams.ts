@@ -6,6 +6,7 @@
  * producer, which awaits credit before each item, never runs ahead of a slow reader.
  */
 import { createError } from '../errors.js';
+import { Fifo } from './fifo.js';
 
 /** Items a consumer accepts before the first credit grant (protocol default). */
 export const DEFAULT_STREAM_WINDOW = 16;
@@ -20,8 +21,7 @@ export class RemoteStream<T> implements AsyncIterable<T> {
   readonly #window: number;
   readonly #grant: (n: number) => void;
   readonly #cancel: () => void;
-  #buffer: unknown[] = [];
-  #head = 0;
+  #buffer = new Fifo<{ value: unknown }>();
   #waiter: Waiter | undefined;
   #consumed = 0;
   #done = false;
@@ -42,7 +42,7 @@ export class RemoteStream<T> implements AsyncIterable<T> {
 
   /** Items received and not yet read. */
   get buffered(): number {
-    return this.#buffer.length - this.#head;
+    return this.#buffer.size;
   }
 
   /** Called by the peer for each item; false if the producer overran its credit (a protocol violation). */
@@ -56,7 +56,8 @@ export class RemoteStream<T> implements AsyncIterable<T> {
       return true;
     }
     if (this.buffered >= this.#window) return false;
-    this.#buffer.push(item);
+    // Boxed, so an item that is itself undefined is not mistaken for an empty queue.
+    this.#buffer.push({ value: item });
     return true;
   }
 
@@ -79,10 +80,7 @@ export class RemoteStream<T> implements AsyncIterable<T> {
     if (this.#done) return;
     this.#done = true;
     this.#error = err;
-    if (dropBuffered) {
-      this.#buffer = [];
-      this.#head = 0;
-    }
+    if (dropBuffered) this.#buffer.drain();
     if (this.#waiter !== undefined) {
       const w = this.#waiter;
       this.#waiter = undefined;
@@ -100,15 +98,10 @@ export class RemoteStream<T> implements AsyncIterable<T> {
   }
 
   #next(): Promise<IteratorResult<T>> {
-    if (this.#head < this.#buffer.length) {
-      const value = this.#buffer[this.#head];
-      this.#buffer[this.#head++] = undefined;
-      if (this.#head === this.#buffer.length) {
-        this.#buffer = [];
-        this.#head = 0;
-      }
+    const next = this.#buffer.shift();
+    if (next !== undefined) {
       this.#taken();
-      return Promise.resolve({ value: value as T, done: false });
+      return Promise.resolve({ value: next.value as T, done: false });
     }
     if (this.#error !== undefined) {
       const err = this.#error;
@@ -128,8 +121,7 @@ export class RemoteStream<T> implements AsyncIterable<T> {
       this.#done = true;
       this.#cancel();
     }
-    this.#buffer = [];
-    this.#head = 0;
+    this.#buffer.drain();
     this.#error = undefined;
     return Promise.resolve({ value: undefined, done: true });
   }
