@@ -4,6 +4,7 @@ import { encode } from '@msgpack/msgpack';
 import test, { type ExecutionContext } from 'ava';
 import { isSecureIpcError } from '../src/errors.js';
 import {
+  authorityFromSeed,
   type Certificate,
   type CertificateRefusal,
   certificateFromText,
@@ -291,4 +292,38 @@ test('authority key file: 0600, never overwritten, refused when group/others can
   chmodSync(path, 0o640);
   const insecure = await t.throwsAsync(readAuthorityFile(path));
   t.is(codeOf(insecure), 'SIPC_ERR_INSECURE_KEY_FILE');
+});
+
+test('known-answer vector of docs/protocol.md "Certificates" (encoding and deterministic signature)', (t) => {
+  const authority = authorityFromSeed(new Uint8Array(32).fill(1));
+  const tbs =
+    '88a17601a673657269616c01a77375626a656374c420020202020202020202020202020202020202020202020202' +
+    '0202020202020202a46e616d65a668656c706572a5726f6c657391a6726561646572a36e6266ce6955b900a36e6166' +
+    'ce69570a80a6697373756572c4208a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c';
+  const sig =
+    '726d2b7195a555ac154e7d0355ffc853a10427fcfdca2ed8e7b23482cd9d886d' +
+    'ccb10fcedb800a7418126429ea9e3ee829496dcbebc3f17645988a8033f5510d';
+  t.is(
+    Buffer.from(authority.publicKey).toString('hex'),
+    '8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c',
+  );
+  const cert = issueCertificate(authority, {
+    subjectKey: new Uint8Array(32).fill(2),
+    name: 'helper',
+    roles: ['reader'],
+    serial: 1,
+    notBefore: Date.UTC(2026, 0, 1),
+    ttlMs: 24 * HOUR,
+  });
+  t.is(Buffer.from(cert.tbs).toString('hex'), tbs);
+  t.is(Buffer.from(cert.signature).toString('hex'), sig);
+  const wire = Buffer.from(`83a17601a3746273c48b${tbs}a3736967c440${sig}`, 'hex');
+  t.is(wire.byteLength, 219);
+  t.deepEqual(Buffer.from(cert.bytes), wire);
+  const verified = verifyCertificate(wire, {
+    authorities: [authority.publicKey],
+    now: Date.UTC(2026, 0, 1, 12),
+  });
+  t.is(verified.name, 'helper');
+  zeroAuthority(authority);
 });
