@@ -439,3 +439,42 @@ test('rotation under RPC load: 2,000 pipelined requests across the key + certifi
   t.is(await after.request('$ping', 'new'), 'new');
   t.is(await client.request('$ping', 'old'), 'old', 'the old session still works');
 });
+
+test('client-side enforcement: revoking the server key closes the client channel; pinned-key channels are covered too', async (t) => {
+  const pinnedClient = generateKeyPair();
+  const h = await start(t, {
+    trust: certificateTrust({ authorities: [ca.publicKey], pinnedKeys: [pinnedClient.publicKey] }),
+  });
+  const revocations = new RevocationList();
+  const serverEnforcer = enforceRevocation(h.secure, revocations);
+  const clientEnforcer = enforceRevocation(undefined, revocations);
+  t.teardown(() => {
+    serverEnforcer.close();
+    clientEnforcer.close();
+  });
+  // A client admitted by its pinned key, without any certificate.
+  const accepted = once(h.secure, 'channel') as Promise<[SecureChannel]>;
+  const pinned = await h.connect(clientOptions(pinnedClient));
+  const [pinnedServerSide] = await accepted;
+  t.deepEqual([...pinnedServerSide.roles], [], 'no certificate, no roles');
+  const certified = generateKeyPair();
+  const toServer = await h.connect(clientOptions(certified, cert(certified)));
+  clientEnforcer.track(toServer);
+  t.is(clientEnforcer.size, 1);
+
+  const pinnedClosed = closedWithin(pinned, 1_000);
+  revocations.revokeKey(pinnedClient.publicKey);
+  t.not(await pinnedClosed, 'open', 'the pinned-key peer is cut');
+  t.false(toServer.closed);
+
+  const clientSide = once(clientEnforcer, 'decision');
+  const serverClosed = closedWithin(toServer, 1_000);
+  revocations.revokeKey(serverKeys.publicKey);
+  const err = await serverClosed;
+  t.is(codeOf(err), 'SIPC_ERR_REVOKED', 'the client closed its own channel to the revoked server');
+  t.like((await clientSide)[0], {
+    who: keyFingerprint(serverKeys.publicKey),
+    name: 'server',
+    what: 'revoked-key',
+  });
+});
