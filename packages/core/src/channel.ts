@@ -256,7 +256,12 @@ export class SecureChannelImpl extends EventEmitter<ChannelEvents> implements Se
     });
     setImmediate(() => {
       this.started = true;
-      if (connection.destroyed && !this.remoteEnded) this.remoteEnded = true;
+      // The transport may have closed already (the peer sent message 3, data and its end at once):
+      // deliver what the decoder holds, then finish without waiting for a 'close' that has passed.
+      if (connection.destroyed) {
+        this.remoteEnded = true;
+        this.connectionClosed = true;
+      }
       this.pump();
     });
   }

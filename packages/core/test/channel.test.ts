@@ -1,7 +1,8 @@
 import test from 'ava';
+import { establish } from '../src/channel.js';
 import { MAX_CHUNK_SIZE } from '../src/constants.js';
 import { isSecureIpcError } from '../src/errors.js';
-import { channelPair, closed, type Kind, messages, pattern } from './helpers.js';
+import { channelPair, closed, connectionPair, type Kind, messages, pattern, trustedKeys } from './helpers.js';
 
 const SIZES = [1, 100, MAX_CHUNK_SIZE, MAX_CHUNK_SIZE + 1, 1_000_000, 16 * 1024 * 1024];
 
@@ -164,4 +165,33 @@ test('a send queued behind backpressure can be aborted; the others still arrive 
   await Promise.all([first, last]);
   while (got.length < 2) await new Promise((r) => setTimeout(r, 5));
   t.deepEqual(got, [4 * 1024 * 1024, 9]);
+});
+
+test('tcp: a client whose message 3, message and end all arrive before the server channel exists is fully served', async (t) => {
+  t.timeout(4000); // the close linger is 5 s: finishing sooner proves the early close was seen
+  const [a, b] = await connectionPair(t, 'tcp');
+  const keys = trustedKeys();
+  // allowHalfOpen is false on both node:net ends here, so the server socket closes right after the end.
+  const clientSide = establish(a, {
+    keyPair: keys.client,
+    trust: { keys: [keys.server.publicKey] },
+    initiator: true,
+  });
+  const serverSide = establish(b, {
+    keyPair: keys.server,
+    // A slow trust decision: the client's data and end arrive before the channel exists.
+    trust: async (ctx) => {
+      await new Promise((r) => setTimeout(r, 100));
+      return Buffer.from(ctx.remoteStaticKey).equals(Buffer.from(keys.client.publicKey));
+    },
+    initiator: false,
+  });
+  const client = await clientSide;
+  await client.send(Buffer.from('only message'));
+  await client.close();
+  const server = await serverSide;
+  const got = messages(server, 1);
+  const serverClosed = closed(server);
+  t.is(Buffer.from((await got)[0]!).toString(), 'only message');
+  t.is(await serverClosed, undefined);
 });
