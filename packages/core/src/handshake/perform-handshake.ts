@@ -30,8 +30,6 @@ export interface HandshakeOptions extends ChannelOptions {
   versions?: readonly number[] | undefined;
   /** Fixed ephemeral keys (tests only). */
   generateEphemeral?: EphemeralGenerator | undefined;
-  /** Observe the Noise state machine (tests check ephemeral keys are wiped). */
-  onNoise?: ((noise: NoiseHandshake) => void) | undefined;
 }
 
 /** What a finished handshake hands to the channel. */
@@ -106,7 +104,6 @@ export async function performHandshake(
       staticKeyPair: options.keyPair,
       generateEphemeral: options.generateEphemeral,
     });
-    options.onNoise?.(noise);
     const versions = options.versions ?? SUPPORTED_VERSIONS;
     let remotePayload: Readonly<Record<string, unknown>>;
     let version: number;
