@@ -455,8 +455,14 @@ export class RpcPeer {
     const policy = this.#options.policy;
     const allowed = policy === undefined || policy.allows(this.roles, action, what);
     const onDecision = this.#options.onDecision;
-    if (onDecision !== undefined && this.#options.wantsDecisions?.() !== false)
-      onDecision({ who: this.peerId, roles: this.roles, action, what, allowed, at: Date.now() });
+    if (onDecision !== undefined && this.#options.wantsDecisions?.() !== false) {
+      try {
+        onDecision({ who: this.peerId, roles: this.roles, action, what, allowed, at: Date.now() });
+      } catch (err) {
+        // An audit listener that throws must not take the dispatch (and the channel) down.
+        this.#options.onError?.(err);
+      }
+    }
     return allowed;
   }
 
