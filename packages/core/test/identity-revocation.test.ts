@@ -71,7 +71,13 @@ for (const fsWatch of [true, false]) {
     const path = join(tempDir(t), 'revoked.json');
     await addToRevocationFile(path, { serials: [1] });
     const list = await watchRevocationList(path, { fsWatch, pollIntervalMs: 50 });
-    t.teardown(() => list.close());
+    // The watcher's timer is unref'd on purpose (it must not keep a server alive); with nothing
+    // else pending, keep this test process alive while it waits for the poll.
+    const keepAlive = setInterval(() => {}, 1_000);
+    t.teardown(() => {
+      clearInterval(keepAlive);
+      list.close();
+    });
     t.is(list.check({ serial: 1, subjectKey: key }), 'revoked-serial');
 
     const changed = once(list, 'change');
