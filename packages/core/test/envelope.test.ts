@@ -1,4 +1,4 @@
-import { encode } from '@msgpack/msgpack';
+import { decode, encode } from '@msgpack/msgpack';
 import test from 'ava';
 import {
   decodeEnvelope,
@@ -7,6 +7,7 @@ import {
   EnvelopeKind as Kind,
   RemoteError,
   toWireError,
+  validateEnvelope,
 } from '../src/envelope.js';
 import { createError, isSecureIpcError } from '../src/errors.js';
 
@@ -178,4 +179,33 @@ test('fromWireError rebuilds typed errors for known codes and RemoteError otherw
   t.true(app instanceof RemoteError);
   t.is((app as RemoteError).code, 'SHOP_EMPTY');
   t.is((app as RemoteError).data, 1);
+});
+
+test('the hand-read fast path and the generic msgpack path decode to the same result', (t) => {
+  const cases = [
+    { k: Kind.Request, id: 1, m: '$ping', p: new Uint8Array([1, 2]) },
+    { k: Kind.Request, id: 2 ** 32 + 5, m: 'files.read', p: { path: '/x' } },
+    { k: Kind.Request, id: 70_000, m: 'é.unicode', p: null },
+    { k: Kind.Request, id: 3, m: 'x'.repeat(40), p: [1] },
+    { k: Kind.Request, id: 4, m: 'a', p: 1, h: { timeout: 10 } },
+    { k: Kind.Response, id: 300, p: 'ok' },
+    { k: Kind.Response, id: 5 },
+    { k: Kind.Error, id: 6, e: { code: 'X', message: 'y' } },
+    { k: Kind.Event, m: 'topic', p: { a: 1 } },
+    { k: Kind.Cancel, id: 7 },
+    { k: Kind.StreamItem, id: 8, p: new Uint8Array(1000) },
+    { k: Kind.StreamEnd, id: 9 },
+    { k: Kind.Credit, id: 10, p: 8 },
+    { k: Kind.Credit, id: 10, p: 0 }, // invalid: both paths must refuse it the same way
+  ];
+  for (const env of cases) {
+    const bytes = encodeEnvelope(env);
+    const generic = validateEnvelope(decode(bytes));
+    const fast = decodeEnvelope(bytes);
+    t.deepEqual(
+      JSON.stringify(fast, (_k, v) => (v instanceof Uint8Array ? [...v] : v)),
+      JSON.stringify(generic, (_k, v) => (v instanceof Uint8Array ? [...v] : v)),
+      JSON.stringify(env),
+    );
+  }
 });
