@@ -109,8 +109,6 @@ const ERROR_CODE = /^[A-Za-z0-9_.:-]+$/;
 // allocation for the result. Profiled: about half the cost of Encoder.encode on the whole map.
 // encodeSharedRef returns a view into the encoder's buffer, copied into the result at once.
 const encoder = new Encoder({ ignoreUndefined: true });
-const KEY_V_1 = [0xa1, 0x76, 0x01]; // "v": 1
-const KEY_K = [0xa1, 0x6b]; // "k"
 const KEY_ID = [0xa2, 0x69, 0x64]; // "id"
 const KEY_M = [0xa1, 0x6d]; // "m"
 const KEY_P = [0xa1, 0x70]; // "p"
@@ -140,6 +138,37 @@ function writeUint(buf: Buffer, pos: number, n: number): number {
   return pos;
 }
 
+/** A method or topic name as a msgpack str; short ASCII names (the usual case) byte by byte. */
+function writeName(buf: Buffer, pos: number, name: string): number {
+  const n = name.length;
+  if (n < 32) {
+    let ascii = true;
+    for (let i = 0; i < n; i++) {
+      const c = name.charCodeAt(i);
+      if (c >= 0x80) {
+        ascii = false;
+        break;
+      }
+      buf[pos + 1 + i] = c;
+    }
+    if (ascii) {
+      buf[pos] = 0xa0 | n;
+      return pos + 1 + n;
+    }
+  }
+  const len = Buffer.byteLength(name, 'utf8');
+  if (len < 32) buf[pos++] = 0xa0 | len;
+  else if (len < 0x100) {
+    buf[pos++] = 0xd9;
+    buf[pos++] = len;
+  } else {
+    buf[pos++] = 0xda;
+    buf.writeUInt16BE(len, pos);
+    pos += 2;
+  }
+  return pos + buf.write(name, pos, 'utf8');
+}
+
 function writeBytes(buf: Buffer, pos: number, bytes: readonly number[]): number {
   for (const b of bytes) buf[pos++] = b;
   return pos;
@@ -157,28 +186,22 @@ export function encodeEnvelope(envelope: Envelope): Uint8Array {
   if (p !== undefined) fields++;
   if (e !== undefined) fields++;
   if (h !== undefined) fields++;
-  let pos = 0;
-  head[pos++] = 0x80 | fields;
-  pos = writeBytes(head, pos, KEY_V_1);
-  pos = writeBytes(head, pos, KEY_K);
-  head[pos++] = k;
+  // fixmap header, "v": 1, "k": kind
+  head[0] = 0x80 | fields;
+  head[1] = 0xa1;
+  head[2] = 0x76;
+  head[3] = 0x01;
+  head[4] = 0xa1;
+  head[5] = 0x6b;
+  head[6] = k;
+  let pos = 7;
   if (id !== undefined) {
     pos = writeBytes(head, pos, KEY_ID);
     pos = writeUint(head, pos, id);
   }
   if (m !== undefined) {
     pos = writeBytes(head, pos, KEY_M);
-    const len = Buffer.byteLength(m, 'utf8');
-    if (len < 32) head[pos++] = 0xa0 | len;
-    else if (len < 0x100) {
-      head[pos++] = 0xd9;
-      head[pos++] = len;
-    } else {
-      head[pos++] = 0xda;
-      head.writeUInt16BE(len, pos);
-      pos += 2;
-    }
-    pos += head.write(m, pos, 'utf8');
+    pos = writeName(head, pos, m);
   }
   try {
     if (e === undefined && h === undefined) {
@@ -266,6 +289,33 @@ export function decodeEnvelope(bytes: Uint8Array, limits?: EnvelopeLimits): Deco
   return validateEnvelope(raw, limits);
 }
 
+// Method and topic names repeat: a small direct-mapped cache returns the same string without
+// building it again (checked byte for byte, so a collision only costs a rebuild).
+const nameCache: (string | undefined)[] = new Array(256).fill(undefined);
+
+function readAsciiName(bytes: Uint8Array, start: number, len: number): string | undefined {
+  let hash = len;
+  for (let i = start; i < start + len; i++) {
+    const c = bytes[i]!;
+    if (c >= 0x80) return undefined;
+    hash = (hash * 31 + c) & 0xff;
+  }
+  const cached = nameCache[hash];
+  if (cached !== undefined && cached.length === len) {
+    let same = true;
+    for (let j = 0; j < len; j++)
+      if (cached.charCodeAt(j) !== bytes[start + j]) {
+        same = false;
+        break;
+      }
+    if (same) return cached;
+  }
+  let name = '';
+  for (let i = start; i < start + len; i++) name += String.fromCharCode(bytes[i]!);
+  nameCache[hash] = name;
+  return name;
+}
+
 function readUint(bytes: Uint8Array, pos: number): [value: number, next: number] | undefined {
   const t = bytes[pos]!;
   if (t < 0x80) return [t, pos + 1];
@@ -308,12 +358,8 @@ function readCanonical(bytes: Uint8Array): Record<string, unknown> | undefined {
     const len = t & 0x1f;
     const start = pos + 3;
     if (start + len > n) return undefined;
-    let m = '';
-    for (let i = start; i < start + len; i++) {
-      const c = bytes[i]!;
-      if (c >= 0x80) return undefined; // non-ASCII names take the generic path
-      m += String.fromCharCode(c);
-    }
+    const m = readAsciiName(bytes, start, len);
+    if (m === undefined) return undefined; // non-ASCII names take the generic path
     out.m = m;
     pos = start + len;
     seen++;
@@ -322,7 +368,9 @@ function readCanonical(bytes: Uint8Array): Record<string, unknown> | undefined {
   if (seen + 1 !== fields || bytes[pos] !== 0xa1 || (bytes[pos + 1] !== 0x70 && bytes[pos + 1] !== 0x65))
     return undefined;
   const key = bytes[pos + 1] === 0x70 ? 'p' : 'e';
-  const rest = bytes.subarray(pos + 2);
+  // A plain Uint8Array view (Buffer#subarray costs a FastBuffer construction per message), so
+  // binary values come out as Uint8Array views of the message.
+  const rest = new Uint8Array(bytes.buffer, bytes.byteOffset + pos + 2, n - pos - 2);
   try {
     // decode() refuses trailing bytes, so the value is exactly the rest of the message.
     out[key] = decoderFor(rest.byteLength).decode(rest);
