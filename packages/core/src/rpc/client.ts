@@ -37,6 +37,8 @@ export class RpcClient<
 > extends EventEmitter<RpcClientEvents> {
   readonly #peer: RpcPeer;
   readonly #events = new EventRouter();
+  /** Pattern → the server's answer to its `$subscribe`. */
+  readonly #confirmations = new Map<string, Promise<void>>();
 
   /** Start an RPC session on a secure channel (as `secureConnect` returns). */
   constructor(channel: RpcChannel, options: RpcClientOptions = {}) {
@@ -105,21 +107,31 @@ export class RpcClient<
       throw createError('SIPC_ERR_INVALID_ARGUMENT', 'A subscription pattern is a non-empty string');
     const first = this.#events.count(pattern) === 0;
     const remove = this.#events.add(pattern, listener);
+    // A second subscriber to the same pattern waits for the first one's answer: if the server
+    // refuses the pattern, both are refused.
+    let confirmed = first ? undefined : this.#confirmations.get(pattern);
     if (first) {
-      try {
-        await this.#peer.request('$subscribe', pattern);
-      } catch (err) {
-        remove();
-        throw err;
-      }
+      confirmed = this.#peer.request('$subscribe', pattern).then(() => {});
+      this.#confirmations.set(pattern, confirmed);
+      confirmed.catch(() => {
+        if (this.#confirmations.get(pattern) === confirmed) this.#confirmations.delete(pattern);
+      });
+    }
+    try {
+      await confirmed;
+    } catch (err) {
+      remove();
+      throw err;
     }
     let removed = false;
     return async () => {
       if (removed) return;
       removed = true;
       remove();
-      if (this.#events.count(pattern) === 0 && !this.#peer.closed)
-        await this.#peer.request('$unsubscribe', pattern);
+      if (this.#events.count(pattern) === 0) {
+        this.#confirmations.delete(pattern);
+        if (!this.#peer.closed) await this.#peer.request('$unsubscribe', pattern);
+      }
     };
   }
 
