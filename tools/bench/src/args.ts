@@ -12,12 +12,14 @@ export interface Options {
   out: string | undefined;
   /** Base name of the report files (`results` for full runs, `quick` for quick ones). */
   name: string;
+  /** Only the micro cases whose name matches. */
+  microFilter: RegExp | undefined;
   /** Directory for V8 CPU profiles of every worker (`--cpu-prof DIR`), or undefined. */
   cpuProfDir: string | undefined;
 }
 
 export const USAGE = `usage: npm run bench -- [--quick] [--rows id,id] [--rounds N] [--scenarios a,b] [--rss-rounds N]
-       [--idle N] [--no-micro] [--no-e2e] [--out DIR] [--name BASE] [--cpu-prof DIR]`;
+       [--idle N] [--no-micro] [--micro REGEX] [--no-e2e] [--out DIR] [--name BASE] [--cpu-prof DIR]`;
 
 export function parseArgs(argv: readonly string[]): Options {
   const quick = argv.includes('--quick');
@@ -30,6 +32,7 @@ export function parseArgs(argv: readonly string[]): Options {
     out: undefined,
     name: quick ? 'quick' : 'results',
     cpuProfDir: undefined,
+    microFilter: undefined,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -80,6 +83,9 @@ export function parseArgs(argv: readonly string[]): Options {
         break;
       case '--name':
         o.name = value();
+        break;
+      case '--micro':
+        o.microFilter = new RegExp(value(), 'i');
         break;
       case '--cpu-prof':
         o.cpuProfDir = value();

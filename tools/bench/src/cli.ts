@@ -29,7 +29,7 @@ async function main(): Promise<void> {
 
   let micro: MicroResult[] = [];
   if (opts.micro) {
-    const m = await runMicro(opts.plan.microRounds, opts.plan.microMs, log);
+    const m = await runMicro(opts.plan.microRounds, opts.plan.microMs, log, opts.microFilter);
     micro = m.results;
     notes.push(...m.notes);
   }

@@ -35,8 +35,8 @@ export const FULL: Plan = {
   pipelined: { total: 30_000, inflight: 64, size: 64, maxMs: 3000 },
   bulk: { size: 64 * 1024, bytes: 512 * 2 ** 20, maxMs: 2500 },
   connect: { count: 150, size: 64, maxMs: 4000 },
-  microMs: 300,
-  microRounds: 7,
+  microMs: 250,
+  microRounds: 5,
 };
 
 export const QUICK: Plan = {

@@ -54,6 +54,10 @@ test('quick run of the raw baseline writes a sane report', async (t) => {
     t.regex(md, /Load average/);
     const svg = fs.readFileSync(path.join(out, 'quick.svg'), 'utf8');
     t.true(svg.startsWith('<svg') && svg.trimEnd().endsWith('</svg>'));
+    // Well-formed XML: no raw '<' or bare '&' inside text content (node has no XML parser).
+    for (const [, content] of svg.matchAll(/<text[^>]*>([^]*?)<\/text>/g)) {
+      t.false(/<|&(?!(amp|lt|gt|quot);)/.test(content!), content);
+    }
   } finally {
     fs.rmSync(out, { recursive: true, force: true });
   }

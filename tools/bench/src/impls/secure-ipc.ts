@@ -33,7 +33,7 @@ const SINK_TOPIC = 'bench.sink';
 const SOCKET_LABEL: Record<SipcSocket, string> = {
   unix: 'unix:// socket',
   tcp: 'tcp:// loopback',
-  local: 'local:// (Unix socket in the per-user dir)',
+  local: 'local:// (per-user dir)',
 };
 
 function transportFor(socket: SipcSocket): Transport {
@@ -59,7 +59,7 @@ export function secureIpc(socket: SipcSocket, level: SipcLevel): Impl {
     label:
       level === 'rpc'
         ? `secure-ipc RPC, ${SOCKET_LABEL[socket]}`
-        : `secure-ipc channel only (no RPC), ${SOCKET_LABEL[socket]}`,
+        : `secure-ipc channel, no RPC, ${SOCKET_LABEL[socket]}`,
     baseline: socket === 'tcp' ? 'raw-tcp' : 'raw-unix',
     security: 'Noise XX (X25519, ChaChaPoly, BLAKE2b); both static keys pinned',
     packages: ['@secure-ipc/core', `@secure-ipc/transport-${socket === 'tcp' ? 'tcp' : 'unix'}`],

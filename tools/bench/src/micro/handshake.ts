@@ -7,6 +7,7 @@
 
 import Noise from 'noise-handshake';
 import noise from 'noise-protocol';
+import sodium from 'sodium-native';
 import type { MicroCase } from './measure.js';
 import { ArenaXX } from './xx-arena.js';
 
@@ -33,6 +34,9 @@ export function noiseProtocolHandshake(): MicroCase {
       if (x === undefined || y === undefined) throw new Error('handshake did not complete');
       noise.destroy(i);
       noise.destroy(r);
+      // Free the split keys now, as core does on close; left to GC finalizers they would be
+      // freed (and timed) in some other case's round.
+      for (const k of [x.tx, x.rx, y.tx, y.rx]) sodium.sodium_free(k);
     },
   };
 }

@@ -21,6 +21,7 @@ export async function runMicro(
   rounds: number,
   roundMs: number,
   log: (line: string) => void,
+  filter?: RegExp,
 ): Promise<{ results: MicroResult[]; notes: string[] }> {
   const { cases: sipc, notes } = await secureIpcMicroCases();
   const cases: MicroCase[] = [
@@ -31,6 +32,7 @@ export async function runMicro(
     noiseHandshakeHandshake(),
     ...sipc,
   ];
+  if (filter !== undefined) cases.splice(0, cases.length, ...cases.filter((c) => filter.test(c.name)));
   const samples = cases.map(() => [] as number[]);
   for (const c of cases) await timeRound(c, roundMs / 4); // warm-up, unrecorded
   for (let r = 0; r < rounds; r++) {

@@ -43,7 +43,11 @@ export function renderSvg(rows: RowSummary[], title: string): string {
     y += 22;
     for (const s of bars) {
       const v = s.ratio[panel.metric];
-      const color = s.row.id.startsWith('sipc-') ? '#1f6feb' : '#8b949e';
+      const color = s.row.id.startsWith('sipc-')
+        ? '#1f6feb'
+        : s.row.id.startsWith('chan-')
+          ? '#79a8f0'
+          : '#8b949e';
       parts.push(
         `<text x="${LABEL_W - 8}" y="${y + 13}" font-size="11" text-anchor="end">${esc(s.row.label)}</text>`,
       );
@@ -67,7 +71,7 @@ export function renderSvg(rows: RowSummary[], title: string): string {
       const tx = xOf(target.limit).toFixed(1);
       parts.push(
         `<line x1="${tx}" y1="${top + 20}" x2="${tx}" y2="${y}" stroke="#d1242f" stroke-width="1.5" stroke-dasharray="4 3"/>`,
-        `<text x="${tx}" y="${top + 14}" font-size="10" fill="#d1242f" text-anchor="middle">target ${target.op} ${target.limit}</text>`,
+        `<text x="${tx}" y="${top + 14}" font-size="10" fill="#d1242f" text-anchor="middle">${esc(`target ${target.op} ${target.limit}`)}</text>`,
       );
     }
     y += 24;
