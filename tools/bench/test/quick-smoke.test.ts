@@ -55,7 +55,7 @@ test('quick run of the raw baseline writes a sane report', async (t) => {
     const svg = fs.readFileSync(path.join(out, 'quick.svg'), 'utf8');
     t.true(svg.startsWith('<svg') && svg.trimEnd().endsWith('</svg>'));
     // Well-formed XML: no raw '<' or bare '&' inside text content (node has no XML parser).
-    for (const [, content] of svg.matchAll(/<text[^>]*>([^]*?)<\/text>/g)) {
+    for (const [, content] of svg.matchAll(/<text[^>]*>([\s\S]*?)<\/text>/g)) {
       t.false(/<|&(?!(amp|lt|gt|quot);)/.test(content!), content);
     }
   } finally {
