@@ -78,7 +78,7 @@ export function describeError(err: unknown): string {
   if (err instanceof CliError) return err.message;
   if (isSecureIpcError(err)) {
     const cause = err.cause as { code?: string; message?: string } | undefined;
-    const why = cause?.code ?? cause?.message;
+    const why = cause?.code === err.code ? undefined : (cause?.code ?? cause?.message);
     return `${err.message} (${err.code}${why ? `; ${why}` : ''})`;
   }
   return err instanceof Error ? err.message : String(err);

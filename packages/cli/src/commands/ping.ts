@@ -1,12 +1,14 @@
 /**
- * `secure-ipc ping ADDRESS --key FILE --server-key PUBKEY [--app-id ID] [--count N] [--interval MS]`:
+ * `secure-ipc ping ADDRESS --key FILE --server-key PUBKEY [--app-id ID] [--count N] [--interval MS]`, or with
+ * certificates `--cert FILE --trust-ca PUBKEY [--trust-ca PUBKEY ...]` in place of `--server-key`:
  * one channel, N `$ping` round trips; prints each round trip and min / median / p99. Exits non-zero
  * if any ping fails or the channel closes early.
  */
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, readSecretKeyFile, zeroKeyPair } from '@secure-ipc/core';
-import { nonNegativeInt, parse, positiveInt, publicKeyArg, required } from '../args.js';
+import { nonNegativeInt, parse, positiveInt, required } from '../args.js';
+import { resolveTrust } from '../identity-options.js';
 import { CliError, type CliIo, describeError, ExitCode, println } from '../io.js';
 import { describePeer } from '../peer-line.js';
 import { ms, percentile } from '../stats.js';
@@ -14,7 +16,7 @@ import { transportFor } from '../transports.js';
 
 /** Usage line. */
 export const usage =
-  'secure-ipc ping ADDRESS --key FILE --server-key PUBKEY [--app-id ID] [--count N] [--interval MS]';
+  'secure-ipc ping ADDRESS --key FILE (--server-key PUBKEY | --cert FILE --trust-ca PUBKEY ...) [--app-id ID] [--count N] [--interval MS]';
 
 // Each ping carries fresh random bytes so an echo cannot be a stale or forged answer.
 const PING_BYTES = 32;
@@ -38,7 +40,9 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     argv,
     {
       key: { type: 'string' },
-      'server-key': { type: 'string' },
+      'server-key': { type: 'string', multiple: true },
+      cert: { type: 'string' },
+      'trust-ca': { type: 'string', multiple: true },
       'app-id': { type: 'string' },
       count: { type: 'string' },
       interval: { type: 'string' },
@@ -48,17 +52,24 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
   if (positionals.length !== 1) throw new CliError('give exactly one ADDRESS');
   const address = positionals[0]!;
   const keyFile = required(values.key, 'key');
-  const serverKey = publicKeyArg(required(values['server-key'], 'server-key'), 'server-key');
   const count = positiveInt(values.count, 'count', 4);
   const interval = nonNegativeInt(values.interval, 'interval', 1000);
   const transport = transportFor(address);
   const keyPair = await readSecretKeyFile(keyFile);
   try {
+    const { trust, payload } = await resolveTrust({
+      keyPair,
+      pinned: values['server-key'] ?? [],
+      pinnedOption: 'server-key',
+      certFile: values.cert,
+      authorities: values['trust-ca'] ?? [],
+    });
     const client = await connect({
       transport,
       address,
       keyPair,
-      trust: { keys: [serverKey] },
+      trust,
+      ...(payload ? { payload } : {}),
       ...(values['app-id'] !== undefined ? { appId: values['app-id'] } : {}),
     });
     println(

@@ -1,17 +1,28 @@
 /**
- * `secure-ipc serve --listen ADDRESS --key FILE --allow PUBKEY [--allow PUBKEY ...] [--app-id ID] [--allow-remote]`:
- * serves `$ping` (and nothing else: the policy denies every other method) until SIGINT or SIGTERM;
- * prints `listening ADDRESS` on stdout once ready, then shuts down cleanly (the socket file is removed).
+ * `secure-ipc serve --listen ADDRESS --key FILE --allow PUBKEY [--allow PUBKEY ...] [--app-id ID] [--allow-remote]`,
+ * or with certificates `--cert FILE --trust-ca PUBKEY [--trust-ca PUBKEY ...] [--revocations FILE]` in place of
+ * `--allow`: serves `$ping` (and nothing else: the policy denies every other method) to any authenticated
+ * peer until SIGINT or SIGTERM; prints `listening ADDRESS` on stdout once ready, then shuts down cleanly
+ * (the socket file is removed). The revocation list file is watched: a revoked peer's channel closes.
  */
-import { createServer, readSecretKeyFile, secureListen, zeroKeyPair } from '@secure-ipc/core';
-import { parse, publicKeyArg, required } from '../args.js';
+import {
+  createServer,
+  enforceRevocation,
+  readSecretKeyFile,
+  secureListen,
+  type WatchedRevocationList,
+  watchRevocationList,
+  zeroKeyPair,
+} from '@secure-ipc/core';
+import { parse, required } from '../args.js';
+import { resolveTrust } from '../identity-options.js';
 import { CliError, type CliIo, describeError, ExitCode, println } from '../io.js';
 import { describePeer } from '../peer-line.js';
 import { transportFor } from '../transports.js';
 
 /** Usage line. */
 export const usage =
-  'secure-ipc serve --listen ADDRESS --key FILE --allow PUBKEY [--allow PUBKEY ...] [--app-id ID] [--allow-remote]';
+  'secure-ipc serve --listen ADDRESS --key FILE (--allow PUBKEY ... | --cert FILE --trust-ca PUBKEY ... [--revocations FILE]) [--app-id ID] [--allow-remote]';
 
 /** Resolves on the first of SIGINT / SIGTERM (or when `signal` aborts, for tests). */
 function untilStopped(signal?: AbortSignal): Promise<string> {
@@ -35,23 +46,45 @@ export async function run(argv: string[], io: CliIo, stop?: AbortSignal): Promis
     listen: { type: 'string' },
     key: { type: 'string' },
     allow: { type: 'string', multiple: true },
+    cert: { type: 'string' },
+    'trust-ca': { type: 'string', multiple: true },
+    revocations: { type: 'string' },
     'app-id': { type: 'string' },
     'allow-remote': { type: 'boolean' },
   });
   const address = required(values.listen, 'listen');
   const keyFile = required(values.key, 'key');
-  const allow = (values.allow ?? []).map((k) => publicKeyArg(k, 'allow'));
-  if (allow.length === 0)
-    throw new CliError('give at least one --allow PUBKEY (no peer is trusted by default)');
+  if ((values['trust-ca'] ?? []).length === 0 && values.cert !== undefined)
+    throw new CliError('--cert needs --trust-ca (the authorities whose certificates clients present)');
   const transport = transportFor(address, { allowRemote: values['allow-remote'] === true });
   const keyPair = await readSecretKeyFile(keyFile);
+  let revocations: WatchedRevocationList | undefined;
   try {
+    if (values.revocations !== undefined) revocations = await watchRevocationList(values.revocations);
+    const { trust, payload } = await resolveTrust({
+      keyPair,
+      pinned: values.allow ?? [],
+      pinnedOption: 'allow',
+      certFile: values.cert,
+      authorities: values['trust-ca'] ?? [],
+      ...(revocations ? { revocations } : {}),
+    });
     const listener = await transport.listen(address);
     const secure = secureListen(listener, {
       keyPair,
-      trust: { keys: allow },
+      trust,
+      ...(payload ? { payload } : {}),
       ...(values['app-id'] !== undefined ? { appId: values['app-id'] } : {}),
     });
+    if (revocations) {
+      const enforcer = enforceRevocation(secure, revocations);
+      enforcer.on('decision', (d) =>
+        println(io.stderr, `policy: closed the channel of ${d.who} (${d.what})`),
+      );
+      revocations.on('reloadError', (err) =>
+        println(io.stderr, `revocation list not reloaded: ${describeError(err)}`),
+      );
+    }
     // No policy: deny by default, so only `$ping` (allowed to any authenticated peer) is served.
     const server = createServer();
     server.listen(secure);
@@ -67,6 +100,7 @@ export async function run(argv: string[], io: CliIo, stop?: AbortSignal): Promis
     await listener.close();
     return ExitCode.Ok;
   } finally {
+    revocations?.close();
     zeroKeyPair(keyPair);
   }
 }
