@@ -26,7 +26,7 @@ test('keygen --out creates the file 0600 and never overwrites', async (t) => {
   const before = await readFile(path, 'utf8');
   const second = await cli(['keygen', '--out', path]);
   t.is(second.code, 3);
-  t.regex(second.stderr, /secure-ipc keygen: .*exist/);
+  t.regex(second.stderr, /secure-ipc keygen: cannot create .*: the file exists \(never overwritten\)/);
   t.is(await readFile(path, 'utf8'), before);
 });
 
