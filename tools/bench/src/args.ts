@@ -18,7 +18,7 @@ export interface Options {
   cpuProfDir: string | undefined;
 }
 
-export const USAGE = `usage: npm run bench -- [--quick] [--rows id,id] [--rounds N] [--scenarios a,b] [--rss-rounds N]
+export const USAGE = `usage: npm run bench -- [--quick] [--rows id,id] [--rounds N] [--scenarios a,b] [--inflight N] [--rss-rounds N]
        [--idle N] [--no-micro] [--micro REGEX] [--no-e2e] [--out DIR] [--name BASE] [--cpu-prof DIR]`;
 
 export function parseArgs(argv: readonly string[]): Options {
@@ -66,6 +66,9 @@ export function parseArgs(argv: readonly string[]): Options {
         plan.scenarios = list as Scenario[];
         break;
       }
+      case '--inflight':
+        plan.pipelined.inflight = count();
+        break;
       case '--rss-rounds':
         plan.rssRounds = count();
         break;
