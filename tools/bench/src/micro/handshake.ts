@@ -66,7 +66,7 @@ export function arenaHandshake(): MicroCase {
   const a = Buffer.alloc(1024);
   const b = Buffer.alloc(1024);
   return {
-    name: 'XX handshake, noise-protocol primitives + one secure arena per side (PROTOTYPE, see README)',
+    name: 'XX handshake, noise-protocol primitives + one arena per side (bench prototype, no I/O)',
     bytes: 0,
     run: () => {
       const i = new ArenaXX(true, PROLOGUE, si);

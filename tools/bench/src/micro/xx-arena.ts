@@ -6,11 +6,13 @@
  * (plus the matching sodium_free calls and a deep `clone` of the pattern tables) that
  * noise-protocol's `initialize`/`writeMessage`/`readMessage` make per side.
  *
- * It exists to put a number on the suggestion in README.md ("Findings"): how much of the connect
- * cost is allocation, with the cryptography unchanged. The test suite checks it interoperates with
- * noise-protocol in both roles and derives the same transport keys, so the number is for a
- * correct handshake. The static key is used in place (the caller already keeps it in secure
- * memory) instead of being copied twice more.
+ * It was written to put a number on how much of the connect cost is allocation, with the
+ * cryptography unchanged; core adopted the same design independently (commit a0093d9). It stays
+ * as the in-memory floor of that design: core's handshake row minus this row is what framing,
+ * msgpack payloads, trust checks, the memory transport and channel setup/close cost. The test
+ * suite checks it interoperates with noise-protocol in both roles and derives the same transport
+ * keys, so the number is for a correct handshake. The static key is used in place (the caller
+ * already keeps it in secure memory) instead of being copied twice more.
  */
 import cipherFactory from 'noise-protocol/cipher.js';
 import cipherStateFactory from 'noise-protocol/cipher-state.js';
