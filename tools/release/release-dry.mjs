@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import {
   cpSync,
   existsSync,
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -64,6 +65,7 @@ try {
   sh(join(root, 'node_modules', '.bin', 'changeset'), ['version'], scratch);
 
   const out = join(scratch, 'out');
+  mkdirSync(out);
   const packed = JSON.parse(
     sh(
       'npm',
