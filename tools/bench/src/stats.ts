@@ -46,11 +46,20 @@ export function ratio(a: number | undefined, b: number | undefined): number | un
 export function medianRatio(
   values: readonly (number | undefined)[],
   baseline: readonly (number | undefined)[],
-) {
+): number | undefined {
+  const ratios = roundRatios(values, baseline);
+  return ratios.length === 0 ? undefined : median(ratios);
+}
+
+/** The per-round ratios, skipping rounds where either side is missing. */
+export function roundRatios(
+  values: readonly (number | undefined)[],
+  baseline: readonly (number | undefined)[],
+): number[] {
   const ratios: number[] = [];
   for (let i = 0; i < Math.min(values.length, baseline.length); i++) {
     const r = ratio(values[i], baseline[i]);
     if (r !== undefined) ratios.push(r);
   }
-  return ratios.length === 0 ? undefined : median(ratios);
+  return ratios;
 }

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { median, medianRatio, percentile, ratio } from '../src/stats.js';
+import { median, medianRatio, percentile, ratio, roundRatios } from '../src/stats.js';
 
 test('median of odd and even counts', (t) => {
   t.is(median([3, 1, 2]), 2);
@@ -40,4 +40,9 @@ test('medianRatio divides within each round, then takes the median', (t) => {
   t.is(medianRatio([2, 4, 3], [1, 2, 1]), 2);
   t.is(medianRatio([2, undefined, 3], [1, 2, 1]), 2.5);
   t.is(medianRatio([undefined], [1]), undefined);
+});
+
+test('roundRatios keeps round order and skips gaps', (t) => {
+  t.deepEqual(roundRatios([2, undefined, 3], [1, 2, 1]), [2, 3]);
+  t.deepEqual(roundRatios([1, 2], [2]), [0.5]);
 });

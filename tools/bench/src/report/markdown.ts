@@ -89,11 +89,15 @@ export function renderMarkdown(r: ReportInput): string {
     if (r.verdicts.length === 0) {
       out.push('No secure-ipc row was measured in this run, so no target could be judged.', '');
     } else {
-      out.push('| target | row | measured ratio | limit | verdict |', '|---|---|---|---|---|');
+      out.push(
+        '| target | row | measured ratio (median of rounds) | per-round range | limit | verdict |',
+        '|---|---|---|---|---|---|',
+      );
       for (const v of r.verdicts) {
         const verdict = v.met === undefined ? 'not measured' : v.met ? 'met' : '**not met**';
         out.push(
           `| ${v.target.name} | ${v.rowId} | ${v.ratio === undefined ? '–' : `${v.ratio.toFixed(2)}×`} | ` +
+            `${v.range === undefined ? '–' : `${v.range[0].toFixed(2)}-${v.range[1].toFixed(2)}×`} | ` +
             `${v.target.op} ${v.target.limit.toFixed(2)}× | ${verdict} |`,
         );
       }

@@ -4,12 +4,14 @@
  * judged on the secure-ipc rows. Nothing here adjusts a number toward a target.
  */
 import type { E2eResult, Metric, RowResult } from '../e2e.js';
-import { median, medianRatio } from '../stats.js';
+import { median, roundRatios } from '../stats.js';
 
 export interface RowSummary {
   row: RowResult;
   median: Partial<Record<Metric, number>>;
   ratio: Partial<Record<Metric, number>>;
+  /** Smallest and largest per-round ratio: how much the rounds disagreed. */
+  ratioRange: Partial<Record<Metric, [number, number]>>;
   /** Rounds that produced a value, per metric. */
   n: Partial<Record<Metric, number>>;
 }
@@ -35,6 +37,7 @@ export interface TargetVerdict {
   target: Target;
   rowId: string;
   ratio: number | undefined;
+  range: [number, number] | undefined;
   met: boolean | undefined;
 }
 
@@ -42,14 +45,17 @@ export function summarize(e2e: E2eResult): RowSummary[] {
   const byId = new Map(e2e.rows.map((r) => [r.id, r]));
   return e2e.rows.map((row) => {
     const base = byId.get(row.baseline);
-    const s: RowSummary = { row, median: {}, ratio: {}, n: {} };
+    const s: RowSummary = { row, median: {}, ratio: {}, ratioRange: {}, n: {} };
     for (const [metric, values] of Object.entries(row.rounds) as [Metric, (number | undefined)[]][]) {
       const present = values.filter((v): v is number => v !== undefined && Number.isFinite(v));
       s.n[metric] = present.length;
       if (present.length > 0) s.median[metric] = median(present);
       if (base !== undefined) {
-        const r = medianRatio(values, base.rounds[metric]);
-        if (r !== undefined) s.ratio[metric] = r;
+        const rs = roundRatios(values, base.rounds[metric]);
+        if (rs.length > 0) {
+          s.ratio[metric] = median(rs);
+          s.ratioRange[metric] = [Math.min(...rs), Math.max(...rs)];
+        }
       }
     }
     return s;
@@ -64,7 +70,7 @@ export function judgeTargets(rows: RowSummary[], prefix: string): TargetVerdict[
       const ratio = s.ratio[target.metric];
       const met =
         ratio === undefined ? undefined : target.op === '<=' ? ratio <= target.limit : ratio >= target.limit;
-      verdicts.push({ target, rowId: s.row.id, ratio, met });
+      verdicts.push({ target, rowId: s.row.id, ratio, range: s.ratioRange[target.metric], met });
     }
   }
   return verdicts;
