@@ -608,16 +608,20 @@ export class SecureChannelImpl extends EventEmitter<ChannelEvents> implements Se
     this.decoder.clear();
     this.parts = [];
     this.backlog = [];
-    const closedError = createError(
-      'SIPC_ERR_CHANNEL_CLOSED',
-      undefined,
-      error ? { cause: error } : undefined,
-    );
-    this.drainWaiter?.reject(closedError);
-    this.drainWaiter = undefined;
-    for (const pending of this.sendQueue.splice(0)) {
-      if (pending.onAbort !== undefined) pending.signal?.removeEventListener('abort', pending.onAbort);
-      pending.reject(closedError);
+    // Built only when something waits for it: a stack-trace-carrying error on every close cost
+    // ~1.7% of a connect in the 08:07 profile, and a graceful close usually has no waiter.
+    if (this.drainWaiter !== undefined || this.sendQueue.length > 0) {
+      const closedError = createError(
+        'SIPC_ERR_CHANNEL_CLOSED',
+        undefined,
+        error ? { cause: error } : undefined,
+      );
+      this.drainWaiter?.reject(closedError);
+      this.drainWaiter = undefined;
+      for (const pending of this.sendQueue.splice(0)) {
+        if (pending.onAbort !== undefined) pending.signal?.removeEventListener('abort', pending.onAbort);
+        pending.reject(closedError);
+      }
     }
     this.afterSends = undefined;
     this.emit('close', error);
