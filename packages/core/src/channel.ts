@@ -364,6 +364,24 @@ export class SecureChannelImpl extends EventEmitter<ChannelEvents> implements Se
 
   private afterSends: (() => void) | undefined;
 
+  // Writes made in one tick leave in one writev: the transport is corked on the first write of a
+  // tick and uncorked on the next process tick. Pipelining (64 requests sent in one tick, and the
+  // server's 64 synchronous replies while pump() delivers one socket read) otherwise made one
+  // write syscall per message, the largest single item (24-27% of busy time) in the profiles.
+  private corked = false;
+  private readonly uncork = (): void => {
+    if (!this.corked) return;
+    this.corked = false;
+    this.connection.uncork();
+  };
+
+  private corkForTick(): void {
+    if (this.corked) return;
+    this.corked = true;
+    this.connection.cork();
+    process.nextTick(this.uncork);
+  }
+
   private closed$(): Promise<void> {
     if (this.state === 'closed') return Promise.resolve();
     this.closePromise ??= new Promise<void>((resolve) => {
@@ -445,6 +463,7 @@ export class SecureChannelImpl extends EventEmitter<ChannelEvents> implements Se
       }
       return this.connection.write(batch);
     };
+    this.corkForTick();
     let accepted = writeBatch();
     while (accepted && offset < total) accepted = writeBatch();
     if (accepted) return undefined;
@@ -586,6 +605,8 @@ export class SecureChannelImpl extends EventEmitter<ChannelEvents> implements Se
 
   private destroy(error: SecureIpcError): void {
     if (this.state === 'closed') return;
+    // Hand what this tick wrote to the transport first, as an uncorked write would have.
+    this.uncork();
     this.connection.destroy();
     this.finalize(error);
   }
@@ -596,6 +617,7 @@ export class SecureChannelImpl extends EventEmitter<ChannelEvents> implements Se
     this.state = 'closed';
     clearTimeout(this.expiryTimer);
     clearTimeout(this.lingerTimer);
+    this.uncork();
     if (!this.connection.destroyed) this.connection.destroy();
     this.connection.off('data', this.onData);
     this.connection.off('end', this.onEnd);

@@ -58,8 +58,18 @@ export class FrameDecoder {
   next(): Buffer | undefined {
     if (this.frameLength < 0) {
       if (this.total < FRAME_HEADER_SIZE) return undefined;
-      const header = this.take(FRAME_HEADER_SIZE);
-      const length = (header[0]! << 8) | header[1]!;
+      // Read the two length bytes in place when they sit in one chunk (the common case): a
+      // 2-byte subarray per frame was part of the Buffer#subarray churn in the profiles.
+      let length: number;
+      const first = this.chunks[this.head]!;
+      if (first.length - this.offset >= FRAME_HEADER_SIZE) {
+        length = (first[this.offset]! << 8) | first[this.offset + 1]!;
+        this.advance(FRAME_HEADER_SIZE);
+        this.total -= FRAME_HEADER_SIZE;
+      } else {
+        const header = this.take(FRAME_HEADER_SIZE);
+        length = (header[0]! << 8) | header[1]!;
+      }
       if (length === 0) throw createError('SIPC_ERR_FRAME_EMPTY');
       if (length > this.limit)
         throw createError(
