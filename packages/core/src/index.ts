@@ -34,4 +34,5 @@ export * from './rpc/server.js';
 export * from './rpc/service-types.js';
 export * from './rpc/streams.js';
 export * from './secure-listener.js';
+export * from './socket-connection.js';
 export * from './transport.js';

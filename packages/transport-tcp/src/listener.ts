@@ -5,7 +5,7 @@ import {
   type Connection,
   type Listener,
   type ListenerEvents,
-  type PeerInfo,
+  socketConnection,
   toSecureIpcError,
 } from '@secure-ipc/core';
 
@@ -17,15 +17,11 @@ export function toConnection(socket: Socket): Connection {
   // Small RPC messages must not wait for Nagle's algorithm to coalesce them.
   socket.setNoDelay(true);
   socket.setKeepAlive(true, KEEP_ALIVE_MS);
-  // The consumer listens for 'error' itself; this no-op keeps an unheard error from crashing the process.
-  socket.on('error', () => {});
-  const peer: PeerInfo = Object.freeze({
+  return socketConnection(socket, {
     transport: 'tcp',
     address: socket.remoteAddress,
     port: socket.remotePort,
   });
-  Object.defineProperty(socket, 'peer', { value: peer, enumerable: true });
-  return socket as unknown as Connection;
 }
 
 /** A bound TCP socket that accepts connections. */

@@ -1,7 +1,8 @@
 /** The TCP transport: `tcp://HOST:PORT`, loopback only unless `allowRemote`. */
 import net from 'node:net';
 import {
-  type AbortOptions,
+  abortError,
+  awaitConnect,
   type Connection,
   type ConnectOptions,
   createError,
@@ -25,10 +26,6 @@ export interface TcpListenOptions extends ListenOptions {
   allowRemote?: boolean | undefined;
 }
 
-function aborted(options: AbortOptions): Error {
-  return createError('SIPC_ERR_ABORTED', undefined, { cause: options.signal?.reason });
-}
-
 /** Listens and connects over TCP (IPv4 and IPv6). */
 export class TcpTransport implements Transport {
   /** Brand checked by core's `isTransport`. */
@@ -49,10 +46,10 @@ export class TcpTransport implements Transport {
 
   /** Bind `address` (port 0 picks a free port, reported in `listener.address`). */
   async listen(address: string, options: TcpListenOptions = {}): Promise<Listener> {
-    if (options.signal?.aborted) throw aborted(options);
+    if (options.signal?.aborted) throw abortError(options);
     const { host, port } = parseTcpAddress(address);
     const ip = await resolveBindAddress(host, options.allowRemote ?? this.#allowRemote);
-    if (options.signal?.aborted) throw aborted(options);
+    if (options.signal?.aborted) throw abortError(options);
     const server = net.createServer();
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err) => {
@@ -73,40 +70,17 @@ export class TcpTransport implements Transport {
     const listener = new TcpListener(formatTcpAddress(host, bound), server);
     if (options.signal?.aborted) {
       await listener.close();
-      throw aborted(options);
+      throw abortError(options);
     }
     return listener;
   }
 
   /** Connect to `address`; the connection's `peer` has the remote address and port. */
   async connect(address: string, options: ConnectOptions = {}): Promise<Connection> {
-    if (options.signal?.aborted) throw aborted(options);
+    if (options.signal?.aborted) throw abortError(options);
     const { host, port } = parseTcpAddress(address);
     if (port === 0) throw createError('SIPC_ERR_INVALID_ADDRESS', `Cannot connect to port 0: ${address}`);
-    const socket = await new Promise<net.Socket>((resolve, reject) => {
-      const s = net.connect({ host, port });
-      const onAbort = () => {
-        s.destroy();
-        reject(aborted(options));
-      };
-      options.signal?.addEventListener('abort', onAbort, { once: true });
-      s.once('connect', () => {
-        options.signal?.removeEventListener('abort', onAbort);
-        resolve(s);
-      });
-      s.once('error', (err) => {
-        options.signal?.removeEventListener('abort', onAbort);
-        reject(
-          createError(
-            'SIPC_ERR_CONNECT_FAILED',
-            `Could not connect to ${address}: ${(err as NodeJS.ErrnoException).code}`,
-            {
-              cause: err,
-            },
-          ),
-        );
-      });
-    });
+    const socket = await awaitConnect(net.connect({ host, port }), address, options);
     return toConnection(socket);
   }
 }

@@ -6,10 +6,10 @@
 import { EventEmitter } from 'node:events';
 import type { Server, Socket } from 'node:net';
 import {
-  type Connection,
   type Listener,
   type ListenerEvents,
   type PeerInfo,
+  socketConnection,
   toSecureIpcError,
 } from '@secure-ipc/core';
 import { checkCredentials, type UnixCredentialPolicy } from './credential-policy.js';
@@ -18,15 +18,6 @@ import { readPeerCredentials, type UnixPeerCredentials } from './peer-credential
 /** Peer info of a Unix socket connection from what the kernel reported. */
 export function unixPeer(creds: UnixPeerCredentials): PeerInfo {
   return Object.freeze({ transport: 'unix', pid: creds.pid, uid: creds.uid, gid: creds.gid });
-}
-
-/** Turn a connected socket into a Connection: attach `peer`, and keep a stray socket error from crashing the process. */
-export function toConnection(socket: Socket, peer: PeerInfo): Connection {
-  // The consumer (the secure channel) listens for 'error' itself; this no-op only keeps an error
-  // nobody listens to from being thrown as an uncaught exception.
-  socket.on('error', () => {});
-  Object.defineProperty(socket, 'peer', { value: peer, enumerable: true });
-  return socket as unknown as Connection;
 }
 
 /** A bound Unix socket that accepts connections from allowed OS users. */
@@ -70,7 +61,7 @@ export class UnixListener extends EventEmitter<ListenerEvents> implements Listen
     }
     this.#connections.add(socket);
     socket.once('close', () => this.#connections.delete(socket));
-    this.emit('connection', toConnection(socket, peer));
+    this.emit('connection', socketConnection(socket, peer));
   }
 
   /** Stop accepting, remove the socket file if still ours, destroy open connections; idempotent. */

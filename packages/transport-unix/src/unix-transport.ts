@@ -3,11 +3,14 @@ import net from 'node:net';
 import path from 'node:path';
 import {
   type AbortOptions,
+  abortError,
+  awaitConnect,
   type Connection,
   type ConnectOptions,
   createError,
   type Listener,
   type ListenOptions,
+  socketConnection,
   TRANSPORT_BRAND,
   type Transport,
 } from '@secure-ipc/core';
@@ -25,7 +28,7 @@ import {
   removeIfOurs,
   verifySecureDirectory,
 } from './hardening.js';
-import { toConnection, UnixListener, unixPeer } from './listener.js';
+import { UnixListener, unixPeer } from './listener.js';
 import { readPeerCredentials } from './peer-credentials.js';
 
 /** Options of `unixTransport()`: the credential policy of both sides, and where `local://` lives. */
@@ -36,10 +39,6 @@ export interface UnixListenOptions extends ListenOptions, UnixCredentialPolicy {
 
 /** Options of `connect`: the policy applied to the server, overriding the transport's. */
 export interface UnixConnectOptions extends ConnectOptions, UnixCredentialPolicy {}
-
-function aborted(options: AbortOptions): Error {
-  return createError('SIPC_ERR_ABORTED', undefined, { cause: options.signal?.reason });
-}
 
 function supportedSchemes(): readonly string[] {
   if (process.platform === 'win32') return [];
@@ -75,7 +74,7 @@ export class UnixTransport implements Transport {
   async listen(address: string, options: UnixListenOptions = {}): Promise<Listener> {
     this.#platformCheck();
     validatePolicy(options);
-    if (options.signal?.aborted) throw aborted(options);
+    if (options.signal?.aborted) throw abortError(options);
     const parsed = parseUnixAddress(address, this.#options);
     const policy = mergePolicy(this.#options, options);
     const server = net.createServer({ pauseOnConnect: false });
@@ -94,7 +93,7 @@ export class UnixTransport implements Transport {
       return this.#finishListen(address, server, policy, async () => {}, options);
     }
     const dirMode = await ensureSecureDirectory(path.dirname(parsed.path));
-    if (options.signal?.aborted) throw aborted(options);
+    if (options.signal?.aborted) throw abortError(options);
     await clearStaleSocket(parsed.path, options);
     const identity = await bindOwnerOnly(server, parsed.path, dirMode);
     return this.#finishListen(address, server, policy, () => removeIfOurs(parsed.path, identity), options);
@@ -112,7 +111,7 @@ export class UnixTransport implements Transport {
     // Aborted while binding: release everything rather than hand back a listener nobody wants.
     if (options.signal?.aborted) {
       await listener.close();
-      throw aborted(options);
+      throw abortError(options);
     }
     return listener;
   }
@@ -121,40 +120,17 @@ export class UnixTransport implements Transport {
   async connect(address: string, options: UnixConnectOptions = {}): Promise<Connection> {
     this.#platformCheck();
     validatePolicy(options);
-    if (options.signal?.aborted) throw aborted(options);
+    if (options.signal?.aborted) throw abortError(options);
     const parsed = parseUnixAddress(address, this.#options);
     if (parsed.kind === 'path' && parsed.local) await verifySecureDirectory(path.dirname(parsed.path));
     const policy = mergePolicy(this.#options, options);
-    const socket = await new Promise<net.Socket>((resolve, reject) => {
-      const s = net.connect(netPath(parsed));
-      const onAbort = () => {
-        s.destroy();
-        reject(aborted(options));
-      };
-      options.signal?.addEventListener('abort', onAbort, { once: true });
-      s.once('connect', () => {
-        options.signal?.removeEventListener('abort', onAbort);
-        resolve(s);
-      });
-      s.once('error', (err) => {
-        options.signal?.removeEventListener('abort', onAbort);
-        reject(
-          createError(
-            'SIPC_ERR_CONNECT_FAILED',
-            `Could not connect to ${address}: ${(err as NodeJS.ErrnoException).code}`,
-            {
-              cause: err,
-            },
-          ),
-        );
-      });
-    });
+    const socket = await awaitConnect(net.connect(netPath(parsed)), address, options);
     const creds = readPeerCredentials(socket);
     const refusal = checkCredentials(policy, creds, 'server');
     if (refusal !== undefined) {
       socket.destroy();
       throw refusal;
     }
-    return toConnection(socket, unixPeer(creds));
+    return socketConnection(socket, unixPeer(creds));
   }
 }
