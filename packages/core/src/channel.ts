@@ -141,6 +141,13 @@ export async function establish(
   return new SecureChannelImpl(connection, result, options);
 }
 
+/**
+ * Internal fast send used by the RPC layer: like `send()`, but returns `undefined` instead of a
+ * resolved promise when the message was written at once, so a request or reply costs no promise,
+ * no reaction closure and no microtask. Not part of the public API.
+ */
+export const kTrySend: unique symbol = Symbol.for('@secure-ipc/core/channel.trySend');
+
 /** Frames per write: about 1 MiB, few syscalls for bulk without holding huge buffers. */
 const BATCH_FRAMES = 16;
 /** setTimeout cannot wait longer than 2^31-1 ms. */
@@ -296,19 +303,40 @@ export class SecureChannelImpl extends EventEmitter<ChannelEvents> implements Se
     if (signal?.aborted)
       return Promise.reject(createError('SIPC_ERR_ABORTED', undefined, { cause: signal.reason }));
     // Fast path: nothing queued, no backpressure: encrypt and write now, no promise chain.
-    if (!this.sending && this.sendQueue.length === 0 && this.drainWaiter === undefined) {
-      try {
-        const waiting = this.writeMessage(message);
-        if (waiting === undefined) return Promise.resolve();
-        this.sending = true;
-        return waiting.finally(() => {
-          this.sending = false;
-          this.runQueue();
-        });
-      } catch (err) {
-        return Promise.reject(err);
-      }
+    if (!this.sending && this.sendQueue.length === 0 && this.drainWaiter === undefined)
+      return this.writeNow(message) ?? Promise.resolve();
+    return this.enqueue(message, signal);
+  }
+
+  /** See `kTrySend`: the checks of `send()` without a signal; undefined once written at once. */
+  [kTrySend](message: Uint8Array): Promise<void> | undefined {
+    if (
+      this.state === 'open' &&
+      !this.sending &&
+      this.sendQueue.length === 0 &&
+      this.drainWaiter === undefined &&
+      message instanceof Uint8Array &&
+      message.byteLength <= this.maxMessageSize
+    )
+      return this.writeNow(message);
+    return this.send(message);
+  }
+
+  private writeNow(message: Uint8Array): Promise<void> | undefined {
+    try {
+      const waiting = this.writeMessage(message);
+      if (waiting === undefined) return undefined;
+      this.sending = true;
+      return waiting.finally(() => {
+        this.sending = false;
+        this.runQueue();
+      });
+    } catch (err) {
+      return Promise.reject(err);
     }
+  }
+
+  private enqueue(message: Uint8Array, signal: AbortSignal | undefined): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const pending: PendingSend = { message, signal, resolve, reject };
       // A queued message has sent nothing yet, so an abort can still withdraw it.
@@ -451,7 +479,8 @@ export class SecureChannelImpl extends EventEmitter<ChannelEvents> implements Se
         )
           flags |= FLAG_REKEY;
         body[0] = flags;
-        body.set(message.subarray(offset - size, offset), FLAG_SIZE);
+        // A one-frame message is copied as is (a subarray per message showed in the profiles).
+        body.set(size === total ? message : message.subarray(offset - size, offset), FLAG_SIZE);
         this.tx.encrypt(body, body.subarray(0, FLAG_SIZE + size));
         if (flags & FLAG_REKEY) {
           this.tx.rekey();

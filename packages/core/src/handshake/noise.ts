@@ -351,7 +351,7 @@ export class NoiseCipherState {
     const key = this.live();
     const length = plaintext.byteLength + TAG_LENGTH;
     sodium.crypto_aead_chacha20poly1305_ietf_encrypt(
-      out.subarray(0, length),
+      out.byteLength === length ? out : out.subarray(0, length),
       plaintext,
       null,
       null,
