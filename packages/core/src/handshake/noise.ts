@@ -310,6 +310,11 @@ class KeyArena {
 
 const NONCE_LENGTH = 12;
 const MAX_UINT32 = 0xffff_ffff;
+// One scratch nonce for every cipher state: it is filled and consumed inside one synchronous
+// AEAD call, so no two users can overlap. A 12-byte Buffer per direction was two Buffers and two
+// ArrayBuffers per channel end (~0.2 KiB of heap per end, heap snapshot of 1,000 connections).
+// The nonce is public (a counter), so sharing it exposes nothing.
+const scratchNonce = Buffer.alloc(NONCE_LENGTH);
 
 /**
  * One direction's transport cipher (Noise CipherState for ChaChaPoly): a 32-byte key in the
@@ -325,7 +330,6 @@ const MAX_UINT32 = 0xffff_ffff;
  */
 export class NoiseCipherState {
   private key: Buffer | undefined;
-  private readonly nonce = Buffer.alloc(NONCE_LENGTH);
   // The counter as two uint32 halves: exact to 2^64 without BigInt on the hot path.
   private lo = 0;
   private hi = 0;
@@ -405,9 +409,9 @@ export class NoiseCipherState {
   // The AEAD nonce for the current counter; 2^64-1 is reserved by Noise (Rekey uses it).
   private currentNonce(): Buffer {
     if (this.lo === MAX_UINT32 && this.hi === MAX_UINT32) throw createError('SIPC_ERR_NONCE_EXHAUSTED');
-    this.nonce.writeUInt32LE(this.lo, 4);
-    this.nonce.writeUInt32LE(this.hi, 8);
-    return this.nonce;
+    scratchNonce.writeUInt32LE(this.lo, 4);
+    scratchNonce.writeUInt32LE(this.hi, 8);
+    return scratchNonce;
   }
 
   // Only after a successful operation: a failed decryption leaves the counter where it was.

@@ -149,7 +149,9 @@ export class RpcPeer {
   readonly #pending = new Map<number, Pending>();
   readonly #incoming = new Map<number, Incoming>();
   readonly #queue = new Fifo<Queued>();
-  readonly #remoteSubs = new Map<string, NameMatcher>();
+  // Created on the first subscription: most peers never subscribe, and an empty Map with its hash
+  // table is ~150 bytes per idle connection end (heap snapshot, 1,000 connections).
+  #remoteSubs: Map<string, NameMatcher> | undefined;
   readonly #eventContext: EventContext;
   #nextId = 1;
   #queuedReplies = 0;
@@ -332,6 +334,7 @@ export class RpcPeer {
 
   /** True if the peer subscribed to a pattern that matches `topic`. */
   wants(topic: string): boolean {
+    if (this.#remoteSubs === undefined) return false;
     for (const match of this.#remoteSubs.values()) if (match(topic)) return true;
     return false;
   }
@@ -730,7 +733,7 @@ export class RpcPeer {
       return;
     }
     if (method === UNSUBSCRIBE) {
-      this.#remoteSubs.delete(pattern);
+      this.#remoteSubs?.delete(pattern);
       this.#reply(id, { k: Kind.Response, id, p: true });
       return;
     }
@@ -740,11 +743,12 @@ export class RpcPeer {
       this.#replyError(id, 'SIPC_ERR_FORBIDDEN');
       return;
     }
-    if (!this.#remoteSubs.has(pattern) && this.#remoteSubs.size >= (this.#options.maxSubscriptions ?? 256)) {
+    const subs = (this.#remoteSubs ??= new Map());
+    if (!subs.has(pattern) && subs.size >= (this.#options.maxSubscriptions ?? 256)) {
       this.#replyError(id, 'SIPC_ERR_INVALID_ARGUMENT', 'Too many subscriptions');
       return;
     }
-    this.#remoteSubs.set(pattern, compilePatterns([pattern]));
+    subs.set(pattern, compilePatterns([pattern]));
     this.#reply(id, { k: Kind.Response, id, p: true });
   }
 
@@ -775,6 +779,6 @@ export class RpcPeer {
       if (!call.detached) call.controller.abort(err);
     }
     this.#incoming.clear();
-    this.#remoteSubs.clear();
+    this.#remoteSubs?.clear();
   }
 }
