@@ -35,7 +35,8 @@ unset DISPLAY                                   # headless: no X needed
 mkdir -p "$TOOLS"
 
 # Two runs sharing a prefix would share one wineserver, and the `wineserver -k` at the end of one
-# would kill the other: serialise runs on this prefix.
+# would kill the other: serialise runs on this prefix. Every wine command below gets `9>&-`, so no
+# Windows process or wineserver inherits the lock and holds it after this script ends.
 exec 9>"$TOOLS/.lock"
 flock 9
 
@@ -67,23 +68,78 @@ fi
 if [ ! -f "$WINEPREFIX/.sipc-ready" ]; then
   step "wineboot -i ($WINEPREFIX)"
   rm -rf "$WINEPREFIX"
-  wineboot -i >/dev/null 2>&1 || true   # prints a harmless "syswow64\rundll32.exe c0000135" (no wine32)
-  wine reg add 'HKCU\Software\Wine' /v Version /t REG_SZ /d win10 /f >/dev/null 2>&1
-  wineserver -w
+  wineboot -i >/dev/null 2>&1 9>&- || true   # prints a harmless "syswow64\rundll32.exe c0000135" (no wine32)
+  wine reg add 'HKCU\Software\Wine' /v Version /t REG_SZ /d win10 /f >/dev/null 2>&1 9>&-
+  wineserver -w 9>&-
   touch "$WINEPREFIX/.sipc-ready"
 fi
 
 # 4) Run ava with the Windows node. Windows node under wine cannot use a *unix pipe* as its
 #    stdin/stdout/stderr ("Error: open EBADF"; ESM `import process from 'node:process'` touches
 #    stdin): stdin </dev/null, output to a regular file, printed afterwards (so ava's summary lines
-#    reach CI's summer). The log is removed even when interrupted; wineserver -k stops every
-#    process left in this prefix.
+#    reach CI's summer). The log is removed even when interrupted.
 LOG=$(mktemp "${TMPDIR:-/tmp}/sipc-wine-ava.XXXXXX.log")
-cleanup() { rm -f "$LOG"; wineserver -k 2>/dev/null || true; }
+RUN_TIMEOUT=${SIPC_WINE_TIMEOUT:-420}   # seconds; the suite takes about 1.5 minutes
+
+# Stop every process of this prefix. `wineserver -k` does it while the wineserver lives; when it
+# has crashed (see below) the Windows processes are orphans that nothing else would end, so they
+# are killed by pid: exactly the processes whose WINEPREFIX is this run's (the lock above makes
+# this run the prefix's only user).
+stop_prefix() {
+  wineserver -k 2>/dev/null 9>&- || true
+  local pid env
+  for pid in $(pgrep -f '\.exe|wineserver' 2>/dev/null); do
+    [ "$pid" = "$$" ] && continue
+    env=$({ tr '\0' '\n' <"/proc/$pid/environ"; } 2>/dev/null | grep -x "WINEPREFIX=$WINEPREFIX") || continue
+    [ -n "$env" ] && kill -9 "$pid" 2>/dev/null || true
+  done
+}
+cleanup() {
+  stop_prefix
+  if [ -s "$LOG" ]; then tr -d '\r' <"$LOG"; fi   # interrupted: still show what ran
+  rm -f "$LOG"
+}
 trap cleanup EXIT
-step "wine node-$NODE_WIN_VERSION.exe ava $* (in ${PKG_DIR#"$ROOT"/})"
+trap 'exit 130' INT TERM HUP   # interrupted (e.g. a CI timeout): still run cleanup
+
+# Wine 8.0's wineserver sometimes segfaults (SIGSEGV, core dump checked) under this suite: seen
+# about 1 run in 5 of the conformance pair "10,000 small messages over a secure channel" +
+# "100 concurrent secure channels", and in some full runs; see packages/transport-win/README.md. Every Windows process then hangs forever. A crashed (or hung)
+# attempt is detected, reported loudly, its output shown with every line prefixed so no partial
+# ava summary is counted, and the whole suite runs again from scratch, at most 3 attempts.
+# A test failure is never retried: only an attempt that could not complete.
+ATTEMPTS=3
 rc=0
-wine "$NODE_EXE" "$ROOT/node_modules/ava/entrypoints/cli.mjs" "$@" </dev/null >"$LOG" 2>&1 || rc=$?
-tr -d '\r' <"$LOG"
+for attempt in $(seq 1 "$ATTEMPTS"); do
+  step "wine node-$NODE_WIN_VERSION.exe ava $* (in ${PKG_DIR#"$ROOT"/}, attempt $attempt)"
+  rc=0
+  broken=''
+  wine "$NODE_EXE" "$ROOT/node_modules/ava/entrypoints/cli.mjs" "$@" </dev/null >"$LOG" 2>&1 9>&- &
+  wpid=$!
+  # Watch for a crashed wineserver (every Windows process then hangs) and for a hang.
+  waited=0
+  while kill -0 "$wpid" 2>/dev/null; do
+    if grep -q 'wineserver crashed' "$LOG"; then broken='wineserver crashed'; break; fi
+    if [ "$waited" -ge "$RUN_TIMEOUT" ]; then broken="no exit after ${RUN_TIMEOUT}s"; break; fi
+    sleep 1
+    waited=$((waited + 1))
+  done
+  if [ -n "$broken" ]; then stop_prefix; kill -9 "$wpid" 2>/dev/null || true; fi
+  wait "$wpid" || rc=$?
+  if [ -z "$broken" ] && grep -q 'wineserver crashed' "$LOG"; then broken='wineserver crashed'; fi
+  if [ -z "$broken" ]; then
+    tr -d '\r' <"$LOG" && : >"$LOG"
+    break
+  fi
+  echo "[wine] ===== attempt $attempt failed to complete: $broken; its output follows, prefixed ====="
+  tr -d '\r' <"$LOG" | sed 's/^/[wine attempt '"$attempt"' crashed] /'
+  : >"$LOG"
+  stop_prefix
+  if [ "$attempt" -eq "$ATTEMPTS" ]; then
+    echo "[wine] ERROR: the Windows suite could not complete in $ATTEMPTS attempts (wineserver crash or hang)."
+    echo "1 tests failed"
+    rc=1
+  fi
+done
 step "done, exit code $rc"
 exit $rc

@@ -169,7 +169,9 @@ export class PipeListener extends EventEmitter<ListenerEvents> implements Listen
         cause: win32Error('CreateEventW', errno),
       });
     }
-    const overlapped = Buffer.alloc(OVERLAPPED_SIZE);
+    // Backed by its own ArrayBuffer, which V8 never moves: the kernel writes to this address
+    // asynchronously (a small Buffer.alloc may start on the V8 heap).
+    const overlapped = Buffer.from(new ArrayBuffer(OVERLAPPED_SIZE));
     overlapped.writeBigUInt64LE(BigInt(w.koffi.address(event)), 24);
     const inst: PendingInstance = { handle, event, overlapped, wait: null, waitId: 0, ioPending: false };
     const connected = w.ConnectNamedPipe(handle, overlapped);
