@@ -743,7 +743,8 @@ export class RpcPeer {
       this.#replyError(id, 'SIPC_ERR_FORBIDDEN');
       return;
     }
-    const subs = (this.#remoteSubs ??= new Map());
+    this.#remoteSubs ??= new Map();
+    const subs = this.#remoteSubs;
     if (!subs.has(pattern) && subs.size >= (this.#options.maxSubscriptions ?? 256)) {
       this.#replyError(id, 'SIPC_ERR_INVALID_ARGUMENT', 'Too many subscriptions');
       return;
