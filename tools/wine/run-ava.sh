@@ -87,11 +87,13 @@ RUN_TIMEOUT=${SIPC_WINE_TIMEOUT:-420}   # seconds; the suite takes about 1.5 min
 # this run the prefix's only user).
 stop_prefix() {
   wineserver -k 2>/dev/null 9>&- || true
-  local pid env
-  for pid in $(pgrep -f '\.exe|wineserver' 2>/dev/null); do
+  local dir pid
+  for dir in /proc/[0-9]*; do   # a /proc scan rather than pgrep: procps is not always installed
+    pid=${dir#/proc/}
     [ "$pid" = "$$" ] && continue
-    env=$({ tr '\0' '\n' <"/proc/$pid/environ"; } 2>/dev/null | grep -x "WINEPREFIX=$WINEPREFIX") || continue
-    [ -n "$env" ] && kill -9 "$pid" 2>/dev/null || true
+    { tr '\0' '\n' <"$dir/cmdline" | grep -qE '\.exe|wineserver'; } 2>/dev/null || continue
+    { tr '\0' '\n' <"$dir/environ" | grep -qx "WINEPREFIX=$WINEPREFIX"; } 2>/dev/null || continue
+    kill -9 "$pid" 2>/dev/null || true
   done
 }
 cleanup() {
@@ -106,9 +108,9 @@ trap 'exit 130' INT TERM HUP   # interrupted (e.g. a CI timeout): still run clea
 # about 1 run in 5 of the conformance pair "10,000 small messages over a secure channel" +
 # "100 concurrent secure channels", and in some full runs; see packages/transport-win/README.md. Every Windows process then hangs forever. A crashed (or hung)
 # attempt is detected, reported loudly, its output shown with every line prefixed so no partial
-# ava summary is counted, and the whole suite runs again from scratch, at most 3 attempts.
+# ava summary is counted, and the whole suite runs again from scratch, at most 4 attempts.
 # A test failure is never retried: only an attempt that could not complete.
-ATTEMPTS=3
+ATTEMPTS=4
 rc=0
 for attempt in $(seq 1 "$ATTEMPTS"); do
   step "wine node-$NODE_WIN_VERSION.exe ava $* (in ${PKG_DIR#"$ROOT"/}, attempt $attempt)"
