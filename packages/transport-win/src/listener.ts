@@ -64,14 +64,15 @@ export function handleToSocket(w: Win32, h: Handle): net.Socket {
     fd = adoptHandle(w, h);
   } catch (cause) {
     w.CloseHandle(h);
-    throw createError('SIPC_ERR_CONNECTION_CLOSED', 'Cannot hand the pipe to Node', { cause });
+    throw createError('SIPC_ERR_CONNECTION_CLOSED', 'The pipe closed before it reached Node', { cause });
   }
   try {
     // readable/writable must be explicit for an fd socket (Node's default for fds is neither).
     return new net.Socket({ fd, readable: true, writable: true });
   } catch (cause) {
+    // Typically the peer hung up in between (uv_pipe_open cannot query a broken pipe).
     closeFd(fd);
-    throw createError('SIPC_ERR_CONNECTION_CLOSED', 'Cannot hand the pipe to Node', { cause });
+    throw createError('SIPC_ERR_CONNECTION_CLOSED', 'The pipe closed before it reached Node', { cause });
   }
 }
 
