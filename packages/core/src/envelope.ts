@@ -116,20 +116,27 @@ const KEY_E = [0xa1, 0x65]; // "e"
 const KEY_H = [0xa1, 0x68]; // "h"
 const head = Buffer.allocUnsafe(16 + 3 * DEFAULT_ENVELOPE_LIMITS.maxNameLength + 16);
 
-function writeUint(buf: Buffer, pos: number, n: number): number {
-  if (n < 0x80) buf[pos++] = n;
-  else if (n < 0x100) {
-    buf[pos++] = 0xcc;
+// A length or unsigned value below 2^32 with the 8/16/32-bit msgpack marker picked by size.
+function writeSized(buf: Buffer, pos: number, n: number, m8: number, m16: number, m32: number): number {
+  if (n < 0x100) {
+    buf[pos++] = m8;
     buf[pos++] = n;
   } else if (n < 0x10000) {
-    buf[pos++] = 0xcd;
+    buf[pos++] = m16;
     buf.writeUInt16BE(n, pos);
     pos += 2;
-  } else if (n < 0x100000000) {
-    buf[pos++] = 0xce;
+  } else {
+    buf[pos++] = m32;
     buf.writeUInt32BE(n, pos);
     pos += 4;
-  } else {
+  }
+  return pos;
+}
+
+function writeUint(buf: Buffer, pos: number, n: number): number {
+  if (n < 0x80) buf[pos++] = n;
+  else if (n < 0x100000000) pos = writeSized(buf, pos, n, 0xcc, 0xcd, 0xce);
+  else {
     buf[pos++] = 0xcf;
     buf.writeUInt32BE(Math.floor(n / 0x100000000), pos);
     buf.writeUInt32BE(n >>> 0, pos + 4);
@@ -174,6 +181,19 @@ function writeBytes(buf: Buffer, pos: number, bytes: readonly number[]): number 
   return pos;
 }
 
+// A binary payload as msgpack bin 8/16/32, copied once, straight into the result: through
+// encodeSharedRef it was copied into the encoder's buffer first, then into the result (two 64 KiB
+// copies per bulk message on the sender; byte-identical output, see the envelope test).
+function encodeBinaryPayload(pos: number, p: Uint8Array): Buffer {
+  const n = p.byteLength;
+  const binHeader = n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
+  const out = Buffer.allocUnsafe(pos + KEY_P.length + binHeader + n);
+  head.copy(out, 0, 0, pos);
+  const at = writeSized(out, writeBytes(out, pos, KEY_P), n, 0xc4, 0xc5, 0xc6); // bin 8/16/32
+  out.set(p, at);
+  return out;
+}
+
 /** Encode an envelope (adds `v`); throws SIPC_ERR_INVALID_ARGUMENT for values msgpack cannot carry. */
 export function encodeEnvelope(envelope: Envelope): Uint8Array {
   const { k, id, m, p, e, h } = envelope;
@@ -208,6 +228,7 @@ export function encodeEnvelope(envelope: Envelope): Uint8Array {
       // The common case (requests without headers, responses, events, stream items): at most
       // the payload, copied straight from the encoder's buffer into the result.
       if (p === undefined) return Uint8Array.prototype.slice.call(head, 0, pos);
+      if (p instanceof Uint8Array) return encodeBinaryPayload(pos, p);
       const bytes = encoder.encodeSharedRef(p);
       const out = Buffer.allocUnsafe(pos + KEY_P.length + bytes.length);
       head.copy(out, 0, 0, pos);

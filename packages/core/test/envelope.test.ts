@@ -212,3 +212,19 @@ test('the hand-read fast path and the generic msgpack path decode to the same re
     t.is(JSON.stringify(fast, plain), JSON.stringify(generic, plain), JSON.stringify(env));
   }
 });
+
+test('binary payloads encode byte for byte as msgpack would (bin 8, 16 and 32)', (t) => {
+  for (const size of [0, 1, 255, 256, 65_535, 65_536, 70_000]) {
+    const p = Buffer.alloc(size, 7);
+    for (const env of [
+      { k: Kind.Event, m: 'bulk', p },
+      { k: Kind.Request, id: 9, m: 'put', p: new Uint8Array(p) },
+      { k: Kind.Response, id: 300, p },
+    ]) {
+      const ours = Buffer.from(encodeEnvelope(env));
+      t.deepEqual(ours, Buffer.from(encode({ v: 1, ...env })), `size ${size}`);
+      const r = decodeEnvelope(ours);
+      t.true(r.ok && Buffer.from(r.envelope.p as Uint8Array).equals(p));
+    }
+  }
+});
