@@ -4,7 +4,8 @@
 #
 # Usage, from a package directory (it is the package's `npm test`):
 #   bash ../../tools/wine/run-ava.sh [ava args...]
-# Env: NODE_WIN_VERSION (22.23.3), SIPC_WINE_DIR (<repo>/.wine-node).
+# Env: NODE_WIN_VERSION (22.23.3), SIPC_WINE_DIR (<repo>/.wine-node), SIPC_WINE_PREFIX
+# (<SIPC_WINE_DIR>/prefix), SIPC_WINE_TIMEOUT (420 s per attempt).
 #
 # It never skips: without wine it FAILS with instructions, because a silently skipped Windows
 # suite would let CI report green without running a single Windows test.
@@ -28,7 +29,9 @@ fi
 
 NODE_WIN_VERSION=${NODE_WIN_VERSION:-22.23.3}
 TOOLS=${SIPC_WINE_DIR:-$ROOT/.wine-node}        # gitignored; holds node.exe, the prefix and the log
-export WINEPREFIX=${WINEPREFIX:-$TOOLS/prefix}  # one prefix = one wineserver = one pipe namespace
+# One prefix = one wineserver = one pipe namespace. Never the caller's own WINEPREFIX: this script
+# kills every process of its prefix at the end.
+export WINEPREFIX=${SIPC_WINE_PREFIX:-$TOOLS/prefix}
 export WINEDEBUG=${WINEDEBUG:--all}             # silence fixme/err spam
 export WINEDLLOVERRIDES=${WINEDLLOVERRIDES:-"mscoree=;mshtml="}  # don't offer to install Mono/Gecko
 unset DISPLAY                                   # headless: no X needed
