@@ -15,6 +15,13 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 T0=$(date +%s%N)
 step() { printf "[wine %6.1fs] %s\n" "$(awk -v a="$T0" -v b="$(date +%s%N)" "BEGIN{print (b-a)/1e9}")" "$*"; }
 
+# A fresh Debian machine where we are root (CI, the project's machines) gets wine installed here, so
+# that the README's one test command works there with nothing but Node and npm installed first.
+if ! command -v wine >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  step "apt-get install wine wine64 (Debian packages; first run only)"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wine wine64; } >/dev/null 2>&1 9>&- \
+    || echo "[wine] apt-get install wine failed" >&2
+fi
 if ! command -v wine >/dev/null 2>&1 || ! command -v wineserver >/dev/null 2>&1; then
   cat >&2 <<'MSG'
 [wine] ERROR: wine is not installed, so the Windows named-pipe tests cannot run.
