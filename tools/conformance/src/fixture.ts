@@ -37,9 +37,15 @@ async function stream(conn: Connection): Promise<void> {
   conn.on('error', () => {});
   while (!conn.destroyed && !conn.writableEnded) {
     if (!conn.write(CHUNK)) {
+      // Remove both listeners whichever fires, or each wait would leave a 'close' listener behind.
       await new Promise<void>((resolve) => {
-        conn.once('drain', resolve);
-        conn.once('close', resolve);
+        const done = () => {
+          conn.off('drain', done);
+          conn.off('close', done);
+          resolve();
+        };
+        conn.once('drain', done);
+        conn.once('close', done);
       });
     }
   }
