@@ -25,7 +25,7 @@ test('awaitConnect: nothing listening is SIPC_ERR_CONNECT_FAILED with the OS err
   const path = join(dir, 'none.sock');
   const err = await t.throwsAsync(awaitConnect(net.connect(path), `unix://${path}`));
   t.true(isSecureIpcError(err, 'SIPC_ERR_CONNECT_FAILED'));
-  t.is((err?.cause as NodeJS.ErrnoException).code, 'ENOENT');
+  t.is((err?.cause as NodeJS.ErrnoException | undefined)?.code, 'ENOENT');
   t.regex(err?.message ?? '', /ENOENT/);
 });
 
