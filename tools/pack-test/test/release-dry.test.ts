@@ -17,7 +17,9 @@ test('release:dry versions every public package in a scratch copy and packs it, 
   for (const name of ['core', 'transport-tcp', 'transport-unix', 'transport-win', 'cli'])
     t.regex(
       out,
-      new RegExp(`@secure-ipc/${name}\\s+\\d+\\.\\d+\\.\\d+\\s+\\d+\\.\\d+\\.\\d+\\s+secure-ipc-${name}-\\S+\\.tgz`),
+      new RegExp(
+        `@secure-ipc/${name}\\s+\\d+\\.\\d+\\.\\d+\\s+\\d+\\.\\d+\\.\\d+\\s+secure-ipc-${name}-\\S+\\.tgz`,
+      ),
     );
   t.notRegex(out, /conformance|bench|pack-test/, 'private packages are never versioned or packed');
   t.regex(out, /nothing was published/);
