@@ -23,6 +23,8 @@ export interface SecureListenerEvents {
   channel: [channel: SecureChannel];
   /** A handshake failed or was refused (the reason in `cause`); the listener keeps going. */
   handshakeError: [error: SecureIpcError, peer: PeerInfo | undefined];
+  /** The transport listener failed (a fatal accept error, as `ListenerEvents.error`); it closes next. */
+  error: [error: SecureIpcError];
   /** The listener closed. */
   close: [];
 }
@@ -54,6 +56,11 @@ class SecureListenerImpl extends EventEmitter<SecureListenerEvents> implements S
   private readonly onListenerClose = () => {
     this.close().catch(() => {});
   };
+  // A transport listener's 'error' with nobody listening would be thrown and crash the process:
+  // forward it only to those who listen for it here; the transport closes itself after it.
+  private readonly onListenerError = (err: Error) => {
+    if (this.listenerCount('error') > 0) this.emit('error', toSecureIpcError(err, 'SIPC_ERR_LISTEN_FAILED'));
+  };
 
   constructor(
     private readonly listener: Listener,
@@ -68,6 +75,7 @@ class SecureListenerImpl extends EventEmitter<SecureListenerEvents> implements S
     this.options = { ...options };
     listener.on('connection', this.onConnection);
     listener.on('close', this.onListenerClose);
+    listener.on('error', this.onListenerError);
   }
 
   get address(): string {
@@ -87,6 +95,7 @@ class SecureListenerImpl extends EventEmitter<SecureListenerEvents> implements S
     this.closing ??= (async () => {
       this.listener.off('connection', this.onConnection);
       this.listener.off('close', this.onListenerClose);
+      this.listener.off('error', this.onListenerError);
       for (const controller of this.pending.values()) controller.abort();
       await Promise.allSettled([this.listener.close(), ...[...this.channels].map((c) => c.close())]);
       this.emit('close');

@@ -138,3 +138,21 @@ test('secureListen validates its options (trust required, positive limit)', asyn
     ),
   );
 });
+
+test('a transport listener error is forwarded as a typed error, and never crashes when nobody listens', async (t) => {
+  const address = `memory://secure-listener-error-${process.pid}`;
+  const inner = await transport.listen(address);
+  const quiet = secureListen(inner, {
+    keyPair: generateKeyPair(),
+    trust: { keys: [generateKeyPair().publicKey] },
+  });
+  t.teardown(() => quiet.close());
+  // Without an 'error' listener on the secure listener, the transport error must not be thrown.
+  t.notThrows(() => inner.emit('error', Object.assign(new Error('accept failed'), { code: 'EMFILE' })));
+  const seen: SecureIpcError[] = [];
+  quiet.on('error', (err) => seen.push(err));
+  inner.emit('error', Object.assign(new Error('accept failed again'), { code: 'EMFILE' }));
+  t.is(seen.length, 1);
+  t.true(isSecureIpcError(seen[0], 'SIPC_ERR_LISTEN_FAILED'));
+  t.is((seen[0]!.cause as NodeJS.ErrnoException).code, 'EMFILE');
+});
