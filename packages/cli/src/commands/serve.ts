@@ -94,11 +94,17 @@ export async function run(argv: string[], io: CliIo, stop?: AbortSignal): Promis
     secure.on('handshakeError', (err) => println(io.stderr, `rejected a connection: ${describeError(err)}`));
     listener.on('reject', (err) => println(io.stderr, `rejected a connection: ${describeError(err)}`));
     println(io.stdout, `listening ${address}`);
-    const why = await untilStopped(stop);
+    // A fatal listener error (the transport can no longer accept) stops the server with exit 4.
+    const failed = new AbortController();
+    secure.on('error', (err) => {
+      println(io.stderr, `the listener failed: ${describeError(err)}`);
+      failed.abort();
+    });
+    const why = await untilStopped(stop ? AbortSignal.any([stop, failed.signal]) : failed.signal);
     println(io.stderr, `${why}: shutting down`);
     await server.close();
     await listener.close();
-    return ExitCode.Ok;
+    return failed.signal.aborted ? ExitCode.Address : ExitCode.Ok;
   } finally {
     revocations?.close();
     zeroKeyPair(keyPair);
