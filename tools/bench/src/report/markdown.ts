@@ -96,7 +96,7 @@ export function renderMarkdown(r: ReportInput): string {
       for (const v of r.verdicts) {
         const verdict = v.met === undefined ? 'not measured' : v.met ? 'met' : '**not met**';
         out.push(
-          `| ${v.target.name} | ${v.rowId} | ${v.ratio === undefined ? '–' : `${v.ratio.toFixed(2)}×`} | ` +
+          `| ${v.target.name} | ${v.rowId} | ${v.ratio === undefined ? '–' : `${v.ratio.toFixed(3)}×`} | ` +
             `${v.range === undefined ? '–' : `${v.range[0].toFixed(2)}-${v.range[1].toFixed(2)}×`} | ` +
             `${v.target.op} ${v.target.limit.toFixed(2)}× | ${verdict} |`,
         );
