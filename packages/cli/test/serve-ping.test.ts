@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
-import { cli, keyFile, serve, tempDir } from './helpers.js';
+import { cli, freePort, keyFile, serve, tempDir } from './helpers.js';
 
 async function pair(t: Parameters<typeof tempDir>[0]) {
   const dir = await tempDir(t);
@@ -50,9 +50,9 @@ test('serve + ping over tcp loopback with an app id', async (t) => {
   ]);
   const address = s.firstLine.replace(/^listening /, '');
   t.is(address, 'tcp://127.0.0.1:0', 'prints the address as given');
-  // Port 0 was given, so learn the real port from the server's stderr is not possible: use a fixed free port instead.
+  // With port 0 the printed address does not name the real port, so ping a known free port instead.
   await s.stop();
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  const port = await freePort();
   const s2 = await serve(t, [
     '--listen',
     `tcp://127.0.0.1:${port}`,
