@@ -80,6 +80,7 @@ test('local:// listens at the resolved path, connects, and the directory is veri
   t.true(isSecureIpcError(err, 'SIPC_ERR_INSECURE_DIRECTORY'), String(err));
 });
 
+// Abstract sockets exist only on Linux: elsewhere this case is skipped, as its title says.
 const linuxOnly = process.platform === 'linux' ? test : test.skip;
 linuxOnly('unix-abstract:NAME listens without any file (Linux only)', async (t) => {
   const name = `sipc-test-${process.pid}-${Date.now()}`;

@@ -19,6 +19,7 @@ import { unixTransport } from '../src/index.js';
 import { tempDir } from './helpers.js';
 
 const transport = unixTransport();
+// Only root can chown a directory to another user; CI runs as root, elsewhere the case is skipped.
 const asRoot = process.geteuid?.() === 0 ? test : test.skip;
 
 test('a missing socket directory is created 0700 and the socket is born 0600', async (t) => {

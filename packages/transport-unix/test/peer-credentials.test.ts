@@ -11,6 +11,8 @@ import { tempDir } from './helpers.js';
 const PEER = fileURLToPath(new URL('./fixtures/peer.js', import.meta.url));
 const NOBODY = 65534;
 const linux = process.platform === 'linux';
+// Explicit platform gates. Cross-uid cases need root to run a child as uid 65534 (CI runs as root);
+// SO_PEERCRED is Linux's syscall and getpeereid + LOCAL_PEERPID macOS's, so each runs on its own OS.
 const asRootOnLinux = linux && process.geteuid?.() === 0 ? test : test.skip;
 const onLinux = linux ? test : test.skip;
 const onMac = process.platform === 'darwin' ? test : test.skip;
