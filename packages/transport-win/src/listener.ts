@@ -12,13 +12,7 @@
  */
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
-import {
-  type Connection,
-  createError,
-  type Listener,
-  type ListenerEvents,
-  type PeerInfo,
-} from '@secure-ipc/core';
+import { createError, type Listener, type ListenerEvents, socketConnection } from '@secure-ipc/core';
 import {
   assertSoleInstance,
   createServerInstance,
@@ -47,15 +41,6 @@ const PENDING_INSTANCES = 4;
 
 /** sizeof(OVERLAPPED) on x64; hEvent is the last field, at offset 24. */
 const OVERLAPPED_SIZE = 32;
-
-/** Turn a connected socket into a Connection: attach `peer`; a stray error must not crash the process. */
-export function toConnection(socket: net.Socket, peer: PeerInfo): Connection {
-  // The consumer (the secure channel) listens for 'error' itself; this no-op only keeps an error
-  // nobody listens to from being thrown as an uncaught exception.
-  socket.on('error', () => {});
-  Object.defineProperty(socket, 'peer', { value: Object.freeze({ ...peer }), enumerable: true });
-  return socket as unknown as Connection;
-}
 
 /** Give a connected pipe HANDLE to Node; on failure the handle is closed and the error thrown. */
 export function handleToSocket(w: Win32, h: Handle): net.Socket {
@@ -272,7 +257,7 @@ export class PipeListener extends EventEmitter<ListenerEvents> implements Listen
     }
     this.#connections.add(socket);
     socket.once('close', () => this.#connections.delete(socket));
-    this.emit('connection', toConnection(socket, peer));
+    this.emit('connection', socketConnection(socket, peer));
   }
 
   /** Keep PENDING_INSTANCES waiting; a failure is reported and retried later, never thrown. */

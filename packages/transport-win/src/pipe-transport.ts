@@ -1,17 +1,18 @@
 /** The Windows named-pipe transport: `pipe://NAME` and `local://APP-ID` addresses. */
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  type AbortOptions,
+  abortError,
   type Connection,
   type ConnectOptions,
   createError,
   type ListenOptions,
+  socketConnection,
   TRANSPORT_BRAND,
   type Transport,
 } from '@secure-ipc/core';
 import { parsePipeAddress } from './address.js';
 import { CLIENT_ACCESS, pipeSddl, SecurityDescriptor } from './hardening.js';
-import { handleToSocket, PipeListener, toConnection } from './listener.js';
+import { handleToSocket, PipeListener } from './listener.js';
 import {
   checkCredentials,
   mergePolicy,
@@ -47,10 +48,6 @@ export interface PipeConnectOptions extends ConnectOptions, PipeCredentialPolicy
 
 /** Default wait for a busy pipe; libuv waits up to 30 s, but a local server that busy is stuck. */
 const DEFAULT_BUSY_TIMEOUT_MS = 5000;
-
-function aborted(options: AbortOptions): Error {
-  return createError('SIPC_ERR_ABORTED', undefined, { cause: options.signal?.reason });
-}
 
 function validateBusyTimeout(ms: unknown): void {
   if (ms !== undefined && (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0)) {
@@ -90,7 +87,7 @@ export class PipeTransport implements Transport {
   async listen(address: string, options: PipeListenOptions = {}): Promise<PipeListener> {
     const w = win32();
     validatePolicy(options);
-    if (options.signal?.aborted) throw aborted(options);
+    if (options.signal?.aborted) throw abortError(options);
     const parsed = parsePipeAddress(address, currentUserSid);
     const policy = mergePolicy(this.#options, options);
     // The DACL admits exactly whom the policy admits; the SID check on accept enforces it again
@@ -111,7 +108,7 @@ export class PipeTransport implements Transport {
     const w = win32();
     validatePolicy(options);
     validateBusyTimeout(options.busyTimeoutMs);
-    if (options.signal?.aborted) throw aborted(options);
+    if (options.signal?.aborted) throw abortError(options);
     const parsed = parsePipeAddress(address, currentUserSid);
     const policy = mergePolicy(this.#options, options);
     const busyMs = options.busyTimeoutMs ?? this.#options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
@@ -128,7 +125,7 @@ export class PipeTransport implements Transport {
         try {
           await sleep(delay, undefined, { signal: options.signal });
         } catch {
-          throw aborted(options);
+          throw abortError(options);
         }
         delay = Math.min(delay * 2, 50);
         continue;
@@ -143,9 +140,9 @@ export class PipeTransport implements Transport {
     }
     if (options.signal?.aborted) {
       w.CloseHandle(h);
-      throw aborted(options);
+      throw abortError(options);
     }
-    return toConnection(handleToSocket(w, h), pipePeer(creds));
+    return socketConnection(handleToSocket(w, h), pipePeer(creds));
   }
 }
 
