@@ -133,8 +133,11 @@ test('a peer that cannot read credentials fails closed: the server rejects every
   t.is(await strict.next(), 'ready');
   const conn = await unixTransport().connect(`unix://${dir}/strict.sock`);
   t.teardown(() => void conn.destroy());
+  // Listen for the close before waiting on the server's line: the server may hang up first, and a
+  // 'close' emitted before anyone listens would leave this test waiting until ava's timeout.
+  const closed = once(conn.resume(), 'close');
   t.is(await strict.next(), 'reject SIPC_ERR_PEER_CREDENTIALS');
-  await once(conn.resume(), 'close');
+  await closed;
   // allowAnyUser does not need credentials: the same blind server lets the client in.
   const lax = peer(t, ['listen', `unix://${dir}/lax.sock`, '{"allowAnyUser":true}'], undefined, true);
   t.is(await lax.next(), 'ready');
