@@ -16,23 +16,23 @@ export {
   type Trust,
   type TrustContext,
   type TrustDecision,
-} from './channel.js';
+} from './channel/secure-channel.js';
+export * from './channel/secure-listener.js';
 export * from './constants.js';
-export * from './envelope.js';
+export * from './envelope/envelope.js';
 export * from './errors.js';
 export * from './framing.js';
 export * from './identity/index.js';
-export * from './keys.js';
-export { memoryPair, memoryTransport } from './memory-transport.js';
-export * from './policy.js';
+export * from './keys/key-pair.js';
 export * from './rpc/client.js';
 export * from './rpc/events.js';
 export * from './rpc/idempotency.js';
 export * from './rpc/peer.js';
+export * from './rpc/policy.js';
 export * from './rpc/serve.js';
 export * from './rpc/server.js';
 export * from './rpc/service-types.js';
 export * from './rpc/streams.js';
-export * from './secure-listener.js';
-export * from './socket-connection.js';
-export * from './transport.js';
+export * from './transport/contract.js';
+export { memoryPair, memoryTransport } from './transport/memory-transport.js';
+export * from './transport/socket-connection.js';

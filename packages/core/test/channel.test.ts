@@ -1,5 +1,5 @@
 import test from 'ava';
-import { establish } from '../src/channel.js';
+import { establish } from '../src/channel/secure-channel.js';
 import { MAX_CHUNK_SIZE } from '../src/constants.js';
 import { isSecureIpcError } from '../src/errors.js';
 import { channelPair, closed, connectionPair, type Kind, messages, pattern, trustedKeys } from './helpers.js';

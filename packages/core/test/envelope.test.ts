@@ -8,7 +8,7 @@ import {
   RemoteError,
   toWireError,
   validateEnvelope,
-} from '../src/envelope.js';
+} from '../src/envelope/envelope.js';
 import { createError, isSecureIpcError } from '../src/errors.js';
 
 test('round trip keeps binary binary and drops absent fields', (t) => {

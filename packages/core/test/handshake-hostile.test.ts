@@ -1,11 +1,11 @@
 import { once } from 'node:events';
 import { encode } from '@msgpack/msgpack';
 import test from 'ava';
-import { establish } from '../src/channel.js';
+import { establish } from '../src/channel/secure-channel.js';
 import { isSecureIpcError, type SecureIpcError } from '../src/errors.js';
-import { generateKeyPair } from '../src/keys.js';
-import { memoryPair } from '../src/memory-transport.js';
-import type { Connection } from '../src/transport.js';
+import { generateKeyPair } from '../src/keys/key-pair.js';
+import type { Connection } from '../src/transport/contract.js';
+import { memoryPair } from '../src/transport/memory-transport.js';
 import { closed, connectionPair, handshake, messages, mitm, trustedKeys } from './helpers.js';
 
 // Everything one raw end receives until the connection ends or closes.

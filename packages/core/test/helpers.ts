@@ -7,13 +7,13 @@ import {
   establish,
   type SecureChannel,
   type SecureChannelImpl,
-} from '../src/channel.js';
+} from '../src/channel/secure-channel.js';
 import type { SecureIpcError } from '../src/errors.js';
 import { FrameDecoder } from '../src/framing.js';
 import type { HandshakeOptions } from '../src/handshake/perform-handshake.js';
-import { generateKeyPair, type KeyPair } from '../src/keys.js';
-import { memoryPair } from '../src/memory-transport.js';
-import type { Connection } from '../src/transport.js';
+import { generateKeyPair, type KeyPair } from '../src/keys/key-pair.js';
+import type { Connection } from '../src/transport/contract.js';
+import { memoryPair } from '../src/transport/memory-transport.js';
 
 export type Kind = 'memory' | 'tcp';
 

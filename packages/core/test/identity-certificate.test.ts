@@ -24,7 +24,7 @@ import {
   writeCertificateFile,
   zeroAuthority,
 } from '../src/identity/index.js';
-import { encodeKey, generateKeyPair } from '../src/keys.js';
+import { encodeKey, generateKeyPair } from '../src/keys/key-pair.js';
 import { codeOf, tempDir } from './identity-helpers.js';
 
 const ca = generateAuthority();

@@ -3,7 +3,12 @@
 import { once } from 'node:events';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { type ChannelOptions, type SecureChannel, secureConnect } from '../src/channel.js';
+import { type ChannelOptions, type SecureChannel, secureConnect } from '../src/channel/secure-channel.js';
+import {
+  type SecureListener,
+  type SecureListenerOptions,
+  secureListen,
+} from '../src/channel/secure-listener.js';
 import {
   addToRevocationFile,
   certificateTrust,
@@ -16,12 +21,11 @@ import {
   RevocationList,
   watchRevocationList,
 } from '../src/identity/index.js';
-import { generateKeyPair, type KeyPair, keyFingerprint } from '../src/keys.js';
-import { memoryTransport } from '../src/memory-transport.js';
-import { createPolicy } from '../src/policy.js';
+import { generateKeyPair, type KeyPair, keyFingerprint } from '../src/keys/key-pair.js';
 import { createClient } from '../src/rpc/client.js';
+import { createPolicy } from '../src/rpc/policy.js';
 import { createServer } from '../src/rpc/server.js';
-import { type SecureListener, type SecureListenerOptions, secureListen } from '../src/secure-listener.js';
+import { memoryTransport } from '../src/transport/memory-transport.js';
 import { codeOf, refusalIn, tempDir } from './identity-helpers.js';
 
 const ca = generateAuthority();

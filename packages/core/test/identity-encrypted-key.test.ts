@@ -7,7 +7,7 @@ import {
   readEncryptedKeyFile,
   writeEncryptedKeyFile,
 } from '../src/identity/index.js';
-import { generateKeyPair } from '../src/keys.js';
+import { generateKeyPair } from '../src/keys/key-pair.js';
 import { codeOf, tempDir } from './identity-helpers.js';
 
 // libsodium's INTERACTIVE limits keep the suite fast; the default (MODERATE) is exercised once.

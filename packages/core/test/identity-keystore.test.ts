@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import test from 'ava';
 import { deleteSecretKey, loadSecretKey, storeSecretKey } from '../src/identity/index.js';
-import { generateKeyPair } from '../src/keys.js';
+import { generateKeyPair } from '../src/keys/key-pair.js';
 import { codeOf } from './identity-helpers.js';
 
 // The 'no Secret Service' case lives in identity-keystore-unavailable.test.ts: the native

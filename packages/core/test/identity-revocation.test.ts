@@ -9,7 +9,7 @@ import {
   readRevocationFile,
   watchRevocationList,
 } from '../src/identity/index.js';
-import { encodeKey, generateKeyPair } from '../src/keys.js';
+import { encodeKey, generateKeyPair } from '../src/keys/key-pair.js';
 import { codeOf, tempDir } from './identity-helpers.js';
 
 const key = generateKeyPair().publicKey;

@@ -7,8 +7,8 @@ import test from 'ava';
 import NoiseState from 'noise-handshake';
 import Cipher from 'noise-handshake/cipher.js';
 import sodium from 'sodium-native';
-import { establish } from '../src/channel.js';
-import { generateKeyPair, type KeyPair } from '../src/keys.js';
+import { establish } from '../src/channel/secure-channel.js';
+import { generateKeyPair, type KeyPair } from '../src/keys/key-pair.js';
 import { connectionPair, messages, pattern } from './helpers.js';
 
 const LAST = 1;

@@ -12,7 +12,7 @@ import {
   readSecretKeyFile,
   writeSecretKeyFile,
   zeroKeyPair,
-} from '../src/keys.js';
+} from '../src/keys/key-pair.js';
 
 const isPosix = process.platform !== 'win32';
 

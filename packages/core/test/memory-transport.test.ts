@@ -1,8 +1,8 @@
 import { once } from 'node:events';
 import test from 'ava';
 import { isSecureIpcError } from '../src/errors.js';
-import { memoryPair, memoryTransport } from '../src/memory-transport.js';
-import { type Connection, isTransport } from '../src/transport.js';
+import { type Connection, isTransport } from '../src/transport/contract.js';
+import { memoryPair, memoryTransport } from '../src/transport/memory-transport.js';
 
 const transport = memoryTransport();
 

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { isSecureIpcError } from '../src/errors.js';
 import { NoiseHandshake } from '../src/handshake/noise.js';
-import { generateKeyPair } from '../src/keys.js';
+import { generateKeyPair } from '../src/keys/key-pair.js';
 
 const prologue = Buffer.from('test');
 const make = (initiator: boolean) =>

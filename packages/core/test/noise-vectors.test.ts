@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import test from 'ava';
 import { NoiseHandshake } from '../src/handshake/noise.js';
-import { keyPairFromSecretKey } from '../src/keys.js';
+import { keyPairFromSecretKey } from '../src/keys/key-pair.js';
 
 interface VectorMessage {
   sender: 'initiator' | 'responder';

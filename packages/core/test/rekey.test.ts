@@ -1,7 +1,7 @@
 import test from 'ava';
 import { isSecureIpcError } from '../src/errors.js';
 import { type NoiseCipherState, NoiseHandshake } from '../src/handshake/noise.js';
-import { generateKeyPair } from '../src/keys.js';
+import { generateKeyPair } from '../src/keys/key-pair.js';
 import { channelPair, messages, pattern } from './helpers.js';
 
 function completedPair() {

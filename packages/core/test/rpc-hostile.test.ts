@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import test from 'ava';
-import { secureConnect } from '../src/channel.js';
-import { decodeEnvelope, EnvelopeKind, encodeEnvelope } from '../src/envelope.js';
-import { generateKeyPair } from '../src/keys.js';
-import { memoryTransport } from '../src/memory-transport.js';
-import { createPolicy } from '../src/policy.js';
+import { secureConnect } from '../src/channel/secure-channel.js';
+import { decodeEnvelope, EnvelopeKind, encodeEnvelope } from '../src/envelope/envelope.js';
+import { generateKeyPair } from '../src/keys/key-pair.js';
 import { REPLY_HIGH_WATER } from '../src/rpc/peer.js';
+import { createPolicy } from '../src/rpc/policy.js';
 import { connect, serve } from '../src/rpc/serve.js';
+import { memoryTransport } from '../src/transport/memory-transport.js';
 import { tempSocketPath, unixTestTransport } from './fixtures/rpc-net.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,11 +1,11 @@
 import { once } from 'node:events';
 import test, { type ExecutionContext } from 'ava';
-import { secureConnect } from '../src/channel.js';
+import { secureConnect } from '../src/channel/secure-channel.js';
+import { secureListen } from '../src/channel/secure-listener.js';
 import { isSecureIpcError, type SecureIpcError } from '../src/errors.js';
-import { generateKeyPair } from '../src/keys.js';
-import { memoryTransport } from '../src/memory-transport.js';
-import { secureListen } from '../src/secure-listener.js';
-import type { Connection, PeerInfo } from '../src/transport.js';
+import { generateKeyPair } from '../src/keys/key-pair.js';
+import type { Connection, PeerInfo } from '../src/transport/contract.js';
+import { memoryTransport } from '../src/transport/memory-transport.js';
 import { closed, messages } from './helpers.js';
 
 let counter = 0;

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import test from 'ava';
-import { SecureBlockPool, secureBlockPool } from '../src/secure-memory.js';
+import { SecureBlockPool, secureBlockPool } from '../src/crypto/secure-memory.js';
 
 function mappings(): number {
   return readFileSync('/proc/self/maps', 'utf8').split('\n').length;

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { isSecureIpcError } from '../src/errors.js';
-import { abortError, awaitConnect, socketConnection } from '../src/socket-connection.js';
+import { abortError, awaitConnect, socketConnection } from '../src/transport/socket-connection.js';
 
 test('awaitConnect resolves on connect; socketConnection attaches a frozen peer and swallows stray errors', async (t) => {
   const server = net.createServer((s) => s.end());

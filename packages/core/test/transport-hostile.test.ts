@@ -1,5 +1,5 @@
 import test from 'ava';
-import type { SecureChannelImpl } from '../src/channel.js';
+import type { SecureChannelImpl } from '../src/channel/secure-channel.js';
 import { isSecureIpcError, type SecureIpcError } from '../src/errors.js';
 import { closed, type FrameHook, handshake, mitm, trustedKeys } from './helpers.js';
 

@@ -5,7 +5,7 @@ import {
   selectTransport,
   TRANSPORT_BRAND,
   type Transport,
-} from '../src/transport.js';
+} from '../src/transport/contract.js';
 
 const fake = (name: string, schemes: string[]): Transport => ({
   [TRANSPORT_BRAND]: true,

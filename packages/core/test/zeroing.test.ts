@@ -1,7 +1,7 @@
 import test from 'ava';
 import sodium from 'sodium-native';
-import { establish } from '../src/channel.js';
-import { generateKeyPair } from '../src/keys.js';
+import { establish } from '../src/channel/secure-channel.js';
+import { generateKeyPair } from '../src/keys/key-pair.js';
 import { closed, connectionPair, trustedKeys } from './helpers.js';
 
 // An ephemeral generator that records the secret buffers noise-protocol allocated for e.

@@ -27,9 +27,9 @@ import {
   NOISE_PROTOCOL_NAME,
   TAG_LENGTH,
 } from '../constants.js';
+import { type SecureBlock, secureBlockPool } from '../crypto/secure-memory.js';
 import { createError } from '../errors.js';
-import type { KeyPair } from '../keys.js';
-import { type SecureBlock, secureBlockPool } from '../secure-memory.js';
+import type { KeyPair } from '../keys/key-pair.js';
 
 const dh = dhFactory();
 const hash = hashFactory({ dh });

@@ -7,7 +7,7 @@
  * On failure the connection is destroyed (to the peer: just a closed connection) and the local
  * caller gets a typed error with the real reason in `cause`.
  */
-import type { ChannelOptions, TrustContext } from '../channel.js';
+import type { ChannelOptions, TrustContext } from '../channel/secure-channel.js';
 import {
   DEFAULT_HANDSHAKE_TIMEOUT,
   MAX_FRAME_SIZE,
@@ -16,7 +16,7 @@ import {
 } from '../constants.js';
 import { createError, isSecureIpcError, type SecureIpcError, toSecureIpcError } from '../errors.js';
 import { encodeFrame, FrameDecoder } from '../framing.js';
-import type { Connection } from '../transport.js';
+import type { Connection } from '../transport/contract.js';
 import { type EphemeralGenerator, type NoiseCipherState, NoiseHandshake } from './noise.js';
 import { chosenVersion, decodePayload, encodePayload, offeredVersions, selectVersion } from './payloads.js';
 import { buildPrologue } from './prologue.js';

@@ -3,10 +3,10 @@
  * Anything unexpected (a throw, a non-boolean, an expired decision) denies: fail closed.
  */
 import sodium from 'sodium-native';
-import type { Trust, TrustContext, TrustDecision } from '../channel.js';
+import type { Trust, TrustContext, TrustDecision } from '../channel/secure-channel.js';
 import { KEY_LENGTH } from '../constants.js';
 import { createError, type SecureIpcError } from '../errors.js';
-import { decodeKey } from '../keys.js';
+import { decodeKey } from '../keys/key-pair.js';
 
 /** A trust decision after validation: allowed, with roles and an optional expiry. */
 export interface TrustVerdict {

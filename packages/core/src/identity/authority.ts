@@ -3,11 +3,12 @@
  * its key id (what a certificate names as issuer), and the authority key file that
  * `secure-ipc ca init` writes.
  */
+
+import { sodium } from '../crypto/sodium.js';
 import { createError, type ErrorCode } from '../errors.js';
-import { decodeKey } from '../keys.js';
-import { armor, dearmor } from './armor.js';
-import { readBoundedFile, writeSecretFile } from './private-file.js';
-import { sodium } from './sodium.js';
+import { armor, dearmor } from '../keys/armor.js';
+import { decodeKey } from '../keys/key-pair.js';
+import { readBoundedFile, writeSecretFile } from '../keys/private-file.js';
 
 /** An authority's Ed25519 key pair. `secretKey` is libsodium's 64-byte form (seed + public key). */
 export interface AuthorityKeyPair {

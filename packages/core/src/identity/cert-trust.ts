@@ -4,7 +4,8 @@
  * throws the typed error from `verifyCertificate`; the handshake reports it to the local caller
  * as the `cause` of SIPC_ERR_UNTRUSTED_PEER, and to the remote side as one generic failure.
  */
-import type { TrustContext, TrustDecision } from '../channel.js';
+import type { TrustContext, TrustDecision } from '../channel/secure-channel.js';
+import { bytesEqual } from '../crypto/sodium.js';
 import { createError } from '../errors.js';
 import { decodeKey32 } from './authority.js';
 import {
@@ -13,7 +14,6 @@ import {
   type RevocationCheck,
   verifyCertificate,
 } from './certificate.js';
-import { bytesEqual } from './sodium.js';
 
 /** Options of `certificateTrust`. */
 export interface CertificateTrustOptions {

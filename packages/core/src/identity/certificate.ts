@@ -5,12 +5,12 @@
  * docs/protocol.md, section "Certificates".
  */
 import { decode, encode } from '@msgpack/msgpack';
+import { bytesEqual, sodium } from '../crypto/sodium.js';
 import { createError, isSecureIpcError, type SecureIpcError } from '../errors.js';
-import { encodeKey } from '../keys.js';
-import { armor, dearmor } from './armor.js';
+import { armor, dearmor } from '../keys/armor.js';
+import { encodeKey } from '../keys/key-pair.js';
+import { readBoundedFile, writeFileAtomic } from '../keys/private-file.js';
 import { type AuthorityKeyPair, decodeKey32 } from './authority.js';
-import { readBoundedFile, writeFileAtomic } from './private-file.js';
-import { bytesEqual, sodium } from './sodium.js';
 
 /** Certificate format version written and accepted. */
 export const CERTIFICATE_VERSION = 1;

@@ -4,6 +4,9 @@
  * enforced on live channels, secret keys in the OS keystore or in passphrase-encrypted files.
  * See docs/identity.md.
  */
+
+export * from '../keys/encrypted-key-file.js';
+export * from '../keys/keystore.js';
 export {
   type AuthorityKeyPair,
   authorityFromSeed,
@@ -14,8 +17,6 @@ export {
 } from './authority.js';
 export * from './cert-trust.js';
 export * from './certificate.js';
-export * from './encrypted-key-file.js';
 export * from './enforcement.js';
-export * from './keystore.js';
 export * from './revocation.js';
 export * from './revocation-watch.js';

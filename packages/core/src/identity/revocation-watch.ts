@@ -8,7 +8,7 @@
 import { type FSWatcher, promises as fs, watch } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { createError, toSecureIpcError } from '../errors.js';
-import { readBoundedFile } from './private-file.js';
+import { readBoundedFile } from '../keys/private-file.js';
 import { MAX_REVOCATION_FILE_BYTES, parseRevocationList, RevocationList } from './revocation.js';
 
 /** Options of `watchRevocationList`. */

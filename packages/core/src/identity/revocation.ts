@@ -6,10 +6,10 @@
  */
 import { EventEmitter } from 'node:events';
 import { createError, type SecureIpcError } from '../errors.js';
-import { encodeKey } from '../keys.js';
+import { encodeKey } from '../keys/key-pair.js';
+import { readBoundedFile, writeFileAtomic } from '../keys/private-file.js';
 import { decodeKey32 } from './authority.js';
 import type { RevocationCheck } from './certificate.js';
-import { readBoundedFile, writeFileAtomic } from './private-file.js';
 
 /** Revocation list file format version. */
 export const REVOCATION_LIST_VERSION = 1;

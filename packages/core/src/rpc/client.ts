@@ -4,7 +4,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { createError, type SecureIpcError } from '../errors.js';
-import type { PeerInfo } from '../transport.js';
+import type { PeerInfo } from '../transport/contract.js';
 import { type EventListener, EventRouter } from './events.js';
 import { type RpcChannel, RpcPeer } from './peer.js';
 import type {

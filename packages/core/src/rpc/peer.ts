@@ -10,7 +10,7 @@
  * the policy decision object built only when someone listens for it.
  */
 import type { EventEmitter } from 'node:events';
-import { kTrySend } from '../channel.js';
+import { kTrySend } from '../channel/secure-channel.js';
 import {
   decodeEnvelope,
   type Envelope,
@@ -20,20 +20,20 @@ import {
   EnvelopeKind as Kind,
   toWireError,
   type WireError,
-} from '../envelope.js';
+} from '../envelope/envelope.js';
 import { createError, isSecureIpcError, type SecureIpcError } from '../errors.js';
-import { keyFingerprint } from '../keys.js';
+import { keyFingerprint } from '../keys/key-pair.js';
+import type { PeerInfo } from '../transport/contract.js';
+import type { EventRouter } from './events.js';
+import { Fifo } from './fifo.js';
+import type { IdempotencyCache, IdempotentOutcome } from './idempotency.js';
 import {
   compilePatterns,
   type NameMatcher,
   type Policy,
   type PolicyAction,
   type PolicyDecision,
-} from '../policy.js';
-import type { PeerInfo } from '../transport.js';
-import type { EventRouter } from './events.js';
-import { Fifo } from './fifo.js';
-import type { IdempotencyCache, IdempotentOutcome } from './idempotency.js';
+} from './policy.js';
 import type { EventContext, HandlerContext, RequestOptions } from './service-types.js';
 import { CreditGate, DEFAULT_STREAM_WINDOW, RemoteStream } from './streams.js';
 

@@ -3,11 +3,11 @@
  * connection and serves RPC with a policy; `connect()` opens a connection, authenticates the
  * server and returns a typed client. Both take any transport (unix, tcp, pipe, memory).
  */
-import type { ChannelOptions } from '../channel.js';
-import { secureConnect } from '../channel.js';
+import type { ChannelOptions } from '../channel/secure-channel.js';
+import { secureConnect } from '../channel/secure-channel.js';
+import { secureListen } from '../channel/secure-listener.js';
 import { createError } from '../errors.js';
-import { secureListen } from '../secure-listener.js';
-import { selectTransport, type Transport } from '../transport.js';
+import { selectTransport, type Transport } from '../transport/contract.js';
 import { RpcClient, type RpcClientOptions } from './client.js';
 import { RpcServer, type RpcServerOptions } from './server.js';
 import type { EventMap, ServiceDefinition } from './service-types.js';

@@ -4,12 +4,12 @@
  * listener (`server.listen(secureListener)`); `serve()` in ./serve.ts does both for you.
  */
 import { EventEmitter } from 'node:events';
-import { encodeEnvelope, EnvelopeKind as Kind } from '../envelope.js';
+import { encodeEnvelope, EnvelopeKind as Kind } from '../envelope/envelope.js';
 import { createError } from '../errors.js';
-import { DENY_ALL, type Policy, type PolicyDecision } from '../policy.js';
 import { type EventListener, EventRouter } from './events.js';
 import { IdempotencyCache, type IdempotencyOptions } from './idempotency.js';
 import { type AnyHandler, type RpcChannel, RpcPeer } from './peer.js';
+import { DENY_ALL, type Policy, type PolicyDecision } from './policy.js';
 import type { EventMap, Handler, MethodName, ServiceDefinition } from './service-types.js';
 
 /** Options of an RPC server. */

@@ -4,7 +4,7 @@
  * `client.request`, so a renamed method or a changed params shape fails to compile on both sides.
  * A method whose result is an `AsyncIterable<T>` is a stream.
  */
-import type { PeerInfo } from '../transport.js';
+import type { PeerInfo } from '../transport/contract.js';
 
 /** Anything with methods: `interface Files { 'files.read'(p: { path: string }): Uint8Array }`. */
 export type ServiceDefinition = { [method: string]: (params: any) => any };

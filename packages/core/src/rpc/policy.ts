@@ -5,7 +5,7 @@
  * publish or subscribe to, with `*` wildcards. The identity is always the channel's; nothing
  * in a payload can change it.
  */
-import { decodeKey, keyFingerprint } from './keys.js';
+import { decodeKey, keyFingerprint } from '../keys/key-pair.js';
 
 /** What a peer tries to do. */
 export type PolicyAction = 'call' | 'publish' | 'subscribe';

@@ -15,7 +15,7 @@
  * reserve holds no secret (every block was wiped on release) and `trimSecureMemory()` frees it.
  */
 import sodium from 'sodium-native';
-import { createError } from './errors.js';
+import { createError } from '../errors.js';
 
 const MIN_SLAB_BYTES = 16 * 1024;
 const MAX_SLAB_BYTES = 1024 * 1024;

@@ -4,7 +4,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { Duplex } from 'node:stream';
-import { createError } from './errors.js';
+import { createError } from '../errors.js';
 import {
   type Connection,
   type ConnectOptions,
@@ -14,7 +14,7 @@ import {
   type PeerInfo,
   TRANSPORT_BRAND,
   type Transport,
-} from './transport.js';
+} from './contract.js';
 
 const MEMORY_PEER: PeerInfo = Object.freeze({ transport: 'memory' });
 

@@ -5,7 +5,7 @@
  * unknown field is as suspicious as a wrong type.
  */
 import { Decoder, Encoder } from '@msgpack/msgpack';
-import { createError, ERROR_TABLE, type ErrorCode, type SecureIpcError } from './errors.js';
+import { createError, ERROR_TABLE, type ErrorCode, type SecureIpcError } from '../errors.js';
 
 /** The envelope format version this module speaks. */
 export const ENVELOPE_VERSION = 1;

@@ -15,17 +15,17 @@ import {
   MAX_FRAME_SIZE,
   MIN_TRANSPORT_FRAME_SIZE,
   TAG_LENGTH,
-} from './constants.js';
-import { createError, type SecureIpcError, toSecureIpcError } from './errors.js';
-import type { FrameDecoder } from './framing.js';
-import type { NoiseCipherState } from './handshake/noise.js';
+} from '../constants.js';
+import { createError, type SecureIpcError, toSecureIpcError } from '../errors.js';
+import type { FrameDecoder } from '../framing.js';
+import type { NoiseCipherState } from '../handshake/noise.js';
 import {
   type HandshakeOptions,
   type HandshakeResult,
   performHandshake,
-} from './handshake/perform-handshake.js';
-import type { KeyPair } from './keys.js';
-import type { AbortOptions, Connection, PeerInfo } from './transport.js';
+} from '../handshake/perform-handshake.js';
+import type { KeyPair } from '../keys/key-pair.js';
+import type { AbortOptions, Connection, PeerInfo } from '../transport/contract.js';
 
 /** What a trust function sees: the authenticated key, the OS peer info and the peer's handshake payload. */
 export interface TrustContext {

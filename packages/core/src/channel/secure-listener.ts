@@ -5,11 +5,11 @@
  * while established traffic keeps flowing.
  */
 import { EventEmitter } from 'node:events';
-import { type ChannelOptions, establish, type SecureChannel } from './channel.js';
-import { DEFAULT_MAX_PENDING_HANDSHAKES } from './constants.js';
-import { createError, type SecureIpcError, toSecureIpcError } from './errors.js';
-import { validateChannelOptions } from './handshake/perform-handshake.js';
-import type { Connection, Listener, PeerInfo } from './transport.js';
+import { DEFAULT_MAX_PENDING_HANDSHAKES } from '../constants.js';
+import { createError, type SecureIpcError, toSecureIpcError } from '../errors.js';
+import { validateChannelOptions } from '../handshake/perform-handshake.js';
+import type { Connection, Listener, PeerInfo } from '../transport/contract.js';
+import { type ChannelOptions, establish, type SecureChannel } from './secure-channel.js';
 
 /** Options of `secureListen`. */
 export interface SecureListenerOptions extends ChannelOptions {

@@ -7,8 +7,8 @@
  */
 import { constants, promises as fs } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { sodium } from '../crypto/sodium.js';
 import { createError, type ErrorCode } from '../errors.js';
-import { sodium } from './sodium.js';
 
 /** Options of `readBoundedFile`. */
 export interface ReadBoundedFileOptions {

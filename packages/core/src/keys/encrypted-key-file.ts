@@ -9,10 +9,11 @@
  * changing any of them yields another key and the MAC check fails. The file is created 0600 and
  * refused when group or others can access it, like a plain key file.
  */
+
+import { sodium } from '../crypto/sodium.js';
 import { createError } from '../errors.js';
 import { armor, dearmor } from './armor.js';
 import { readBoundedFile, writeSecretFile } from './private-file.js';
-import { sodium } from './sodium.js';
 
 /** Encrypted key file format version. */
 export const ENCRYPTED_KEY_FILE_VERSION = 1;

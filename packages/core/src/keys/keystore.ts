@@ -4,8 +4,9 @@
  * dynamic import, so core installs and works without it; every failure (module missing, no
  * Secret Service on the bus, locked store) is SIPC_ERR_KEYSTORE with the real reason in `cause`.
  */
+
+import { sodium } from '../crypto/sodium.js';
 import { createError, isSecureIpcError } from '../errors.js';
-import { sodium } from './sodium.js';
 
 /** The keystore service name entries are stored under by default. */
 export const KEYSTORE_SERVICE = 'secure-ipc';

@@ -4,8 +4,8 @@
  */
 import { open } from 'node:fs/promises';
 import sodium from 'sodium-native';
-import { KEY_LENGTH } from './constants.js';
-import { createError } from './errors.js';
+import { KEY_LENGTH } from '../constants.js';
+import { createError } from '../errors.js';
 
 /** An X25519 key pair; both keys are 32 raw bytes. */
 export interface KeyPair {

@@ -5,8 +5,8 @@
  * hardening stays in each transport package.
  */
 import type { Socket } from 'node:net';
-import { createError, type SecureIpcError } from './errors.js';
-import type { AbortOptions, Connection, PeerInfo } from './transport.js';
+import { createError, type SecureIpcError } from '../errors.js';
+import type { AbortOptions, Connection, PeerInfo } from './contract.js';
 
 /** The typed error for an aborted wait (`SIPC_ERR_ABORTED`, the signal's reason as `cause`). */
 export function abortError(options: AbortOptions): SecureIpcError {
