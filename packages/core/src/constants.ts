@@ -74,3 +74,6 @@ export const DEFAULT_REKEY = Object.freeze({
 
 /** Longest application id, in UTF-8 bytes. */
 export const MAX_APP_ID_LENGTH = 255;
+
+/** The longest delay `setTimeout` can wait (2^31-1 ms); a longer one would fire at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;

@@ -13,6 +13,7 @@ import {
   FRAME_HEADER_SIZE,
   MAX_CHUNK_SIZE,
   MAX_FRAME_SIZE,
+  MAX_TIMER_MS,
   MIN_TRANSPORT_FRAME_SIZE,
   TAG_LENGTH,
 } from '../constants.js';
@@ -150,8 +151,6 @@ export const kTrySend: unique symbol = Symbol.for('@secure-ipc/core/channel.tryS
 
 /** Frames per write: about 1 MiB, few syscalls for bulk without holding huge buffers. */
 const BATCH_FRAMES = 16;
-/** setTimeout cannot wait longer than 2^31-1 ms. */
-const MAX_TIMER = 2 ** 31 - 1;
 /** How long a graceful close waits for the peer to end its side before tearing down. */
 const CLOSE_LINGER_MS = 5_000;
 
@@ -627,7 +626,7 @@ export class SecureChannelImpl extends EventEmitter<ChannelEvents> implements Se
           );
         else this.armExpiry(expiresAt);
       },
-      Math.min(Math.max(delay, 0), MAX_TIMER),
+      Math.min(Math.max(delay, 0), MAX_TIMER_MS),
     );
     this.expiryTimer.unref?.();
   }

@@ -11,6 +11,7 @@
  */
 import type { EventEmitter } from 'node:events';
 import { kTrySend } from '../channel/secure-channel.js';
+import { MAX_TIMER_MS } from '../constants.js';
 import {
   decodeEnvelope,
   type Envelope,
@@ -86,8 +87,6 @@ export interface RpcPeerOptions {
 
 /** Default per-connection limit of requests in flight. */
 export const DEFAULT_MAX_IN_FLIGHT = 64;
-
-const MAX_TIMER = 2 ** 31 - 1;
 
 /** Queued answers beyond which a peer's requests stop being read (far above any slot limit). */
 export const REPLY_HIGH_WATER = 1024;
@@ -193,7 +192,7 @@ export class RpcPeer {
   /** Call `method`; resolves with the result, or an AsyncIterable if the peer answers with a stream. */
   request(method: string, params?: unknown, options: RequestOptions = {}): Promise<unknown> {
     const { signal, timeout } = options;
-    if (timeout !== undefined && !(Number.isSafeInteger(timeout) && timeout > 0 && timeout <= MAX_TIMER))
+    if (timeout !== undefined && !(Number.isSafeInteger(timeout) && timeout > 0 && timeout <= MAX_TIMER_MS))
       return Promise.reject(
         createError('SIPC_ERR_INVALID_ARGUMENT', 'timeout must be an integer from 1 to 2^31-1 milliseconds'),
       );
@@ -535,7 +534,7 @@ export class RpcPeer {
     this.#incoming.set(id, call);
     // setTimeout cannot wait longer than 2^31-1 ms (it would fire at once): a longer budget is
     // as good as none.
-    if (headers.timeout !== undefined && headers.timeout <= MAX_TIMER) {
+    if (headers.timeout !== undefined && headers.timeout <= MAX_TIMER_MS) {
       call.timer = setTimeout(() => {
         const err = createError('SIPC_ERR_TIMEOUT', 'The request passed its deadline');
         call.controller.abort(err);
