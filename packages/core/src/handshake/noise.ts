@@ -19,7 +19,6 @@ import cipherStateFactory from 'noise-protocol/cipher-state.js';
 import dhFactory from 'noise-protocol/dh.js';
 import hashFactory from 'noise-protocol/hash.js';
 import symmetricStateFactory from 'noise-protocol/symmetric-state.js';
-import sodium from 'sodium-native';
 import {
   HANDSHAKE_HASH_LENGTH,
   KEY_LENGTH,
@@ -28,6 +27,7 @@ import {
   TAG_LENGTH,
 } from '../constants.js';
 import { type SecureBlock, secureBlockPool } from '../crypto/secure-memory.js';
+import { sodium } from '../crypto/sodium.js';
 import { createError } from '../errors.js';
 import type { KeyPair } from '../keys/key-pair.js';
 

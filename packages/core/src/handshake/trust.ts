@@ -2,9 +2,10 @@
  * Trust evaluation: pinned keys compared in constant time, or the caller's decision function.
  * Anything unexpected (a throw, a non-boolean, an expired decision) denies: fail closed.
  */
-import sodium from 'sodium-native';
+
 import type { Trust, TrustContext, TrustDecision } from '../channel/secure-channel.js';
 import { KEY_LENGTH } from '../constants.js';
+import { sodium } from '../crypto/sodium.js';
 import { createError, type SecureIpcError } from '../errors.js';
 import { decodeKey } from '../keys/key-pair.js';
 

@@ -3,8 +3,8 @@
  * fingerprints, and secret key files that are refused when group or others can read them.
  */
 import { open } from 'node:fs/promises';
-import sodium from 'sodium-native';
 import { KEY_LENGTH } from '../constants.js';
+import { sodium } from '../crypto/sodium.js';
 import { createError } from '../errors.js';
 
 /** An X25519 key pair; both keys are 32 raw bytes. */
