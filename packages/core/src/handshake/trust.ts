@@ -4,10 +4,9 @@
  */
 
 import type { Trust, TrustContext, TrustDecision } from '../channel/secure-channel.js';
-import { KEY_LENGTH } from '../constants.js';
 import { sodium } from '../crypto/sodium.js';
 import { createError, type SecureIpcError } from '../errors.js';
-import { decodeKey } from '../keys/key-pair.js';
+import { toKey } from '../keys/key-text.js';
 
 /** A trust decision after validation: allowed, with roles and an optional expiry. */
 export interface TrustVerdict {
@@ -30,11 +29,7 @@ export function validateTrust(trust: Trust | undefined): void {
 
 // Decoding once per evaluation keeps the listener's update() simple; a pinned list is short.
 function pinnedKeys(keys: ReadonlyArray<Uint8Array | string>): Uint8Array[] {
-  return keys.map((k) => {
-    if (typeof k === 'string') return decodeKey(k);
-    if (k instanceof Uint8Array && k.byteLength === KEY_LENGTH) return k;
-    throw createError('SIPC_ERR_BAD_KEY', 'A pinned key must be 32 bytes or its 44-character base64');
-  });
+  return keys.map((k) => toKey(k, 'A pinned key'));
 }
 
 /** Decide whether the authenticated peer is trusted; resolves the verdict or rejects `SIPC_ERR_UNTRUSTED_PEER`. */

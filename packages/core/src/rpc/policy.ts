@@ -5,7 +5,9 @@
  * publish or subscribe to, with `*` wildcards. The identity is always the channel's; nothing
  * in a payload can change it.
  */
-import { decodeKey, keyFingerprint } from '../keys/key-pair.js';
+
+import { keyFingerprint } from '../keys/key-pair.js';
+import { toKey } from '../keys/key-text.js';
 
 /** What a peer tries to do. */
 export type PolicyAction = 'call' | 'publish' | 'subscribe';
@@ -103,7 +105,7 @@ export class Policy {
       });
     }
     for (const { key, roles } of options.peers ?? []) {
-      const id = keyFingerprint(typeof key === 'string' ? decodeKey(key) : key);
+      const id = keyFingerprint(toKey(key, 'A policy peer key'));
       this.#peerRoles.set(id, [...(this.#peerRoles.get(id) ?? []), ...roles]);
     }
     this.#defaultRoles = [...(options.defaultRoles ?? [])];
