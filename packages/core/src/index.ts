@@ -6,22 +6,15 @@
  * @packageDocumentation
  */
 
-export {
-  type ChannelEvents,
-  type ChannelOptions,
-  type RekeyOptions,
-  type SecureChannel,
-  secureAccept,
-  secureConnect,
-  type Trust,
-  type TrustContext,
-  type TrustDecision,
-} from './channel/secure-channel.js';
+export type { ChannelEvents, ChannelOptions, RekeyOptions, SecureChannel } from './channel/options.js';
+export { secureAccept, secureConnect } from './channel/secure-channel.js';
 export * from './channel/secure-listener.js';
 export * from './constants.js';
 export * from './envelope/envelope.js';
 export * from './errors.js';
 export * from './framing.js';
+export type { HandshakeOptions } from './handshake/options.js';
+export type { Trust, TrustContext, TrustDecision } from './handshake/trust.js';
 export * from './identity/index.js';
 export * from './keys/key-file.js';
 export * from './keys/key-pair.js';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import test from 'ava';
-import { NoiseHandshake } from '../src/handshake/noise.js';
+import { NoiseHandshake } from '../src/handshake/xx.js';
 import { keyPairFromSecretKey } from '../src/keys/key-pair.js';
 
 interface VectorMessage {

@@ -3,10 +3,37 @@
  * Anything unexpected (a throw, a non-boolean, an expired decision) denies: fail closed.
  */
 
-import type { Trust, TrustContext, TrustDecision } from '../channel/secure-channel.js';
 import { sodium } from '../crypto/sodium.js';
 import { createError, type SecureIpcError } from '../errors.js';
 import { toKey } from '../keys/key-text.js';
+import type { PeerInfo } from '../transport/contract.js';
+
+/** What a trust function sees: the authenticated key, the OS peer info and the peer's handshake payload. */
+export interface TrustContext {
+  /** The peer's static public key, authenticated by the handshake. */
+  remoteStaticKey: Uint8Array;
+  /** What the transport says about the peer process. */
+  peer: PeerInfo;
+  /** The peer's handshake payload (validated msgpack map). */
+  payload: Readonly<Record<string, unknown>>;
+}
+
+/** A trust decision; `allow` must be true to proceed. */
+export interface TrustDecision {
+  /** Admit the peer. */
+  allow: boolean;
+  /** Roles granted to the peer (exposed as `channel.roles`). */
+  roles?: readonly string[];
+  /** Why (used in the local error when denied; never sent to the peer). */
+  reason?: string;
+  /** When the admission ends (ms epoch, e.g. certificate expiry): the channel closes then. */
+  expiresAt?: number;
+}
+
+/** Either pinned keys (Uint8Array or base64) or a function; a decision may carry roles. */
+export type Trust =
+  | { keys: ReadonlyArray<Uint8Array | string> }
+  | ((ctx: TrustContext) => boolean | TrustDecision | Promise<boolean | TrustDecision>);
 
 /** A trust decision after validation: allowed, with roles and an optional expiry. */
 export interface TrustVerdict {

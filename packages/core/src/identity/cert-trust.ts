@@ -4,9 +4,10 @@
  * throws the typed error from `verifyCertificate`; the handshake reports it to the local caller
  * as the `cause` of SIPC_ERR_UNTRUSTED_PEER, and to the remote side as one generic failure.
  */
-import type { TrustContext, TrustDecision } from '../channel/secure-channel.js';
+
 import { bytesEqual } from '../crypto/sodium.js';
 import { createError } from '../errors.js';
+import type { TrustContext, TrustDecision } from '../handshake/trust.js';
 import { toKey } from '../keys/key-text.js';
 import {
   type Certificate,

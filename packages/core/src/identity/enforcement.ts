@@ -7,7 +7,7 @@
  * is emitted as a `decision` event (who, what, never a payload) for the audit log.
  */
 import { EventEmitter } from 'node:events';
-import type { SecureChannel } from '../channel/secure-channel.js';
+import type { SecureChannel } from '../channel/options.js';
 import type { SecureListener } from '../channel/secure-listener.js';
 import { createError, isSecureIpcError } from '../errors.js';
 import { keyFingerprint } from '../keys/key-pair.js';
