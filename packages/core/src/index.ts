@@ -10,7 +10,11 @@ export type { ChannelEvents, ChannelOptions, RekeyOptions, SecureChannel } from 
 export { secureAccept, secureConnect } from './channel/secure-channel.js';
 export * from './channel/secure-listener.js';
 export * from './constants.js';
-export * from './envelope/envelope.js';
+export * from './envelope/decode.js';
+export * from './envelope/encode.js';
+export * from './envelope/types.js';
+export { validateEnvelope } from './envelope/validate.js';
+export * from './envelope/wire-errors.js';
 export * from './errors.js';
 export * from './framing.js';
 export type { HandshakeOptions } from './handshake/options.js';

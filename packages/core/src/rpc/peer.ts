@@ -12,16 +12,15 @@
 import type { EventEmitter } from 'node:events';
 import { kTrySend } from '../channel/secure-channel.js';
 import { MAX_TIMER_MS } from '../constants.js';
+import { decodeEnvelope } from '../envelope/decode.js';
+import { encodeEnvelope } from '../envelope/encode.js';
 import {
-  decodeEnvelope,
   type Envelope,
   type EnvelopeHeaders,
-  encodeEnvelope,
-  fromWireError,
   EnvelopeKind as Kind,
-  toWireError,
   type WireError,
-} from '../envelope/envelope.js';
+} from '../envelope/types.js';
+import { fromWireError, toWireError } from '../envelope/wire-errors.js';
 import { createError, isSecureIpcError, type SecureIpcError } from '../errors.js';
 import { keyFingerprint } from '../keys/key-pair.js';
 import type { PeerInfo } from '../transport/contract.js';
