@@ -3,7 +3,7 @@ import test from 'ava';
 import { secureConnect } from '../src/channel/secure-channel.js';
 import { decodeEnvelope, EnvelopeKind, encodeEnvelope } from '../src/envelope/envelope.js';
 import { generateKeyPair } from '../src/keys/key-pair.js';
-import { REPLY_HIGH_WATER } from '../src/rpc/peer.js';
+import { REPLY_HIGH_WATER } from '../src/rpc/dispatcher.js';
 import { createPolicy } from '../src/rpc/policy.js';
 import { connect, serve } from '../src/rpc/serve.js';
 import { memoryTransport } from '../src/transport/memory-transport.js';
