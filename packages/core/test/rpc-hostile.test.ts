@@ -5,7 +5,7 @@ import { decodeEnvelope } from '../src/envelope/decode.js';
 import { encodeEnvelope } from '../src/envelope/encode.js';
 import { EnvelopeKind } from '../src/envelope/types.js';
 import { generateKeyPair } from '../src/keys/key-pair.js';
-import { REPLY_HIGH_WATER } from '../src/rpc/peer.js';
+import { REPLY_HIGH_WATER } from '../src/rpc/dispatcher.js';
 import { createPolicy } from '../src/rpc/policy.js';
 import { connect, serve } from '../src/rpc/serve.js';
 import { memoryTransport } from '../src/transport/memory-transport.js';

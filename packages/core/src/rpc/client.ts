@@ -6,7 +6,8 @@ import { EventEmitter } from 'node:events';
 import { createError, type SecureIpcError } from '../errors.js';
 import type { PeerInfo } from '../transport/contract.js';
 import { type EventListener, EventRouter } from './events.js';
-import { type RpcChannel, RpcPeer } from './peer.js';
+import { PING, SUBSCRIBE, UNSUBSCRIBE } from './methods.js';
+import { RpcPeer } from './peer.js';
 import type {
   EventMap,
   MethodName,
@@ -15,6 +16,7 @@ import type {
   ResultOf,
   ServiceDefinition,
 } from './service-types.js';
+import type { RpcChannel } from './session.js';
 
 /** Options of an RPC client. */
 export interface RpcClientOptions {
@@ -84,7 +86,7 @@ export class RpcClient<
 
   /** Ask the server to echo `payload` (every server answers `$ping`). */
   ping<T>(payload?: T, options?: RequestOptions): Promise<T> {
-    return this.#peer.request('$ping', payload, options) as Promise<T>;
+    return this.#peer.request(PING, payload, options) as Promise<T>;
   }
 
   /** Send a one-way event to the server. */
@@ -111,7 +113,7 @@ export class RpcClient<
     // refuses the pattern, both are refused.
     let confirmed = first ? undefined : this.#confirmations.get(pattern);
     if (first) {
-      confirmed = this.#peer.request('$subscribe', pattern).then(() => {});
+      confirmed = this.#peer.request(SUBSCRIBE, pattern).then(() => {});
       this.#confirmations.set(pattern, confirmed);
       confirmed.catch(() => {
         if (this.#confirmations.get(pattern) === confirmed) this.#confirmations.delete(pattern);
@@ -130,7 +132,7 @@ export class RpcClient<
       remove();
       if (this.#events.count(pattern) === 0) {
         this.#confirmations.delete(pattern);
-        if (!this.#peer.closed) await this.#peer.request('$unsubscribe', pattern);
+        if (!this.#peer.closed) await this.#peer.request(UNSUBSCRIBE, pattern);
       }
     };
   }

@@ -3,7 +3,7 @@
  * (`files.*`, `*`), called synchronously in registration order so that events keep the order
  * in which the sender sent them.
  */
-import { compilePatterns, type NameMatcher } from './policy.js';
+import { compilePatterns, type NameMatcher } from './patterns.js';
 import type { EventContext } from './service-types.js';
 
 /** An event listener. */

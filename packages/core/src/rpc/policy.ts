@@ -5,9 +5,10 @@
  * publish or subscribe to, with `*` wildcards. The identity is always the channel's; nothing
  * in a payload can change it.
  */
-
 import { keyFingerprint } from '../keys/key-pair.js';
 import { toKey } from '../keys/key-text.js';
+import { ALWAYS_ALLOWED_METHODS } from './methods.js';
+import { compilePatterns, type NameMatcher } from './patterns.js';
 
 /** What a peer tries to do. */
 export type PolicyAction = 'call' | 'publish' | 'subscribe';
@@ -54,33 +55,6 @@ export interface PolicyDecision {
   allowed: boolean;
   /** Milliseconds since the epoch. */
   at: number;
-}
-
-/** Methods any authenticated peer may call whatever the policy says. */
-export const ALWAYS_ALLOWED_METHODS: ReadonlySet<string> = new Set(['$ping']);
-
-/** A matcher compiled from a list of names and wildcard patterns. */
-export type NameMatcher = (name: string) => boolean;
-
-/**
- * Compile names and patterns into one matcher. `*` matches any run of characters, dots
- * included, so `files.*` covers `files.read` and `files.dir.list`; anything else is literal.
- */
-export function compilePatterns(patterns: readonly string[]): NameMatcher {
-  const exact = new Set<string>();
-  const wild: RegExp[] = [];
-  for (const p of patterns) {
-    if (typeof p !== 'string' || p.length === 0) continue;
-    if (p === '*') return () => true;
-    if (!p.includes('*')) exact.add(p);
-    else wild.push(new RegExp(`^${p.split('*').map(escapeRegExp).join('.*')}$`, 's'));
-  }
-  if (wild.length === 0) return (name) => exact.has(name);
-  return (name) => exact.has(name) || wild.some((re) => re.test(name));
-}
-
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 interface CompiledRole {

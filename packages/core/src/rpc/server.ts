@@ -7,11 +7,14 @@ import { EventEmitter } from 'node:events';
 import { encodeEnvelope } from '../envelope/encode.js';
 import { EnvelopeKind as Kind } from '../envelope/types.js';
 import { createError } from '../errors.js';
+import type { AnyHandler } from './dispatcher.js';
 import { type EventListener, EventRouter } from './events.js';
 import { IdempotencyCache, type IdempotencyOptions } from './idempotency.js';
-import { type AnyHandler, type RpcChannel, RpcPeer } from './peer.js';
+import { isReservedMethod, RESERVED_METHOD_PREFIX } from './methods.js';
+import { RpcPeer } from './peer.js';
 import { DENY_ALL, type Policy, type PolicyDecision } from './policy.js';
 import type { EventMap, Handler, MethodName, ServiceDefinition } from './service-types.js';
+import type { RpcChannel } from './session.js';
 
 /** Options of an RPC server. */
 export interface RpcServerOptions {
@@ -80,8 +83,11 @@ export class RpcServer<
 
   /** Register the handler of `method` (names starting with `$` are reserved). */
   handle<M extends MethodName<S>>(method: M, handler: Handler<S, M>): this {
-    if (typeof method !== 'string' || method.length === 0 || method.startsWith('$'))
-      throw createError('SIPC_ERR_INVALID_ARGUMENT', 'Method names are non-empty and must not start with $');
+    if (typeof method !== 'string' || method.length === 0 || isReservedMethod(method))
+      throw createError(
+        'SIPC_ERR_INVALID_ARGUMENT',
+        `Method names are non-empty and must not start with ${RESERVED_METHOD_PREFIX}`,
+      );
     if (this.#handlers.has(method))
       throw createError('SIPC_ERR_INVALID_ARGUMENT', `A handler for ${method} is already registered`);
     this.#handlers.set(method, handler as AnyHandler);

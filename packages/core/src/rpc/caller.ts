@@ -1,0 +1,320 @@
+/**
+ * The caller side of an RPC session: our requests and events to the peer.
+ *
+ *   request() ─► slot free? ─yes─► #start: encode, pending map, timer, abort listener, send
+ *                   │ no                          │
+ *                   ▼                             ▼
+ *              FIFO queue (requests and    onReply: response / error / stream items / end
+ *              events behind them) ◄─ #pump ◄─ #free (slot freed when the peer answers)
+ *
+ * A request holds its slot from its send until the peer's answer arrives, also when the caller
+ * already gave up (timeout, abort, a stream broken out of): giving up rejects at once and sends
+ * a cancel, and the slot is freed by the peer's answer to it.
+ */
+import { MAX_TIMER_MS } from '../constants.js';
+import { encodeEnvelope } from '../envelope/encode.js';
+import {
+  type Envelope,
+  type EnvelopeHeaders,
+  EnvelopeKind as Kind,
+  type WireError,
+} from '../envelope/types.js';
+import { fromWireError } from '../envelope/wire-errors.js';
+import { createError, type SecureIpcError } from '../errors.js';
+import { Fifo } from './fifo.js';
+import type { RequestOptions } from './service-types.js';
+import { DEFAULT_MAX_IN_FLIGHT, noop, type Session } from './session.js';
+import { DEFAULT_STREAM_WINDOW, RemoteStream } from './streams.js';
+
+interface Pending {
+  id: number;
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
+  /** Set once the caller has its answer (or gave up): later replies only free the slot. */
+  settled: boolean;
+  stream: RemoteStream<unknown> | undefined;
+  timer: NodeJS.Timeout | undefined;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+/** A request waiting for a slot, or an event waiting behind such requests. */
+interface Queued {
+  usesSlot: boolean;
+  /** Gave up while waiting (abort, timeout): skipped when its turn comes. */
+  dropped: boolean;
+  start: () => void;
+  reject: (err: unknown) => void;
+}
+
+/** Our requests in flight and waiting, and the events queued behind them. */
+export class Caller {
+  readonly #session: Session;
+  readonly #maxInFlight: number;
+  readonly #pending = new Map<number, Pending>();
+  readonly #queue = new Fifo<Queued>();
+  #nextId = 1;
+
+  /** `maxInFlight`: most of our requests in flight at once (default 64). */
+  constructor(session: Session, maxInFlight = DEFAULT_MAX_IN_FLIGHT) {
+    this.#session = session;
+    this.#maxInFlight = maxInFlight;
+  }
+
+  /** Our requests in flight (answered slots are freed when the peer's reply arrives). */
+  get inFlight(): number {
+    return this.#pending.size;
+  }
+
+  /** Call `method`; resolves with the result, or an AsyncIterable if the peer answers with a stream. */
+  request(method: string, params?: unknown, options: RequestOptions = {}): Promise<unknown> {
+    const { signal, timeout } = options;
+    if (timeout !== undefined && !(Number.isSafeInteger(timeout) && timeout > 0 && timeout <= MAX_TIMER_MS))
+      return Promise.reject(
+        createError('SIPC_ERR_INVALID_ARGUMENT', 'timeout must be an integer from 1 to 2^31-1 milliseconds'),
+      );
+    const closed = this.#session.closeError;
+    if (closed !== undefined) return Promise.reject(closed);
+    if (signal?.aborted)
+      return Promise.reject(createError('SIPC_ERR_ABORTED', undefined, { cause: signal.reason }));
+    const deadline = timeout === undefined ? undefined : Date.now() + timeout;
+    return new Promise((resolve, reject) => {
+      if (this.#queue.size === 0 && this.#pending.size < this.#maxInFlight)
+        return this.#start(method, params, options, deadline, resolve, reject);
+      // No slot: wait in line (FIFO with events, so everything leaves in call order).
+      let timer: NodeJS.Timeout | undefined;
+      const cleanup = () => {
+        if (timer !== undefined) clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const queued: Queued = {
+        usesSlot: true,
+        dropped: false,
+        start: () => {
+          cleanup();
+          this.#start(method, params, options, deadline, resolve, reject);
+        },
+        reject: (err) => {
+          cleanup();
+          reject(err);
+        },
+      };
+      const drop = (err: unknown) => {
+        // Left in the line, marked: #pump skips it (removing from the middle would be O(n)).
+        queued.dropped = true;
+        queued.reject(err);
+        this.#pump();
+      };
+      const onAbort = () => drop(createError('SIPC_ERR_ABORTED', undefined, { cause: signal?.reason }));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      if (timeout !== undefined)
+        timer = setTimeout(
+          () => drop(createError('SIPC_ERR_TIMEOUT', `Request timed out after ${timeout} ms`)),
+          timeout,
+        );
+      this.#queue.push(queued);
+    });
+  }
+
+  #start(
+    method: string,
+    params: unknown,
+    options: RequestOptions,
+    deadline: number | undefined,
+    resolve: (value: unknown) => void,
+    reject: (err: unknown) => void,
+  ): void {
+    const closed = this.#session.closeError;
+    if (closed !== undefined) {
+      reject(closed);
+      return;
+    }
+    // The API's names become the wire's header keys here and nowhere else (docs/protocol.md, `h`).
+    let h: EnvelopeHeaders | undefined;
+    if (deadline !== undefined || options.idempotencyKey !== undefined || options.traceparent !== undefined) {
+      h = {};
+      // The header carries what is left of the caller's budget after any wait for a slot.
+      if (deadline !== undefined) h.timeout = Math.max(1, deadline - Date.now());
+      if (options.idempotencyKey !== undefined) h.idem = options.idempotencyKey;
+      if (options.traceparent !== undefined) h.trace = options.traceparent;
+    }
+    const id = this.#nextId++;
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeEnvelope({ k: Kind.Request, id, m: method, p: params, h });
+    } catch (err) {
+      reject(err);
+      return;
+    }
+    const { signal, timeout } = options;
+    const pending: Pending = {
+      id,
+      resolve,
+      reject,
+      settled: false,
+      stream: undefined,
+      timer: undefined,
+      signal,
+      onAbort: undefined,
+    };
+    this.#pending.set(id, pending);
+    if (h?.timeout !== undefined) {
+      pending.timer = setTimeout(
+        () => this.#giveUp(pending, createError('SIPC_ERR_TIMEOUT', `Request timed out after ${timeout} ms`)),
+        h.timeout,
+      );
+    }
+    if (signal !== undefined) {
+      pending.onAbort = () =>
+        this.#giveUp(pending, createError('SIPC_ERR_ABORTED', undefined, { cause: signal.reason }));
+      signal.addEventListener('abort', pending.onAbort, { once: true });
+    }
+    this.#session.send(bytes)?.catch((err) => {
+      // Not sent (closed, or too large for the channel): nothing to cancel remotely.
+      this.#settle(pending);
+      this.#free(pending);
+      reject(err);
+    });
+  }
+
+  /** Send a one-way event (after any requests still waiting for a slot, to keep call order). */
+  publish(topic: string, payload?: unknown): Promise<void> {
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeEnvelope({ k: Kind.Event, m: topic, p: payload });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.sendEncoded(bytes);
+  }
+
+  /** Send an already encoded event envelope (the server encodes a publish once for all peers). */
+  sendEncoded(bytes: Uint8Array): Promise<void> {
+    const { channel, closeError } = this.#session;
+    if (closeError !== undefined) return Promise.reject(closeError);
+    if (this.#queue.size === 0) return channel.send(bytes);
+    return new Promise((resolve, reject) => {
+      this.#queue.push({
+        usesSlot: false,
+        dropped: false,
+        start: () => channel.send(bytes).then(resolve, reject),
+        reject,
+      });
+    });
+  }
+
+  /** The caller stops waiting: reject now, tell the peer, keep the slot until the peer answers. */
+  #giveUp(pending: Pending, err: SecureIpcError): void {
+    if (pending.settled) return;
+    this.#settle(pending);
+    if (pending.stream !== undefined) pending.stream.fail(err, true);
+    else pending.reject(err);
+    if (this.#session.closeError === undefined)
+      this.#session.channel.send(encodeEnvelope({ k: Kind.Cancel, id: pending.id })).catch(noop);
+  }
+
+  #settle(pending: Pending): void {
+    pending.settled = true;
+    if (pending.timer !== undefined) clearTimeout(pending.timer);
+    if (pending.onAbort !== undefined) pending.signal?.removeEventListener('abort', pending.onAbort);
+  }
+
+  #free(pending: Pending): void {
+    if (this.#pending.get(pending.id) !== pending) return;
+    this.#pending.delete(pending.id);
+    this.#pump();
+  }
+
+  #pump(): void {
+    for (let next = this.#queue.peek(); next !== undefined; next = this.#queue.peek()) {
+      if (next.dropped) {
+        this.#queue.shift();
+        continue;
+      }
+      if (next.usesSlot && this.#pending.size >= this.#maxInFlight) return;
+      this.#queue.shift();
+      next.start();
+    }
+  }
+
+  /** A reply (kind 2, 3, 6 or 7) to one of our requests. */
+  onReply(env: Envelope): void {
+    const pending = this.#pending.get(env.id!);
+    if (pending === undefined) return; // a late reply after close of the slot: nothing waits for it
+    switch (env.k) {
+      case Kind.Response:
+        this.#free(pending);
+        if (pending.settled) return;
+        this.#settle(pending);
+        if (pending.stream !== undefined)
+          pending.stream.fail(createError('SIPC_ERR_PROTOCOL', 'The peer sent a response inside a stream'));
+        else pending.resolve(env.p);
+        return;
+      case Kind.Error: {
+        this.#free(pending);
+        if (pending.settled && pending.stream === undefined) return;
+        this.#settle(pending);
+        const err = fromWireError(env.e as WireError);
+        if (pending.stream !== undefined) pending.stream.fail(err);
+        else pending.reject(err);
+        return;
+      }
+      case Kind.StreamItem: {
+        if (pending.settled && pending.stream === undefined) return;
+        const stream = this.#streamOf(pending);
+        if (!stream.push(env.p)) {
+          const err = createError('SIPC_ERR_PROTOCOL', 'The peer sent stream items beyond its credit');
+          this.#session.onError(err);
+          void this.#session.channel.close(err);
+        }
+        return;
+      }
+      case Kind.StreamEnd: {
+        this.#free(pending);
+        if (pending.settled && pending.stream === undefined) return;
+        this.#settle(pending);
+        this.#streamOf(pending).end();
+        return;
+      }
+    }
+  }
+
+  /** A malformed reply to our request `id`: that request fails here, the peer is told to stop. */
+  onInvalidReply(id: number, error: SecureIpcError): void {
+    const pending = this.#pending.get(id);
+    if (pending === undefined) return;
+    this.#giveUp(pending, error);
+    this.#free(pending);
+  }
+
+  #streamOf(pending: Pending): RemoteStream<unknown> {
+    if (pending.stream !== undefined) return pending.stream;
+    const id = pending.id;
+    const stream = new RemoteStream<unknown>(
+      DEFAULT_STREAM_WINDOW,
+      (n) => {
+        if (this.#session.closeError === undefined && this.#pending.get(id) === pending)
+          this.#session.channel.send(encodeEnvelope({ k: Kind.Credit, id, p: n })).catch(noop);
+      },
+      () => this.#giveUp(pending, createError('SIPC_ERR_CANCELLED')),
+    );
+    pending.stream = stream;
+    // The caller's promise resolves with the stream at its first item (or its end); the caller's
+    // timeout and signal keep applying until the stream ends.
+    pending.resolve(stream);
+    return stream;
+  }
+
+  /** The channel closed with `err`: every request in flight or waiting, and every stream, fails. */
+  close(err: SecureIpcError): void {
+    for (const pending of this.#pending.values()) {
+      if (!pending.settled || pending.stream !== undefined) {
+        this.#settle(pending);
+        if (pending.stream !== undefined) pending.stream.fail(err);
+        else pending.reject(err);
+      }
+    }
+    this.#pending.clear();
+    for (const q of this.#queue.drain()) if (!q.dropped) q.reject(err);
+  }
+}

@@ -1,0 +1,365 @@
+/**
+ * The dispatcher side of an RPC session: the peer's requests and events.
+ *
+ *   request ─► authorize ─► look up handler ─► under the limit? ─► run (deadline timer, signal)
+ *                                                                    │ idempotency key: the
+ *                                                                    │ server's cache runs it once
+ *                                                                    ▼
+ *                       reply (response / error)  or  stream (items on credit, then end)
+ *
+ * Every answer goes through #reply, which counts the answers the transport has not accepted yet:
+ * past REPLY_HIGH_WATER the peer's requests stop being read until it reads its answers.
+ */
+import { MAX_TIMER_MS } from '../constants.js';
+import { encodeEnvelope } from '../envelope/encode.js';
+import { type Envelope, EnvelopeKind as Kind } from '../envelope/types.js';
+import { toWireError } from '../envelope/wire-errors.js';
+import { createError, isSecureIpcError, type SecureIpcError } from '../errors.js';
+import type { EventRouter } from './events.js';
+import type { IdempotencyCache, IdempotentOutcome } from './idempotency.js';
+import { PING } from './methods.js';
+import type { Policy, PolicyAction, PolicyDecision } from './policy.js';
+import type { EventContext, HandlerContext } from './service-types.js';
+import { DEFAULT_MAX_IN_FLIGHT, noop, type Session } from './session.js';
+import { CreditGate, DEFAULT_STREAM_WINDOW } from './streams.js';
+
+/** A handler as stored (untyped). */
+export type AnyHandler = (params: any, context: HandlerContext) => unknown;
+
+/** Queued answers beyond which a peer's requests stop being read (far above any slot limit). */
+export const REPLY_HIGH_WATER = 1024;
+
+/** What the dispatcher serves and how it reports. */
+export interface DispatcherOptions {
+  /** Method → handler (the server's registry); without it only `$ping` is answered. */
+  handlers?: ReadonlyMap<string, AnyHandler>;
+  /** Where inbound events go. */
+  events?: EventRouter;
+  /** Authorization; without it every call, event and subscription from the peer is allowed. */
+  policy?: Policy;
+  /** Shared idempotency window (the server's, so it outlives a connection). */
+  idempotency?: IdempotencyCache;
+  /** Most of the peer's requests we run at once; beyond it they are refused (default 64). */
+  maxIncoming?: number;
+  /** Told every authorization decision (who, what, verdict; never a payload). */
+  onDecision?: (decision: PolicyDecision) => void;
+  /** Asked before building each decision; false skips it (no listener, no cost). */
+  wantsDecisions?: () => boolean;
+}
+
+/** Who the peer is, as every handler and listener sees it. */
+export interface PeerIdentity {
+  /** Fingerprint of the peer's static key. */
+  readonly peerId: string;
+  /** Roles the policy gave the peer. */
+  readonly roles: readonly string[];
+}
+
+interface Incoming {
+  controller: AbortController;
+  timer: NodeJS.Timeout | undefined;
+  gate: CreditGate | undefined;
+  /** An idempotent execution belongs to its key, not the connection: a disconnect leaves it running. */
+  detached: boolean;
+  answered: boolean;
+}
+
+function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as Record<symbol, unknown>)[Symbol.asyncIterator] === 'function'
+  );
+}
+
+/** Runs the peer's requests and routes its events. */
+export class Dispatcher {
+  readonly #session: Session;
+  readonly #identity: PeerIdentity;
+  readonly #options: DispatcherOptions;
+  readonly #maxIncoming: number;
+  readonly #incoming = new Map<number, Incoming>();
+  readonly #eventContext: EventContext;
+  #queuedReplies = 0;
+  #pausedForReplies = false;
+
+  constructor(session: Session, identity: PeerIdentity, options: DispatcherOptions) {
+    this.#session = session;
+    this.#identity = identity;
+    this.#options = options;
+    this.#maxIncoming = options.maxIncoming ?? DEFAULT_MAX_IN_FLIGHT;
+    const { channel } = session;
+    this.#eventContext = {
+      topic: '',
+      remoteStaticKey: channel.remoteStaticKey,
+      peerId: identity.peerId,
+      roles: identity.roles,
+      peer: channel.peer,
+    };
+  }
+
+  /** Answers handed to the channel and not yet accepted by the transport (diagnostics). */
+  get queuedReplies(): number {
+    return this.#queuedReplies;
+  }
+
+  /** Admit request `id`; false (and the channel closed) if the peer reused the id of one in flight. */
+  admit(id: number): boolean {
+    if (!this.#incoming.has(id)) return true;
+    const err = createError('SIPC_ERR_PROTOCOL', 'The peer reused the id of a request in flight');
+    this.#session.onError(err);
+    void this.#session.channel.close(err);
+    return false;
+  }
+
+  /** Decide (and report) whether the peer may do `action` on `what`. */
+  authorize(action: PolicyAction, what: string): boolean {
+    const { policy, onDecision } = this.#options;
+    const { peerId, roles } = this.#identity;
+    const allowed = policy === undefined || policy.allows(roles, action, what);
+    if (onDecision !== undefined && this.#options.wantsDecisions?.() !== false) {
+      try {
+        onDecision({ who: peerId, roles, action, what, allowed, at: Date.now() });
+      } catch (err) {
+        // An audit listener that throws must not take the dispatch (and the channel) down.
+        this.#session.onError(err);
+      }
+    }
+    return allowed;
+  }
+
+  /** A request for `$ping` or an application method (the subscriptions answer their own). */
+  onRequest(env: Envelope): void {
+    const id = env.id!;
+    const method = env.m!;
+    if (method === PING) {
+      if (this.authorize('call', method)) this.reply(id, { k: Kind.Response, id, p: env.p });
+      return;
+    }
+    // Authorize before looking the method up, so a peer cannot probe which methods exist.
+    if (!this.authorize('call', method)) {
+      this.replyError(id, 'SIPC_ERR_FORBIDDEN');
+      return;
+    }
+    const handler = this.#options.handlers?.get(method);
+    if (handler === undefined) {
+      this.replyError(id, 'SIPC_ERR_NO_SUCH_METHOD', `No such method: ${method}`);
+      return;
+    }
+    if (this.#incoming.size >= this.#maxIncoming) {
+      this.replyError(id, 'SIPC_ERR_PROTOCOL', 'Too many requests in flight');
+      return;
+    }
+    this.#run(id, method, handler, env);
+  }
+
+  /** An event from the peer: dropped (and recorded) unless the policy lets it publish on `topic`. */
+  onEvent(topic: string, payload: unknown): void {
+    if (!this.authorize('publish', topic)) return;
+    const router = this.#options.events;
+    if (router === undefined) return;
+    const context: EventContext = { ...this.#eventContext, topic };
+    router.dispatch(topic, payload, context, (err) => this.#session.onError(err));
+  }
+
+  /** The peer grants `n` more stream items for its request `id`. */
+  onCredit(id: number, n: number): void {
+    this.#incoming.get(id)?.gate?.grant(n);
+  }
+
+  /** The peer cancels its request `id`. */
+  onCancel(id: number): void {
+    const call = this.#incoming.get(id);
+    if (call === undefined) return; // already answered: the cancel crossed our reply
+    const err = createError('SIPC_ERR_CANCELLED');
+    call.controller.abort(err);
+    call.gate?.close();
+    this.#finish(id, call, { ok: false, error: toWireError(err) });
+  }
+
+  /** Answer request `id` with an error of `code`. */
+  replyError(id: number, code: SecureIpcError['code'], message?: string): void {
+    this.reply(id, { k: Kind.Error, id, e: { code, message: message ?? createError(code).message } });
+  }
+
+  /** Send one answer to the peer, counted against the reply high-water mark. */
+  reply(id: number, envelope: Envelope): void {
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeEnvelope(envelope);
+    } catch (err) {
+      bytes = encodeEnvelope({ k: Kind.Error, id, e: toWireError(err) });
+    }
+    // A peer that writes requests but never reads the answers would make them pile up here.
+    // Past the high-water mark we stop reading its requests until it reads; a compliant peer
+    // (at most its slot limit in flight) never gets near it, so two compliant ends cannot
+    // deadlock on each other.
+    if (++this.#queuedReplies === REPLY_HIGH_WATER && !this.#pausedForReplies) {
+      this.#pausedForReplies = true;
+      this.#session.channel.pause();
+    }
+    const sending = this.#session.send(bytes);
+    if (sending === undefined) {
+      this.#replySent();
+      return;
+    }
+    sending.then(this.#replySent, (err) => {
+      this.#replySent();
+      // Too large for the channel: the caller still gets an answer, as an error.
+      if (isSecureIpcError(err, 'SIPC_ERR_MESSAGE_TOO_LARGE') && envelope.k !== Kind.Error)
+        this.#session.channel.send(encodeEnvelope({ k: Kind.Error, id, e: toWireError(err) })).catch(noop);
+    });
+  }
+
+  readonly #replySent = (): void => {
+    if (--this.#queuedReplies <= REPLY_HIGH_WATER >> 1 && this.#pausedForReplies) {
+      this.#pausedForReplies = false;
+      if (this.#session.closeError === undefined) this.#session.channel.resume();
+    }
+  };
+
+  #run(id: number, method: string, handler: AnyHandler, env: Envelope): void {
+    const headers = env.h ?? {};
+    const idem = headers.idem;
+    const call: Incoming = {
+      controller: new AbortController(),
+      timer: undefined,
+      gate: undefined,
+      detached: idem !== undefined && this.#options.idempotency !== undefined,
+      answered: false,
+    };
+    this.#incoming.set(id, call);
+    // setTimeout cannot wait longer than 2^31-1 ms (it would fire at once): a longer budget is
+    // as good as none.
+    if (headers.timeout !== undefined && headers.timeout <= MAX_TIMER_MS) {
+      call.timer = setTimeout(() => {
+        const err = createError('SIPC_ERR_TIMEOUT', 'The request passed its deadline');
+        call.controller.abort(err);
+        this.#finish(id, call, { ok: false, error: toWireError(err) });
+      }, headers.timeout);
+    }
+    const { channel } = this.#session;
+    const context: HandlerContext = {
+      method,
+      remoteStaticKey: channel.remoteStaticKey,
+      peerId: this.#identity.peerId,
+      roles: this.#identity.roles,
+      peer: channel.peer,
+      headers,
+      signal: call.controller.signal,
+    };
+    const cache = this.#options.idempotency;
+    if (call.detached && cache !== undefined && idem !== undefined) {
+      void this.#runIdempotent(cache, idem, id, call, method, () =>
+        this.#execute(id, handler, env.p, context, call, true),
+      );
+      return;
+    }
+    void this.#execute(id, handler, env.p, context, call, false).then((outcome) => {
+      if (outcome !== undefined) this.#finish(id, call, outcome);
+    });
+  }
+
+  async #runIdempotent(
+    cache: IdempotencyCache,
+    key: string,
+    id: number,
+    call: Incoming,
+    method: string,
+    execute: () => Promise<IdempotentOutcome | undefined>,
+  ): Promise<void> {
+    let mine = false;
+    const run = () => {
+      mine = true;
+      return execute().then(
+        (o): IdempotentOutcome =>
+          o ?? { ok: false, error: { code: 'SIPC_ERR_HANDLER', message: 'No outcome' }, transient: true },
+      );
+    };
+    const { peerId } = this.#identity;
+    let outcome = await cache.run(peerId, key, method, run);
+    // The first execution was cut short by its own caller: a waiting repeat runs it again.
+    while (!mine && !outcome.ok && outcome.transient === true && !call.controller.signal.aborted)
+      outcome = await cache.run(peerId, key, method, run);
+    this.#finish(id, call, outcome);
+  }
+
+  /** Run a handler; a stream result is streamed here and yields no outcome. */
+  async #execute(
+    id: number,
+    handler: AnyHandler,
+    params: unknown,
+    context: HandlerContext,
+    call: Incoming,
+    idempotent: boolean,
+  ): Promise<IdempotentOutcome | undefined> {
+    try {
+      const result = await handler(params, context);
+      if (isAsyncIterable(result)) {
+        if (idempotent) {
+          await (result as AsyncGenerator).return?.(undefined);
+          return {
+            ok: false,
+            error: { code: 'SIPC_ERR_INVALID_ARGUMENT', message: 'A stream result cannot be idempotent' },
+          };
+        }
+        await this.#stream(id, call, result);
+        return undefined;
+      }
+      return { ok: true, value: result };
+    } catch (err) {
+      // Cut short by cancel, deadline or disconnect: a repeat under the same key may run again.
+      const transient = call.controller.signal.aborted;
+      return { ok: false, error: toWireError(err), transient };
+    }
+  }
+
+  async #stream(id: number, call: Incoming, source: AsyncIterable<unknown>): Promise<void> {
+    const gate = new CreditGate(DEFAULT_STREAM_WINDOW);
+    call.gate = gate;
+    if (call.controller.signal.aborted) gate.close();
+    let end: Envelope | undefined;
+    try {
+      for await (const item of source) {
+        if (!(await gate.take())) break;
+        await this.#session.channel.send(encodeEnvelope({ k: Kind.StreamItem, id, p: item }));
+      }
+      if (!call.controller.signal.aborted) end = { k: Kind.StreamEnd, id };
+    } catch (err) {
+      if (!call.controller.signal.aborted) end = { k: Kind.Error, id, e: toWireError(err) };
+    }
+    // Free the slot before answering: over an in-memory transport the answer can reach the
+    // caller, free its slot and bring its next request back here before reply() returns.
+    this.#release(id, call);
+    if (end !== undefined && !call.answered) {
+      call.answered = true;
+      this.reply(id, end);
+    }
+  }
+
+  #finish(id: number, call: Incoming, outcome: IdempotentOutcome): void {
+    if (call.answered) return;
+    call.answered = true;
+    this.#release(id, call); // before the reply, for the reason given in #stream
+    if (this.#session.closeError === undefined) {
+      if (outcome.ok) this.reply(id, { k: Kind.Response, id, p: outcome.value });
+      else this.reply(id, { k: Kind.Error, id, e: outcome.error });
+    }
+  }
+
+  #release(id: number, call: Incoming): void {
+    if (call.timer !== undefined) clearTimeout(call.timer);
+    call.gate?.close();
+    if (this.#incoming.get(id) === call) this.#incoming.delete(id);
+  }
+
+  /** The channel closed with `err`: running handlers are told (idempotent ones keep running). */
+  close(err: SecureIpcError): void {
+    for (const call of this.#incoming.values()) {
+      if (call.timer !== undefined && !call.detached) clearTimeout(call.timer);
+      call.gate?.close();
+      if (!call.detached) call.controller.abort(err);
+    }
+    this.#incoming.clear();
+  }
+}

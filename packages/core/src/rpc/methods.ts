@@ -1,0 +1,30 @@
+/**
+ * The built-in methods every RPC end answers (docs/protocol.md, "Built-in methods"): the one
+ * place that names them. A method name starting with `$` is reserved for them and cannot be
+ * registered by an application.
+ */
+
+/** Echoes its payload; any authenticated peer may call it. */
+export const PING = '$ping';
+
+/** Subscribes the caller to events on the pattern in `p` (policy `subscribe`). */
+export const SUBSCRIBE = '$subscribe';
+
+/** Drops the caller's own subscription to the pattern in `p`. */
+export const UNSUBSCRIBE = '$unsubscribe';
+
+/** The prefix reserved for built-in methods. */
+export const RESERVED_METHOD_PREFIX = '$';
+
+/** Methods any authenticated peer may call whatever the policy says. */
+export const ALWAYS_ALLOWED_METHODS: ReadonlySet<string> = new Set([PING]);
+
+/** True if `method` is reserved for the built-ins (an application cannot register it). */
+export function isReservedMethod(method: string): boolean {
+  return method.startsWith(RESERVED_METHOD_PREFIX);
+}
+
+/** True for `$subscribe` and `$unsubscribe`. */
+export function isSubscriptionMethod(method: string): method is typeof SUBSCRIBE | typeof UNSUBSCRIBE {
+  return method === SUBSCRIBE || method === UNSUBSCRIBE;
+}
