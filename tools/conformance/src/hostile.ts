@@ -190,7 +190,10 @@ export function hostileSuite(test: Test, o: ConformanceOptions): void {
     t.timeout(60_000);
     const ids = identities();
     const cap = 64;
-    const secure = await secureEchoServer(t, o, ids, { handshakeTimeoutMs: 20_000, maxPendingHandshakes: cap });
+    const secure = await secureEchoServer(t, o, ids, {
+      handshakeTimeoutMs: 20_000,
+      maxPendingHandshakes: cap,
+    });
     const errors: ErrorCode[] = [];
     const errorCount = (count: number) =>
       new Promise<void>((resolve) => {
