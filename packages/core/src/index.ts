@@ -35,4 +35,11 @@ export * from './rpc/service-types.js';
 export * from './rpc/streams.js';
 export * from './secure-listener.js';
 export * from './socket-connection.js';
+export {
+  invalidAddress,
+  isLocalAppId,
+  listenError,
+  listenServer,
+  localAppId,
+} from './transport/address-rules.js';
 export * from './transport.js';
