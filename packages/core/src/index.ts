@@ -36,6 +36,13 @@ export * from './rpc/server.js';
 export * from './rpc/service-types.js';
 export { DEFAULT_MAX_IN_FLIGHT, type RpcChannel } from './rpc/session.js';
 export * from './rpc/streams.js';
+export {
+  invalidAddress,
+  isLocalAppId,
+  listenError,
+  listenServer,
+  localAppId,
+} from './transport/address-rules.js';
 export * from './transport/contract.js';
 export { memoryPair, memoryTransport } from './transport/memory-transport.js';
 export * from './transport/socket-connection.js';

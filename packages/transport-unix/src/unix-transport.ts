@@ -10,6 +10,7 @@ import {
   createError,
   type Listener,
   type ListenOptions,
+  listenServer,
   socketConnection,
   TRANSPORT_BRAND,
   type Transport,
@@ -79,17 +80,7 @@ export class UnixTransport implements Transport {
     const policy = mergePolicy(this.#options, options);
     const server = net.createServer({ pauseOnConnect: false });
     if (parsed.kind === 'abstract') {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', (err) => {
-          const inUse = (err as NodeJS.ErrnoException).code === 'EADDRINUSE';
-          reject(
-            createError(inUse ? 'SIPC_ERR_ADDRESS_IN_USE' : 'SIPC_ERR_LISTEN_FAILED', undefined, {
-              cause: err,
-            }),
-          );
-        });
-        server.listen(netPath(parsed), () => resolve());
-      });
+      await listenServer(server, { path: netPath(parsed) }, address);
       return this.#finishListen(address, server, policy, async () => {}, options);
     }
     const dirMode = await ensureSecureDirectory(path.dirname(parsed.path));
