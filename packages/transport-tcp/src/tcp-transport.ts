@@ -1,17 +1,14 @@
 /** The TCP transport: `tcp://HOST:PORT`, loopback only unless `allowRemote`. */
 import net from 'node:net';
+import { type Connection, createError, type Listener, type Transport } from '@secure-ipc/core';
 import {
   abortError,
   awaitConnect,
-  type Connection,
   type ConnectOptions,
-  createError,
-  type Listener,
   type ListenOptions,
   listenServer,
   TRANSPORT_BRAND,
-  type Transport,
-} from '@secure-ipc/core';
+} from '@secure-ipc/core/transport';
 import { formatTcpAddress, parseTcpAddress, resolveBindAddress } from './address.js';
 import { TcpListener, toConnection } from './listener.js';
 

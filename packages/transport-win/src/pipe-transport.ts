@@ -1,15 +1,13 @@
 /** The Windows named-pipe transport: `pipe://NAME` and `local://APP-ID` addresses. */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { type Connection, createError, type Transport } from '@secure-ipc/core';
 import {
   abortError,
-  type Connection,
   type ConnectOptions,
-  createError,
   type ListenOptions,
   socketConnection,
   TRANSPORT_BRAND,
-  type Transport,
-} from '@secure-ipc/core';
+} from '@secure-ipc/core/transport';
 import { parsePipeAddress } from './address.js';
 import { CLIENT_ACCESS, pipeSddl, SecurityDescriptor } from './hardening.js';
 import { handleToSocket, PipeListener } from './listener.js';
