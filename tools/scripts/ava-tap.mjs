@@ -50,15 +50,27 @@ export function fileBailOut(name, reason) {
 
 /**
  * Run `command` (a runtime and ava's entry point) with `args` plus `--tap` in `cwd`, tee its
- * stdout to the terminal and to report `name`. Resolves to the exit code.
+ * stdout to the terminal and to report `name`. Resolves to the exit code. `exclude` lists tests
+ * not to run, each `{ title, why }`: ava skips them by `--match='!title'`, and the report opens
+ * with one `# excluded: title: why` comment for each, so they are counted and never silent.
  */
-export function runAvaTap({ cwd, name, command, args = [], env = process.env }) {
+export function runAvaTap({ cwd, name, command, args = [], env = process.env, exclude = [] }) {
   mkdirSync(reportDir, { recursive: true });
   rmSync(reportPath(name), { force: true }); // a previous run's report never stands in for this one
   const partial = partialOf(name);
   const out = createWriteStream(partial);
+  for (const { title, why } of exclude) {
+    const line = `# excluded: ${title}: ${why}\n`;
+    process.stdout.write(line);
+    out.write(line);
+  }
   const [cmd, ...pre] = command;
-  const child = spawn(cmd, [...pre, '--tap', ...args], { cwd, env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const match = exclude.map(({ title }) => `--match=!${title}`);
+  const child = spawn(cmd, [...pre, '--tap', ...match, ...args], {
+    cwd,
+    env,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   child.stdout.on('data', (chunk) => {
     process.stdout.write(chunk);
     out.write(chunk);

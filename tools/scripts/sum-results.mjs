@@ -2,10 +2,11 @@
 // CI's closing line, counted from the TAP reports in .reports/ (see tools/scripts/tap.mjs), never
 // from a log: one line per report, then `N passed, N failed[, N skipped]`.
 //
-//   node tools/scripts/sum-results.mjs [--expect=NAME,NAME...]
+//   node tools/scripts/sum-results.mjs [--only=test|runtimes] [--expect=NAME,NAME...]
 //
 // It knows which reports to expect: one per ava run in each workspace's `test` script (an
-// `ava-tap.mjs [--variant=V]` gives <package>[-V], the Wine runner <package>-wine). A missing report, a bail-out, a run
+// `ava-tap.mjs [--variant=V]` gives <package>[-V], the Wine runner <package>-wine) and one per
+// suite of the runtime matrix (tools/scripts/runtimes.mjs). A missing report, a bail-out, a run
 // that never printed its plan, a plan that does not match the results and a report with no test
 // are failures. Reports found beside the expected ones are counted too (.ci/run empties the
 // directory first, so in CI every report is from this run). `--expect` replaces the list of
@@ -13,7 +14,17 @@
 // Exit code 1 on any failure, or if no test passed at all.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { failuresOf, readReport, repoRoot, reportDir, reportLine, reportPath, shortName } from './tap.mjs';
+import { expectedReports as runtimeReports } from './runtimes.mjs';
+import {
+  failuresOf,
+  readReport,
+  repoRoot,
+  reportDir,
+  reportLine,
+  reportPath,
+  shortName,
+  skippedOf,
+} from './tap.mjs';
 
 /** The reports `npm test` writes, read off each workspace's test script. */
 function testReports() {
@@ -37,12 +48,13 @@ function testReports() {
 }
 
 const flag = (key) => process.argv.find((a) => a.startsWith(`--${key}=`))?.slice(key.length + 3);
+const only = flag('only');
 const expectOnly = flag('expect');
 const fromTest = expectOnly === undefined ? testReports() : { names: [], problems: [] };
 const expected =
   expectOnly !== undefined
     ? expectOnly.split(',').filter(Boolean)
-    : fromTest.names;
+    : [...(only === 'runtimes' ? [] : fromTest.names), ...(only === 'test' ? [] : runtimeReports())];
 let found = [];
 try {
   found = readdirSync(reportDir)
@@ -66,7 +78,7 @@ for (const name of names) {
   console.log(reportLine(name, r, file) + (expected.includes(name) ? '' : ' (not an expected report)'));
   passed += r.passed;
   failed += failuresOf(r);
-  skipped += r.skipped + r.todo;
+  skipped += skippedOf(r);
 }
 console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
 process.exit(failed > 0 || passed === 0 ? 1 : 0);

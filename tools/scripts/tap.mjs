@@ -29,15 +29,26 @@ const POINT = /^(not )?ok\b(?:\s+\d+)?(.*)$/;
 const DIRECTIVE = /(?<!\\)#\s*(SKIP|TODO)\b/i;
 const PLAN = /^1\.\.(\d+)\b/;
 const BAIL = /^Bail out!\s*(.*)$/;
+// A test the runtime matrix did not run on purpose (tools/scripts/runtimes.mjs says why).
+const EXCLUDED = /^# excluded: /;
 
 /**
  * Count a TAP 13 text: passed (`ok`), failed (`not ok`), skipped (`# SKIP`), todo (`# TODO`, never a
- * failure), the plan, a bail-out. `problem` says why the report as a whole is a failure even if no
+ * failure), excluded (`# excluded: ...` comments, see runtimes.mjs), the plan, a bail-out. `problem` says why the report as a whole is a failure even if no
  * test point failed: a bail-out, no plan (the run never finished), a plan that does not match the
  * points counted, or no test at all. YAML diagnostics (indented `---` ... `...`) are skipped.
  */
 export function parseTap(text) {
-  const r = { passed: 0, failed: 0, skipped: 0, todo: 0, points: 0, plan: undefined, bailOut: undefined };
+  const r = {
+    passed: 0,
+    failed: 0,
+    skipped: 0,
+    todo: 0,
+    excluded: 0,
+    points: 0,
+    plan: undefined,
+    bailOut: undefined,
+  };
   let yaml = false;
   for (const raw of text.split(/\r?\n/)) {
     if (yaml) {
@@ -49,6 +60,10 @@ export function parseTap(text) {
       continue;
     }
     const line = raw.trimEnd();
+    if (EXCLUDED.test(line)) {
+      r.excluded++;
+      continue;
+    }
     const bail = BAIL.exec(line);
     if (bail) {
       r.bailOut = bail[1] || 'no reason given';
@@ -92,6 +107,9 @@ export function readReport(file) {
   return parseTap(text);
 }
 
+/** Tests a report did not run: skipped, todo, and excluded on this runtime. */
+export const skippedOf = (r) => r.skipped + r.todo + r.excluded;
+
 /** Failures a report contributes: its failed points, and at least one if the report is broken. */
 export const failuresOf = (r) => (r.problem && r.failed === 0 ? 1 : r.failed);
 
@@ -102,7 +120,10 @@ export const failuresOf = (r) => (r.problem && r.failed === 0 ? 1 : r.failed);
 export function reportLine(name, r, file) {
   const failed = failuresOf(r);
   const status = failed > 0 ? 'FAIL' : 'PASS';
-  const skipped = r.skipped + r.todo;
+  const skipped = skippedOf(r);
   const counts = `${r.passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`;
-  return `[tap] ${status} ${name}: ${counts}${r.problem ? ` (${r.problem})` : ''} in ${shown(file)}`;
+  const notes = [r.problem, r.excluded ? `${r.excluded} excluded on this runtime, see the report` : undefined]
+    .filter(Boolean)
+    .join('; ');
+  return `[tap] ${status} ${name}: ${counts}${notes ? ` (${notes})` : ''} in ${shown(file)}`;
 }
