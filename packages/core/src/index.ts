@@ -24,16 +24,38 @@ export * from './errors.js';
 export * from './framing.js';
 export * from './identity/index.js';
 export * from './keys/key-pair.js';
-export * from './rpc/client.js';
+export { createClient, type RpcClient, type RpcClientEvents, type RpcClientOptions } from './rpc/client.js';
 export { type AnyHandler, REPLY_HIGH_WATER } from './rpc/dispatcher.js';
 export * from './rpc/events.js';
 export * from './rpc/idempotency.js';
 export { ALWAYS_ALLOWED_METHODS } from './rpc/methods.js';
 export { compilePatterns, type NameMatcher } from './rpc/patterns.js';
 export * from './rpc/peer.js';
-export * from './rpc/policy.js';
-export * from './rpc/serve.js';
-export * from './rpc/server.js';
+export {
+  createPolicy,
+  DENY_ALL,
+  type Policy,
+  type PolicyAction,
+  type PolicyDecision,
+  type PolicyOptions,
+  type PolicySubject,
+  type RoleGrant,
+} from './rpc/policy.js';
+export {
+  type ConnectOptions,
+  connect,
+  type ListeningServer,
+  type ServeOptions,
+  serve,
+  type TransportChoice,
+} from './rpc/serve.js';
+export {
+  type ChannelSource,
+  createServer,
+  type RpcServer,
+  type RpcServerEvents,
+  type RpcServerOptions,
+} from './rpc/server.js';
 export * from './rpc/service-types.js';
 export { DEFAULT_MAX_IN_FLIGHT, type RpcChannel } from './rpc/session.js';
 export * from './rpc/streams.js';

@@ -1,13 +1,12 @@
 /** The TCP transport: `tcp://HOST:PORT`, loopback only unless `allowRemote`. */
 import net from 'node:net';
 import {
+  type AbortOptions,
   abortError,
   awaitConnect,
   type Connection,
-  type ConnectOptions,
   createError,
   type Listener,
-  type ListenOptions,
   TRANSPORT_BRAND,
   type Transport,
 } from '@secure-ipc/core';
@@ -21,7 +20,7 @@ export interface TcpTransportOptions {
 }
 
 /** Options of `listen`, overriding the transport's. */
-export interface TcpListenOptions extends ListenOptions {
+export interface TcpListenOptions extends AbortOptions {
   /** Allow a non-loopback bind for this listener. */
   allowRemote?: boolean | undefined;
 }
@@ -76,7 +75,7 @@ export class TcpTransport implements Transport {
   }
 
   /** Connect to `address`; the connection's `peer` has the remote address and port. */
-  async connect(address: string, options: ConnectOptions = {}): Promise<Connection> {
+  async connect(address: string, options: AbortOptions = {}): Promise<Connection> {
     if (options.signal?.aborted) throw abortError(options);
     const { host, port } = parseTcpAddress(address);
     if (port === 0) throw createError('SIPC_ERR_INVALID_ADDRESS', `Cannot connect to port 0: ${address}`);

@@ -6,10 +6,8 @@ import {
   abortError,
   awaitConnect,
   type Connection,
-  type ConnectOptions,
   createError,
   type Listener,
-  type ListenOptions,
   socketConnection,
   TRANSPORT_BRAND,
   type Transport,
@@ -35,10 +33,10 @@ import { readPeerCredentials } from './peer-credentials.js';
 export interface UnixTransportOptions extends UnixCredentialPolicy, LocalDirectoryOptions {}
 
 /** Options of `listen`: the policy applied to connecting clients, overriding the transport's. */
-export interface UnixListenOptions extends ListenOptions, UnixCredentialPolicy {}
+export interface UnixListenOptions extends AbortOptions, UnixCredentialPolicy {}
 
 /** Options of `connect`: the policy applied to the server, overriding the transport's. */
-export interface UnixConnectOptions extends ConnectOptions, UnixCredentialPolicy {}
+export interface UnixConnectOptions extends AbortOptions, UnixCredentialPolicy {}
 
 function supportedSchemes(): readonly string[] {
   if (process.platform === 'win32') return [];

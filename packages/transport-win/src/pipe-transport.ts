@@ -1,11 +1,10 @@
 /** The Windows named-pipe transport: `pipe://NAME` and `local://APP-ID` addresses. */
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  type AbortOptions,
   abortError,
   type Connection,
-  type ConnectOptions,
   createError,
-  type ListenOptions,
   socketConnection,
   TRANSPORT_BRAND,
   type Transport,
@@ -38,10 +37,10 @@ export interface PipeTransportOptions extends PipeCredentialPolicy {
 }
 
 /** Options of `listen`: the policy applied to connecting clients (and the DACL), overriding the transport's. */
-export interface PipeListenOptions extends ListenOptions, PipeCredentialPolicy {}
+export interface PipeListenOptions extends AbortOptions, PipeCredentialPolicy {}
 
 /** Options of `connect`: the policy the server's process owner must satisfy, overriding the transport's. */
-export interface PipeConnectOptions extends ConnectOptions, PipeCredentialPolicy {
+export interface PipeConnectOptions extends AbortOptions, PipeCredentialPolicy {
   /** How long to retry while every server instance is busy; overrides the transport's. */
   busyTimeoutMs?: number | undefined;
 }

@@ -6,8 +6,8 @@
 import {
   createClient,
   createPolicy,
+  createServer,
   isSecureIpcError,
-  RpcServer,
   type SecureChannel,
   secureListen,
 } from '@secure-ipc/core';
@@ -160,7 +160,7 @@ export function channelSuite(test: Test, o: ConformanceOptions): void {
     t.timeout(30_000);
     const ids = identities();
     const listener = await listen(t, o.transport, o.address());
-    const server = new RpcServer({
+    const server = createServer({
       policy: createPolicy({ roles: { any: { call: ['*'] } }, defaultRoles: ['any'] }),
     });
     server.handle('hang', () => new Promise(() => {}));

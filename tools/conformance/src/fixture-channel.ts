@@ -5,10 +5,10 @@
  */
 import {
   createPolicy,
+  createServer,
   decodeKey,
   keyPairFromSecretKey,
   type Listener,
-  RpcServer,
   secureListen,
 } from '@secure-ipc/core';
 
@@ -40,7 +40,7 @@ export function serveSecure(
     });
     return;
   }
-  const server = new RpcServer({
+  const server = createServer({
     policy: createPolicy({ roles: { any: { call: ['*'] } }, defaultRoles: ['any'] }),
   });
   server.handle('echo', (params: unknown) => params);

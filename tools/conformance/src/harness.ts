@@ -1,5 +1,5 @@
 /** Per-test setup helpers: every listener, connection and child is released in the test's teardown. */
-import type { Connection, Listener, ListenOptions, Transport } from '@secure-ipc/core';
+import type { AbortOptions, Connection, Listener, Transport } from '@secure-ipc/core';
 import type { ExecutionContext } from 'ava';
 import type { ConformanceOptions } from './options.js';
 import { startFixture } from './spawn.js';
@@ -9,7 +9,7 @@ export async function listen(
   t: ExecutionContext,
   transport: Transport,
   address: string,
-  options?: ListenOptions,
+  options?: AbortOptions,
 ): Promise<Listener> {
   const listener = await transport.listen(address, options);
   t.teardown(() => listener.close());
