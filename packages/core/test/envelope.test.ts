@@ -5,11 +5,10 @@ import {
   encodeEnvelope,
   fromWireError,
   EnvelopeKind as Kind,
-  RemoteError,
   toWireError,
   validateEnvelope,
 } from '../src/envelope/envelope.js';
-import { createError, isSecureIpcError } from '../src/errors.js';
+import { createError, isSecureIpcError, RemoteError } from '../src/errors.js';
 
 test('round trip keeps binary binary and drops absent fields', (t) => {
   const bin = new Uint8Array([0, 1, 2, 255]);
@@ -177,7 +176,7 @@ test('fromWireError rebuilds typed errors for known codes and RemoteError otherw
   t.is(known.message, 'No such method: x');
   const app = fromWireError({ code: 'SHOP_EMPTY', message: 'out', data: 1 });
   t.true(app instanceof RemoteError);
-  t.is((app as RemoteError).code, 'SHOP_EMPTY');
+  t.is((app as RemoteError).remoteCode, 'SHOP_EMPTY');
   t.is((app as RemoteError).data, 1);
 });
 

@@ -13,10 +13,9 @@ import { memoryRpc } from './fixtures/memory-rpc.js';
 const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
 
 test('the handler context names the headers as RequestOptions does, and only those sent', async (t) => {
-  const { server, client } = await memoryRpc(
-    t,
-    createPolicy({ roles: { app: { call: ['headers'] } }, defaultRoles: ['app'] }),
-  );
+  const { server, client } = await memoryRpc(t, {
+    policy: createPolicy({ roles: { app: { call: ['headers'] } }, defaultRoles: ['app'] }),
+  });
   server.handle('headers', (_: unknown, ctx: HandlerContext) => ({ ...ctx.headers }));
   t.deepEqual(await client.request('headers', null), {});
   const seen = (await client.request('headers', null, {

@@ -67,10 +67,9 @@ test('a peer that never reads its answers cannot make the server queue them with
 });
 
 test('a throwing audit or event listener is reported on the server and the session goes on', async (t) => {
-  const { server, client } = await memoryRpc(
-    t,
-    createPolicy({ roles: { all: { publish: ['*'] } }, defaultRoles: ['all'] }),
-  );
+  const { server, client } = await memoryRpc(t, {
+    policy: createPolicy({ roles: { all: { publish: ['*'] } }, defaultRoles: ['all'] }),
+  });
   const errors: unknown[] = [];
   server.on('error', (err) => errors.push(err));
   server.on('decision', () => {

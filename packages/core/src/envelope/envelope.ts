@@ -5,7 +5,14 @@
  * unknown field is as suspicious as a wrong type.
  */
 import { Decoder, Encoder } from '@msgpack/msgpack';
-import { createError, ERROR_TABLE, type ErrorCode, type SecureIpcError } from '../errors.js';
+import {
+  createError,
+  ERROR_TABLE,
+  type ErrorCode,
+  isSecureIpcError,
+  RemoteError,
+  type SecureIpcError,
+} from '../errors.js';
 
 /** The envelope format version this module speaks. */
 export const ENVELOPE_VERSION = 1;
@@ -480,10 +487,14 @@ export function validateEnvelope(raw: unknown, limits?: EnvelopeLimits): DecodeR
   return { ok: true, envelope: raw as unknown as Envelope };
 }
 
-/** The wire form of any thrown value: typed errors keep code and message, anything else is generic. */
+/**
+ * The wire form of any thrown value: typed errors keep code and message, anything else is generic.
+ * A `RemoteError` crosses with the peer's code it carries (`remoteCode`), so a proxy passes it on.
+ */
 export function toWireError(err: unknown): WireError {
   if (typeof err === 'object' && err !== null) {
-    const { code, message, data } = err as { code?: unknown; message?: unknown; data?: unknown };
+    const { message, data } = err as { message?: unknown; data?: unknown };
+    const code = isSecureIpcError(err, 'SIPC_ERR_REMOTE') ? err.remoteCode : (err as { code?: unknown }).code;
     if (typeof code === 'string' && ERROR_CODE.test(code) && code.length <= 64) {
       const wire: WireError = { code, message: typeof message === 'string' ? message.slice(0, 1024) : '' };
       if (data !== undefined) wire.data = data;
@@ -495,26 +506,16 @@ export function toWireError(err: unknown): WireError {
   return { code: 'SIPC_ERR_HANDLER', message: 'The handler failed' };
 }
 
-/** Error received from the peer, rebuilt as a typed local error (the wire code kept as `code`). */
-export class RemoteError extends Error {
-  /** The code the peer sent (may be an application's own code). */
-  readonly code: string;
-  /** Optional machine-readable detail the peer sent. */
-  readonly data: unknown;
-  constructor(wire: WireError) {
-    super(wire.message);
-    this.name = 'RemoteError';
-    this.code = wire.code;
-    this.data = wire.data;
-  }
-}
-
-/** Turn a wire error into a local error: a known SIPC code gives the typed class, anything else a RemoteError. */
-export function fromWireError(wire: WireError): Error {
-  if (Object.hasOwn(ERROR_TABLE, wire.code)) {
+/**
+ * Turn a wire error into a local error, `details.remote` set: a code of the error table gives its
+ * typed class; any other code (an application's own) a `RemoteError` (SIPC_ERR_REMOTE) carrying it
+ * as `remoteCode`, with the peer's `data`.
+ */
+export function fromWireError(wire: WireError): SecureIpcError {
+  if (wire.code !== 'SIPC_ERR_REMOTE' && Object.hasOwn(ERROR_TABLE, wire.code)) {
     const err = createError(wire.code as ErrorCode, wire.message, { details: { remote: true } });
     if (wire.data !== undefined) (err.details as Record<string, unknown>).data = wire.data;
     return err;
   }
-  return new RemoteError(wire);
+  return new RemoteError(wire.message, { remoteCode: wire.code, data: wire.data, details: { remote: true } });
 }

@@ -162,7 +162,7 @@ export class Dispatcher {
       return;
     }
     if (this.#incoming.size >= this.#maxIncoming) {
-      this.replyError(id, 'SIPC_ERR_PROTOCOL', 'Too many requests in flight');
+      this.replyError(id, 'SIPC_ERR_BUSY', 'Too many requests in flight');
       return;
     }
     this.#run(id, method, handler, env);

@@ -21,7 +21,7 @@ export interface RpcServerOptions {
   policy?: Policy;
   /** Idempotency window settings (default 10 minutes, 10,000 entries). */
   idempotency?: IdempotencyOptions;
-  /** Most requests of one peer run at once (default 64); excess ones are refused with SIPC_ERR_PROTOCOL. */
+  /** Most requests of one peer run at once (default 64); excess ones are refused with SIPC_ERR_BUSY. */
   maxIncoming?: number;
   /** Most requests this server sends to one peer at once (default 64). */
   maxInFlight?: number;
