@@ -73,7 +73,7 @@ try {
       scratch,
     ).replace(/^[^[]*/, ''),
   );
-  console.log('\npackage                        before  after   tarball (files, size)');
+  console.log(`\n${'package'.padEnd(34)} before  after   tarball (files, size)`);
   for (const w of publicWs) {
     const after = JSON.parse(readFileSync(join(scratch, w.dir, 'package.json'), 'utf8'));
     const p = packed.find((x) => x.name === w.pkg.name);
@@ -86,7 +86,7 @@ try {
     if (p.files.some((f) => f.path.startsWith('dist/test/')))
       throw new Error(`${w.pkg.name}: tarball ships tests`);
     console.log(
-      `${w.pkg.name.padEnd(30)} ${w.pkg.version.padEnd(7)} ${after.version.padEnd(7)} ${p.filename} (${p.entryCount}, ${p.size} B)`,
+      `${w.pkg.name.padEnd(34)} ${w.pkg.version.padEnd(7)} ${after.version.padEnd(7)} ${p.filename} (${p.entryCount}, ${p.size} B)`,
     );
   }
   for (const w of workspaces.filter((x) => x.pkg.private)) {

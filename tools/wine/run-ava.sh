@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run a package's ava tests with the *Windows* build of Node.js under Wine (Debian 12, x86-64).
-# Adapted from ../shared/windows-under-wine/ci-wine-node.sh (verified recipe).
+# Adapted from a verified recipe.
 #
 # Usage, from a package directory (it is the package's `npm test`):
 #   bash ../../tools/wine/run-ava.sh [ava args...]

@@ -9,7 +9,8 @@ import * as ping from './commands/ping.js';
 import * as pubkey from './commands/pubkey.js';
 import * as revoke from './commands/revoke.js';
 import * as serve from './commands/serve.js';
-import { type CliIo, describeError, ExitCode, exitCodeOf, println } from './io.js';
+import { CliError, type CliIo, describeError, ExitCode, exitCodeOf, println } from './io.js';
+import { cliVersion } from './version.js';
 
 /** A command module. */
 export interface Command {
@@ -30,27 +31,59 @@ export const commands: Readonly<Record<string, Command>> = {
   revoke,
 };
 
-function help(io: CliIo, stream: NodeJS.WritableStream): void {
+function help(stream: NodeJS.WritableStream): void {
   println(stream, 'usage:');
   for (const c of Object.values(commands)) println(stream, `  ${c.usage}`);
+  println(stream, '  secure-ipc --version | -V');
+  println(stream, '  secure-ipc --help | -h');
   println(
     stream,
     'exit codes: 0 ok, 1 failed, 2 usage, 3 key/file, 4 address/listen/connect, 5 authentication',
   );
-  void io;
 }
+
+/** An option that stands where a command would: what it prints, and the exit code. */
+type GlobalOption = (argv: string[], io: CliIo) => number;
+
+const printHelp: GlobalOption = (_argv, io) => {
+  help(io.stdout);
+  return ExitCode.Ok;
+};
+const printVersion: GlobalOption = (argv, io) => {
+  if (argv.length > 0) throw new CliError(`--version takes no arguments (got ${JSON.stringify(argv[0])})`);
+  println(io.stdout, cliVersion());
+  return ExitCode.Ok;
+};
+
+/** Every option that stands instead of a command, by spelling. */
+export const globalOptions: Readonly<Record<string, GlobalOption>> = {
+  '--help': printHelp,
+  '-h': printHelp,
+  help: printHelp,
+  '--version': printVersion,
+  '-V': printVersion,
+};
 
 /** Run the CLI with `argv` (without node and the script); resolves with the exit code. */
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
   const [name, ...rest] = argv;
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    help(io, name === undefined ? io.stderr : io.stdout);
-    return name === undefined ? ExitCode.Usage : ExitCode.Ok;
+  if (name === undefined) {
+    help(io.stderr);
+    return ExitCode.Usage;
+  }
+  const option = Object.hasOwn(globalOptions, name) ? globalOptions[name] : undefined;
+  if (option) {
+    try {
+      return option(rest, io);
+    } catch (err) {
+      println(io.stderr, `secure-ipc ${name}: ${describeError(err)}`);
+      return exitCodeOf(err);
+    }
   }
   const command = Object.hasOwn(commands, name) ? commands[name] : undefined;
   if (!command) {
     println(io.stderr, `secure-ipc: unknown command ${JSON.stringify(name)}`);
-    help(io, io.stderr);
+    help(io.stderr);
     return ExitCode.Usage;
   }
   try {

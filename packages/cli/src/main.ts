@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-/** The `secure-ipc` executable. */
+/** The `secure-ipc` executable, loaded by the committed bin/secure-ipc.js that npm links. */
 import { runCli } from './cli.js';
 
 const code = await runCli(process.argv.slice(2), {

@@ -1,10 +1,12 @@
 /**
  * Length-prefixed framing: every message on the stream is a 2-byte big-endian length L
  * (1..limit) and L bytes. The decoder checks each length as soon as its header arrives, so
- * nothing bigger than one frame is buffered before it is checked.
+ * nothing bigger than one frame is buffered before it is checked. The reader attaches a decoder
+ * to a connection, once, for the handshake and then the channel.
  */
 import { FRAME_HEADER_SIZE, MAX_FRAME_SIZE } from './constants.js';
-import { createError } from './errors.js';
+import { createError, type SecureIpcError } from './errors.js';
+import type { Connection } from './transport/contract.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -137,5 +139,111 @@ export class FrameDecoder {
       this.chunks.splice(0, this.head);
       this.head = 0;
     }
+  }
+}
+
+/** What a `FrameReader` tells the layer that currently reads frames (the handshake, then the channel). */
+export interface FrameReaderOwner {
+  /** Bytes arrived or the peer ended its side: take frames with `next()`; `ended` says which. */
+  onReadable(): void;
+  /** The connection closed; `ended` says whether the peer ended its side cleanly first. */
+  onClose(): void;
+  /** The connection failed (`SIPC_ERR_CONNECTION_CLOSED`, the transport's error as `cause`). */
+  onFailure(error: SecureIpcError): void;
+}
+
+const NO_OWNER: FrameReaderOwner = { onReadable() {}, onClose() {}, onFailure() {} };
+
+/**
+ * The one reader of frames from a connection, for the handshake and then the channel: it listens
+ * to the connection once, feeds a `FrameDecoder` and tells its current owner. The handshake hands
+ * the same reader to the channel (`handTo`), so no byte, end or close that arrives between the
+ * last handshake message and the first transport frame can fall between two sets of listeners.
+ */
+export class FrameReader {
+  /** The peer ended its side of the stream. */
+  ended = false;
+  /** The connection closed. */
+  closed: boolean;
+  readonly #decoder: FrameDecoder;
+  #owner: FrameReaderOwner;
+  #attached = true;
+  readonly #onData = (chunk: Buffer) => {
+    this.#decoder.push(chunk);
+    this.#owner.onReadable();
+  };
+  readonly #onEnd = () => {
+    this.ended = true;
+    this.#owner.onReadable();
+  };
+  readonly #onClose = () => {
+    this.closed = true;
+    this.#owner.onClose();
+  };
+  readonly #onError = (err: Error) =>
+    this.#owner.onFailure(createError('SIPC_ERR_CONNECTION_CLOSED', 'The connection failed', { cause: err }));
+
+  /** Start reading frames of at most `limit` bytes from `connection` for `owner`. */
+  constructor(
+    private readonly connection: Connection,
+    limit: number,
+    owner: FrameReaderOwner,
+  ) {
+    this.#decoder = new FrameDecoder(limit);
+    this.#owner = owner;
+    this.closed = connection.destroyed;
+    connection.on('data', this.#onData);
+    connection.on('end', this.#onEnd);
+    connection.on('close', this.#onClose);
+    connection.on('error', this.#onError);
+  }
+
+  /** The largest frame accepted from now on. */
+  set limit(limit: number) {
+    this.#decoder.limit = limit;
+  }
+
+  /** True if any unread byte is held (a partial frame, or frames not yet taken). */
+  get partial(): boolean {
+    return this.#decoder.partial;
+  }
+
+  /** The next complete frame, or undefined (see `FrameDecoder.next`). */
+  next(): Buffer | undefined {
+    return this.#decoder.next();
+  }
+
+  /** Throws `SIPC_ERR_TRUNCATED` if the stream ended inside a frame. */
+  end(): void {
+    this.#decoder.end();
+  }
+
+  /** Give the reader to another owner; until it calls `resume`, the connection stays paused. */
+  handTo(owner: FrameReaderOwner | undefined): void {
+    this.#owner = owner ?? NO_OWNER;
+  }
+
+  /** Stop reading from the connection. */
+  pause(): void {
+    this.connection.pause();
+  }
+
+  /** Read from the connection again. */
+  resume(): void {
+    this.connection.resume();
+  }
+
+  /** Stop listening and drop what is buffered; a late transport error is swallowed from now on. */
+  detach(): void {
+    this.#decoder.clear();
+    this.#owner = NO_OWNER;
+    if (!this.#attached) return;
+    this.#attached = false;
+    this.connection.off('data', this.#onData);
+    this.connection.off('end', this.#onEnd);
+    this.connection.off('close', this.#onClose);
+    this.connection.off('error', this.#onError);
+    // A late socket error after we let go must not become an uncaught exception.
+    if (this.connection.listenerCount('error') === 0) this.connection.on('error', () => {});
   }
 }

@@ -6,24 +6,23 @@
  * @packageDocumentation
  */
 
-export {
-  type ChannelEvents,
-  type ChannelOptions,
-  type RekeyOptions,
-  type SecureChannel,
-  secureAccept,
-  secureConnect,
-  type Trust,
-  type TrustContext,
-  type TrustDecision,
-} from './channel/secure-channel.js';
+export type { ChannelEvents, ChannelOptions, RekeyOptions, SecureChannel } from './channel/options.js';
+export { secureAccept, secureConnect } from './channel/secure-channel.js';
 export * from './channel/secure-listener.js';
 export * from './constants.js';
-export * from './envelope/envelope.js';
+export * from './envelope/decode.js';
+export * from './envelope/encode.js';
+export * from './envelope/types.js';
+export { validateEnvelope } from './envelope/validate.js';
+export * from './envelope/wire-errors.js';
 export * from './errors.js';
 export * from './framing.js';
+export type { HandshakeOptions } from './handshake/options.js';
+export type { Trust, TrustContext, TrustDecision } from './handshake/trust.js';
 export * from './identity/index.js';
+export * from './keys/key-file.js';
 export * from './keys/key-pair.js';
+export { decodeKey, encodeKey } from './keys/key-text.js';
 export { createClient, type RpcClient, type RpcClientEvents, type RpcClientOptions } from './rpc/client.js';
 export { type AnyHandler, REPLY_HIGH_WATER } from './rpc/dispatcher.js';
 export * from './rpc/events.js';
@@ -59,6 +58,13 @@ export {
 export * from './rpc/service-types.js';
 export { DEFAULT_MAX_IN_FLIGHT, type RpcChannel } from './rpc/session.js';
 export * from './rpc/streams.js';
+export {
+  invalidAddress,
+  isLocalAppId,
+  listenError,
+  listenServer,
+  localAppId,
+} from './transport/address-rules.js';
 export * from './transport/contract.js';
 export { memoryPair, memoryTransport } from './transport/memory-transport.js';
 export * from './transport/socket-connection.js';

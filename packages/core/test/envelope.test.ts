@@ -1,13 +1,10 @@
 import { decode, encode } from '@msgpack/msgpack';
 import test from 'ava';
-import {
-  decodeEnvelope,
-  encodeEnvelope,
-  fromWireError,
-  EnvelopeKind as Kind,
-  toWireError,
-  validateEnvelope,
-} from '../src/envelope/envelope.js';
+import { decodeEnvelope } from '../src/envelope/decode.js';
+import { encodeEnvelope } from '../src/envelope/encode.js';
+import { EnvelopeKind as Kind } from '../src/envelope/types.js';
+import { validateEnvelope } from '../src/envelope/validate.js';
+import { fromWireError, toWireError } from '../src/envelope/wire-errors.js';
 import { createError, isSecureIpcError, RemoteError } from '../src/errors.js';
 
 test('round trip keeps binary binary and drops absent fields', (t) => {

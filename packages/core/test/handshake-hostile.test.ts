@@ -26,7 +26,7 @@ function responder(conn: Connection, extra: Record<string, unknown> = {}) {
     keyPair: keys.server,
     trust: { keys: [keys.client.publicKey] },
     initiator: false,
-    handshakeTimeout: 2000,
+    handshakeTimeoutMs: 2000,
     ...extra,
   });
 }
@@ -99,7 +99,7 @@ test('a silent peer times out on both roles with SIPC_ERR_HANDSHAKE_TIMEOUT', as
       keyPair: keys.server,
       trust: { keys: [keys.client.publicKey] },
       initiator: false,
-      handshakeTimeout: 150,
+      handshakeTimeoutMs: 150,
     }),
   );
   t.true(isSecureIpcError(err, 'SIPC_ERR_HANDSHAKE_TIMEOUT'));
@@ -113,7 +113,7 @@ test('a silent peer times out on both roles with SIPC_ERR_HANDSHAKE_TIMEOUT', as
       keyPair: keys.client,
       trust: { keys: [keys.server.publicKey] },
       initiator: true,
-      handshakeTimeout: 150,
+      handshakeTimeoutMs: 150,
     }),
   );
   t.true(isSecureIpcError(err2, 'SIPC_ERR_HANDSHAKE_TIMEOUT'));
@@ -379,7 +379,7 @@ test('channel options are validated before anything is sent', async (t) => {
     { rekey: { messages: 0 } },
     { rekey: { intervalMs: -1 } },
     { maxMessageSize: Number.NaN },
-    { handshakeTimeout: 0 },
+    { handshakeTimeoutMs: 0 },
     { appId: 'a\0b' },
     { appId: 'x'.repeat(256) },
     { psk: Buffer.alloc(8) },

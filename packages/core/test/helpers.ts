@@ -2,15 +2,14 @@
 import { once } from 'node:events';
 import { createServer, type Socket, connect as tcpConnect } from 'node:net';
 import type { ExecutionContext } from 'ava';
-import {
-  type ChannelOptions,
-  establish,
-  type SecureChannel,
-  type SecureChannelImpl,
-} from '../src/channel/secure-channel.js';
+import type {
+  ChannelOptions,
+  EstablishOptions as HandshakeOptions,
+  SecureChannel,
+} from '../src/channel/options.js';
+import { establish, type SecureChannelImpl } from '../src/channel/secure-channel.js';
 import type { SecureIpcError } from '../src/errors.js';
 import { FrameDecoder } from '../src/framing.js';
-import type { HandshakeOptions } from '../src/handshake/perform-handshake.js';
 import { generateKeyPair, type KeyPair } from '../src/keys/key-pair.js';
 import type { Connection } from '../src/transport/contract.js';
 import { memoryPair } from '../src/transport/memory-transport.js';

@@ -24,7 +24,8 @@ import {
   writeCertificateFile,
   zeroAuthority,
 } from '../src/identity/index.js';
-import { encodeKey, generateKeyPair } from '../src/keys/key-pair.js';
+import { generateKeyPair } from '../src/keys/key-pair.js';
+import { encodeKey } from '../src/keys/key-text.js';
 import { codeOf, tempDir } from './identity-helpers.js';
 
 const ca = generateAuthority();

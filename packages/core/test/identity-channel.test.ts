@@ -3,7 +3,8 @@
 import { once } from 'node:events';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { type ChannelOptions, type SecureChannel, secureConnect } from '../src/channel/secure-channel.js';
+import type { ChannelOptions, SecureChannel } from '../src/channel/options.js';
+import { secureConnect } from '../src/channel/secure-channel.js';
 import {
   type SecureListener,
   type SecureListenerOptions,

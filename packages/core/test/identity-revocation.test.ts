@@ -9,7 +9,8 @@ import {
   readRevocationFile,
   watchRevocationList,
 } from '../src/identity/index.js';
-import { encodeKey, generateKeyPair } from '../src/keys/key-pair.js';
+import { generateKeyPair } from '../src/keys/key-pair.js';
+import { encodeKey } from '../src/keys/key-text.js';
 import { codeOf, tempDir } from './identity-helpers.js';
 
 const key = generateKeyPair().publicKey;

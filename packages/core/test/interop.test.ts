@@ -6,8 +6,8 @@ import { decode, encode } from '@msgpack/msgpack';
 import test from 'ava';
 import NoiseState from 'noise-handshake';
 import Cipher from 'noise-handshake/cipher.js';
-import sodium from 'sodium-native';
 import { establish } from '../src/channel/secure-channel.js';
+import { sodium } from '../src/crypto/sodium.js';
 import { generateKeyPair, type KeyPair } from '../src/keys/key-pair.js';
 import { connectionPair, messages, pattern } from './helpers.js';
 

@@ -3,16 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { isSecureIpcError } from '../src/errors.js';
-import {
-  decodeKey,
-  encodeKey,
-  generateKeyPair,
-  keyFingerprint,
-  keyPairFromSecretKey,
-  readSecretKeyFile,
-  writeSecretKeyFile,
-  zeroKeyPair,
-} from '../src/keys/key-pair.js';
+import { readSecretKeyFile, writeSecretKeyFile } from '../src/keys/key-file.js';
+import { generateKeyPair, keyFingerprint, keyPairFromSecretKey, zeroKeyPair } from '../src/keys/key-pair.js';
+import { decodeKey, encodeKey } from '../src/keys/key-text.js';
 
 const isPosix = process.platform !== 'win32';
 

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { isSecureIpcError } from '../src/errors.js';
-import { NoiseHandshake } from '../src/handshake/noise.js';
+import { NoiseHandshake } from '../src/handshake/xx.js';
 import { generateKeyPair } from '../src/keys/key-pair.js';
 
 const prologue = Buffer.from('test');

@@ -1,6 +1,7 @@
 import test from 'ava';
 import { isSecureIpcError } from '../src/errors.js';
-import { encodeKey, generateKeyPair } from '../src/keys/key-pair.js';
+import { generateKeyPair } from '../src/keys/key-pair.js';
+import { encodeKey } from '../src/keys/key-text.js';
 import { createPolicy, DENY_ALL } from '../src/rpc/policy.js';
 
 test('deny by default: no role, nothing but $ping', (t) => {

@@ -1,6 +1,7 @@
 import test from 'ava';
 import { isSecureIpcError } from '../src/errors.js';
-import { type NoiseCipherState, NoiseHandshake } from '../src/handshake/noise.js';
+import type { NoiseCipherState } from '../src/handshake/cipher-state.js';
+import { NoiseHandshake } from '../src/handshake/xx.js';
 import { generateKeyPair } from '../src/keys/key-pair.js';
 import { channelPair, messages, pattern } from './helpers.js';
 

@@ -1,7 +1,7 @@
 // Remote application errors are a row of the error table (SIPC_ERR_REMOTE / RemoteError): typed,
 // branded, carrying the peer's code as remoteCode and its data; rethrown, they cross with that code.
 import test from 'ava';
-import { fromWireError, toWireError } from '../src/envelope/envelope.js';
+import { fromWireError, toWireError } from '../src/envelope/wire-errors.js';
 import { createError, Errors, isSecureIpcError, RemoteError } from '../src/errors.js';
 
 test('an unknown wire code becomes a RemoteError: SIPC_ERR_REMOTE, remoteCode, data, details.remote', (t) => {

@@ -2,7 +2,8 @@
 // traceparent), while the wire keeps its own (h.timeout, h.idem, h.trace; docs/protocol.md).
 import test from 'ava';
 import { secureAccept, secureConnect } from '../src/channel/secure-channel.js';
-import { decodeEnvelope, EnvelopeKind } from '../src/envelope/envelope.js';
+import { decodeEnvelope } from '../src/envelope/decode.js';
+import { EnvelopeKind } from '../src/envelope/types.js';
 import { generateKeyPair } from '../src/keys/key-pair.js';
 import { createClient } from '../src/rpc/client.js';
 import { createPolicy } from '../src/rpc/policy.js';

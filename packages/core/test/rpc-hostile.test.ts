@@ -1,6 +1,8 @@
 import test from 'ava';
 import { secureConnect } from '../src/channel/secure-channel.js';
-import { decodeEnvelope, EnvelopeKind, encodeEnvelope } from '../src/envelope/envelope.js';
+import { decodeEnvelope } from '../src/envelope/decode.js';
+import { encodeEnvelope } from '../src/envelope/encode.js';
+import { EnvelopeKind } from '../src/envelope/types.js';
 import { generateKeyPair } from '../src/keys/key-pair.js';
 import { REPLY_HIGH_WATER } from '../src/rpc/dispatcher.js';
 import { createPolicy } from '../src/rpc/policy.js';

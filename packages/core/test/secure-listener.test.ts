@@ -92,7 +92,7 @@ test('update() rotates the server key for new handshakes; live channels keep wor
 });
 
 test('64 silent handshakes fill the limit: the next connection is refused, established traffic keeps flowing', async (t) => {
-  const { address, listener, connect } = await setup(t, { handshakeTimeout: 1500 });
+  const { address, listener, connect } = await setup(t, { handshakeTimeoutMs: 1500 });
   const established = await connect();
   const limitHit = once(listener, 'handshakeError') as Promise<[SecureIpcError, PeerInfo]>;
   const silent: Connection[] = [];

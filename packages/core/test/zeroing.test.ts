@@ -1,6 +1,6 @@
 import test from 'ava';
-import sodium from 'sodium-native';
 import { establish } from '../src/channel/secure-channel.js';
+import { sodium } from '../src/crypto/sodium.js';
 import { generateKeyPair } from '../src/keys/key-pair.js';
 import { closed, connectionPair, trustedKeys } from './helpers.js';
 

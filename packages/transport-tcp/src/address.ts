@@ -1,7 +1,7 @@
 /** Parsing of `tcp://HOST:PORT` (IPv4, bracketed IPv6, names) and the loopback test. */
 import { lookup } from 'node:dns/promises';
 import net from 'node:net';
-import { createError } from '@secure-ipc/core';
+import { createError, invalidAddress } from '@secure-ipc/core';
 
 /** A parsed `tcp://` address; `host` is unbracketed. */
 export interface TcpAddress {
@@ -13,18 +13,16 @@ export interface TcpAddress {
 
 const TCP = /^tcp:\/\/(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/;
 
-function invalid(address: string, why: string): never {
-  throw createError('SIPC_ERR_INVALID_ADDRESS', `Invalid address ${JSON.stringify(address)}: ${why}`);
-}
-
 /** Parse `tcp://HOST:PORT`; an IPv6 literal must be bracketed (`tcp://[::1]:7000`). */
 export function parseTcpAddress(address: string): TcpAddress {
   const m = typeof address === 'string' ? TCP.exec(address) : null;
-  if (m === null) invalid(String(address), 'expected tcp://HOST:PORT, with IPv6 as tcp://[ADDR]:PORT');
+  if (m === null)
+    throw invalidAddress(String(address), 'expected tcp://HOST:PORT, with IPv6 as tcp://[ADDR]:PORT');
   const host = m[1] ?? m[2]!;
-  if (m[1] !== undefined && net.isIPv6(host) === false) invalid(address, 'not an IPv6 address in brackets');
+  if (m[1] !== undefined && net.isIPv6(host) === false)
+    throw invalidAddress(address, 'not an IPv6 address in brackets');
   const port = Number(m[3]);
-  if (port > 65535) invalid(address, 'port out of range');
+  if (port > 65535) throw invalidAddress(address, 'port out of range');
   return { host, port };
 }
 

@@ -7,6 +7,7 @@ import {
   type Connection,
   createError,
   type Listener,
+  listenServer,
   TRANSPORT_BRAND,
   type Transport,
 } from '@secure-ipc/core';
@@ -50,21 +51,8 @@ export class TcpTransport implements Transport {
     const ip = await resolveBindAddress(host, options.allowRemote ?? this.#allowRemote);
     if (options.signal?.aborted) throw abortError(options);
     const server = net.createServer();
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (err) => {
-        const inUse = (err as NodeJS.ErrnoException).code === 'EADDRINUSE';
-        reject(
-          createError(
-            inUse ? 'SIPC_ERR_ADDRESS_IN_USE' : 'SIPC_ERR_LISTEN_FAILED',
-            `Cannot listen on ${address}: ${(err as NodeJS.ErrnoException).code}`,
-            { cause: err },
-          ),
-        );
-      });
-      // exclusive: never share the port with another process's listener (cluster round-robin).
-      server.listen({ host: ip, port, exclusive: true }, () => resolve());
-    });
-    server.removeAllListeners('error');
+    // exclusive: never share the port with another process's listener (cluster round-robin).
+    await listenServer(server, { host: ip, port, exclusive: true }, address);
     const bound = (server.address() as net.AddressInfo).port;
     const listener = new TcpListener(formatTcpAddress(host, bound), server);
     if (options.signal?.aborted) {

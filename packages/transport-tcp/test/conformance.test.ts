@@ -1,5 +1,5 @@
 import { createServer } from 'node:net';
-import { runTransportConformance } from '@secure-ipc/conformance';
+import { runTransportConformance } from '@secure-ipc/transport-conformance';
 import test from 'ava';
 import { tcpTransport } from '../src/index.js';
 

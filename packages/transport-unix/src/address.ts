@@ -4,7 +4,7 @@
  */
 import os from 'node:os';
 import path from 'node:path';
-import { createError } from '@secure-ipc/core';
+import { createError, invalidAddress, localAppId } from '@secure-ipc/core';
 
 /** A parsed address: a socket file path, or a Linux abstract socket name. */
 export type UnixAddress =
@@ -16,9 +16,6 @@ export interface LocalDirectoryOptions {
   /** Use this directory instead of the per-user default (it is still created and verified). */
   runtimeDirectory?: string | undefined;
 }
-
-/** Characters allowed in a `local://` application id: a safe file-name subset, 1 to 64 of them. */
-const APP_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 /**
  * The longest socket path the kernel stores without truncating: `sizeof(sun_path)` minus the NUL,
@@ -55,20 +52,17 @@ export function localDirectory(options: LocalDirectoryOptions = {}): string {
   return path.join(os.tmpdir(), 'secure-ipc');
 }
 
-function invalid(address: string, why: string): never {
-  throw createError('SIPC_ERR_INVALID_ADDRESS', `Invalid address ${JSON.stringify(address)}: ${why}`);
-}
-
 /** Parse `unix:///abs/path`, `unix-abstract:NAME` (Linux) or `local://APP-ID`; throws typed errors. */
 export function parseUnixAddress(address: string, options: LocalDirectoryOptions = {}): UnixAddress {
-  if (typeof address !== 'string') invalid(String(address), 'not a string');
-  if (address.includes('\0')) invalid(address, 'contains a NUL byte');
+  if (typeof address !== 'string') throw invalidAddress(String(address), 'not a string');
+  if (address.includes('\0')) throw invalidAddress(address, 'contains a NUL byte');
   if (address.startsWith('unix://')) {
     const p = address.slice('unix://'.length);
-    if (!p.startsWith('/')) invalid(address, 'expected unix:///absolute/path');
+    if (!p.startsWith('/')) throw invalidAddress(address, 'expected unix:///absolute/path');
     // A normalized path only: `..`, `.`, `//` or a trailing slash would make the checked directory
     // differ from the one the kernel resolves.
-    if (path.posix.normalize(p) !== p || p.endsWith('/')) invalid(address, 'the path is not normalized');
+    if (path.posix.normalize(p) !== p || p.endsWith('/'))
+      throw invalidAddress(address, 'the path is not normalized');
     checkPathLength(p);
     return { kind: 'path', path: p, local: false };
   }
@@ -77,14 +71,14 @@ export function parseUnixAddress(address: string, options: LocalDirectoryOptions
       throw createError('SIPC_ERR_UNSUPPORTED_PLATFORM', 'Abstract Unix sockets exist only on Linux');
     }
     const name = address.slice('unix-abstract:'.length);
-    if (name.length === 0) invalid(address, 'empty abstract socket name');
+    if (name.length === 0) throw invalidAddress(address, 'empty abstract socket name');
     checkPathLength(name, 'abstract socket name');
     return { kind: 'abstract', name };
   }
   if (address.startsWith('local://')) {
     return { kind: 'path', path: resolveLocalPath(address, options), local: true };
   }
-  return invalid(address, 'transport-unix handles unix://, unix-abstract: (Linux) and local://');
+  throw invalidAddress(address, 'transport-unix handles unix://, unix-abstract: (Linux) and local://');
 }
 
 /**
@@ -92,14 +86,8 @@ export function parseUnixAddress(address: string, options: LocalDirectoryOptions
  * `/run/user/1000/secure-ipc/my-app.sock` (for the CLI and logs to print).
  */
 export function resolveLocalPath(address: string, options: LocalDirectoryOptions = {}): string {
-  if (!address.startsWith('local://')) invalid(address, 'expected local://APP-ID');
-  const appId = address.slice('local://'.length);
-  if (!APP_ID.test(appId)) {
-    invalid(
-      address,
-      'the application id must be 1-64 characters of A-Z a-z 0-9 . _ - starting with a letter or digit',
-    );
-  }
+  // The id rule (core's localAppId) is shared with transport-win; the path is this package's.
+  const appId = localAppId(address);
   if (process.platform === 'win32') {
     throw createError('SIPC_ERR_UNSUPPORTED_PLATFORM', 'On Windows local:// is handled by transport-win');
   }

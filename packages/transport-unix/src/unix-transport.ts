@@ -8,6 +8,7 @@ import {
   type Connection,
   createError,
   type Listener,
+  listenServer,
   socketConnection,
   TRANSPORT_BRAND,
   type Transport,
@@ -77,17 +78,7 @@ export class UnixTransport implements Transport {
     const policy = mergePolicy(this.#options, options);
     const server = net.createServer({ pauseOnConnect: false });
     if (parsed.kind === 'abstract') {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', (err) => {
-          const inUse = (err as NodeJS.ErrnoException).code === 'EADDRINUSE';
-          reject(
-            createError(inUse ? 'SIPC_ERR_ADDRESS_IN_USE' : 'SIPC_ERR_LISTEN_FAILED', undefined, {
-              cause: err,
-            }),
-          );
-        });
-        server.listen(netPath(parsed), () => resolve());
-      });
+      await listenServer(server, { path: netPath(parsed) }, address);
       return this.#finishListen(address, server, policy, async () => {}, options);
     }
     const dirMode = await ensureSecureDirectory(path.dirname(parsed.path));

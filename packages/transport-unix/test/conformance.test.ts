@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runTransportConformance } from '@secure-ipc/conformance';
+import { runTransportConformance } from '@secure-ipc/transport-conformance';
 import test from 'ava';
 import { unixTransport } from '../src/index.js';
 

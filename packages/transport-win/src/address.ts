@@ -2,16 +2,13 @@
  * Parsing of the addresses transport-win handles and their mapping to pipe names. Pure functions
  * over strings: no I/O and no FFI, so they are testable on every OS.
  */
-import { createError } from '@secure-ipc/core';
+import { createError, invalidAddress, localAppId } from '@secure-ipc/core';
 
 /** Longest full pipe name Windows accepts (`\\.\pipe\` included), in UTF-16 code units. */
 export const MAX_PIPE_PATH_LENGTH = 256;
 
 /** The prefix of every local pipe name. */
 export const PIPE_PREFIX = '\\\\.\\pipe\\';
-
-/** Characters allowed in a `local://` application id (the same rule as transport-unix). */
-const APP_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 /** A user SID in string form (`S-1-5-21-...`). */
 const SID = /^S-1(-\d+)+$/;
@@ -24,20 +21,17 @@ export interface PipeAddress {
   readonly local: boolean;
 }
 
-function invalid(address: string, why: string): never {
-  throw createError('SIPC_ERR_INVALID_ADDRESS', `Invalid address ${JSON.stringify(address)}: ${why}`);
-}
-
 /**
  * Check a bare pipe name (the part after `\\.\pipe\`). Windows allows any character but the
  * backslash; control characters are refused too (they are never intended and make names unreadable
  * in logs). The limit is the documented 256 characters for the whole `\\.\pipe\NAME`.
  */
 export function checkPipeName(address: string, name: string): void {
-  if (name.length === 0) invalid(address, 'the pipe name is empty');
-  if (name.includes('\\')) invalid(address, 'a pipe name cannot contain a backslash');
+  if (name.length === 0) throw invalidAddress(address, 'the pipe name is empty');
+  if (name.includes('\\')) throw invalidAddress(address, 'a pipe name cannot contain a backslash');
   // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
-  if (/[\u0000-\u001f\u007f]/.test(name)) invalid(address, 'the pipe name contains a control character');
+  if (/[\u0000-\u001f\u007f]/.test(name))
+    throw invalidAddress(address, 'the pipe name contains a control character');
   const full = PIPE_PREFIX.length + name.length;
   if (full > MAX_PIPE_PATH_LENGTH) {
     throw createError(
@@ -62,27 +56,22 @@ export function localPipeName(appId: string, sid: string): string {
  * only for `local://` (a function so it is read only then). Throws typed errors.
  */
 export function parsePipeAddress(address: string, sid: () => string): PipeAddress {
-  if (typeof address !== 'string') invalid(String(address), 'not a string');
+  if (typeof address !== 'string') throw invalidAddress(String(address), 'not a string');
   if (address.startsWith('pipe://')) {
     const name = address.slice('pipe://'.length);
     checkPipeName(address, name);
     return { path: PIPE_PREFIX + name, local: false };
   }
   if (address.startsWith('local://')) {
-    const appId = address.slice('local://'.length);
-    if (!APP_ID.test(appId)) {
-      invalid(
-        address,
-        'the application id must be 1-64 characters of A-Z a-z 0-9 . _ - starting with a letter or digit',
-      );
-    }
+    const appId = localAppId(address); // the rule shared with transport-unix (core)
     const userSid = sid();
-    if (!SID.test(userSid)) invalid(address, `the user SID ${JSON.stringify(userSid)} is malformed`);
+    if (!SID.test(userSid))
+      throw invalidAddress(address, `the user SID ${JSON.stringify(userSid)} is malformed`);
     const name = localPipeName(appId, userSid);
     checkPipeName(address, name);
     return { path: PIPE_PREFIX + name, local: true };
   }
-  return invalid(address, 'transport-win handles pipe://NAME and local://APP-ID');
+  throw invalidAddress(address, 'transport-win handles pipe://NAME and local://APP-ID');
 }
 
 /** True if `sid` looks like a string SID (`S-1-...`); used to validate policy options. */

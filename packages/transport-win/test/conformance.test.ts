@@ -3,7 +3,7 @@
  * processes where the suite crosses processes (its fixture runs with this same node.exe).
  * Windows only: CI runs it with the Windows node under Wine (tools/wine/run-ava.sh).
  */
-import { runTransportConformance } from '@secure-ipc/conformance';
+import { runTransportConformance } from '@secure-ipc/transport-conformance';
 import test from 'ava';
 import { pipeTransport } from '../src/index.js';
 import { uniqueName } from './helpers.js';

@@ -7,7 +7,7 @@
 import { execFile } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -32,6 +32,20 @@ export interface PackCheck {
   readonly ts: string;
   /** Also compile the TypeScript consumer and run it with `node` (it must exit 0). */
   readonly runTs?: boolean;
+  /** Registry packages installed beside the tarballs, at exact versions (e.g. `ava@7.0.0`). */
+  readonly registryPackages?: readonly string[];
+  /** Further steps after the TypeScript consumer: files written into the consumer, then `node ARGS` there. */
+  readonly extraSteps?: ReadonlyArray<ExtraStep>;
+}
+
+/** One more step in the consumer project; it passes if `node ...args` exits 0. */
+export interface ExtraStep {
+  /** Step name in the results. */
+  readonly name: string;
+  /** Files to write first, by path relative to the consumer project. */
+  readonly files?: Readonly<Record<string, string>>;
+  /** Arguments of `node`, run in the consumer project. */
+  readonly args: readonly string[];
 }
 
 async function step(name: string, cmd: string, args: string[], cwd: string): Promise<StepResult> {
@@ -70,7 +84,8 @@ export async function editPackageJson(
 }
 
 /**
- * Pack, install into a fresh project, run the ESM check, type-check the TS consumer.
+ * Pack, install into a fresh project, run the ESM check, type-check the TS consumer (and run it),
+ * then the extra steps.
  * Returns every step's result; stops at the first failure. Removes its temporary directory.
  */
 export async function packInstallAndCheck(check: PackCheck): Promise<StepResult[]> {
@@ -95,7 +110,15 @@ export async function packInstallAndCheck(check: PackCheck): Promise<StepResult[
     const install = await step(
       'npm install tarballs',
       'npm',
-      ['install', '--no-audit', '--no-fund', '--prefer-offline', ...tarballs, '@types/node@20'],
+      [
+        'install',
+        '--no-audit',
+        '--no-fund',
+        '--prefer-offline',
+        ...tarballs,
+        '@types/node@20',
+        ...(check.registryPackages ?? []),
+      ],
       app,
     );
     results.push(install);
@@ -124,10 +147,26 @@ export async function packInstallAndCheck(check: PackCheck): Promise<StepResult[
     const tsc = join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc');
     const typed = await step('type-check a TypeScript consumer', process.execPath, [tsc, '-p', '.'], app);
     results.push(typed);
-    if (typed.ok && check.runTs === true)
-      results.push(
-        await step('run the TypeScript consumer', process.execPath, [join('out', 'consumer.js')], app),
+    if (!typed.ok) return results;
+    if (check.runTs === true) {
+      const ran = await step(
+        'run the TypeScript consumer',
+        process.execPath,
+        [join('out', 'consumer.js')],
+        app,
       );
+      results.push(ran);
+      if (!ran.ok) return results;
+    }
+    for (const extra of check.extraSteps ?? []) {
+      for (const [file, text] of Object.entries(extra.files ?? {})) {
+        await mkdir(dirname(join(app, file)), { recursive: true });
+        await writeFile(join(app, file), text);
+      }
+      const r = await step(extra.name, process.execPath, [...extra.args], app);
+      results.push(r);
+      if (!r.ok) return results;
+    }
     return results;
   } finally {
     await rm(work, { recursive: true, force: true });

@@ -7,9 +7,9 @@
 import { EventEmitter } from 'node:events';
 import { DEFAULT_MAX_PENDING_HANDSHAKES } from '../constants.js';
 import { createError, type SecureIpcError, toSecureIpcError } from '../errors.js';
-import { validateChannelOptions } from '../handshake/perform-handshake.js';
 import type { Connection, Listener, PeerInfo } from '../transport/contract.js';
-import { type ChannelOptions, establish, type SecureChannel } from './secure-channel.js';
+import { type ChannelOptions, type SecureChannel, validateChannelOptions } from './options.js';
+import { establish } from './secure-channel.js';
 
 /** Options of `secureListen`. */
 export interface SecureListenerOptions extends ChannelOptions {

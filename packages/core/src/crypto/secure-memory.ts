@@ -14,8 +14,9 @@
  * closes one channel at a time would pay a sodium_malloc + sodium_free per connection again. The
  * reserve holds no secret (every block was wiped on release) and `trimSecureMemory()` frees it.
  */
-import sodium from 'sodium-native';
+
 import { createError } from '../errors.js';
+import { sodium } from './sodium.js';
 
 const MIN_SLAB_BYTES = 16 * 1024;
 const MAX_SLAB_BYTES = 1024 * 1024;

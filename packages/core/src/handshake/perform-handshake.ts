@@ -7,7 +7,6 @@
  * On failure the connection is destroyed (to the peer: just a closed connection) and the local
  * caller gets a typed error with the real reason in `cause`.
  */
-import type { ChannelOptions, TrustContext } from '../channel/secure-channel.js';
 import {
   DEFAULT_HANDSHAKE_TIMEOUT,
   MAX_FRAME_SIZE,
@@ -15,22 +14,14 @@ import {
   SUPPORTED_VERSIONS,
 } from '../constants.js';
 import { createError, isSecureIpcError, type SecureIpcError, toSecureIpcError } from '../errors.js';
-import { encodeFrame, FrameDecoder } from '../framing.js';
+import { encodeFrame, FrameReader, type FrameReaderOwner } from '../framing.js';
 import type { Connection } from '../transport/contract.js';
-import { type EphemeralGenerator, type NoiseCipherState, NoiseHandshake } from './noise.js';
+import type { NoiseCipherState } from './cipher-state.js';
+import type { HandshakeRunOptions } from './options.js';
 import { chosenVersion, decodePayload, encodePayload, offeredVersions, selectVersion } from './payloads.js';
 import { buildPrologue } from './prologue.js';
-import { evaluateTrust, validateTrust } from './trust.js';
-
-/** Options of `performHandshake`: the channel options plus internal knobs. */
-export interface HandshakeOptions extends ChannelOptions {
-  /** True for the side that sends message 1. */
-  initiator: boolean;
-  /** Versions this side speaks (tests of negotiation only; default `SUPPORTED_VERSIONS`). */
-  versions?: readonly number[] | undefined;
-  /** Fixed ephemeral keys (tests only). */
-  generateEphemeral?: EphemeralGenerator | undefined;
-}
+import { evaluateTrust, type TrustContext } from './trust.js';
+import { NoiseHandshake } from './xx.js';
 
 /** What a finished handshake hands to the channel. */
 export interface HandshakeResult {
@@ -50,50 +41,21 @@ export interface HandshakeResult {
   readonly roles: readonly string[];
   /** When the trust decision expires (ms epoch), if it does. */
   readonly expiresAt: number | undefined;
-  /** The frame decoder, holding any bytes that arrived after the last handshake message. */
-  readonly decoder: FrameDecoder;
+  /** The connection's frame reader, holding any bytes that arrived after the last handshake message; hand it on. */
+  readonly reader: FrameReader;
   /** True if the peer already ended its side of the stream. */
   readonly ended: boolean;
-}
-
-/** Validate the options shared by every handshake; throws `SIPC_ERR_INVALID_ARGUMENT`. */
-export function validateChannelOptions(options: ChannelOptions): void {
-  if (typeof options !== 'object' || options === null)
-    throw createError('SIPC_ERR_INVALID_ARGUMENT', 'channel options are required');
-  const kp = options.keyPair;
-  if (
-    typeof kp !== 'object' ||
-    kp === null ||
-    !(kp.publicKey instanceof Uint8Array) ||
-    !(kp.secretKey instanceof Uint8Array) ||
-    kp.publicKey.byteLength !== 32 ||
-    kp.secretKey.byteLength !== 32
-  )
-    throw createError('SIPC_ERR_INVALID_ARGUMENT', 'keyPair must hold a 32-byte publicKey and secretKey');
-  validateTrust(options.trust);
-  const numbers = {
-    handshakeTimeout: options.handshakeTimeout,
-    maxMessageSize: options.maxMessageSize,
-    'rekey.messages': options.rekey?.messages,
-    'rekey.bytes': options.rekey?.bytes,
-    'rekey.intervalMs': options.rekey?.intervalMs,
-  };
-  for (const [name, v] of Object.entries(numbers))
-    if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v) && v > 0))
-      throw createError('SIPC_ERR_INVALID_ARGUMENT', `${name} must be a positive number`);
-  buildPrologue(options.appId, options.psk);
-  if (options.payload !== undefined) encodePayload({}, options.payload);
 }
 
 /** Run the handshake on `connection`; resolves once this side has finished (initiator: after message 3). */
 export async function performHandshake(
   connection: Connection,
-  options: HandshakeOptions,
+  options: HandshakeRunOptions,
 ): Promise<HandshakeResult> {
-  validateChannelOptions(options);
+  // The options were validated by the caller (establish, secureListen), once.
   const io = new HandshakeIo(
     connection,
-    options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT,
+    options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT,
     options.signal,
   );
   let noise: NoiseHandshake | undefined;
@@ -113,11 +75,11 @@ export async function performHandshake(
       remotePayload = decodePayload(noise.readMessage(await io.next(MAX_FRAME_SIZE)));
       version = chosenVersion(remotePayload, versions);
       // The responder cannot have sent anything else yet: it waits for message 3.
-      if (io.decoder.partial)
+      if (io.reader.partial)
         throw createError('SIPC_ERR_PROTOCOL', 'Unexpected bytes after handshake message 2');
       // Check the responder before revealing our identity: an impostor never receives message 3.
       verdict = await io.race(evaluateTrust(options.trust, trustContext(noise, connection, remotePayload)));
-      if (io.decoder.partial)
+      if (io.reader.partial)
         throw createError('SIPC_ERR_PROTOCOL', 'Unexpected bytes before handshake message 3');
       io.write(noise.writeMessage(encodePayload({}, options.payload)));
     } else {
@@ -147,7 +109,7 @@ export async function performHandshake(
       version,
       roles: verdict.roles,
       expiresAt: verdict.expiresAt,
-      decoder: io.decoder,
+      reader: io.reader,
       ended,
     };
   } catch (err) {
@@ -187,31 +149,12 @@ function localError(err: unknown): SecureIpcError {
 }
 
 /** Frame I/O for the handshake: one waiter at a time, a deadline, cancellation. */
-class HandshakeIo {
-  readonly decoder = new FrameDecoder(MAX_FRAME_SIZE);
+class HandshakeIo implements FrameReaderOwner {
+  readonly reader: FrameReader;
   private waiter: { resolve: (f: Buffer) => void; reject: (e: unknown) => void } | undefined;
   private raceReject: ((e: unknown) => void) | undefined;
-  private closed = false;
   private failure: SecureIpcError | undefined;
-  private ended = false;
   private readonly timer: NodeJS.Timeout;
-  private readonly onData = (chunk: Buffer) => {
-    this.decoder.push(chunk);
-    this.pump();
-  };
-  private readonly onEnd = () => {
-    this.ended = true;
-    this.pump();
-  };
-  // After a clean end every byte is already in the decoder, so a close is only fatal while a frame
-  // is still awaited (pump checks); an abrupt close (no end) is fatal at once.
-  private readonly onClose = () => {
-    this.closed = true;
-    if (this.ended) this.pump();
-    else this.fail(createError('SIPC_ERR_CONNECTION_CLOSED'));
-  };
-  private readonly onError = (err: Error) =>
-    this.fail(createError('SIPC_ERR_CONNECTION_CLOSED', 'The connection failed', { cause: err }));
   private readonly onAbort = () =>
     this.fail(createError('SIPC_ERR_ABORTED', undefined, { cause: this.signal?.reason }));
 
@@ -227,13 +170,25 @@ class HandshakeIo {
         ),
       timeout,
     );
-    connection.on('data', this.onData);
-    connection.on('end', this.onEnd);
-    connection.on('close', this.onClose);
-    connection.on('error', this.onError);
+    this.reader = new FrameReader(connection, MAX_FRAME_SIZE, this);
     if (signal?.aborted) this.onAbort();
     else signal?.addEventListener('abort', this.onAbort, { once: true });
-    if (connection.destroyed) this.onClose();
+    if (this.reader.closed) this.onClose();
+  }
+
+  onReadable(): void {
+    this.pump();
+  }
+
+  // After a clean end every byte is already in the decoder, so a close is only fatal while a frame
+  // is still awaited (pump checks); an abrupt close (no end) is fatal at once.
+  onClose(): void {
+    if (this.reader.ended) this.pump();
+    else this.fail(createError('SIPC_ERR_CONNECTION_CLOSED'));
+  }
+
+  onFailure(error: SecureIpcError): void {
+    this.fail(error);
   }
 
   /** Send one handshake message as one frame. */
@@ -245,7 +200,7 @@ class HandshakeIo {
   /** The next frame, at most `limit` bytes. */
   next(limit: number): Promise<Buffer> {
     if (this.failure) return Promise.reject(this.failure);
-    this.decoder.limit = limit;
+    this.reader.limit = limit;
     return new Promise<Buffer>((resolve, reject) => {
       this.waiter = { resolve, reject };
       this.pump();
@@ -275,14 +230,16 @@ class HandshakeIo {
   finish(): boolean {
     if (this.failure) throw this.failure;
     this.connection.pause();
-    this.detach();
-    return this.ended || this.closed;
+    this.stop();
+    // Until the channel takes the reader, what arrives is only buffered (ends and closes noted).
+    this.reader.handTo(undefined);
+    return this.reader.ended || this.reader.closed;
   }
 
   /** Fail and destroy the connection: the peer sees only a closed connection. */
   abort(error: SecureIpcError): void {
     this.fail(error);
-    this.decoder.clear();
+    this.reader.detach();
     this.connection.destroy();
   }
 
@@ -291,9 +248,9 @@ class HandshakeIo {
     if (waiter === undefined || this.failure) return;
     let frame: Buffer | undefined;
     try {
-      frame = this.decoder.next();
-      if (frame === undefined && (this.ended || this.closed)) {
-        this.decoder.end();
+      frame = this.reader.next();
+      if (frame === undefined && (this.reader.ended || this.reader.closed)) {
+        this.reader.end();
         throw createError(
           'SIPC_ERR_CONNECTION_CLOSED',
           'The peer closed the connection during the handshake',
@@ -311,7 +268,8 @@ class HandshakeIo {
   private fail(error: SecureIpcError): void {
     if (this.failure) return;
     this.failure = error;
-    this.detach();
+    this.stop();
+    this.reader.detach();
     const waiter = this.waiter;
     const raceReject = this.raceReject;
     this.waiter = undefined;
@@ -320,14 +278,8 @@ class HandshakeIo {
     raceReject?.(error);
   }
 
-  private detach(): void {
+  private stop(): void {
     clearTimeout(this.timer);
     this.signal?.removeEventListener('abort', this.onAbort);
-    this.connection.off('data', this.onData);
-    this.connection.off('end', this.onEnd);
-    this.connection.off('close', this.onClose);
-    this.connection.off('error', this.onError);
-    // A late socket error after we let go must not become an uncaught exception.
-    if (this.failure && this.connection.listenerCount('error') === 0) this.connection.on('error', () => {});
   }
 }

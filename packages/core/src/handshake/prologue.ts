@@ -2,8 +2,9 @@
  * The prologue binds the application id (and optionally a pre-shared admission secret) into the
  * handshake hash: peers that disagree fail authentication at message 2 or 3.
  */
-import sodium from 'sodium-native';
+
 import { MAX_APP_ID_LENGTH, PROLOGUE_PREFIX, PSK_BINDING_LABEL } from '../constants.js';
+import { sodium } from '../crypto/sodium.js';
 import { createError } from '../errors.js';
 
 const PREFIX = Buffer.from(PROLOGUE_PREFIX, 'ascii');

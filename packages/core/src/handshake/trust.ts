@@ -2,11 +2,38 @@
  * Trust evaluation: pinned keys compared in constant time, or the caller's decision function.
  * Anything unexpected (a throw, a non-boolean, an expired decision) denies: fail closed.
  */
-import sodium from 'sodium-native';
-import type { Trust, TrustContext, TrustDecision } from '../channel/secure-channel.js';
-import { KEY_LENGTH } from '../constants.js';
+
+import { sodium } from '../crypto/sodium.js';
 import { createError, type SecureIpcError } from '../errors.js';
-import { decodeKey } from '../keys/key-pair.js';
+import { toKey } from '../keys/key-text.js';
+import type { PeerInfo } from '../transport/contract.js';
+
+/** What a trust function sees: the authenticated key, the OS peer info and the peer's handshake payload. */
+export interface TrustContext {
+  /** The peer's static public key, authenticated by the handshake. */
+  remoteStaticKey: Uint8Array;
+  /** What the transport says about the peer process. */
+  peer: PeerInfo;
+  /** The peer's handshake payload (validated msgpack map). */
+  payload: Readonly<Record<string, unknown>>;
+}
+
+/** A trust decision; `allow` must be true to proceed. */
+export interface TrustDecision {
+  /** Admit the peer. */
+  allow: boolean;
+  /** Roles granted to the peer (exposed as `channel.roles`). */
+  roles?: readonly string[];
+  /** Why (used in the local error when denied; never sent to the peer). */
+  reason?: string;
+  /** When the admission ends (ms epoch, e.g. certificate expiry): the channel closes then. */
+  expiresAt?: number;
+}
+
+/** Either pinned keys (Uint8Array or base64) or a function; a decision may carry roles. */
+export type Trust =
+  | { keys: ReadonlyArray<Uint8Array | string> }
+  | ((ctx: TrustContext) => boolean | TrustDecision | Promise<boolean | TrustDecision>);
 
 /** A trust decision after validation: allowed, with roles and an optional expiry. */
 export interface TrustVerdict {
@@ -29,11 +56,7 @@ export function validateTrust(trust: Trust | undefined): void {
 
 // Decoding once per evaluation keeps the listener's update() simple; a pinned list is short.
 function pinnedKeys(keys: ReadonlyArray<Uint8Array | string>): Uint8Array[] {
-  return keys.map((k) => {
-    if (typeof k === 'string') return decodeKey(k);
-    if (k instanceof Uint8Array && k.byteLength === KEY_LENGTH) return k;
-    throw createError('SIPC_ERR_BAD_KEY', 'A pinned key must be 32 bytes or its 44-character base64');
-  });
+  return keys.map((k) => toKey(k, 'A pinned key'));
 }
 
 /** Decide whether the authenticated peer is trusted; resolves the verdict or rejects `SIPC_ERR_UNTRUSTED_PEER`. */

@@ -5,10 +5,9 @@
  */
 
 import { sodium } from '../crypto/sodium.js';
-import { createError, type ErrorCode } from '../errors.js';
+import { createError } from '../errors.js';
 import { armor, dearmor } from '../keys/armor.js';
-import { decodeKey } from '../keys/key-pair.js';
-import { readBoundedFile, writeSecretFile } from '../keys/private-file.js';
+import { readSecretFile, writeSecretFile } from '../keys/private-file.js';
 
 /** An authority's Ed25519 key pair. `secretKey` is libsodium's 64-byte form (seed + public key). */
 export interface AuthorityKeyPair {
@@ -19,23 +18,6 @@ export interface AuthorityKeyPair {
 }
 
 const AUTHORITY_FILE_LABEL = 'AUTHORITY KEY';
-
-/**
- * A 32-byte key given as raw bytes or as its 44-character base64 text (parsed by core's
- * `decodeKey`); anything else throws `code` naming `what`. Internal helper of identity.
- */
-export function decodeKey32(value: Uint8Array | string, code: ErrorCode, what: string): Uint8Array {
-  if (typeof value === 'string') {
-    try {
-      return decodeKey(value.trim());
-    } catch (err) {
-      throw createError(code, `${what} must be 44 characters of standard base64 (32 bytes)`, { cause: err });
-    }
-  }
-  if (!(value instanceof Uint8Array) || value.byteLength !== 32)
-    throw createError(code, `${what} must be 32 bytes`);
-  return value;
-}
 
 /** Derive the authority key pair from a 32-byte seed (the seed is not modified). */
 export function authorityFromSeed(seed: Uint8Array): AuthorityKeyPair {
@@ -75,15 +57,12 @@ export async function writeAuthorityFile(path: string, authority: AuthorityKeyPa
 
 /** Read an authority key file; refused (SIPC_ERR_INSECURE_KEY_FILE) when group or others can access it. */
 export async function readAuthorityFile(path: string): Promise<AuthorityKeyPair> {
-  const raw = await readBoundedFile(path, { maxBytes: 1024, code: 'SIPC_ERR_BAD_KEY', secret: true });
-  try {
+  return readSecretFile(path, { maxBytes: 1024, code: 'SIPC_ERR_BAD_KEY' }, (raw) => {
     const seed = dearmor(raw.toString('utf8'), AUTHORITY_FILE_LABEL, 32, 'SIPC_ERR_BAD_KEY');
     try {
       return authorityFromSeed(seed);
     } finally {
       sodium.sodium_memzero(seed);
     }
-  } finally {
-    sodium.sodium_memzero(raw);
-  }
+  });
 }

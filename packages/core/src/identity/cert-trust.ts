@@ -4,10 +4,11 @@
  * throws the typed error from `verifyCertificate`; the handshake reports it to the local caller
  * as the `cause` of SIPC_ERR_UNTRUSTED_PEER, and to the remote side as one generic failure.
  */
-import type { TrustContext, TrustDecision } from '../channel/secure-channel.js';
+
 import { bytesEqual } from '../crypto/sodium.js';
 import { createError } from '../errors.js';
-import { decodeKey32 } from './authority.js';
+import type { TrustContext, TrustDecision } from '../handshake/trust.js';
+import { toKey } from '../keys/key-text.js';
 import {
   type Certificate,
   DEFAULT_CLOCK_SKEW_MS,
@@ -50,8 +51,8 @@ export function certificateTrust(
 ): (ctx: Pick<TrustContext, 'remoteStaticKey' | 'payload'>) => CertificateTrustDecision {
   if (!Array.isArray(options.authorities) || options.authorities.length === 0)
     throw createError('SIPC_ERR_INVALID_ARGUMENT', 'certificateTrust needs at least one authority key');
-  const authorities = options.authorities.map((a) => decodeKey32(a, 'SIPC_ERR_BAD_KEY', 'An authority key'));
-  const pinned = (options.pinnedKeys ?? []).map((k) => decodeKey32(k, 'SIPC_ERR_BAD_KEY', 'A pinned key'));
+  const authorities = options.authorities.map((a) => toKey(a, 'An authority key', 'SIPC_ERR_BAD_KEY'));
+  const pinned = (options.pinnedKeys ?? []).map((k) => toKey(k, 'A pinned key', 'SIPC_ERR_BAD_KEY'));
   const skew = options.clockSkewMs ?? DEFAULT_CLOCK_SKEW_MS;
   const clock = options.now ?? Date.now;
   return (ctx) => {

@@ -8,9 +8,9 @@ import { decode, encode } from '@msgpack/msgpack';
 import { bytesEqual, sodium } from '../crypto/sodium.js';
 import { createError, isSecureIpcError, type SecureIpcError } from '../errors.js';
 import { armor, dearmor } from '../keys/armor.js';
-import { encodeKey } from '../keys/key-pair.js';
+import { encodeKey, toKey } from '../keys/key-text.js';
 import { readBoundedFile, writeFileAtomic } from '../keys/private-file.js';
-import { type AuthorityKeyPair, decodeKey32 } from './authority.js';
+import type { AuthorityKeyPair } from './authority.js';
 
 /** Certificate format version written and accepted. */
 export const CERTIFICATE_VERSION = 1;
@@ -260,7 +260,7 @@ function signedMessage(tbs: Uint8Array): Buffer {
 
 /** Issue (sign) a certificate with an authority key. */
 export function issueCertificate(authority: AuthorityKeyPair, options: IssueCertificateOptions): Certificate {
-  const subject = decodeKey32(options.subjectKey, 'SIPC_ERR_BAD_KEY', 'The subject public key');
+  const subject = toKey(options.subjectKey, 'The subject public key', 'SIPC_ERR_BAD_KEY');
   const ttl = options.ttlMs ?? DEFAULT_CERTIFICATE_TTL_MS;
   if (!Number.isFinite(ttl) || ttl < 1000)
     throw createError('SIPC_ERR_INVALID_ARGUMENT', 'A certificate lifetime must be at least 1 second');
@@ -308,7 +308,7 @@ export function verifyCertificate(
   options: VerifyCertificateOptions,
 ): Certificate {
   const cert = certificate instanceof Uint8Array ? decodeCertificate(certificate) : certificate;
-  const authorities = options.authorities.map((a) => decodeKey32(a, 'SIPC_ERR_BAD_KEY', 'An authority key'));
+  const authorities = options.authorities.map((a) => toKey(a, 'An authority key', 'SIPC_ERR_BAD_KEY'));
   // Membership test over public keys; constant-time compares anyway, as everywhere in identity.
   if (!authorities.some((a) => bytesEqual(a, cert.issuer)))
     throw refuse(

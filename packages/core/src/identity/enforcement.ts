@@ -9,10 +9,10 @@
  * gets a channel in the first place (`serve({ revocations })` uses both).
  */
 import { EventEmitter } from 'node:events';
-import type { SecureChannel, Trust } from '../channel/secure-channel.js';
+import type { SecureChannel } from '../channel/options.js';
 import type { SecureListener } from '../channel/secure-listener.js';
 import { createError, isSecureIpcError } from '../errors.js';
-import { evaluateTrust, validateTrust } from '../handshake/trust.js';
+import { evaluateTrust, type Trust, validateTrust } from '../handshake/trust.js';
 import { keyFingerprint } from '../keys/key-pair.js';
 import { type Certificate, decodeCertificate, type RevocationCheck } from './certificate.js';
 import type { RevocationList } from './revocation.js';

@@ -6,9 +6,8 @@
  */
 import { EventEmitter } from 'node:events';
 import { createError, type SecureIpcError } from '../errors.js';
-import { encodeKey } from '../keys/key-pair.js';
+import { encodeKey, toKey } from '../keys/key-text.js';
 import { readBoundedFile, writeFileAtomic } from '../keys/private-file.js';
-import { decodeKey32 } from './authority.js';
 import type { RevocationCheck } from './certificate.js';
 
 /** Revocation list file format version. */
@@ -58,7 +57,7 @@ export class RevocationList extends EventEmitter<RevocationListEvents> implement
     const keys = new Set<string>();
     for (const s of entries.serials ?? []) serials.add(checkSerial(s));
     for (const k of entries.keys ?? [])
-      keys.add(encodeKey(decodeKey32(k, 'SIPC_ERR_INVALID_ARGUMENT', 'A revoked key')));
+      keys.add(encodeKey(toKey(k, 'A revoked key', 'SIPC_ERR_INVALID_ARGUMENT')));
     this.#serials = serials;
     this.#keys = keys;
   }
@@ -91,7 +90,7 @@ export class RevocationList extends EventEmitter<RevocationListEvents> implement
 
   /** Revoke a subject key (emits `change`). */
   revokeKey(key: Uint8Array | string): void {
-    this.#keys.add(encodeKey(decodeKey32(key, 'SIPC_ERR_INVALID_ARGUMENT', 'A revoked key')));
+    this.#keys.add(encodeKey(toKey(key, 'A revoked key', 'SIPC_ERR_INVALID_ARGUMENT')));
     this.emit('change');
   }
 
@@ -138,7 +137,7 @@ export function parseRevocationList(text: string): { serials: number[]; keys: Ui
   return {
     serials: serials.map(checkSerial),
     keys: keys.map((k) =>
-      decodeKey32(typeof k === 'string' ? k : '', 'SIPC_ERR_INVALID_ARGUMENT', 'A revoked key'),
+      toKey(typeof k === 'string' ? k : '', 'A revoked key', 'SIPC_ERR_INVALID_ARGUMENT'),
     ),
   };
 }

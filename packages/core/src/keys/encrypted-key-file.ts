@@ -13,7 +13,7 @@
 import { sodium } from '../crypto/sodium.js';
 import { createError } from '../errors.js';
 import { armor, dearmor } from './armor.js';
-import { readBoundedFile, writeSecretFile } from './private-file.js';
+import { readSecretFile, writeSecretFile } from './private-file.js';
 
 /** Encrypted key file format version. */
 export const ENCRYPTED_KEY_FILE_VERSION = 1;
@@ -146,6 +146,7 @@ export async function readEncryptedKeyFile(
   path: string,
   passphrase: string | Uint8Array,
 ): Promise<Uint8Array> {
-  const raw = await readBoundedFile(path, { maxBytes: 1024, code: 'SIPC_ERR_BAD_KEY', secret: true });
-  return decryptSecretKey(raw.toString('utf8'), passphrase);
+  return readSecretFile(path, { maxBytes: 1024, code: 'SIPC_ERR_BAD_KEY' }, (raw) =>
+    decryptSecretKey(raw.toString('utf8'), passphrase),
+  );
 }

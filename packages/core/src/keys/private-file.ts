@@ -16,6 +16,8 @@ export interface ReadBoundedFileOptions {
   maxBytes: number;
   /** Error code for a too-large or unreadable file. */
   code: ErrorCode;
+  /** Error code for a path that cannot be opened or is not a regular file (default: `code`). */
+  pathCode?: ErrorCode;
   /** Refuse (SIPC_ERR_INSECURE_KEY_FILE) when group or others have any permission (POSIX only). */
   secret?: boolean;
 }
@@ -26,11 +28,11 @@ export async function readBoundedFile(path: string, options: ReadBoundedFileOpti
   try {
     handle = await fs.open(path, constants.O_RDONLY);
   } catch (err) {
-    throw createError(options.code, `Cannot open ${path}`, { cause: err });
+    throw createError(options.pathCode ?? options.code, `Cannot open ${path}`, { cause: err });
   }
   try {
     const st = await handle.stat();
-    if (!st.isFile()) throw createError(options.code, `${path} is not a regular file`);
+    if (!st.isFile()) throw createError(options.pathCode ?? options.code, `${path} is not a regular file`);
     // Windows has no POSIX mode bits (its ACLs are the owner-only mechanism there), so the check
     // would refuse every file; it is skipped on win32 only.
     if (options.secret === true && process.platform !== 'win32' && (st.mode & 0o077) !== 0) {
@@ -58,6 +60,23 @@ export async function readBoundedFile(path: string, options: ReadBoundedFileOpti
     return out;
   } finally {
     await handle.close();
+  }
+}
+
+/**
+ * Read a secret file (`readBoundedFile` with `secret: true`) and hand its bytes to `parse`; the
+ * bytes are wiped when `parse` returns or throws, so no copy of the secret outlives the call.
+ */
+export async function readSecretFile<T>(
+  path: string,
+  options: Omit<ReadBoundedFileOptions, 'secret'>,
+  parse: (bytes: Buffer) => T,
+): Promise<T> {
+  const raw = await readBoundedFile(path, { ...options, secret: true });
+  try {
+    return parse(raw);
+  } finally {
+    sodium.sodium_memzero(raw);
   }
 }
 

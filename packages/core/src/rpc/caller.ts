@@ -12,14 +12,14 @@
  * a cancel, and the slot is freed by the peer's answer to it.
  */
 import { MAX_TIMER_MS } from '../constants.js';
+import { encodeEnvelope } from '../envelope/encode.js';
 import {
   type Envelope,
   type EnvelopeHeaders,
-  encodeEnvelope,
-  fromWireError,
   EnvelopeKind as Kind,
   type WireError,
-} from '../envelope/envelope.js';
+} from '../envelope/types.js';
+import { fromWireError } from '../envelope/wire-errors.js';
 import { createError, type SecureIpcError } from '../errors.js';
 import { Fifo } from './fifo.js';
 import type { RequestOptions } from './service-types.js';

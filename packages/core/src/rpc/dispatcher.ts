@@ -11,13 +11,9 @@
  * past REPLY_HIGH_WATER the peer's requests stop being read until it reads its answers.
  */
 import { MAX_TIMER_MS } from '../constants.js';
-import {
-  type Envelope,
-  type EnvelopeHeaders,
-  encodeEnvelope,
-  EnvelopeKind as Kind,
-  toWireError,
-} from '../envelope/envelope.js';
+import { encodeEnvelope } from '../envelope/encode.js';
+import { type Envelope, type EnvelopeHeaders, EnvelopeKind as Kind } from '../envelope/types.js';
+import { toWireError } from '../envelope/wire-errors.js';
 import { createError, isSecureIpcError, type SecureIpcError } from '../errors.js';
 import type { EventRouter } from './events.js';
 import type { IdempotencyCache, IdempotentOutcome } from './idempotency.js';

@@ -7,7 +7,7 @@
  * under an entry flood, which only a peer with many keys of its own can cause).
  */
 
-import type { WireError } from '../envelope/envelope.js';
+import type { WireError } from '../envelope/types.js';
 import { createError } from '../errors.js';
 
 /** The settled outcome of a first execution. */

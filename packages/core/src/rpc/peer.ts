@@ -15,7 +15,8 @@
  * msgpack encode per envelope, replies sent without awaiting (the transport keeps order), and
  * the policy decision object built only when someone listens for it.
  */
-import { decodeEnvelope, EnvelopeKind as Kind } from '../envelope/envelope.js';
+import { decodeEnvelope } from '../envelope/decode.js';
+import { EnvelopeKind as Kind } from '../envelope/types.js';
 import { createError, type SecureIpcError } from '../errors.js';
 import { keyFingerprint } from '../keys/key-pair.js';
 import { Caller } from './caller.js';

@@ -5,7 +5,8 @@
  * publish or subscribe to, with `*` wildcards. The identity is always the channel's; nothing
  * in a payload can change it.
  */
-import { decodeKey, keyFingerprint } from '../keys/key-pair.js';
+import { keyFingerprint } from '../keys/key-pair.js';
+import { toKey } from '../keys/key-text.js';
 import { ALWAYS_ALLOWED_METHODS } from './methods.js';
 import { compilePatterns, type NameMatcher } from './patterns.js';
 
@@ -78,7 +79,7 @@ export class Policy {
       });
     }
     for (const { key, roles } of options.peers ?? []) {
-      const id = keyFingerprint(typeof key === 'string' ? decodeKey(key) : key);
+      const id = keyFingerprint(toKey(key, 'A policy peer key'));
       this.#peerRoles.set(id, [...(this.#peerRoles.get(id) ?? []), ...roles]);
     }
     this.#defaultRoles = [...(options.defaultRoles ?? [])];

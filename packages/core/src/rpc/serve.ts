@@ -3,7 +3,7 @@
  * connection and serves RPC with a policy; `connect()` opens a connection, authenticates the
  * server and returns a typed client. Both take any transport (unix, tcp, pipe, memory).
  */
-import type { ChannelOptions } from '../channel/secure-channel.js';
+import type { ChannelOptions } from '../channel/options.js';
 import { secureConnect } from '../channel/secure-channel.js';
 import { type SecureListener, type SecureListenerOptions, secureListen } from '../channel/secure-listener.js';
 import { createError } from '../errors.js';

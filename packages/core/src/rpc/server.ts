@@ -4,7 +4,8 @@
  * listener (`server.listen(secureListener)`); `serve()` in ./serve.ts does both for you.
  */
 import { EventEmitter } from 'node:events';
-import { encodeEnvelope, EnvelopeKind as Kind } from '../envelope/envelope.js';
+import { encodeEnvelope } from '../envelope/encode.js';
+import { EnvelopeKind as Kind } from '../envelope/types.js';
 import { createError } from '../errors.js';
 import type { AnyHandler } from './dispatcher.js';
 import { type EventListener, EventRouter } from './events.js';

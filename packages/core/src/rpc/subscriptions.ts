@@ -2,7 +2,7 @@
  * The peer's subscriptions: what it asked to receive with `$subscribe` / `$unsubscribe`, checked
  * against the policy, bounded in number, and matched by `wants(topic)` when we publish.
  */
-import { type Envelope, EnvelopeKind as Kind } from '../envelope/envelope.js';
+import { type Envelope, EnvelopeKind as Kind } from '../envelope/types.js';
 import type { SecureIpcError } from '../errors.js';
 import { UNSUBSCRIBE } from './methods.js';
 import { compilePatterns, type NameMatcher } from './patterns.js';

@@ -178,7 +178,7 @@ export function hostileSuite(test: Test, o: ConformanceOptions): void {
 
   test(`${o.name}: a silent client is dropped at the handshake timeout`, async (t) => {
     t.timeout(30_000);
-    const secure = await secureEchoServer(t, o, identities(), { handshakeTimeout: 300 });
+    const secure = await secureEchoServer(t, o, identities(), { handshakeTimeoutMs: 300 });
     const refused = nextHandshakeError(secure);
     const conn = await connect(t, o.transport, secure.address);
     const [err] = await refused;
@@ -190,7 +190,10 @@ export function hostileSuite(test: Test, o: ConformanceOptions): void {
     t.timeout(60_000);
     const ids = identities();
     const cap = 64;
-    const secure = await secureEchoServer(t, o, ids, { handshakeTimeout: 20_000, maxPendingHandshakes: cap });
+    const secure = await secureEchoServer(t, o, ids, {
+      handshakeTimeoutMs: 20_000,
+      maxPendingHandshakes: cap,
+    });
     const errors: ErrorCode[] = [];
     const errorCount = (count: number) =>
       new Promise<void>((resolve) => {

@@ -1,21 +1,23 @@
 /**
- * @secure-ipc/conformance (private): the conformance suite every secure-ipc transport runs.
- * `runTransportConformance(test, options)` registers all sub-suites with the caller's ava `test`;
- * each sub-suite is also exported on its own subpath (`@secure-ipc/conformance/basic`, `close`,
- * `large`, `stress`, `channel`, `hostile`) for a transport that needs only part of it.
+ * @secure-ipc/transport-conformance: the conformance suite every secure-ipc transport runs, ours
+ * and third parties' alike. `runTransportConformance(test, options)` registers all sub-suites with
+ * the caller's ava `test`; each sub-suite is also exported on its own subpath
+ * (`@secure-ipc/transport-conformance/basic`, `close`, `large`, `stress`, `channel`, `hostile`)
+ * for a transport that needs only part of it. It uses only `@secure-ipc/core`'s public API.
  *
  * @example
  * ```ts
- * // packages/transport-tcp/test/conformance.test.ts
- * import { runTransportConformance } from '@secure-ipc/conformance';
+ * // test/conformance.test.ts of a transport package, run by ava
+ * import { runTransportConformance } from '@secure-ipc/transport-conformance';
+ * import { unixTransport } from '@secure-ipc/transport-unix';
  * import test from 'ava';
- * import { tcpTransport } from '../src/index.js';
  *
+ * let n = 0;
  * runTransportConformance(test, {
- *   name: 'tcp',
- *   transport: tcpTransport(),
- *   address: () => 'tcp://127.0.0.1:0',
- *   child: { module: new URL('../src/index.js', import.meta.url).href, factory: 'tcpTransport' },
+ *   name: 'unix',
+ *   transport: unixTransport(),
+ *   address: () => `local://conformance-${process.pid}-${n++}`,
+ *   child: { module: '@secure-ipc/transport-unix', factory: 'unixTransport' },
  * });
  * ```
  *

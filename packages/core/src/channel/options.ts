@@ -1,0 +1,81 @@
+/**
+ * The secure channel's public shape: its options (the handshake's plus message size and rekey
+ * thresholds), its events and the `SecureChannel` interface, and the validation of the options.
+ */
+import type { EventEmitter } from 'node:events';
+import type { SecureIpcError } from '../errors.js';
+import {
+  assertPositive,
+  type HandshakeOptions,
+  type HandshakeRunOptions,
+  validateHandshakeOptions,
+} from '../handshake/options.js';
+import type { AbortOptions, PeerInfo } from '../transport/contract.js';
+
+/** Rekey thresholds per direction; whichever comes first. */
+export interface RekeyOptions {
+  /** Transport messages (frames) per sending key (default 2^20). */
+  messages?: number;
+  /** Plaintext bytes per sending key (default 1 GiB). */
+  bytes?: number;
+  /** Milliseconds per sending key (default 10 minutes). */
+  intervalMs?: number;
+}
+
+/** Options of `secureConnect`, `secureAccept` and `secureListen`. */
+export interface ChannelOptions extends HandshakeOptions {
+  /** Largest message accepted and sent (default 16 MiB). */
+  maxMessageSize?: number;
+  /** Rekey thresholds (defaults 2^20 messages, 1 GiB, 10 minutes). */
+  rekey?: RekeyOptions;
+}
+
+/** The channel options plus the handshake side and its internal knobs (the listener, tests). */
+export type EstablishOptions = ChannelOptions & HandshakeRunOptions;
+
+/** Events of a secure channel. */
+export interface ChannelEvents {
+  /** One whole message from the peer. */
+  message: [message: Uint8Array];
+  /** The channel closed: `undefined` for a graceful end, else the reason. Emitted once. */
+  close: [error: SecureIpcError | undefined];
+}
+
+/** An authenticated, encrypted message channel. */
+export interface SecureChannel extends EventEmitter<ChannelEvents> {
+  /** Which side of the handshake this end was. */
+  readonly role: 'initiator' | 'responder';
+  /** This side's static public key. */
+  readonly localStaticKey: Uint8Array;
+  /** The peer's static public key, authenticated by the handshake. */
+  readonly remoteStaticKey: Uint8Array;
+  /** The 64-byte handshake hash, equal on both ends, for channel binding. */
+  readonly handshakeHash: Uint8Array;
+  /** What the transport says about the peer process. */
+  readonly peer: PeerInfo;
+  /** The peer's handshake payload (validated map). */
+  readonly remotePayload: Readonly<Record<string, unknown>>;
+  /** Roles from the trust decision (empty if none). */
+  readonly roles: readonly string[];
+  /** The negotiated protocol version. */
+  readonly version: number;
+  /** True once closing started; sends are refused from then on. */
+  readonly closed: boolean;
+  /** Send one message; resolves once the transport accepted it (waits on backpressure). */
+  send(message: Uint8Array, options?: AbortOptions): Promise<void>;
+  /** Stop reading from the transport (the peer's sends back up). */
+  pause(): void;
+  /** Restart reading. */
+  resume(): void;
+  /** Graceful end after pending sends, or with an error an immediate teardown; 'close' fires once. */
+  close(error?: Error): Promise<void>;
+}
+
+/** Validate channel options; throws `SIPC_ERR_INVALID_ARGUMENT` (or `SIPC_ERR_BAD_KEY`). */
+export function validateChannelOptions(options: ChannelOptions): void {
+  validateHandshakeOptions(options);
+  assertPositive('maxMessageSize', options.maxMessageSize);
+  assertPositive('rekey.messages', options.rekey?.messages);
+  assertPositive('rekey.bytes', options.rekey?.bytes);
+  assertPositive('rekey.intervalMs', options.rekey?.intervalMs);
+}

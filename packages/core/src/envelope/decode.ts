@@ -1,0 +1,134 @@
+/**
+ * Decoding envelope v1: a fast path for the canonical layout the encoder writes, the generic
+ * msgpack decoder (lengths capped by the message size) for anything else; both end in
+ * `validateEnvelope`. Never throws.
+ */
+import { Decoder } from '@msgpack/msgpack';
+import type { DecodeResult, EnvelopeLimits } from './types.js';
+import { bad, validateEnvelope } from './validate.js';
+
+// One decoder per power-of-two size class (at most 33): a declared length can never exceed the
+// bytes that carry it, so capping every length at twice the message size stops a 5-byte array
+// header from making the decoder allocate for 4 billion elements.
+const decoders: Decoder[] = [];
+
+function decoderFor(byteLength: number): Decoder {
+  const cls = Math.max(0, 32 - Math.clz32(byteLength));
+  let d = decoders[cls];
+  if (d === undefined) {
+    const max = 2 ** cls;
+    d = new Decoder({
+      maxStrLength: max,
+      maxBinLength: max,
+      maxArrayLength: max,
+      maxMapLength: max,
+      maxExtLength: max,
+    });
+    decoders[cls] = d;
+  }
+  return d;
+}
+
+/** Decode and validate one channel message; never throws. */
+export function decodeEnvelope(bytes: Uint8Array, limits?: EnvelopeLimits): DecodeResult {
+  const fast = readCanonical(bytes);
+  if (fast !== undefined) return validateEnvelope(fast, limits);
+  let raw: unknown;
+  try {
+    raw = decoderFor(bytes.byteLength).decode(bytes);
+  } catch {
+    return bad('not a single msgpack value', undefined, undefined);
+  }
+  return validateEnvelope(raw, limits);
+}
+
+// Method and topic names repeat: a small direct-mapped cache returns the same string without
+// building it again (checked byte for byte, so a collision only costs a rebuild).
+const nameCache: (string | undefined)[] = new Array(256).fill(undefined);
+
+function readAsciiName(bytes: Uint8Array, start: number, len: number): string | undefined {
+  let hash = len;
+  for (let i = start; i < start + len; i++) {
+    const c = bytes[i]!;
+    if (c >= 0x80) return undefined;
+    hash = (hash * 31 + c) & 0xff;
+  }
+  const cached = nameCache[hash];
+  if (cached !== undefined && cached.length === len) {
+    let same = true;
+    for (let j = 0; j < len; j++)
+      if (cached.charCodeAt(j) !== bytes[start + j]) {
+        same = false;
+        break;
+      }
+    if (same) return cached;
+  }
+  let name = '';
+  for (let i = start; i < start + len; i++) name += String.fromCharCode(bytes[i]!);
+  nameCache[hash] = name;
+  return name;
+}
+
+function readUint(bytes: Uint8Array, pos: number): [value: number, next: number] | undefined {
+  const t = bytes[pos]!;
+  if (t < 0x80) return [t, pos + 1];
+  if (t === 0xcc) return pos + 1 < bytes.length ? [bytes[pos + 1]!, pos + 2] : undefined;
+  if (t === 0xcd)
+    return pos + 2 < bytes.length ? [(bytes[pos + 1]! << 8) | bytes[pos + 2]!, pos + 3] : undefined;
+  if (t === 0xce && pos + 4 < bytes.length)
+    return [
+      ((bytes[pos + 1]! << 24) >>> 0) + ((bytes[pos + 2]! << 16) | (bytes[pos + 3]! << 8) | bytes[pos + 4]!),
+      pos + 5,
+    ];
+  return undefined;
+}
+
+/**
+ * The fast path for envelopes laid out as encodeEnvelope writes them (fixmap; v, k, id, m in that
+ * order; at most one of p / e after them): the fixed fields are read by hand and only the last
+ * value goes through msgpack. Anything else returns undefined and takes the generic decoder; both
+ * paths end in the same validateEnvelope. Profiled: about half the cost of the generic decode.
+ */
+function readCanonical(bytes: Uint8Array): Record<string, unknown> | undefined {
+  const n = bytes.length;
+  if (n < 7 || (bytes[0]! & 0xf0) !== 0x80) return undefined;
+  const fields = bytes[0]! & 0x0f;
+  if (bytes[1] !== 0xa1 || bytes[2] !== 0x76 || bytes[3] !== 0x01) return undefined; // "v": 1
+  if (bytes[4] !== 0xa1 || bytes[5] !== 0x6b || bytes[6]! >= 0x80) return undefined; // "k": fixint
+  const out: Record<string, unknown> = { v: 1, k: bytes[6] };
+  let pos = 7;
+  let seen = 2;
+  if (seen < fields && bytes[pos] === 0xa2 && bytes[pos + 1] === 0x69 && bytes[pos + 2] === 0x64) {
+    const r = pos + 3 < n ? readUint(bytes, pos + 3) : undefined;
+    if (r === undefined) return undefined;
+    out.id = r[0];
+    pos = r[1];
+    seen++;
+  }
+  if (seen < fields && bytes[pos] === 0xa1 && bytes[pos + 1] === 0x6d) {
+    const t = bytes[pos + 2];
+    if (t === undefined || (t & 0xe0) !== 0xa0) return undefined; // fixstr only: names are short
+    const len = t & 0x1f;
+    const start = pos + 3;
+    if (start + len > n) return undefined;
+    const m = readAsciiName(bytes, start, len);
+    if (m === undefined) return undefined; // non-ASCII names take the generic path
+    out.m = m;
+    pos = start + len;
+    seen++;
+  }
+  if (seen === fields) return pos === n ? out : undefined;
+  if (seen + 1 !== fields || bytes[pos] !== 0xa1 || (bytes[pos + 1] !== 0x70 && bytes[pos + 1] !== 0x65))
+    return undefined;
+  const key = bytes[pos + 1] === 0x70 ? 'p' : 'e';
+  // A plain Uint8Array view (Buffer#subarray costs a FastBuffer construction per message), so
+  // binary values come out as Uint8Array views of the message.
+  const rest = new Uint8Array(bytes.buffer, bytes.byteOffset + pos + 2, n - pos - 2);
+  try {
+    // decode() refuses trailing bytes, so the value is exactly the rest of the message.
+    out[key] = decoderFor(rest.byteLength).decode(rest);
+  } catch {
+    return undefined;
+  }
+  return out;
+}

@@ -1,0 +1,64 @@
+/**
+ * What a handshake needs from its caller (the channel and the listener extend these options),
+ * and their validation: a bad option is a typed `SIPC_ERR_INVALID_ARGUMENT` at the call that
+ * passed it, before any byte is sent.
+ */
+import { createError } from '../errors.js';
+import type { KeyPair } from '../keys/key-pair.js';
+import type { AbortOptions } from '../transport/contract.js';
+import { encodePayload } from './payloads.js';
+import { buildPrologue } from './prologue.js';
+import { type Trust, validateTrust } from './trust.js';
+import type { EphemeralGenerator } from './xx.js';
+
+/** Options of the Noise_XX handshake (part of `ChannelOptions`). */
+export interface HandshakeOptions extends AbortOptions {
+  /** This side's static key pair. */
+  keyPair: KeyPair;
+  /** Which remote keys to accept: required, there is no silent trust-on-first-use. */
+  trust: Trust;
+  /** Application id bound into the prologue; peers with different ids fail the handshake. */
+  appId?: string;
+  /** Optional admission secret bound into the prologue; both sides need the same one. */
+  psk?: Uint8Array;
+  /** Extra handshake payload fields this side sends (e.g. `{ cert }`). */
+  payload?: Record<string, unknown>;
+  /** Milliseconds allowed for the handshake (default 10 000). */
+  handshakeTimeoutMs?: number;
+}
+
+/** The handshake options plus the side and the internal knobs (tests of negotiation and vectors). */
+export interface HandshakeRunOptions extends HandshakeOptions {
+  /** True for the side that sends message 1. */
+  initiator: boolean;
+  /** Versions this side speaks (tests of negotiation only; default `SUPPORTED_VERSIONS`). */
+  versions?: readonly number[] | undefined;
+  /** Fixed ephemeral keys (tests only). */
+  generateEphemeral?: EphemeralGenerator | undefined;
+}
+
+/** Throw `SIPC_ERR_INVALID_ARGUMENT` unless `value` is undefined or a positive finite number. */
+export function assertPositive(name: string, value: unknown): void {
+  if (value !== undefined && !(typeof value === 'number' && Number.isFinite(value) && value > 0))
+    throw createError('SIPC_ERR_INVALID_ARGUMENT', `${name} must be a positive number`);
+}
+
+/** Validate the options of every handshake; throws `SIPC_ERR_INVALID_ARGUMENT` (or `SIPC_ERR_BAD_KEY`). */
+export function validateHandshakeOptions(options: HandshakeOptions): void {
+  if (typeof options !== 'object' || options === null)
+    throw createError('SIPC_ERR_INVALID_ARGUMENT', 'channel options are required');
+  const kp = options.keyPair;
+  if (
+    typeof kp !== 'object' ||
+    kp === null ||
+    !(kp.publicKey instanceof Uint8Array) ||
+    !(kp.secretKey instanceof Uint8Array) ||
+    kp.publicKey.byteLength !== 32 ||
+    kp.secretKey.byteLength !== 32
+  )
+    throw createError('SIPC_ERR_INVALID_ARGUMENT', 'keyPair must hold a 32-byte publicKey and secretKey');
+  validateTrust(options.trust);
+  assertPositive('handshakeTimeoutMs', options.handshakeTimeoutMs);
+  buildPrologue(options.appId, options.psk);
+  if (options.payload !== undefined) encodePayload({}, options.payload);
+}

@@ -1,0 +1,20 @@
+/**
+ * @secure-ipc/core/transport: what a transport author needs. The contract (types, brand and
+ * guard, scheme selection), the socket helpers every socket transport uses, and the in-memory
+ * transport (the reference the conformance suite runs first). Applications import from
+ * `@secure-ipc/core`; errors (`createError`, `isSecureIpcError`) are there too.
+ */
+export {
+  type AbortOptions,
+  addressScheme,
+  type Connection,
+  isTransport,
+  type Listener,
+  type ListenerEvents,
+  type PeerInfo,
+  selectTransport,
+  TRANSPORT_BRAND,
+  type Transport,
+} from './contract.js';
+export { type MemoryConnection, memoryPair, memoryTransport } from './memory-transport.js';
+export { abortError, awaitConnect, socketConnection } from './socket-connection.js';
