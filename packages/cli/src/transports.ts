@@ -3,7 +3,8 @@
  * Linux/macOS) `local:` → transport-unix; `tcp:` → transport-tcp; `pipe:` and (on Windows) `local:`
  * → transport-win.
  */
-import { selectTransport, type Transport } from '@secure-ipc/core';
+import type { Transport } from '@secure-ipc/core';
+import { selectTransport } from '@secure-ipc/core/transport';
 import { tcpTransport } from '@secure-ipc/transport-tcp';
 import { unixTransport } from '@secure-ipc/transport-unix';
 import { pipeTransport } from '@secure-ipc/transport-win';

@@ -64,7 +64,7 @@ test('usage errors: unknown command, unknown option, missing file (exit 2 or 3, 
   t.regex(opt.stderr, /Unknown option '--bogus'/);
   const missing = await cli(['pubkey', '--key', '/nonexistent/key']);
   t.not(missing.code, 0);
-  t.regex(missing.stderr, /Cannot open the secret key file/);
+  t.regex(missing.stderr, /Cannot open \/nonexistent\/key/);
   const help = await cli(['--help']);
   t.is(help.code, 0);
   t.regex(help.stdout, /secure-ipc serve --listen ADDRESS/);

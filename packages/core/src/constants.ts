@@ -57,7 +57,7 @@ export const MAX_CHUNK_SIZE = MAX_FRAME_SIZE - FLAG_SIZE - TAG_LENGTH;
 export const DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024;
 
 /** Default time allowed from connect to a finished handshake (ms). */
-export const DEFAULT_HANDSHAKE_TIMEOUT = 10_000;
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 /** Default maximum number of handshakes in progress per listener. */
 export const DEFAULT_MAX_PENDING_HANDSHAKES = 64;

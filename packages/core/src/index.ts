@@ -1,35 +1,153 @@
 /**
- * @secure-ipc/core: the transport contract, framing, the Noise_XX handshake, the secure channel,
- * the msgpack envelope, RPC and the authorization policy. No OS-specific code lives here; install
- * the transports you need (`@secure-ipc/transport-unix`, `-tcp`, `-win`) beside it.
+ * @secure-ipc/core: the application API. Serve and call typed RPC over a mutually authenticated
+ * Noise_XX channel (`serve`, `connect`), or use the channel alone (`secureConnect`,
+ * `secureAccept`, `secureListen`); authorize with a deny-by-default policy; manage keys,
+ * certificates and revocation. No OS-specific code lives here: install the transports you need
+ * (`@secure-ipc/transport-unix`, `-tcp`, `-win`) beside it. What transport authors need is on the
+ * `@secure-ipc/core/transport` subpath; the wire codecs and the RPC engine are not exported.
+ *
+ * Every name is exported on purpose (no `export *`); test/api-snapshot.test.ts fails on a change
+ * that was not meant (update its snapshot and add a changeset).
  *
  * @packageDocumentation
  */
 
+// Channels.
 export type { ChannelEvents, ChannelOptions, RekeyOptions, SecureChannel } from './channel/options.js';
 export { secureAccept, secureConnect } from './channel/secure-channel.js';
-export * from './channel/secure-listener.js';
-export * from './constants.js';
-export * from './envelope/decode.js';
-export * from './envelope/encode.js';
-export * from './envelope/types.js';
-export { validateEnvelope } from './envelope/validate.js';
-export * from './envelope/wire-errors.js';
-export * from './errors.js';
-export * from './framing.js';
+export {
+  type SecureListener,
+  type SecureListenerEvents,
+  type SecureListenerOptions,
+  secureListen,
+} from './channel/secure-listener.js';
+// Protocol constants and default limits.
+export {
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  DEFAULT_MAX_MESSAGE_SIZE,
+  DEFAULT_MAX_PENDING_HANDSHAKES,
+  DEFAULT_REKEY,
+  MAX_APP_ID_LENGTH,
+  NOISE_PROTOCOL_NAME,
+  PROTOCOL_VERSION,
+  SUPPORTED_VERSIONS,
+} from './constants.js';
+// Errors.
+export {
+  createError,
+  type ErrorClass,
+  type ErrorCode,
+  Errors,
+  isSecureIpcError,
+  RemoteError,
+  type RemoteErrorOptions,
+  type SecureIpcError,
+  type SecureIpcErrorOf,
+  type SecureIpcErrorOptions,
+  toSecureIpcError,
+} from './errors.js';
 export type { HandshakeOptions } from './handshake/options.js';
 export type { Trust, TrustContext, TrustDecision } from './handshake/trust.js';
-export * from './identity/index.js';
-export * from './keys/key-file.js';
-export * from './keys/key-pair.js';
+// Identity: authorities, certificates, certificate trust, revocation.
+export {
+  type AuthorityKeyPair,
+  authorityFromSeed,
+  generateAuthority,
+  readAuthorityFile,
+  writeAuthorityFile,
+  zeroAuthority,
+} from './identity/authority.js';
+export {
+  type CertificateTrustDecision,
+  type CertificateTrustOptions,
+  certificateTrust,
+} from './identity/cert-trust.js';
+export {
+  CERTIFICATE_VERSION,
+  type Certificate,
+  type CertificateRefusal,
+  certificateFromText,
+  certificateRefusal,
+  certificateSignatureValid,
+  certificateToJSON,
+  certificateToText,
+  DEFAULT_CERTIFICATE_TTL_MS,
+  DEFAULT_CLOCK_SKEW_MS,
+  decodeCertificate,
+  encodeCertificate,
+  type IssueCertificateOptions,
+  issueCertificate,
+  loadCertificateFile,
+  MAX_CERTIFICATE_BYTES,
+  MAX_CERTIFICATE_ROLES,
+  type RevocationCheck,
+  type VerifyCertificateOptions,
+  verifyCertificate,
+  writeCertificateFile,
+} from './identity/certificate.js';
+export {
+  type EnforceRevocationOptions,
+  enforceRevocation,
+  type LifecycleDecision,
+  type LifecycleReason,
+  type RevocationEnforcer,
+  type RevocationEnforcerEvents,
+  refuseRevoked,
+} from './identity/enforcement.js';
+export {
+  addToRevocationFile,
+  MAX_REVOCATION_FILE_BYTES,
+  parseRevocationList,
+  REVOCATION_LIST_VERSION,
+  type RevocationEntries,
+  RevocationList,
+  type RevocationListEvents,
+  readRevocationFile,
+} from './identity/revocation.js';
+export {
+  type WatchedRevocationList,
+  type WatchRevocationListOptions,
+  watchRevocationList,
+} from './identity/revocation-watch.js';
+// Keys: key pairs, key text, key files, encrypted key files, the OS keystore.
+export {
+  decryptSecretKey,
+  ENCRYPTED_KEY_FILE_VERSION,
+  encryptSecretKey,
+  type PasswordHashLimits,
+  readEncryptedKeyFile,
+  writeEncryptedKeyFile,
+} from './keys/encrypted-key-file.js';
+export { readSecretKeyFile, writeSecretKeyFile } from './keys/key-file.js';
+export {
+  generateKeyPair,
+  type KeyPair,
+  keyFingerprint,
+  keyPairFromSecretKey,
+  zeroKeyPair,
+} from './keys/key-pair.js';
 export { decodeKey, encodeKey } from './keys/key-text.js';
-export { createClient, type RpcClient, type RpcClientEvents, type RpcClientOptions } from './rpc/client.js';
-export { type AnyHandler, REPLY_HIGH_WATER } from './rpc/dispatcher.js';
-export * from './rpc/events.js';
-export * from './rpc/idempotency.js';
-export { ALWAYS_ALLOWED_METHODS } from './rpc/methods.js';
-export { compilePatterns, type NameMatcher } from './rpc/patterns.js';
-export * from './rpc/peer.js';
+export {
+  deleteSecretKey,
+  KEYSTORE_SERVICE,
+  type KeystoreOptions,
+  loadSecretKey,
+  storeSecretKey,
+} from './keys/keystore.js';
+// RPC: clients, servers, policy, typed services.
+export {
+  createClient,
+  type RpcClient,
+  type RpcClientEvents,
+  type RpcClientOptions,
+} from './rpc/client.js';
+export type { EventListener } from './rpc/events.js';
+export {
+  DEFAULT_IDEMPOTENCY_MAX_ENTRIES,
+  DEFAULT_IDEMPOTENCY_WINDOW_MS,
+  type IdempotencyOptions,
+} from './rpc/idempotency.js';
+export type { RpcPeer } from './rpc/peer.js';
 export {
   createPolicy,
   DENY_ALL,
@@ -55,16 +173,20 @@ export {
   type RpcServerEvents,
   type RpcServerOptions,
 } from './rpc/server.js';
-export * from './rpc/service-types.js';
-export { DEFAULT_MAX_IN_FLIGHT, type RpcChannel } from './rpc/session.js';
-export * from './rpc/streams.js';
-export {
-  invalidAddress,
-  isLocalAppId,
-  listenError,
-  listenServer,
-  localAppId,
-} from './transport/address-rules.js';
-export * from './transport/contract.js';
-export { memoryPair, memoryTransport } from './transport/memory-transport.js';
-export * from './transport/socket-connection.js';
+export type {
+  EventContext,
+  EventMap,
+  Handler,
+  HandlerContext,
+  MethodName,
+  ParamsOf,
+  RequestHeaders,
+  RequestOptions,
+  ResultOf,
+  ServiceDefinition,
+  StreamItemOf,
+} from './rpc/service-types.js';
+export type { RpcChannel } from './rpc/session.js';
+export type { RemoteStream } from './rpc/streams.js';
+// The transport contract's types, as the options above name them (the rest: `./transport`).
+export type { AbortOptions, Connection, Listener, PeerInfo, Transport } from './transport/contract.js';

@@ -1,14 +1,13 @@
 import { createServer, type Server } from 'node:net';
 import test, { type ExecutionContext } from 'ava';
+import { isSecureIpcError, type SecureIpcError } from '../src/index.js';
 import {
   invalidAddress,
   isLocalAppId,
-  isSecureIpcError,
   listenError,
   listenServer,
   localAppId,
-  type SecureIpcError,
-} from '../src/index.js';
+} from '../src/transport/index.js';
 
 const ID_RULE =
   /the application id must be 1-64 characters of A-Z a-z 0-9 \. _ - starting with a letter or digit/;

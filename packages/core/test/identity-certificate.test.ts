@@ -23,7 +23,7 @@ import {
   writeAuthorityFile,
   writeCertificateFile,
   zeroAuthority,
-} from '../src/identity/index.js';
+} from '../src/index.js';
 import { generateKeyPair } from '../src/keys/key-pair.js';
 import { encodeKey } from '../src/keys/key-text.js';
 import { codeOf, tempDir } from './identity-helpers.js';

@@ -21,7 +21,7 @@ import {
   type LifecycleDecision,
   RevocationList,
   watchRevocationList,
-} from '../src/identity/index.js';
+} from '../src/index.js';
 import { generateKeyPair, type KeyPair, keyFingerprint } from '../src/keys/key-pair.js';
 import { createClient } from '../src/rpc/client.js';
 import { createPolicy } from '../src/rpc/policy.js';

@@ -6,7 +6,7 @@ import {
   encryptSecretKey,
   readEncryptedKeyFile,
   writeEncryptedKeyFile,
-} from '../src/identity/index.js';
+} from '../src/index.js';
 import { generateKeyPair } from '../src/keys/key-pair.js';
 import { codeOf, tempDir } from './identity-helpers.js';
 

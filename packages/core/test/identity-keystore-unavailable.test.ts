@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
-import { loadSecretKey, storeSecretKey } from '../src/identity/index.js';
+import { loadSecretKey, storeSecretKey } from '../src/index.js';
 import { codeOf } from './identity-helpers.js';
 
 test('no Secret Service on the bus: SIPC_ERR_KEYSTORE with the reason in cause, never "no key"', async (t) => {

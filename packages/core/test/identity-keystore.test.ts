@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import test from 'ava';
-import { deleteSecretKey, loadSecretKey, storeSecretKey } from '../src/identity/index.js';
+import { deleteSecretKey, loadSecretKey, storeSecretKey } from '../src/index.js';
 import { generateKeyPair } from '../src/keys/key-pair.js';
 import { codeOf } from './identity-helpers.js';
 

@@ -8,7 +8,7 @@ import {
   RevocationList,
   readRevocationFile,
   watchRevocationList,
-} from '../src/identity/index.js';
+} from '../src/index.js';
 import { generateKeyPair } from '../src/keys/key-pair.js';
 import { encodeKey } from '../src/keys/key-text.js';
 import { codeOf, tempDir } from './identity-helpers.js';

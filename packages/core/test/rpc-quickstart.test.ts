@@ -1,12 +1,6 @@
 import test from 'ava';
-import {
-  connect,
-  createPolicy,
-  generateKeyPair,
-  memoryTransport,
-  type RpcServer,
-  serve,
-} from '../src/index.js';
+import { connect, createPolicy, generateKeyPair, type RpcServer, serve } from '../src/index.js';
+import { memoryTransport } from '../src/transport/index.js';
 
 // The README's quick start, verbatim but for the assertions: a typed service and client.
 interface Files {

@@ -1,11 +1,6 @@
 /** Basic sub-suite: listen, connect, echo, peer info, connect to nothing, address in use, abort signals. */
-import {
-  addressScheme,
-  type Connection,
-  isSecureIpcError,
-  isTransport,
-  selectTransport,
-} from '@secure-ipc/core';
+import { type Connection, isSecureIpcError } from '@secure-ipc/core';
+import { addressScheme, isTransport, selectTransport } from '@secure-ipc/core/transport';
 import { echo, random } from './bytes.js';
 import { connect, echoServer, listen } from './harness.js';
 import type { ConformanceOptions, Test } from './options.js';

@@ -1,5 +1,6 @@
 /** Per-test setup helpers: every listener, connection and child is released in the test's teardown. */
-import type { AbortOptions, Connection, Listener, Transport } from '@secure-ipc/core';
+import type { Connection, Listener, Transport } from '@secure-ipc/core';
+import type { AbortOptions } from '@secure-ipc/core/transport';
 import type { ExecutionContext } from 'ava';
 import type { ConformanceOptions } from './options.js';
 import { startFixture } from './spawn.js';

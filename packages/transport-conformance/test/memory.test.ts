@@ -1,4 +1,4 @@
-import { memoryTransport } from '@secure-ipc/core';
+import { memoryTransport } from '@secure-ipc/core/transport';
 import test from 'ava';
 import { runTransportConformance } from '../src/index.js';
 

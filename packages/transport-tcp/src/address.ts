@@ -1,7 +1,8 @@
 /** Parsing of `tcp://HOST:PORT` (IPv4, bracketed IPv6, names) and the loopback test. */
 import { lookup } from 'node:dns/promises';
 import net from 'node:net';
-import { createError, invalidAddress } from '@secure-ipc/core';
+import { createError } from '@secure-ipc/core';
+import { invalidAddress } from '@secure-ipc/core/transport';
 
 /** A parsed `tcp://` address; `host` is unbracketed. */
 export interface TcpAddress {

@@ -1,13 +1,8 @@
 /** A listening TCP socket: tracks open connections so close() can destroy them. */
 import { EventEmitter } from 'node:events';
 import type { Server, Socket } from 'node:net';
-import {
-  type Connection,
-  type Listener,
-  type ListenerEvents,
-  socketConnection,
-  toSecureIpcError,
-} from '@secure-ipc/core';
+import { type Connection, type Listener, toSecureIpcError } from '@secure-ipc/core';
+import { type ListenerEvents, socketConnection } from '@secure-ipc/core/transport';
 
 /** Keep-alive probe delay: a dead peer (cable pulled, host gone) is noticed without application traffic. */
 const KEEP_ALIVE_MS = 30_000;

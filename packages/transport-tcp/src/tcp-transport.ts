@@ -1,16 +1,13 @@
 /** The TCP transport: `tcp://HOST:PORT`, loopback only unless `allowRemote`. */
 import net from 'node:net';
+import { type Connection, createError, type Listener, type Transport } from '@secure-ipc/core';
 import {
   type AbortOptions,
   abortError,
   awaitConnect,
-  type Connection,
-  createError,
-  type Listener,
   listenServer,
   TRANSPORT_BRAND,
-  type Transport,
-} from '@secure-ipc/core';
+} from '@secure-ipc/core/transport';
 import { formatTcpAddress, parseTcpAddress, resolveBindAddress } from './address.js';
 import { TcpListener, toConnection } from './listener.js';
 

@@ -4,7 +4,8 @@
  */
 import os from 'node:os';
 import path from 'node:path';
-import { createError, invalidAddress, localAppId } from '@secure-ipc/core';
+import { createError } from '@secure-ipc/core';
+import { invalidAddress, localAppId } from '@secure-ipc/core/transport';
 
 /** A parsed address: a socket file path, or a Linux abstract socket name. */
 export type UnixAddress =

@@ -5,13 +5,8 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Server, Socket } from 'node:net';
-import {
-  type Listener,
-  type ListenerEvents,
-  type PeerInfo,
-  socketConnection,
-  toSecureIpcError,
-} from '@secure-ipc/core';
+import { type Listener, type PeerInfo, toSecureIpcError } from '@secure-ipc/core';
+import { type ListenerEvents, socketConnection } from '@secure-ipc/core/transport';
 import { checkCredentials, type UnixCredentialPolicy } from './credential-policy.js';
 import { readPeerCredentials, type UnixPeerCredentials } from './peer-credentials.js';
 

@@ -3,16 +3,18 @@ import net from 'node:net';
 import path from 'node:path';
 import {
   type AbortOptions,
-  abortError,
-  awaitConnect,
   type Connection,
   createError,
   type Listener,
+  type Transport,
+} from '@secure-ipc/core';
+import {
+  abortError,
+  awaitConnect,
   listenServer,
   socketConnection,
   TRANSPORT_BRAND,
-  type Transport,
-} from '@secure-ipc/core';
+} from '@secure-ipc/core/transport';
 import { type LocalDirectoryOptions, netPath, parseUnixAddress } from './address.js';
 import {
   checkCredentials,

@@ -2,7 +2,8 @@
  * Parsing of the addresses transport-win handles and their mapping to pipe names. Pure functions
  * over strings: no I/O and no FFI, so they are testable on every OS.
  */
-import { createError, invalidAddress, localAppId } from '@secure-ipc/core';
+import { createError } from '@secure-ipc/core';
+import { invalidAddress, localAppId } from '@secure-ipc/core/transport';
 
 /** Longest full pipe name Windows accepts (`\\.\pipe\` included), in UTF-16 code units. */
 export const MAX_PIPE_PATH_LENGTH = 256;

@@ -12,7 +12,8 @@
  */
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
-import { createError, type Listener, type ListenerEvents, socketConnection } from '@secure-ipc/core';
+import { createError, type Listener } from '@secure-ipc/core';
+import { type ListenerEvents, socketConnection } from '@secure-ipc/core/transport';
 import {
   assertSoleInstance,
   createServerInstance,

@@ -1,14 +1,7 @@
 /** The Windows named-pipe transport: `pipe://NAME` and `local://APP-ID` addresses. */
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  type AbortOptions,
-  abortError,
-  type Connection,
-  createError,
-  socketConnection,
-  TRANSPORT_BRAND,
-  type Transport,
-} from '@secure-ipc/core';
+import { type Connection, createError, type Transport } from '@secure-ipc/core';
+import { type AbortOptions, abortError, socketConnection, TRANSPORT_BRAND } from '@secure-ipc/core/transport';
 import { parsePipeAddress } from './address.js';
 import { CLIENT_ACCESS, pipeSddl, SecurityDescriptor } from './hardening.js';
 import { handleToSocket, PipeListener } from './listener.js';

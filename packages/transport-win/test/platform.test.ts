@@ -3,7 +3,8 @@
  * SIPC_ERR_UNSUPPORTED_PLATFORM without loading koffi; on Windows it handles pipe: and local:.
  * This file runs under Linux node and under the Windows node in Wine (see package.json "test").
  */
-import { isSecureIpcError, isTransport, selectTransport } from '@secure-ipc/core';
+import { isSecureIpcError } from '@secure-ipc/core';
+import { isTransport, selectTransport } from '@secure-ipc/core/transport';
 import test from 'ava';
 import { pipeTransport } from '../src/index.js';
 

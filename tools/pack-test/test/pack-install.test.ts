@@ -16,7 +16,8 @@ const unix = join(repoRoot, 'packages', 'transport-unix');
 
 // Real use of both packages: a TCP listener on loopback, a connection, and a typed error by code.
 const esm = `
-import { generateKeyPair, encodeKey, isTransport, isSecureIpcError } from '@secure-ipc/core';
+import { generateKeyPair, encodeKey, isSecureIpcError } from '@secure-ipc/core';
+import { isTransport } from '@secure-ipc/core/transport';
 import { tcpTransport } from '@secure-ipc/transport-tcp';
 const t = tcpTransport();
 if (!isTransport(t)) throw new Error('tcpTransport() is not a transport');

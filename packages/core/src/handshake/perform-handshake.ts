@@ -8,7 +8,7 @@
  * caller gets a typed error with the real reason in `cause`.
  */
 import {
-  DEFAULT_HANDSHAKE_TIMEOUT,
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
   MAX_FRAME_SIZE,
   MAX_HANDSHAKE_MESSAGE1_SIZE,
   SUPPORTED_VERSIONS,
@@ -55,7 +55,7 @@ export async function performHandshake(
   // The options were validated by the caller (establish, secureListen), once.
   const io = new HandshakeIo(
     connection,
-    options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT,
+    options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
     options.signal,
   );
   let noise: NoiseHandshake | undefined;

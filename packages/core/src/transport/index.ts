@@ -1,9 +1,11 @@
 /**
  * @secure-ipc/core/transport: what a transport author needs. The contract (types, brand and
- * guard, scheme selection), the socket helpers every socket transport uses, and the in-memory
+ * guard, scheme selection), the address rules and socket helpers every transport uses, and the in-memory
  * transport (the reference the conformance suite runs first). Applications import from
  * `@secure-ipc/core`; errors (`createError`, `isSecureIpcError`) are there too.
  */
+
+export { invalidAddress, isLocalAppId, listenError, listenServer, localAppId } from './address-rules.js';
 export {
   type AbortOptions,
   addressScheme,
