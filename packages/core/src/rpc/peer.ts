@@ -96,7 +96,7 @@ export class RpcPeer {
   }
 
   /** Send a one-way event (after any requests still waiting for a slot, to keep call order). */
-  emit(topic: string, payload?: unknown): Promise<void> {
+  publish(topic: string, payload?: unknown): Promise<void> {
     return this.#caller.publish(topic, payload);
   }
 

@@ -65,7 +65,7 @@ export class Subscriptions {
     this.#patterns ??= new Map();
     const patterns = this.#patterns;
     if (!patterns.has(pattern) && patterns.size >= this.#max) {
-      responder.replyError(id, 'SIPC_ERR_INVALID_ARGUMENT', 'Too many subscriptions');
+      responder.replyError(id, 'SIPC_ERR_BUSY', 'Too many subscriptions');
       return;
     }
     patterns.set(pattern, compilePatterns([pattern]));
