@@ -159,7 +159,7 @@ async function main(): Promise<number> {
     tap.armTamper();
     const closed = new Promise<unknown>((resolve) => channel.once('close', resolve));
     const outcome = await client
-      .request('notes.add', { text: 'this must never arrive' }, { timeout: 10_000 })
+      .request('notes.add', { text: 'this must never arrive' }, { timeoutMs: 10_000 })
       .then(
         () => 'ANSWERED',
         (err: unknown) => err,

@@ -3,6 +3,8 @@
  * Each class has a stable `code` (match on it, never on the message), a `name`,
  * a default message and an optional `cause` carrying the real local reason.
  * A `Symbol.for` brand makes `isSecureIpcError` work across duplicate installs.
+ * One row has a hand-written class: `SIPC_ERR_REMOTE` (`RemoteError`) also carries the peer's
+ * own code and data.
  */
 
 const BRAND = Symbol.for('@secure-ipc/error');
@@ -54,6 +56,8 @@ export const ERROR_TABLE = {
   SIPC_ERR_CANCELLED: ['CancelledError', 'The request was cancelled'],
   SIPC_ERR_HANDLER: ['HandlerError', 'The handler failed'],
   SIPC_ERR_STREAM: ['StreamError', 'The stream failed'],
+  SIPC_ERR_REMOTE: ['RemoteError', 'The peer answered with an application error'],
+  SIPC_ERR_BUSY: ['BusyError', 'Refused: over a limit (too many requests or subscriptions at once)'],
   SIPC_ERR_BAD_CERTIFICATE: ['BadCertificateError', 'The certificate is invalid'],
   SIPC_ERR_CERT_EXPIRED: ['CertificateExpiredError', 'The certificate is expired or not yet valid'],
   SIPC_ERR_REVOKED: ['RevokedError', 'The peer or its certificate is revoked'],
@@ -85,7 +89,43 @@ export class SecureIpcError extends Error {
   }
 }
 
+/** Options of a `RemoteError`. */
+export interface RemoteErrorOptions extends SecureIpcErrorOptions {
+  /** The code the peer sent (an application's own, e.g. `SHOP_EMPTY`). */
+  remoteCode?: string;
+  /** The machine-readable detail the peer sent with it. */
+  data?: unknown;
+}
+
+/**
+ * An application error the peer answered with: `code` is always `SIPC_ERR_REMOTE`, the peer's
+ * own code is `remoteCode` and its detail `data`. Rethrown by a handler, it crosses the wire again
+ * with `remoteCode` as its code, so a proxy passes the original code on.
+ */
+export class RemoteError extends SecureIpcError {
+  static readonly code = 'SIPC_ERR_REMOTE';
+  declare readonly code: 'SIPC_ERR_REMOTE';
+  /** The code the peer sent. */
+  readonly remoteCode: string;
+  /** The detail the peer sent (undefined if none). */
+  readonly data: unknown;
+
+  constructor(message?: string, options: RemoteErrorOptions = {}) {
+    super('SIPC_ERR_REMOTE', message, options);
+    this.remoteCode = options.remoteCode ?? 'SIPC_ERR_REMOTE';
+    this.data = options.data;
+  }
+}
+
+/** The error type of `code` (`RemoteError` for SIPC_ERR_REMOTE). */
+export type SecureIpcErrorOf<C extends ErrorCode> = C extends 'SIPC_ERR_REMOTE'
+  ? RemoteError
+  : SecureIpcError & { readonly code: C };
+
 /** True for any secure-ipc error, even one from another copy of this package. */
+export function isSecureIpcError(value: unknown): value is SecureIpcError;
+/** True for a secure-ipc error with this `code`. */
+export function isSecureIpcError<C extends ErrorCode>(value: unknown, code: C): value is SecureIpcErrorOf<C>;
 export function isSecureIpcError(value: unknown, code?: ErrorCode): value is SecureIpcError {
   if (typeof value !== 'object' || value === null || (value as Record<symbol, unknown>)[BRAND] !== true)
     return false;
@@ -109,10 +149,15 @@ export type ErrorClass<C extends ErrorCode> = {
   readonly code: C;
 };
 
+/** The rows whose class is written by hand rather than generated. */
+const HAND_WRITTEN: Partial<Record<ErrorCode, ErrorClass<ErrorCode>>> = { SIPC_ERR_REMOTE: RemoteError };
+
 /** One class per code, generated from the table (for `instanceof` checks and direct construction). */
 export const Errors = Object.fromEntries(
   (Object.keys(ERROR_TABLE) as ErrorCode[]).map((code) => {
     const name = ERROR_TABLE[code][0];
+    const own = HAND_WRITTEN[code];
+    if (own !== undefined) return [name, own];
     const cls = class extends SecureIpcError {
       static readonly code = code;
       constructor(message?: string, options?: SecureIpcErrorOptions) {
@@ -122,7 +167,9 @@ export const Errors = Object.fromEntries(
     Object.defineProperty(cls, 'name', { value: name });
     return [name, cls];
   }),
-) as unknown as { [N in ErrorClassName]: ErrorClass<CodeOfName<N>> };
+) as unknown as { [N in Exclude<ErrorClassName, 'RemoteError'>]: ErrorClass<CodeOfName<N>> } & {
+  readonly RemoteError: typeof RemoteError;
+};
 
 const classByCode = new Map<ErrorCode, ErrorClass<ErrorCode>>(
   (Object.keys(ERROR_TABLE) as ErrorCode[]).map((code) => [
@@ -136,7 +183,7 @@ export function createError<C extends ErrorCode>(
   code: C,
   message?: string,
   options?: SecureIpcErrorOptions,
-): SecureIpcError & { readonly code: C } {
+): SecureIpcErrorOf<C> {
   const cls = classByCode.get(code)!;
-  return new cls(message, options) as SecureIpcError & { readonly code: C };
+  return new cls(message, options) as SecureIpcErrorOf<C>;
 }

@@ -32,7 +32,6 @@ export {
   PROTOCOL_VERSION,
   SUPPORTED_VERSIONS,
 } from './constants.js';
-export { RemoteError } from './envelope/wire-errors.js';
 // Errors.
 export {
   createError,
@@ -40,7 +39,10 @@ export {
   type ErrorCode,
   Errors,
   isSecureIpcError,
+  RemoteError,
+  type RemoteErrorOptions,
   type SecureIpcError,
+  type SecureIpcErrorOf,
   type SecureIpcErrorOptions,
   toSecureIpcError,
 } from './errors.js';
@@ -75,20 +77,22 @@ export {
   encodeCertificate,
   type IssueCertificateOptions,
   issueCertificate,
-  loadCertificateFile,
   MAX_CERTIFICATE_BYTES,
   MAX_CERTIFICATE_ROLES,
   type RevocationCheck,
+  readCertificateFile,
   type VerifyCertificateOptions,
   verifyCertificate,
   writeCertificateFile,
 } from './identity/certificate.js';
 export {
+  type EnforceRevocationOptions,
   enforceRevocation,
   type LifecycleDecision,
   type LifecycleReason,
   type RevocationEnforcer,
   type RevocationEnforcerEvents,
+  refuseRevoked,
 } from './identity/enforcement.js';
 export {
   addToRevocationFile,
@@ -155,9 +159,10 @@ export {
   type RoleGrant,
 } from './rpc/policy.js';
 export {
+  type ConnectOptions,
   connect,
-  type RpcConnectOptions,
-  type RpcServeOptions,
+  type ListeningServer,
+  type ServeOptions,
   serve,
   type TransportChoice,
 } from './rpc/serve.js';
@@ -175,6 +180,7 @@ export type {
   HandlerContext,
   MethodName,
   ParamsOf,
+  RequestHeaders,
   RequestOptions,
   ResultOf,
   ServiceDefinition,

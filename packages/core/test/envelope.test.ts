@@ -4,8 +4,8 @@ import { decodeEnvelope } from '../src/envelope/decode.js';
 import { encodeEnvelope } from '../src/envelope/encode.js';
 import { EnvelopeKind as Kind } from '../src/envelope/types.js';
 import { validateEnvelope } from '../src/envelope/validate.js';
-import { fromWireError, RemoteError, toWireError } from '../src/envelope/wire-errors.js';
-import { createError, isSecureIpcError } from '../src/errors.js';
+import { fromWireError, toWireError } from '../src/envelope/wire-errors.js';
+import { createError, isSecureIpcError, RemoteError } from '../src/errors.js';
 
 test('round trip keeps binary binary and drops absent fields', (t) => {
   const bin = new Uint8Array([0, 1, 2, 255]);
@@ -173,7 +173,7 @@ test('fromWireError rebuilds typed errors for known codes and RemoteError otherw
   t.is(known.message, 'No such method: x');
   const app = fromWireError({ code: 'SHOP_EMPTY', message: 'out', data: 1 });
   t.true(app instanceof RemoteError);
-  t.is((app as RemoteError).code, 'SHOP_EMPTY');
+  t.is((app as RemoteError).remoteCode, 'SHOP_EMPTY');
   t.is((app as RemoteError).data, 1);
 });
 

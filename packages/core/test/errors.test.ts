@@ -48,7 +48,32 @@ test('toSecureIpcError keeps typed errors and wraps others with cause', (t) => {
   t.is(wrapped.cause, raw);
 });
 
-test('docs/errors.md lists every code', (t) => {
+// The table in docs/errors.md, one row per line: | `CODE` | ClassName | when |
+function documentedRows(): Array<{ code: string; name: string; line: number }> {
   const doc = readFileSync(new URL('../../../../docs/errors.md', import.meta.url), 'utf8');
-  for (const code of codes) t.true(doc.includes(`\`${code}\``), `${code} missing from docs/errors.md`);
+  const rows: Array<{ code: string; name: string; line: number }> = [];
+  doc.split('\n').forEach((text, i) => {
+    const row = /^\|\s*`(SIPC_ERR_[A-Z_]+)`\s*\|\s*([A-Za-z]+)\s*\|/.exec(text);
+    if (row) rows.push({ code: row[1]!, name: row[2]!, line: i + 1 });
+  });
+  return rows;
+}
+
+test('docs/errors.md and the error table have the same rows, each code with its class on one line', (t) => {
+  const rows = documentedRows();
+  const documented = rows.map((r) => r.code);
+  t.is(new Set(documented).size, documented.length, 'a code is documented twice');
+  const table: readonly string[] = codes;
+  t.deepEqual(
+    codes.filter((c) => !documented.includes(c)),
+    [],
+    'in the table, missing from docs/errors.md',
+  );
+  t.deepEqual(
+    documented.filter((c) => !table.includes(c)),
+    [],
+    'in docs/errors.md, not in the table',
+  );
+  for (const { code, name, line } of rows)
+    t.is(name, ERROR_TABLE[code as ErrorCode]?.[0], `docs/errors.md:${line}: class of ${code}`);
 });

@@ -32,13 +32,16 @@ test('a repeat while the first runs waits for it', async (t) => {
 });
 
 test('entries expire after the window', async (t) => {
-  const cache = new IdempotencyCache({ windowMs: 1000 });
+  let clock = 0;
+  const cache = new IdempotencyCache({ windowMs: 1000, now: () => clock });
   let runs = 0;
   const exec = () => ok(++runs);
-  await cache.run('p', 'k', 'm', exec, 0);
-  await cache.run('p', 'k', 'm', exec, 999);
+  await cache.run('p', 'k', 'm', exec);
+  clock = 999;
+  await cache.run('p', 'k', 'm', exec);
   t.is(runs, 1);
-  await cache.run('p', 'k', 'm', exec, 1000);
+  clock = 1000;
+  await cache.run('p', 'k', 'm', exec);
   t.is(runs, 2);
 });
 

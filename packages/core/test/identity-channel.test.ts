@@ -27,7 +27,7 @@ import { createClient } from '../src/rpc/client.js';
 import { createPolicy } from '../src/rpc/policy.js';
 import { createServer } from '../src/rpc/server.js';
 import { memoryTransport } from '../src/transport/memory-transport.js';
-import { codeOf, refusalIn, tempDir } from './identity-helpers.js';
+import { closedWithin, codeOf, refusalIn, tempDir } from './identity-helpers.js';
 
 const ca = generateAuthority();
 const rogueCa = generateAuthority();
@@ -83,17 +83,6 @@ function clientOptions(kp: KeyPair, certificate?: Uint8Array): ChannelOptions {
 }
 
 /** Resolves with the channel's close error (or undefined), or after `ms` with 'open'. */
-function closedWithin(channel: SecureChannel, ms: number): Promise<Error | undefined | 'open'> {
-  if (channel.closed) return Promise.resolve(undefined);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve('open'), ms);
-    channel.once('close', (err) => {
-      clearTimeout(timer);
-      resolve(err);
-    });
-  });
-}
-
 test('certificates both ways: admitted, roles from each certificate on the other side', async (t) => {
   const h = await start(t);
   const client = generateKeyPair();
@@ -226,7 +215,7 @@ for (const [name, makeCert, reason] of serverRefusals) {
 test('revocation through the API cuts a live channel within 1 s and records a decision', async (t) => {
   const revocations = new RevocationList();
   const h = await start(t, { trust: certificateTrust({ authorities: [ca.publicKey], revocations }) });
-  const enforcer = enforceRevocation(h.secure, revocations);
+  const enforcer = enforceRevocation({ listener: h.secure, revocations });
   t.teardown(() => enforcer.close());
   const decisions: LifecycleDecision[] = [];
   enforcer.on('decision', (d) => decisions.push(d));
@@ -267,7 +256,7 @@ test('revocation through the watched file (secure-ipc revoke writes it) cuts a l
   const revocations = await watchRevocationList(path);
   t.teardown(() => revocations.close());
   const h = await start(t, { trust: certificateTrust({ authorities: [ca.publicKey], revocations }) });
-  const enforcer = enforceRevocation(h.secure, revocations);
+  const enforcer = enforceRevocation({ listener: h.secure, revocations });
   t.teardown(() => enforcer.close());
   const victim = generateKeyPair();
   const channel = await h.connect(clientOptions(victim, cert(victim)));
@@ -283,7 +272,7 @@ test('revocation through the watched file (secure-ipc revoke writes it) cuts a l
 
 test('certificate expiry cuts a live channel (within 1 s of notAfter) and is recorded', async (t) => {
   const h = await start(t, { trust: certificateTrust({ authorities: [ca.publicKey], clockSkewMs: 0 }) });
-  const enforcer = enforceRevocation(h.secure, new RevocationList());
+  const enforcer = enforceRevocation({ listener: h.secure, revocations: new RevocationList() });
   t.teardown(() => enforcer.close());
   const client = generateKeyPair();
   // Certificates have whole-second validity: notAfter lands 2-3 s from now, which leaves room
@@ -451,8 +440,8 @@ test('client-side enforcement: revoking the server key closes the client channel
     trust: certificateTrust({ authorities: [ca.publicKey], pinnedKeys: [pinnedClient.publicKey] }),
   });
   const revocations = new RevocationList();
-  const serverEnforcer = enforceRevocation(h.secure, revocations);
-  const clientEnforcer = enforceRevocation(undefined, revocations);
+  const serverEnforcer = enforceRevocation({ listener: h.secure, revocations });
+  const clientEnforcer = enforceRevocation({ revocations });
   t.teardown(() => {
     serverEnforcer.close();
     clientEnforcer.close();

@@ -25,3 +25,21 @@ export function refusalIn(err: unknown): { code: string | undefined; reason: unk
   }
   return undefined;
 }
+
+/** Anything that closes once with an optional error: a secure channel, an RPC client. */
+interface Closable {
+  readonly closed: boolean;
+  once(event: 'close', listener: (err?: Error) => void): unknown;
+}
+
+/** Resolves with the close error (undefined if clean or already closed), or 'open' after `ms`. */
+export function closedWithin(closable: Closable, ms: number): Promise<Error | undefined | 'open'> {
+  if (closable.closed) return Promise.resolve(undefined);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve('open'), ms);
+    closable.once('close', (err) => {
+      clearTimeout(timer);
+      resolve(err);
+    });
+  });
+}

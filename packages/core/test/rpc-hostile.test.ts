@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import test from 'ava';
 import { secureConnect } from '../src/channel/secure-channel.js';
 import { decodeEnvelope } from '../src/envelope/decode.js';
@@ -7,8 +6,8 @@ import { EnvelopeKind } from '../src/envelope/types.js';
 import { generateKeyPair } from '../src/keys/key-pair.js';
 import { REPLY_HIGH_WATER } from '../src/rpc/dispatcher.js';
 import { createPolicy } from '../src/rpc/policy.js';
-import { connect, serve } from '../src/rpc/serve.js';
-import { memoryTransport } from '../src/transport/memory-transport.js';
+import { serve } from '../src/rpc/serve.js';
+import { memoryRpc } from './fixtures/memory-rpc.js';
 import { tempSocketPath, unixTestTransport } from './fixtures/rpc-net.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -70,34 +69,18 @@ test('a peer that never reads its answers cannot make the server queue them with
 });
 
 test('a throwing audit or event listener is reported on the server and the session goes on', async (t) => {
-  const serverKeys = generateKeyPair();
-  const clientKeys = generateKeyPair();
-  const transport = memoryTransport();
-  const address = `memory://hostile-${randomUUID()}`;
-  const server = await serve({
-    transport,
-    address,
-    keyPair: serverKeys,
-    trust: { keys: [clientKeys.publicKey] },
+  const { server, client } = await memoryRpc(t, {
     policy: createPolicy({ roles: { all: { publish: ['*'] } }, defaultRoles: ['all'] }),
   });
-  t.teardown(() => server.close());
   const errors: unknown[] = [];
   server.on('error', (err) => errors.push(err));
   server.on('decision', () => {
     throw new Error('audit sink down');
   });
-  server.onEvent('x', () => {
+  server.subscribe('x', () => {
     throw new Error('listener bug');
   });
-  const client = await connect({
-    transport,
-    address,
-    keyPair: clientKeys,
-    trust: { keys: [serverKeys.publicKey] },
-  });
-  t.teardown(() => client.close());
-  await client.emitEvent('x', 1);
+  await client.publish('x', 1);
   t.is(await client.ping('ok'), 'ok');
   t.deepEqual(
     errors.map((e) => (e as Error).message),

@@ -1,6 +1,6 @@
 /** Per-test setup helpers: every listener, connection and child is released in the test's teardown. */
 import type { Connection, Listener, Transport } from '@secure-ipc/core';
-import type { ListenOptions } from '@secure-ipc/core/transport';
+import type { AbortOptions } from '@secure-ipc/core/transport';
 import type { ExecutionContext } from 'ava';
 import type { ConformanceOptions } from './options.js';
 import { startFixture } from './spawn.js';
@@ -10,7 +10,7 @@ export async function listen(
   t: ExecutionContext,
   transport: Transport,
   address: string,
-  options?: ListenOptions,
+  options?: AbortOptions,
 ): Promise<Listener> {
   const listener = await transport.listen(address, options);
   t.teardown(() => listener.close());

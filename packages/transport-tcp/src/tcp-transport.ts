@@ -2,10 +2,9 @@
 import net from 'node:net';
 import { type Connection, createError, type Listener, type Transport } from '@secure-ipc/core';
 import {
+  type AbortOptions,
   abortError,
   awaitConnect,
-  type ConnectOptions,
-  type ListenOptions,
   listenServer,
   TRANSPORT_BRAND,
 } from '@secure-ipc/core/transport';
@@ -19,7 +18,7 @@ export interface TcpTransportOptions {
 }
 
 /** Options of `listen`, overriding the transport's. */
-export interface TcpListenOptions extends ListenOptions {
+export interface TcpListenOptions extends AbortOptions {
   /** Allow a non-loopback bind for this listener. */
   allowRemote?: boolean | undefined;
 }
@@ -61,7 +60,7 @@ export class TcpTransport implements Transport {
   }
 
   /** Connect to `address`; the connection's `peer` has the remote address and port. */
-  async connect(address: string, options: ConnectOptions = {}): Promise<Connection> {
+  async connect(address: string, options: AbortOptions = {}): Promise<Connection> {
     if (options.signal?.aborted) throw abortError(options);
     const { host, port } = parseTcpAddress(address);
     if (port === 0) throw createError('SIPC_ERR_INVALID_ADDRESS', `Cannot connect to port 0: ${address}`);

@@ -11,8 +11,6 @@ import {
 import {
   abortError,
   awaitConnect,
-  type ConnectOptions,
-  type ListenOptions,
   listenServer,
   socketConnection,
   TRANSPORT_BRAND,
@@ -38,10 +36,10 @@ import { readPeerCredentials } from './peer-credentials.js';
 export interface UnixTransportOptions extends UnixCredentialPolicy, LocalDirectoryOptions {}
 
 /** Options of `listen`: the policy applied to connecting clients, overriding the transport's. */
-export interface UnixListenOptions extends ListenOptions, UnixCredentialPolicy {}
+export interface UnixListenOptions extends AbortOptions, UnixCredentialPolicy {}
 
 /** Options of `connect`: the policy applied to the server, overriding the transport's. */
-export interface UnixConnectOptions extends ConnectOptions, UnixCredentialPolicy {}
+export interface UnixConnectOptions extends AbortOptions, UnixCredentialPolicy {}
 
 function supportedSchemes(): readonly string[] {
   if (process.platform === 'win32') return [];

@@ -1,13 +1,7 @@
 /** The Windows named-pipe transport: `pipe://NAME` and `local://APP-ID` addresses. */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Connection, createError, type Transport } from '@secure-ipc/core';
-import {
-  abortError,
-  type ConnectOptions,
-  type ListenOptions,
-  socketConnection,
-  TRANSPORT_BRAND,
-} from '@secure-ipc/core/transport';
+import { type AbortOptions, abortError, socketConnection, TRANSPORT_BRAND } from '@secure-ipc/core/transport';
 import { parsePipeAddress } from './address.js';
 import { CLIENT_ACCESS, pipeSddl, SecurityDescriptor } from './hardening.js';
 import { handleToSocket, PipeListener } from './listener.js';
@@ -36,10 +30,10 @@ export interface PipeTransportOptions extends PipeCredentialPolicy {
 }
 
 /** Options of `listen`: the policy applied to connecting clients (and the DACL), overriding the transport's. */
-export interface PipeListenOptions extends ListenOptions, PipeCredentialPolicy {}
+export interface PipeListenOptions extends AbortOptions, PipeCredentialPolicy {}
 
 /** Options of `connect`: the policy the server's process owner must satisfy, overriding the transport's. */
-export interface PipeConnectOptions extends ConnectOptions, PipeCredentialPolicy {
+export interface PipeConnectOptions extends AbortOptions, PipeCredentialPolicy {
   /** How long to retry while every server instance is busy; overrides the transport's. */
   busyTimeoutMs?: number | undefined;
 }

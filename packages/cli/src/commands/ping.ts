@@ -84,7 +84,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
         const payload = randomBytes(PING_BYTES);
         const t0 = process.hrtime.bigint();
         try {
-          const echo = await client.ping(payload, { timeout: PING_TIMEOUT_MS });
+          const echo = await client.ping(payload, { timeoutMs: PING_TIMEOUT_MS });
           const rtt = Number(process.hrtime.bigint() - t0) / 1e6;
           if (!(echo instanceof Uint8Array) || !payload.equals(echo))
             throw new Error('the echo does not match');

@@ -77,7 +77,7 @@ export async function run(argv: string[], io: CliIo, stop?: AbortSignal): Promis
       ...(values['app-id'] !== undefined ? { appId: values['app-id'] } : {}),
     });
     if (revocations) {
-      const enforcer = enforceRevocation(secure, revocations);
+      const enforcer = enforceRevocation({ listener: secure, revocations });
       enforcer.on('decision', (d) =>
         println(io.stderr, `policy: closed the channel of ${d.who} (${d.what})`),
       );

@@ -377,7 +377,7 @@ export function certificateFromText(text: string): Certificate {
 }
 
 /** Read a certificate file (size-capped; structure only, verify with `verifyCertificate`). */
-export async function loadCertificateFile(path: string): Promise<Certificate> {
+export async function readCertificateFile(path: string): Promise<Certificate> {
   const raw = await readBoundedFile(path, { maxBytes: 8192, code: 'SIPC_ERR_BAD_CERTIFICATE' });
   return certificateFromText(raw.toString('utf8'));
 }

@@ -5,13 +5,16 @@
  * event. Expiry is armed per channel by the channel itself from `TrustDecision.expiresAt` (which
  * `certificateTrust` sets to notAfter + skew); the enforcer records those closes too. Each cut
  * is emitted as a `decision` event (who, what, never a payload) for the audit log.
+ * `refuseRevoked` applies the same list at the handshake, whatever the trust: a revoked peer never
+ * gets a channel in the first place (`serve({ revocations })` uses both).
  */
 import { EventEmitter } from 'node:events';
 import type { SecureChannel } from '../channel/options.js';
 import type { SecureListener } from '../channel/secure-listener.js';
 import { createError, isSecureIpcError } from '../errors.js';
+import { evaluateTrust, type Trust, validateTrust } from '../handshake/trust.js';
 import { keyFingerprint } from '../keys/key-pair.js';
-import { type Certificate, decodeCertificate } from './certificate.js';
+import { type Certificate, decodeCertificate, type RevocationCheck } from './certificate.js';
 import type { RevocationList } from './revocation.js';
 
 /** Why the enforcer cut a channel. */
@@ -43,6 +46,14 @@ export interface RevocationEnforcerEvents {
   decision: [decision: LifecycleDecision];
 }
 
+/** Options of `enforceRevocation`. */
+export interface EnforceRevocationOptions {
+  /** The list to enforce: every change re-checks the live channels. */
+  revocations: RevocationList;
+  /** Watch this listener's live and future channels (without one, `track` channels yourself). */
+  listener?: SecureListener;
+}
+
 interface Tracked {
   certificate: Certificate | undefined;
   onClose: (err: Error | undefined) => void;
@@ -57,8 +68,9 @@ export class RevocationEnforcer extends EventEmitter<RevocationEnforcerEvents> {
   #listener: SecureListener | undefined;
 
   /** Use `enforceRevocation`. */
-  constructor(revocations: RevocationList, listener?: SecureListener) {
+  constructor(options: EnforceRevocationOptions) {
     super();
+    const { revocations, listener } = options;
     this.#revocations = revocations;
     revocations.on('change', this.#onChange);
     if (listener !== undefined) {
@@ -76,17 +88,7 @@ export class RevocationEnforcer extends EventEmitter<RevocationEnforcerEvents> {
   /** Watch a channel (e.g. a client's); it is checked at once, then on every list change. */
   track(channel: SecureChannel): void {
     if (this.#tracked.has(channel) || channel.closed) return;
-    let certificate: Certificate | undefined;
-    const raw = channel.remotePayload.cert;
-    if (raw instanceof Uint8Array) {
-      try {
-        certificate = decodeCertificate(raw);
-      } catch {
-        // A channel admitted without certificate trust may carry anything under `cert`; its
-        // static key is still checked below.
-        certificate = undefined;
-      }
-    }
+    const certificate = certificateIn(channel.remotePayload);
     const onClose = (err: Error | undefined): void => {
       this.#tracked.delete(channel);
       if (isSecureIpcError(err, 'SIPC_ERR_CERT_EXPIRED')) this.#decide(channel, certificate, 'expired');
@@ -147,9 +149,40 @@ export class RevocationEnforcer extends EventEmitter<RevocationEnforcerEvents> {
  * Enforce `revocations` on the live channels of `listener` (and on any channel passed to
  * `track`): a revoked peer's channels close at once with SIPC_ERR_REVOKED when the list changes.
  */
-export function enforceRevocation(
-  listener: SecureListener | undefined,
-  revocations: RevocationList,
-): RevocationEnforcer {
-  return new RevocationEnforcer(revocations, listener);
+export function enforceRevocation(options: EnforceRevocationOptions): RevocationEnforcer {
+  return new RevocationEnforcer(options);
+}
+
+/**
+ * `trust`, refusing first any peer whose static key, or the serial of the certificate in its
+ * payload, is in `revocations`: the handshake fails with SIPC_ERR_UNTRUSTED_PEER whose `cause`
+ * is SIPC_ERR_REVOKED, as `certificateTrust({ revocations })` already does for certificates.
+ */
+export function refuseRevoked(trust: Trust, revocations: RevocationCheck): Trust {
+  validateTrust(trust); // a missing or malformed trust is the caller's error now, not a refusal later
+  return async (ctx) => {
+    const reason = revocations.check({
+      serial: certificateIn(ctx.payload)?.serial,
+      subjectKey: ctx.remoteStaticKey,
+    });
+    if (reason !== undefined)
+      throw createError('SIPC_ERR_REVOKED', 'The peer is revoked', { details: { reason } });
+    if (typeof trust === 'function') return trust(ctx);
+    // Pinned keys grant no roles and never expire: the check passing is the whole decision.
+    await evaluateTrust(trust, ctx);
+    return true;
+  };
+}
+
+/** The certificate a peer sent under `cert`, structurally decoded (not verified), if any. */
+function certificateIn(payload: Readonly<Record<string, unknown>>): Certificate | undefined {
+  const raw = payload.cert;
+  if (!(raw instanceof Uint8Array)) return undefined;
+  try {
+    return decodeCertificate(raw);
+  } catch {
+    // A peer admitted without certificate trust may carry anything under `cert`; its static key
+    // is still checked.
+    return undefined;
+  }
 }

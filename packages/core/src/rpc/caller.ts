@@ -68,16 +68,22 @@ export class Caller {
 
   /** Call `method`; resolves with the result, or an AsyncIterable if the peer answers with a stream. */
   request(method: string, params?: unknown, options: RequestOptions = {}): Promise<unknown> {
-    const { signal, timeout } = options;
-    if (timeout !== undefined && !(Number.isSafeInteger(timeout) && timeout > 0 && timeout <= MAX_TIMER_MS))
+    const { signal, timeoutMs } = options;
+    if (
+      timeoutMs !== undefined &&
+      !(Number.isSafeInteger(timeoutMs) && timeoutMs > 0 && timeoutMs <= MAX_TIMER_MS)
+    )
       return Promise.reject(
-        createError('SIPC_ERR_INVALID_ARGUMENT', 'timeout must be an integer from 1 to 2^31-1 milliseconds'),
+        createError(
+          'SIPC_ERR_INVALID_ARGUMENT',
+          'timeoutMs must be an integer from 1 to 2^31-1 milliseconds',
+        ),
       );
     const closed = this.#session.closeError;
     if (closed !== undefined) return Promise.reject(closed);
     if (signal?.aborted)
       return Promise.reject(createError('SIPC_ERR_ABORTED', undefined, { cause: signal.reason }));
-    const deadline = timeout === undefined ? undefined : Date.now() + timeout;
+    const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
     return new Promise((resolve, reject) => {
       if (this.#queue.size === 0 && this.#pending.size < this.#maxInFlight)
         return this.#start(method, params, options, deadline, resolve, reject);
@@ -107,10 +113,10 @@ export class Caller {
       };
       const onAbort = () => drop(createError('SIPC_ERR_ABORTED', undefined, { cause: signal?.reason }));
       signal?.addEventListener('abort', onAbort, { once: true });
-      if (timeout !== undefined)
+      if (timeoutMs !== undefined)
         timer = setTimeout(
-          () => drop(createError('SIPC_ERR_TIMEOUT', `Request timed out after ${timeout} ms`)),
-          timeout,
+          () => drop(createError('SIPC_ERR_TIMEOUT', `Request timed out after ${timeoutMs} ms`)),
+          timeoutMs,
         );
       this.#queue.push(queued);
     });
@@ -129,7 +135,7 @@ export class Caller {
       reject(closed);
       return;
     }
-    // The API's names become the wire's header keys here and nowhere else (docs/protocol.md, `h`).
+    // The API's names become the wire's header keys here (the dispatcher maps them back).
     let h: EnvelopeHeaders | undefined;
     if (deadline !== undefined || options.idempotencyKey !== undefined || options.traceparent !== undefined) {
       h = {};
@@ -146,7 +152,7 @@ export class Caller {
       reject(err);
       return;
     }
-    const { signal, timeout } = options;
+    const { signal, timeoutMs } = options;
     const pending: Pending = {
       id,
       resolve,
@@ -160,7 +166,8 @@ export class Caller {
     this.#pending.set(id, pending);
     if (h?.timeout !== undefined) {
       pending.timer = setTimeout(
-        () => this.#giveUp(pending, createError('SIPC_ERR_TIMEOUT', `Request timed out after ${timeout} ms`)),
+        () =>
+          this.#giveUp(pending, createError('SIPC_ERR_TIMEOUT', `Request timed out after ${timeoutMs} ms`)),
         h.timeout,
       );
     }

@@ -89,9 +89,9 @@ export class RpcClient<
     return this.#peer.request(PING, payload, options) as Promise<T>;
   }
 
-  /** Send a one-way event to the server. */
-  emitEvent<T extends Extract<keyof E, string>>(topic: T, payload: E[T]): Promise<void> {
-    return this.#peer.emit(topic, payload);
+  /** Send a one-way event to the server (the server's policy needs `publish` on the topic). */
+  publish<T extends Extract<keyof E, string>>(topic: T, payload: E[T]): Promise<void> {
+    return this.#peer.publish(topic, payload);
   }
 
   /**

@@ -12,14 +12,14 @@
  */
 import { MAX_TIMER_MS } from '../constants.js';
 import { encodeEnvelope } from '../envelope/encode.js';
-import { type Envelope, EnvelopeKind as Kind } from '../envelope/types.js';
+import { type Envelope, type EnvelopeHeaders, EnvelopeKind as Kind } from '../envelope/types.js';
 import { toWireError } from '../envelope/wire-errors.js';
 import { createError, isSecureIpcError, type SecureIpcError } from '../errors.js';
 import type { EventRouter } from './events.js';
 import type { IdempotencyCache, IdempotentOutcome } from './idempotency.js';
 import { PING } from './methods.js';
 import type { Policy, PolicyAction, PolicyDecision } from './policy.js';
-import type { EventContext, HandlerContext } from './service-types.js';
+import type { EventContext, HandlerContext, RequestHeaders } from './service-types.js';
 import { DEFAULT_MAX_IN_FLIGHT, noop, type Session } from './session.js';
 import { CreditGate, DEFAULT_STREAM_WINDOW } from './streams.js';
 
@@ -62,6 +62,17 @@ interface Incoming {
   /** An idempotent execution belongs to its key, not the connection: a disconnect leaves it running. */
   detached: boolean;
   answered: boolean;
+}
+
+const NO_HEADERS: RequestHeaders = Object.freeze({});
+
+/** The wire's header keys (docs/protocol.md, `h`) as the API names them; only those sent. */
+function requestHeaders(h: EnvelopeHeaders): RequestHeaders {
+  const headers: { timeoutMs?: number; idempotencyKey?: string; traceparent?: string } = {};
+  if (h.timeout !== undefined) headers.timeoutMs = h.timeout;
+  if (h.idem !== undefined) headers.idempotencyKey = h.idem;
+  if (h.trace !== undefined) headers.traceparent = h.trace;
+  return headers;
 }
 
 function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
@@ -147,7 +158,7 @@ export class Dispatcher {
       return;
     }
     if (this.#incoming.size >= this.#maxIncoming) {
-      this.replyError(id, 'SIPC_ERR_PROTOCOL', 'Too many requests in flight');
+      this.replyError(id, 'SIPC_ERR_BUSY', 'Too many requests in flight');
       return;
     }
     this.#run(id, method, handler, env);
@@ -219,8 +230,9 @@ export class Dispatcher {
   };
 
   #run(id: number, method: string, handler: AnyHandler, env: Envelope): void {
-    const headers = env.h ?? {};
-    const idem = headers.idem;
+    const wire = env.h;
+    const headers = wire === undefined ? NO_HEADERS : requestHeaders(wire);
+    const idem = headers.idempotencyKey;
     const call: Incoming = {
       controller: new AbortController(),
       timer: undefined,
@@ -231,12 +243,12 @@ export class Dispatcher {
     this.#incoming.set(id, call);
     // setTimeout cannot wait longer than 2^31-1 ms (it would fire at once): a longer budget is
     // as good as none.
-    if (headers.timeout !== undefined && headers.timeout <= MAX_TIMER_MS) {
+    if (headers.timeoutMs !== undefined && headers.timeoutMs <= MAX_TIMER_MS) {
       call.timer = setTimeout(() => {
         const err = createError('SIPC_ERR_TIMEOUT', 'The request passed its deadline');
         call.controller.abort(err);
         this.#finish(id, call, { ok: false, error: toWireError(err) });
-      }, headers.timeout);
+      }, headers.timeoutMs);
     }
     const { channel } = this.#session;
     const context: HandlerContext = {

@@ -26,6 +26,8 @@ export interface IdempotencyOptions {
   windowMs?: number;
   /** Most entries kept at once, pending or settled (default 10,000). */
   maxEntries?: number;
+  /** Clock, ms epoch (default Date.now); for tests. */
+  now?: () => number;
 }
 
 interface Entry {
@@ -43,6 +45,7 @@ export const DEFAULT_IDEMPOTENCY_MAX_ENTRIES = 10_000;
 export class IdempotencyCache {
   readonly #windowMs: number;
   readonly #maxEntries: number;
+  readonly #now: () => number;
   // Map keeps insertion order, and every entry lives exactly windowMs: the first entry is always
   // the oldest, so expiry and eviction both take from the front without a timer.
   readonly #entries = new Map<string, Entry>();
@@ -51,6 +54,7 @@ export class IdempotencyCache {
   constructor(options: IdempotencyOptions = {}) {
     this.#windowMs = options.windowMs ?? DEFAULT_IDEMPOTENCY_WINDOW_MS;
     this.#maxEntries = options.maxEntries ?? DEFAULT_IDEMPOTENCY_MAX_ENTRIES;
+    this.#now = options.now ?? Date.now;
     if (!(this.#windowMs > 0) || !(this.#maxEntries >= 1))
       throw createError('SIPC_ERR_INVALID_ARGUMENT', 'windowMs and maxEntries must be positive');
   }
@@ -70,8 +74,8 @@ export class IdempotencyCache {
     key: string,
     method: string,
     execute: () => Promise<IdempotentOutcome>,
-    now = Date.now(),
   ): Promise<IdempotentOutcome> {
+    const now = this.#now();
     this.#expire(now);
     // \0 cannot occur in a fingerprint, so (peer, key) pairs never collide.
     const id = `${peer}\0${key}`;

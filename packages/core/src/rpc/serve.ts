@@ -5,11 +5,13 @@
  */
 import type { ChannelOptions } from '../channel/options.js';
 import { secureConnect } from '../channel/secure-channel.js';
-import { secureListen } from '../channel/secure-listener.js';
+import { type SecureListener, type SecureListenerOptions, secureListen } from '../channel/secure-listener.js';
 import { createError } from '../errors.js';
+import { enforceRevocation, type RevocationEnforcer, refuseRevoked } from '../identity/enforcement.js';
+import type { RevocationList } from '../identity/revocation.js';
 import { selectTransport, type Transport } from '../transport/contract.js';
-import { RpcClient, type RpcClientOptions } from './client.js';
-import { RpcServer, type RpcServerOptions } from './server.js';
+import { createClient, type RpcClient, type RpcClientOptions } from './client.js';
+import { createServer, type RpcServer, type RpcServerOptions } from './server.js';
 import type { EventMap, ServiceDefinition } from './service-types.js';
 
 /** Where to listen or connect: one transport, or several to choose from by the address's scheme. */
@@ -21,13 +23,31 @@ export interface TransportChoice {
 }
 
 /** Options of `serve`. */
-export interface RpcServeOptions extends TransportChoice, ChannelOptions, RpcServerOptions {
-  /** Most handshakes in progress at once (default 64). */
-  maxPendingHandshakes?: number;
+export interface ServeOptions extends TransportChoice, SecureListenerOptions, RpcServerOptions {
+  /**
+   * Revoked keys and certificate serials (a `RevocationList` or a watched one): a revoked peer is
+   * refused at the handshake, and a live channel closes with SIPC_ERR_REVOKED once its peer is
+   * revoked.
+   */
+  revocations?: RevocationList;
 }
 
 /** Options of `connect`. */
-export interface RpcConnectOptions extends TransportChoice, ChannelOptions, RpcClientOptions {}
+export interface ConnectOptions extends TransportChoice, ChannelOptions, RpcClientOptions {}
+
+/** What `serve()` returns: the RPC server, with what it built to listen. */
+export interface ListeningServer<S extends object = ServiceDefinition, E extends object = EventMap>
+  extends RpcServer<S, E> {
+  /** The secure listener: its live channels, `update()` for key rotation, `handshakeError` events. */
+  readonly listener: SecureListener;
+  /**
+   * The enforcer of `revocations` (its `decision` events feed an audit log), undefined without
+   * them; it stops when the listener closes. A trust given later to `listener.update()` is not
+   * wrapped by the handshake check, but the enforcer still closes a revoked peer's channel as
+   * soon as its handshake ends.
+   */
+  readonly revocation: RevocationEnforcer | undefined;
+}
 
 function pick(choice: TransportChoice): Transport {
   const { transport, address } = choice;
@@ -39,33 +59,45 @@ function pick(choice: TransportChoice): Transport {
 }
 
 /**
- * Listen on `address` and serve RPC to every peer that passes `trust`, with `policy` deciding
- * what each may do (deny by default). Register handlers on the result right away: no request can
- * arrive before the first handshake, which takes several event loop turns.
+ * Listen on `address` and serve RPC to every peer that passes `trust` (and is not in
+ * `revocations`), with `policy` deciding what each may do (deny by default). Register handlers on
+ * the result right away: no request can arrive before the first handshake, which takes several
+ * event loop turns.
  */
 export async function serve<S extends object = ServiceDefinition, E extends object = EventMap>(
-  options: RpcServeOptions,
-): Promise<RpcServer<S, E>> {
+  options: ServeOptions,
+): Promise<ListeningServer<S, E>> {
   const transport = pick(options);
-  const server = new RpcServer<S, E>(options);
+  const { revocations } = options;
+  const server = createServer<S, E>(options);
   const listener = await transport.listen(options.address, { signal: options.signal });
+  let secure: SecureListener;
+  let revocation: RevocationEnforcer | undefined;
   try {
-    server.listen(secureListen(listener, options));
+    const trust = revocations === undefined ? options.trust : refuseRevoked(options.trust, revocations);
+    secure = secureListen(listener, { ...options, trust });
+    // Before the server attaches, so a revoked peer's channel is closed before it is served.
+    if (revocations !== undefined) {
+      const enforcer = enforceRevocation({ listener: secure, revocations });
+      secure.once('close', () => enforcer.close());
+      revocation = enforcer;
+    }
+    server.listen(secure);
   } catch (err) {
     await listener.close();
     throw err;
   }
-  return server;
+  return Object.assign(server, { listener: secure, revocation });
 }
 
 /** Connect to `address`, authenticate the server against `trust`, and return a typed client. */
 export async function connect<S extends object = ServiceDefinition, E extends object = EventMap>(
-  options: RpcConnectOptions,
+  options: ConnectOptions,
 ): Promise<RpcClient<S, E>> {
   const transport = pick(options);
   const connection = await transport.connect(options.address, { signal: options.signal });
   try {
-    return new RpcClient<S, E>(await secureConnect(connection, options), options);
+    return createClient<S, E>(await secureConnect(connection, options), options);
   } catch (err) {
     connection.destroy();
     throw err;

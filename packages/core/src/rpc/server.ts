@@ -22,7 +22,7 @@ export interface RpcServerOptions {
   policy?: Policy;
   /** Idempotency window settings (default 10 minutes, 10,000 entries). */
   idempotency?: IdempotencyOptions;
-  /** Most requests of one peer run at once (default 64); excess ones are refused with SIPC_ERR_PROTOCOL. */
+  /** Most requests of one peer run at once (default 64); excess ones are refused with SIPC_ERR_BUSY. */
   maxIncoming?: number;
   /** Most requests this server sends to one peer at once (default 64). */
   maxInFlight?: number;
@@ -94,11 +94,14 @@ export class RpcServer<
     return this;
   }
 
-  /** Listen for events peers send on topics matching `pattern`; returns the remover. */
-  onEvent<T extends Extract<keyof E, string>>(pattern: T, listener: EventListener<E[T]>): () => void;
-  /** Listen for events on a wildcard pattern (`files.*`). */
-  onEvent(pattern: string, listener: EventListener): () => void;
-  onEvent(pattern: string, listener: EventListener<any>): () => void {
+  /**
+   * Receive the events peers publish on topics matching `pattern` (a peer's event needs `publish`
+   * on its topic in the policy); returns the function that removes the listener.
+   */
+  subscribe<T extends Extract<keyof E, string>>(pattern: T, listener: EventListener<E[T]>): () => void;
+  /** Receive events on a wildcard pattern (`files.*`). */
+  subscribe(pattern: string, listener: EventListener): () => void;
+  subscribe(pattern: string, listener: EventListener<any>): () => void {
     return this.#events.add(pattern, listener);
   }
 

@@ -36,10 +36,23 @@ export interface HandlerContext {
   readonly roles: readonly string[];
   /** What the OS says about the peer process. */
   readonly peer: PeerInfo;
-  /** Validated request headers. */
-  readonly headers: Readonly<{ timeout?: number; idem?: string; trace?: string }>;
+  /** What the caller sent along with the request (validated; absent fields were not sent). */
+  readonly headers: RequestHeaders;
   /** Fires on cancel (reason SIPC_ERR_CANCELLED), deadline (SIPC_ERR_TIMEOUT) and disconnect (SIPC_ERR_CONNECTION_CLOSED). */
   readonly signal: AbortSignal;
+}
+
+/**
+ * The request's headers as a handler sees them: the same names as `RequestOptions` (the wire
+ * abbreviates them as `h.timeout`, `h.idem`, `h.trace`; see docs/protocol.md).
+ */
+export interface RequestHeaders {
+  /** Milliseconds the caller still waits for the answer (its budget left when it sent the request). */
+  readonly timeoutMs?: number;
+  /** The caller's idempotency key. */
+  readonly idempotencyKey?: string;
+  /** The caller's W3C traceparent. */
+  readonly traceparent?: string;
 }
 
 /** What an event listener knows about the sender. */
@@ -65,7 +78,7 @@ export type Handler<S, M extends keyof S> = (
 /** Options of one request. */
 export interface RequestOptions {
   /** Milliseconds to wait; past it the request rejects with SIPC_ERR_TIMEOUT and a cancel is sent. */
-  timeout?: number;
+  timeoutMs?: number;
   /** Abort the request: rejects with SIPC_ERR_ABORTED and a cancel is sent. */
   signal?: AbortSignal;
   /** Idempotency key: the server runs the request at most once per key within its window. */

@@ -5,7 +5,7 @@
 import { type Envelope, EnvelopeKind as Kind } from '../envelope/types.js';
 import type { SecureIpcError } from '../errors.js';
 import { UNSUBSCRIBE } from './methods.js';
-import { compilePatterns, type NameMatcher } from './patterns.js';
+import { compilePatterns, MAX_PATTERN_WILDCARDS, type NameMatcher, wildcardCount } from './patterns.js';
 import type { PolicyAction } from './policy.js';
 
 /** Default bound on the subscription patterns one peer may hold. */
@@ -38,8 +38,17 @@ export class Subscriptions {
   /** A `$subscribe` or `$unsubscribe` request `id` for `pattern`. */
   onRequest(id: number, method: string, pattern: unknown): void {
     const responder = this.#responder;
-    if (typeof pattern !== 'string' || pattern.length === 0 || pattern.length > MAX_PATTERN_LENGTH) {
-      responder.replyError(id, 'SIPC_ERR_BAD_ENVELOPE', 'A subscription pattern must be a non-empty string');
+    if (
+      typeof pattern !== 'string' ||
+      pattern.length === 0 ||
+      pattern.length > MAX_PATTERN_LENGTH ||
+      wildcardCount(pattern) > MAX_PATTERN_WILDCARDS
+    ) {
+      responder.replyError(
+        id,
+        'SIPC_ERR_BAD_ENVELOPE',
+        `A subscription pattern must be a non-empty string of at most ${MAX_PATTERN_LENGTH} characters and ${MAX_PATTERN_WILDCARDS} wildcards`,
+      );
       return;
     }
     if (method === UNSUBSCRIBE) {
@@ -56,7 +65,7 @@ export class Subscriptions {
     this.#patterns ??= new Map();
     const patterns = this.#patterns;
     if (!patterns.has(pattern) && patterns.size >= this.#max) {
-      responder.replyError(id, 'SIPC_ERR_INVALID_ARGUMENT', 'Too many subscriptions');
+      responder.replyError(id, 'SIPC_ERR_BUSY', 'Too many subscriptions');
       return;
     }
     patterns.set(pattern, compilePatterns([pattern]));

@@ -40,12 +40,6 @@ export interface AbortOptions {
   signal?: AbortSignal | undefined;
 }
 
-/** Options of `Transport.listen`; transports extend it with their own hardening settings. */
-export interface ListenOptions extends AbortOptions {}
-
-/** Options of `Transport.connect`; transports extend it with their own checks. */
-export interface ConnectOptions extends AbortOptions {}
-
 /** Events of a Listener. */
 export interface ListenerEvents {
   /** A new inbound connection that passed the transport's own checks (OS credentials etc.). */
@@ -74,10 +68,10 @@ export interface Transport {
   readonly name: string;
   /** URL schemes this transport handles on this OS, with the colon (`unix:`, `local:` ...). */
   readonly schemes: readonly string[];
-  /** Bind `address` and accept connections. */
-  listen(address: string, options?: ListenOptions): Promise<Listener>;
-  /** Open a connection to `address`. */
-  connect(address: string, options?: ConnectOptions): Promise<Connection>;
+  /** Bind `address` and accept connections (a transport's own options extend `AbortOptions`). */
+  listen(address: string, options?: AbortOptions): Promise<Listener>;
+  /** Open a connection to `address` (a transport's own options extend `AbortOptions`). */
+  connect(address: string, options?: AbortOptions): Promise<Connection>;
 }
 
 /** True if `value` is a secure-ipc transport (from any copy of core). */

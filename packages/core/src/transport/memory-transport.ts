@@ -6,11 +6,10 @@ import { EventEmitter } from 'node:events';
 import { Duplex } from 'node:stream';
 import { createError } from '../errors.js';
 import {
+  type AbortOptions,
   type Connection,
-  type ConnectOptions,
   type Listener,
   type ListenerEvents,
-  type ListenOptions,
   type PeerInfo,
   TRANSPORT_BRAND,
   type Transport,
@@ -125,7 +124,7 @@ class MemoryTransport implements Transport {
   readonly name = 'memory';
   readonly schemes: readonly string[] = ['memory:'];
 
-  async listen(address: string, options?: ListenOptions): Promise<Listener> {
+  async listen(address: string, options?: AbortOptions): Promise<Listener> {
     const name = parseAddress(address);
     if (options?.signal?.aborted) throw createError('SIPC_ERR_ABORTED');
     if (listeners.has(name)) throw createError('SIPC_ERR_ADDRESS_IN_USE', `${address} is already listening`);
@@ -134,7 +133,7 @@ class MemoryTransport implements Transport {
     return listener;
   }
 
-  async connect(address: string, options?: ConnectOptions): Promise<Connection> {
+  async connect(address: string, options?: AbortOptions): Promise<Connection> {
     const name = parseAddress(address);
     if (options?.signal?.aborted) throw createError('SIPC_ERR_ABORTED');
     const listener = listeners.get(name);

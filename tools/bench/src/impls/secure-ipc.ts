@@ -96,7 +96,7 @@ export function secureIpc(socket: SipcSocket, level: SipcLevel): Impl {
         peers: [{ key: peer, roles: ['bench'] }],
       });
       const server = createServer({ policy });
-      server.onEvent(SINK_TOPIC, () => {});
+      server.subscribe(SINK_TOPIC, () => {});
       server.listen(secure);
       return { address: listener.address, close: () => server.close() };
     },
@@ -116,7 +116,7 @@ function rpcClient(client: RpcClient): BenchClient {
   const flushMessage = makeMessage(KIND_ECHO, 1);
   return {
     request: async (m) => asBuffer(await client.ping<Uint8Array>(m)),
-    send: (m) => client.emitEvent(SINK_TOPIC, m),
+    send: (m) => client.publish(SINK_TOPIC, m),
     flush: async () => {
       await client.ping(flushMessage);
     },
