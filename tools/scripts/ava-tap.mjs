@@ -50,22 +50,24 @@ export function fileBailOut(name, reason) {
 
 /**
  * Run `command` (a runtime and ava's entry point) with `args` plus `--tap` in `cwd`, tee its
- * stdout to the terminal and to report `name`. Resolves to the exit code. `exclude` lists tests
- * not to run, each `{ title, why }`: ava skips them by `--match='!title'`, and the report opens
- * with one `# excluded: title: why` comment for each, so they are counted and never silent.
+ * stdout to the terminal and to report `name`. Resolves to the exit code. `exclude` lists what
+ * is not run, each `{ title, why }` (ava skips it by `--match='!title'`) or `{ file, why }` (the
+ * caller leaves the file out of `args`); the report opens with one `# excluded: ...: why` comment
+ * for each, so they are counted and never silent.
+ * `timeoutMs`: a run still going then is killed and its report ends in a bail-out.
  */
-export function runAvaTap({ cwd, name, command, args = [], env = process.env, exclude = [] }) {
+export function runAvaTap({ cwd, name, command, args = [], env = process.env, exclude = [], timeoutMs }) {
   mkdirSync(reportDir, { recursive: true });
   rmSync(reportPath(name), { force: true }); // a previous run's report never stands in for this one
   const partial = partialOf(name);
   const out = createWriteStream(partial);
-  for (const { title, why } of exclude) {
-    const line = `# excluded: ${title}: ${why}\n`;
+  for (const { title, file, why } of exclude) {
+    const line = `# excluded: ${title ?? `every test in ${file}`}: ${why}\n`;
     process.stdout.write(line);
     out.write(line);
   }
   const [cmd, ...pre] = command;
-  const match = exclude.map(({ title }) => `--match=!${title}`);
+  const match = exclude.filter((e) => e.title).map(({ title }) => `--match=!${title}`);
   const child = spawn(cmd, [...pre, '--tap', ...match, ...args], {
     cwd,
     env,
@@ -81,9 +83,16 @@ export function runAvaTap({ cwd, name, command, args = [], env = process.env, ex
     process.exit(130);
   };
   process.once('SIGINT', stop).once('SIGTERM', stop);
+  const watchdog =
+    timeoutMs &&
+    setTimeout(() => {
+      out.write(`\nBail out! no exit after ${timeoutMs / 1000} s: killed\n`);
+      child.kill('SIGKILL');
+    }, timeoutMs);
   return new Promise((resolveRun) => {
     const finish = (code, signal) =>
       out.end(() => {
+        clearTimeout(watchdog);
         process.off('SIGINT', stop).off('SIGTERM', stop);
         resolveRun(fileReport(name, partial, code ?? 1, signal));
       });
