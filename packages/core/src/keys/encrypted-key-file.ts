@@ -141,7 +141,7 @@ export async function writeEncryptedKeyFile(
   await writeSecretFile(path, encryptSecretKey(secretKey, passphrase, limits));
 }
 
-/** Read a passphrase-encrypted key file; refused (SIPC_ERR_INSECURE_KEY_FILE) when group/others can access it. */
+/** Read a passphrase-encrypted key file; refused (SIPC_ERR_INSECURE_KEY_FILE) when owned by another user or accessible by group/others. */
 export async function readEncryptedKeyFile(
   path: string,
   passphrase: string | Uint8Array,
