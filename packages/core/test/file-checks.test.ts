@@ -62,7 +62,7 @@ const readers: Reader[] = [
   {
     name: 'secret key file',
     kind: 'secret',
-    cap: 64,
+    cap: 256,
     pathCode: 'SIPC_ERR_INVALID_ARGUMENT',
     make: (p) => writeSecretKeyFile(p, generateKeyPair().secretKey),
     read: (p) => readSecretKeyFile(p),
