@@ -8,8 +8,8 @@ import {
   type Certificate,
   certificateTrust,
   type KeyPair,
-  loadCertificateFile,
   type RevocationCheck,
+  readCertificateFile,
   type Trust,
 } from '@secure-ipc/core';
 import { publicKeyArg } from './args.js';
@@ -44,7 +44,7 @@ export async function resolveTrust(options: {
     throw new CliError('--revocations needs --trust-ca (revocation applies to certificate trust)');
   let certificate: Certificate | undefined;
   if (options.certFile !== undefined) {
-    certificate = await loadCertificateFile(options.certFile);
+    certificate = await readCertificateFile(options.certFile);
     // Public keys: a plain comparison is fine (nothing secret to leak through timing).
     if (!Buffer.from(certificate.subjectKey).equals(Buffer.from(options.keyPair.publicKey)))
       throw new CliError(`--cert ${options.certFile} is for another key than --key`, ExitCode.KeyOrFile);

@@ -9,7 +9,7 @@ import {
   decodeKey,
   encodeKey,
   generateKeyPair,
-  loadCertificateFile,
+  readCertificateFile,
   readRevocationFile,
   verifyCertificate,
 } from '@secure-ipc/core';
@@ -95,7 +95,7 @@ test('cert issue: roles, ttl (default 24h), verifiable by the printed authority 
   t.deepEqual(json.roles, ['reader', 'metrics']);
   t.is(json.issuer, caPub);
   t.is(Date.parse(json.notAfter) - Date.parse(json.notBefore), 24 * 3_600_000, 'default ttl 24h');
-  const cert = await loadCertificateFile(certPath);
+  const cert = await readCertificateFile(certPath);
   t.notThrows(() => verifyCertificate(cert, { authorities: [caPub], subjectKey: subject.publicKey }));
   // The certificate file feeds certificateTrust exactly as serve/ping will use it.
   const decision = certificateTrust({ authorities: [caPub] })({
@@ -112,7 +112,7 @@ test('cert issue: roles, ttl (default 24h), verifiable by the printed authority 
     const p = join(d, `${ttl}.cert`);
     const r = await issue(caPath, subject.publicKey, 'x', p, '--ttl', ttl);
     t.is(r.code, 0, r.stderr);
-    const c = await loadCertificateFile(p);
+    const c = await readCertificateFile(p);
     t.is(c.notAfter - c.notBefore, ms, ttl);
   }
 

@@ -21,8 +21,8 @@ import {
   addToRevocationFile,
   generateAuthority,
   issueCertificate,
-  loadCertificateFile,
   readAuthorityFile,
+  readCertificateFile,
   readEncryptedKeyFile,
   readRevocationFile,
   readSecretKeyFile,
@@ -93,7 +93,7 @@ const readers: Reader[] = [
         p,
         issueCertificate(generateAuthority(), { subjectKey: generateKeyPair().publicKey, name: 'x' }),
       ),
-    read: (p) => loadCertificateFile(p),
+    read: (p) => readCertificateFile(p),
   },
   {
     name: 'revocation list file',
@@ -231,7 +231,7 @@ asRootOnLinux(
     const out = await runAs(
       65534,
       `const list = await core.readRevocationFile(${JSON.stringify(byRoot)});
-     await core.loadCertificateFile(${JSON.stringify(cert)});
+     await core.readCertificateFile(${JSON.stringify(cert)});
      const err = await core.readRevocationFile(${JSON.stringify(byOther)}).catch((e) => e);
      console.log(JSON.stringify({ revoked: list.serials.has(3), code: err.code, message: err.message }));`,
     );

@@ -15,10 +15,10 @@ import {
   decodeCertificate,
   generateAuthority,
   issueCertificate,
-  loadCertificateFile,
   MAX_CERTIFICATE_BYTES,
   RevocationList,
   readAuthorityFile,
+  readCertificateFile,
   verifyCertificate,
   writeAuthorityFile,
   writeCertificateFile,
@@ -248,7 +248,7 @@ test('certificate files: armored text round trip, JSON view, wrong kind of file 
   await writeCertificateFile(path, cert);
   t.is(statSync(path).mode & 0o777, 0o644);
   t.regex(readFileSync(path, 'utf8'), /^-----BEGIN SECURE-IPC CERTIFICATE-----\n/);
-  const loaded = await loadCertificateFile(path);
+  const loaded = await readCertificateFile(path);
   t.deepEqual(Buffer.from(loaded.bytes), Buffer.from(cert.bytes));
   t.deepEqual(certificateToJSON(loaded), {
     version: 1,
@@ -265,10 +265,10 @@ test('certificate files: armored text round trip, JSON view, wrong kind of file 
   const tmpCa = generateAuthority();
   await writeAuthorityFile(caPath, tmpCa);
   zeroAuthority(tmpCa);
-  const err = await t.throwsAsync(loadCertificateFile(caPath));
+  const err = await t.throwsAsync(readCertificateFile(caPath));
   t.is(codeOf(err), 'SIPC_ERR_BAD_CERTIFICATE');
   writeFileSync(join(dir, 'huge.cert'), 'A'.repeat(100_000));
-  const big = await t.throwsAsync(loadCertificateFile(join(dir, 'huge.cert')));
+  const big = await t.throwsAsync(readCertificateFile(join(dir, 'huge.cert')));
   t.is(codeOf(big), 'SIPC_ERR_BAD_CERTIFICATE');
 });
 

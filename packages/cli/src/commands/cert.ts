@@ -7,8 +7,8 @@ import {
   certificateSignatureValid,
   certificateToJSON,
   issueCertificate,
-  loadCertificateFile,
   readAuthorityFile,
+  readCertificateFile,
   writeCertificateFile,
   zeroAuthority,
 } from '@secure-ipc/core';
@@ -51,7 +51,7 @@ async function issue(argv: string[], io: CliIo): Promise<number> {
 async function inspect(argv: string[], io: CliIo): Promise<number> {
   const { positionals } = parse(argv, {}, true);
   if (positionals.length !== 1) throw new CliError('cert inspect takes exactly one FILE');
-  const cert = await loadCertificateFile(positionals[0]!);
+  const cert = await readCertificateFile(positionals[0]!);
   const signatureValid = certificateSignatureValid(cert);
   const now = Date.now();
   println(

@@ -381,7 +381,7 @@ export function certificateFromText(text: string): Certificate {
  * with `verifyCertificate`). No owner or mode check: a certificate is public and proves itself by
  * its signature.
  */
-export async function loadCertificateFile(path: string): Promise<Certificate> {
+export async function readCertificateFile(path: string): Promise<Certificate> {
   const raw = await readBoundedFile(path, { maxBytes: 8192, code: 'SIPC_ERR_BAD_CERTIFICATE' });
   return certificateFromText(raw.toString('utf8'));
 }
