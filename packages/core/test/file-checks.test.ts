@@ -16,7 +16,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import test from 'ava';
+import test, { type Implementation } from 'ava';
 import {
   addToRevocationFile,
   generateAuthority,
@@ -39,7 +39,10 @@ import { codeOf, tempDir } from './identity-helpers.js';
 const posix = process.platform !== 'win32';
 const root = process.geteuid?.() === 0;
 // Explicit gates: FIFOs, O_NOFOLLOW and POSIX owners exist only off Windows; chown and setpriv need root.
-const onPosix = posix ? test : test.skip;
+const onPosix: (title: string, fn: Implementation<[]>) => void = posix
+  ? test
+  : (title: string, fn: Implementation<[]>) =>
+      test.skip(`${title} (skipped on Windows: no FIFOs, O_NOFOLLOW or POSIX owners there)`, fn);
 const asRoot = posix && root ? test : test.skip;
 const asRootOnLinux = process.platform === 'linux' && root ? test : test.skip;
 

@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process';
 import { chmodSync, chownSync, lstatSync, mkdirSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import test, { type ExecutionContext } from 'ava';
+import test, { type ExecutionContext, type Implementation } from 'ava';
 import { rootLocalDirectory } from '../src/address.js';
 import { tempDir } from './helpers.js';
 
@@ -17,7 +17,10 @@ const PROBE = fileURLToPath(new URL('./fixtures/local-probe.js', import.meta.url
 const linux = process.platform === 'linux';
 const root = process.geteuid?.() === 0;
 // Explicit gates, each saying why in the test title.
-const onLinux = linux ? test : test.skip;
+const onLinux: (title: string, fn: Implementation<[]>) => void = linux
+  ? test
+  : (title: string, fn: Implementation<[]>) =>
+      test.skip(`${title} (skipped: XDG_RUNTIME_DIR is used on Linux only)`, fn);
 const asRootOnLinux = linux && root ? test : test.skip;
 /** The unprivileged user the probe runs as: nobody when we are root (through setpriv), else ourselves. */
 const USER = root ? 65534 : process.geteuid!();
