@@ -91,6 +91,11 @@ export class RpcPeer {
     return this.#dispatcher.queuedReplies;
   }
 
+  /** Those answers (replies and stream items) as charged against `maxQueuedReplyBytes`. */
+  get queuedReplyBytes(): number {
+    return this.#dispatcher.queuedReplyBytes;
+  }
+
   /** Call `method`; resolves with the result, or an AsyncIterable if the peer answers with a stream. */
   request(method: string, params?: unknown, options?: RequestOptions): Promise<unknown> {
     return this.#caller.request(method, params, options);

@@ -26,6 +26,18 @@ export interface RpcServerOptions {
   maxIncoming?: number;
   /** Most requests this server sends to one peer at once (default 64). */
   maxInFlight?: number;
+  /**
+   * Bytes of answers (replies and stream items) queued for one peer, not yet accepted by its
+   * transport, beyond which that peer's reads pause until it has read half of them; streams wait
+   * for room (default 8 MiB; each queued message also counts 512 bytes of overhead).
+   */
+  maxQueuedReplyBytes?: number;
+}
+
+/** Throw SIPC_ERR_INVALID_ARGUMENT unless `value` is undefined or a positive safe integer. */
+function assertCount(name: string, value: unknown): void {
+  if (value !== undefined && !(Number.isSafeInteger(value) && (value as number) > 0))
+    throw createError('SIPC_ERR_INVALID_ARGUMENT', `${name} must be a positive integer`);
 }
 
 /** Events of an RPC server. */
@@ -65,6 +77,7 @@ export class RpcServer<
   /** Create a server; nothing is served until channels are attached. */
   constructor(options: RpcServerOptions = {}) {
     super();
+    assertCount('maxQueuedReplyBytes', options.maxQueuedReplyBytes);
     this.#options = options;
     this.#policy = options.policy ?? DENY_ALL;
     this.#idempotency = new IdempotencyCache(options.idempotency);
@@ -123,6 +136,7 @@ export class RpcServer<
       idempotency: this.#idempotency,
       maxIncoming: this.#options.maxIncoming,
       maxInFlight: this.#options.maxInFlight,
+      maxQueuedReplyBytes: this.#options.maxQueuedReplyBytes,
       wantsDecisions: () => this.listenerCount('decision') > 0,
       onDecision: (d) => this.emit('decision', d),
       onError: (err) => {
