@@ -232,3 +232,91 @@ test('row 6, streams: 64 streams of 1 MiB items to a peer that never reads queue
   t.is(items, 64 * 16);
   await hostile.close();
 });
+
+/** A subscriber to `feed.*` that records the sequence number of every event it gets. */
+async function subscriber(channel: SecureChannel): Promise<number[]> {
+  const client = createClient(channel);
+  const seen: number[] = [];
+  await client.subscribe('feed.*', (payload) => {
+    const p = payload as Uint8Array;
+    seen.push(new DataView(p.buffer, p.byteOffset, p.byteLength).getUint32(0));
+  });
+  return seen;
+}
+
+async function until(condition: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (!condition() && Date.now() < end) await sleep(20);
+  return condition();
+}
+
+const EVENTS = 500;
+const EVENT_SIZE = 64 * 1024;
+
+for (const overflow of ['drop', 'disconnect'] as const) {
+  test(`row 7 (${overflow}): a subscriber that never reads cannot stall publish() for the others; it is ${overflow === 'drop' ? 'dropped from, counted' : 'disconnected with SIPC_ERR_BUSY'}; server memory bounded`, async (t) => {
+    t.timeout(120_000);
+    const server = await startServer(t, overflow === 'drop' ? {} : { eventOverflow: 'disconnect' });
+    const fastChannel = await server.connect();
+    const fast = await subscriber(fastChannel);
+    const slowChannel = await server.connect();
+    const slow = await subscriber(slowChannel);
+    const slowClosed = new Promise<void>((resolve) => slowChannel.once('close', () => resolve()));
+    slowChannel.pause(); // subscribed, and never reads again
+    await sleep(200);
+    const before = await server.rss();
+    // 500 events of 64 KiB (~31 MiB per subscriber), 5 ms apart (~13 MB/s): a subscriber that
+    // reads keeps up; one that does not passes the 4 MiB budget after ~70 of them.
+    const report = await server.publish(EVENTS, EVENT_SIZE, 5, 30_000);
+    t.truthy(report, 'publish() stalled: no report within 30 s');
+    if (report === undefined) return;
+    // Measured once the reading subscriber has everything: what is left is the slow one's share.
+    const fastDone = await until(() => fast.length === EVENTS, 10_000);
+    const after = await server.rss();
+    const held = (after.held - before.held) / MiB;
+    const growth = (after.rss - before.rss) / MiB;
+    const peers = await server.peers();
+    const slowReport = peers[1]!;
+    t.log(
+      `slowest publish ${report.slowestMs.toFixed(2)} ms; queued ${report.queued}, dropped ${report.dropped}; slow subscriber: ${slowReport.droppedEvents} dropped, ${(slowReport.queuedEventBytes / MiB).toFixed(2)} MiB queued, closed ${slowReport.closed}; server held +${held.toFixed(1)} MiB, RSS +${growth.toFixed(1)} MiB`,
+    );
+    t.true(report.slowestMs < 500, `a publish took ${report.slowestMs.toFixed(1)} ms`);
+    t.true(fastDone, `the reading subscriber got ${fast.length}`);
+    t.deepEqual(
+      fast,
+      Array.from({ length: EVENTS }, (_, i) => i),
+      'the reading subscriber got every event, in order',
+    );
+    t.true(report.dropped > 0);
+    // Each publish counts each subscriber once: queued or dropped.
+    if (overflow === 'drop') t.is(report.queued + report.dropped, 2 * EVENTS);
+    else t.true(report.queued > EVENTS && report.queued + report.dropped <= 2 * EVENTS);
+    // Held: the slow subscriber's 4 MiB + one event (measured 4.3 MiB; 0.3 once disconnected);
+    // unbounded, the slow one alone would hold 31 MiB. RSS also keeps what the allocator has not
+    // returned from encoding and encrypting 2 x 31 MiB of events (measured +15-41 MiB).
+    t.true(held < 8, `server holds ${held.toFixed(1)} MiB more`);
+    t.true(growth < 64, `server RSS grew ${growth.toFixed(1)} MiB`);
+    if (overflow === 'drop') {
+      t.is(report.dropEvents.drop, report.dropped, 'one eventDropped per drop');
+      t.is(slowReport.droppedEvents, report.dropped);
+      t.is(slowReport.closed, undefined, 'still connected');
+      t.true(slowReport.queuedEventBytes <= 4 * MiB + EVENT_SIZE + 1024);
+      // Reading again, it gets what was queued for it, in order; a dropped event never comes back.
+      slowChannel.resume();
+      t.true(await until(() => slow.length === EVENTS - report.dropped, 10_000), `${slow.length} events`);
+      await sleep(200);
+      t.is(slow.length, EVENTS - report.dropped);
+      t.true(
+        slow.every((n, i) => i === 0 || n > slow[i - 1]!),
+        'in order',
+      );
+    } else {
+      t.is(report.dropEvents.disconnect, 1, 'disconnected once');
+      t.is(report.dropped, 1, 'after the disconnect it is no subscriber any more');
+      t.is(slowReport.closed, 'SIPC_ERR_BUSY');
+      slowChannel.resume();
+      t.true(await settlesWithin(slowClosed, 5000), 'the slow subscriber sees its channel closed');
+    }
+    await fastChannel.close();
+  });
+}

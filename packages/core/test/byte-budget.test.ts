@@ -62,13 +62,23 @@ test('a producer that sends nothing passes its turn on; close() wakes every wait
   t.pass();
 });
 
-test('maxQueuedReplyBytes is validated', (t) => {
+test('maxQueuedReplyBytes, maxQueuedEventBytes and eventOverflow are validated', (t) => {
   for (const bad of [0, -1, 1.5, Number.NaN, '8'])
+    for (const option of ['maxQueuedReplyBytes', 'maxQueuedEventBytes'])
+      t.true(
+        isSecureIpcError(
+          t.throws(() => createServer({ [option]: bad as number })),
+          'SIPC_ERR_INVALID_ARGUMENT',
+        ),
+        `${option}: ${String(bad)}`,
+      );
+  for (const bad of ['block', '', 1])
     t.true(
       isSecureIpcError(
-        t.throws(() => createServer({ maxQueuedReplyBytes: bad as number })),
+        t.throws(() => createServer({ eventOverflow: bad as 'drop' })),
         'SIPC_ERR_INVALID_ARGUMENT',
       ),
       String(bad),
     );
+  t.notThrows(() => createServer({ eventOverflow: 'disconnect', maxQueuedEventBytes: 1 }));
 });
