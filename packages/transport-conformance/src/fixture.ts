@@ -7,6 +7,7 @@
  * Secret keys arrive in the environment (`SIPC_FIXTURE_SECRET_KEY`), never on the command line.
  */
 import type { Connection, Listener, Transport } from '@secure-ipc/core';
+import type { AbuseServerArgs } from './abuse-server.js';
 import type { SecureFixtureArgs } from './fixture-channel.js';
 import type { ChildTransportSpec } from './options.js';
 
@@ -16,7 +17,8 @@ export type FixtureRole =
   | 'stream-server'
   | 'stream-client'
   | 'channel-echo-server'
-  | 'rpc-server';
+  | 'rpc-server'
+  | 'abuse-server';
 
 /** The JSON argument of the fixture process. */
 export interface FixtureSpec {
@@ -52,6 +54,11 @@ async function stream(conn: Connection): Promise<void> {
 }
 
 async function serve(listener: Listener, role: FixtureRole, extra: Record<string, unknown>): Promise<void> {
+  if (role === 'abuse-server') {
+    const { serveAbuse } = await import('./abuse-server.js');
+    serveAbuse(listener, extra as unknown as AbuseServerArgs).attachToStdio();
+    return;
+  }
   if (role === 'channel-echo-server' || role === 'rpc-server') {
     // Loaded only for these roles, so the byte-level fixture never touches the crypto stack.
     const { serveSecure } = await import('./fixture-channel.js');

@@ -2,7 +2,8 @@
  * @secure-ipc/transport-conformance: the conformance suite every secure-ipc transport runs, ours
  * and third parties' alike. `runTransportConformance(test, options)` registers all sub-suites with
  * the caller's ava `test`; each sub-suite is also exported on its own subpath
- * (`@secure-ipc/transport-conformance/basic`, `close`, `large`, `stress`, `channel`, `hostile`)
+ * (`@secure-ipc/transport-conformance/basic`, `close`, `large`, `stress`, `channel`, `hostile`,
+ * `abuse`)
  * for a transport that needs only part of it. It uses only `@secure-ipc/core`'s public API.
  *
  * @example
@@ -23,6 +24,7 @@
  *
  * @packageDocumentation
  */
+import { abuseSuite } from './abuse.js';
 import { basicSuite } from './basic.js';
 import { channelSuite } from './channel.js';
 import { closeSuite } from './close.js';
@@ -31,6 +33,7 @@ import { largeSuite } from './large.js';
 import type { ConformanceOptions, Test } from './options.js';
 import { stressSuite } from './stress.js';
 
+export { abuseSuite } from './abuse.js';
 export { basicSuite } from './basic.js';
 export { channelSuite } from './channel.js';
 export { closeSuite } from './close.js';
@@ -47,4 +50,5 @@ export function runTransportConformance(test: Test, options: ConformanceOptions)
   stressSuite(test, options);
   channelSuite(test, options);
   hostileSuite(test, options);
+  abuseSuite(test, options);
 }

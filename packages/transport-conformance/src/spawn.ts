@@ -28,7 +28,7 @@ export async function startFixture(
   spec: ChildTransportSpec,
   role: FixtureRole,
   address: string,
-  extra: { args?: Record<string, unknown>; env?: Record<string, string> } = {},
+  extra: { args?: Record<string, unknown>; env?: Record<string, string>; nodeArgs?: readonly string[] } = {},
 ): Promise<Fixture> {
   const arg: FixtureSpec = {
     transport: { module: spec.module, factory: spec.factory, options: spec.options },
@@ -38,7 +38,7 @@ export async function startFixture(
   };
   const child = spawn(
     spec.execPath ?? process.execPath,
-    [...(spec.execArgv ?? []), FIXTURE, JSON.stringify(arg)],
+    [...(spec.execArgv ?? []), ...(extra.nodeArgs ?? []), FIXTURE, JSON.stringify(arg)],
     {
       stdio: ['pipe', 'pipe', 'inherit'],
       env: { ...process.env, ...spec.env, ...extra.env },
