@@ -5,13 +5,12 @@ import { isSecureIpcError } from '../src/errors.js';
 import { ByteBudget } from '../src/rpc/byte-budget.js';
 import { createServer } from '../src/rpc/server.js';
 
-test('over the limit once: onOver; back at half: onUnder', (t) => {
+test('over the limit once: reads paused; back at half: resumed', (t) => {
   const calls: string[] = [];
-  const budget = new ByteBudget(
-    100,
-    () => calls.push('over'),
-    () => calls.push('under'),
-  );
+  const budget = new ByteBudget(100, {
+    pause: () => calls.push('over'),
+    resume: () => calls.push('under'),
+  });
   budget.charge(60);
   budget.charge(60);
   budget.charge(10);

@@ -227,7 +227,7 @@ export class SecureChannelImpl
     // The deadline is armed now, not once the pending sends are out: a peer that does not read
     // would otherwise keep them (and this promise) pending forever. Not unref'd: the close promise
     // must settle even if the peer never answers.
-    this.closeTimer = setTimeout(this.onCloseDeadline, this.closeTimeoutMs);
+    this.closeTimer = setTimeout(() => this.onCloseDeadline(), this.closeTimeoutMs);
     // From here on incoming messages are read and discarded (not delivered), whatever pause() or
     // a waiting backlog said: the peer's end-of-stream must be seen for the close to complete.
     this.backlog = [];
@@ -245,7 +245,7 @@ export class SecureChannelImpl
 
   // The close deadline passed: tear the connection down. Clean if everything was sent and only
   // the peer's end was missing; otherwise what was still queued is lost, and the close says so.
-  private readonly onCloseDeadline = (): void => {
+  private onCloseDeadline(): void {
     if (this.state === 'closed') return;
     const unsent = this.sends.queuedBytes;
     this.destroy(
@@ -256,7 +256,7 @@ export class SecureChannelImpl
             `The close did not finish within ${this.closeTimeoutMs} ms (closeTimeoutMs): the peer did not read; ${unsent} bytes were not sent`,
           ),
     );
-  };
+  }
 
   private closed$(): Promise<void> {
     if (this.state === 'closed') return Promise.resolve();

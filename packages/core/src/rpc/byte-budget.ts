@@ -4,8 +4,8 @@
  * accepted it; one written at once is never charged. Each charge is the message's bytes plus
  * QUEUED_MESSAGE_OVERHEAD, so many tiny messages cannot hide their real cost behind a byte count.
  *
- *   turn (producers of stream items) ─► room? ─► encode ─► charge ─► over the limit? ─► onOver
- *   release ─► next waiting producer's turn while there is room ─► at or below half: onUnder
+ *   turn (producers of stream items) ─► room? ─► encode ─► take ─► over the limit? ─► pause reads
+ *   release ─► next waiting producer's turn while there is room ─► at or below half: resume reads
  */
 import { Fifo } from './fifo.js';
 
@@ -22,6 +22,12 @@ export const DEFAULT_MAX_QUEUED_REPLY_BYTES = 8 * 1024 * 1024;
 /** Default budget of events queued for one subscriber (4 MiB). */
 export const DEFAULT_MAX_QUEUED_EVENT_BYTES = 4 * 1024 * 1024;
 
+/** What a budget pauses while it is over its limit: the peer's reads (its channel). */
+export interface PausableReads {
+  pause(): void;
+  resume(): void;
+}
+
 /** Bytes queued for one peer against a limit. */
 export class ByteBudget {
   readonly limit: number;
@@ -32,14 +38,15 @@ export class ByteBudget {
   #turnHeld = false;
   // Created on the first wait: most sessions never wait (an empty Fifo per connection is not free).
   #waiting: Fifo<() => void> | undefined;
-  readonly #onOver: (() => void) | undefined;
-  readonly #onUnder: (() => void) | undefined;
+  readonly #reads: PausableReads | undefined;
 
-  /** `onOver` runs when a charge takes the total over `limit`, `onUnder` when it is back at half. */
-  constructor(limit: number, onOver?: () => void, onUnder?: () => void) {
+  /**
+   * `reads` is paused when a charge takes the total over `limit` and resumed when it is back at
+   * half (an object, not two closures: one budget per connection, and closures cost heap).
+   */
+  constructor(limit: number, reads?: PausableReads) {
     this.limit = limit;
-    this.#onOver = onOver;
-    this.#onUnder = onUnder;
+    this.#reads = reads;
   }
 
   /** Bytes charged now. */
@@ -69,7 +76,7 @@ export class ByteBudget {
     this.#used += cost;
     if (!this.#over && !this.#closed && this.#used > this.limit) {
       this.#over = true;
-      this.#onOver?.();
+      this.#reads?.pause();
     }
   }
 
@@ -91,7 +98,7 @@ export class ByteBudget {
     this.#serve();
     if (this.#over && !this.#closed && this.#used <= this.limit / 2) {
       this.#over = false;
-      this.#onUnder?.();
+      this.#reads?.resume();
     }
   }
 

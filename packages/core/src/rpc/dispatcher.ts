@@ -93,7 +93,9 @@ export class Dispatcher {
   readonly #incoming = new Map<number, Incoming>();
   readonly #eventContext: EventContext;
   #queuedReplies = 0;
-  readonly #answers: ByteBudget;
+  // Created when the first answer has to wait: most connections never queue one, and an idle
+  // connection should cost as little heap as possible.
+  #budget: ByteBudget | undefined;
 
   constructor(session: Session, identity: PeerIdentity, options: DispatcherOptions) {
     this.#session = session;
@@ -101,15 +103,6 @@ export class Dispatcher {
     this.#options = options;
     this.#maxIncoming = options.maxIncoming ?? DEFAULT_MAX_IN_FLIGHT;
     const { channel } = session;
-    // A peer that writes requests but never reads the answers would make them pile up: over the
-    // budget we stop reading it (its requests wait in its own socket) until it has read half.
-    this.#answers = new ByteBudget(
-      options.maxQueuedReplyBytes ?? DEFAULT_MAX_QUEUED_REPLY_BYTES,
-      () => channel.pause(),
-      () => {
-        if (this.#session.closeError === undefined) channel.resume();
-      },
-    );
     this.#eventContext = {
       topic: '',
       remoteStaticKey: channel.remoteStaticKey,
@@ -126,7 +119,17 @@ export class Dispatcher {
 
   /** What those answers are charged against maxQueuedReplyBytes (bytes + per-message overhead). */
   get queuedReplyBytes(): number {
-    return this.#answers.used;
+    return this.#budget?.used ?? 0;
+  }
+
+  // A peer that writes requests but never reads the answers would make them pile up: over the
+  // budget we stop reading it (its requests wait in its own socket) until it has read half.
+  get #answers(): ByteBudget {
+    this.#budget ??= new ByteBudget(
+      this.#options.maxQueuedReplyBytes ?? DEFAULT_MAX_QUEUED_REPLY_BYTES,
+      this.#session.channel,
+    );
+    return this.#budget;
   }
 
   /** Admit request `id`; false (and the channel closed) if the peer reused the id of one in flight. */
@@ -390,7 +393,7 @@ export class Dispatcher {
 
   /** The channel closed with `err`: running handlers are told (idempotent ones keep running). */
   close(err: SecureIpcError): void {
-    this.#answers.close();
+    this.#budget?.close();
     for (const call of this.#incoming.values()) {
       if (call.timer !== undefined && !call.detached) clearTimeout(call.timer);
       call.gate?.close();
