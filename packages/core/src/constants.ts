@@ -62,6 +62,12 @@ export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** Default maximum number of handshakes in progress per listener. */
 export const DEFAULT_MAX_PENDING_HANDSHAKES = 64;
 
+/**
+ * Default time from `close()` to a torn-down connection (ms): pending sends, our end and the
+ * peer's end must all happen within it, else the connection is destroyed.
+ */
+export const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
+
 /** Default rekey thresholds per direction: whichever comes first. */
 export const DEFAULT_REKEY = Object.freeze({
   /** Transport messages (frames) sent with one key. */

@@ -175,6 +175,8 @@ export {
 export {
   type ChannelSource,
   createServer,
+  type EventDrop,
+  type PublishResult,
   type RpcServer,
   type RpcServerEvents,
   type RpcServerOptions,

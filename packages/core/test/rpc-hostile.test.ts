@@ -4,7 +4,7 @@ import { decodeEnvelope } from '../src/envelope/decode.js';
 import { encodeEnvelope } from '../src/envelope/encode.js';
 import { EnvelopeKind } from '../src/envelope/types.js';
 import { generateKeyPair } from '../src/keys/key-pair.js';
-import { REPLY_HIGH_WATER } from '../src/rpc/dispatcher.js';
+import { DEFAULT_MAX_QUEUED_REPLY_BYTES, QUEUED_MESSAGE_OVERHEAD } from '../src/rpc/byte-budget.js';
 import { createPolicy } from '../src/rpc/policy.js';
 import { serve } from '../src/rpc/serve.js';
 import { memoryRpc } from './fixtures/memory-rpc.js';
@@ -13,7 +13,8 @@ import { tempSocketPath, unixTestTransport } from './fixtures/rpc-net.js';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // A peer that writes requests and never reads the answers must not make the server buffer them
-// without bound: past REPLY_HIGH_WATER queued answers it stops reading that peer.
+// without bound: past maxQueuedReplyBytes of queued answers it stops reading that peer
+// (byte-budget-process.test.ts measures the same with the server in its own process).
 test('a peer that never reads its answers cannot make the server queue them without bound', async (t) => {
   const serverKeys = generateKeyPair();
   const clientKeys = generateKeyPair();
@@ -51,8 +52,15 @@ test('a peer that never reads its answers cannot make the server queue them with
     await sleep(200);
   }
   const peer = [...server.peers][0]!;
-  t.log(`accepted ${accepted} of ${total}; server holds ${peer.queuedReplies} queued answers`);
-  t.true(peer.queuedReplies <= REPLY_HIGH_WATER, `${peer.queuedReplies} answers queued`);
+  t.log(
+    `accepted ${accepted} of ${total}; server holds ${peer.queuedReplies} queued answers, ${peer.queuedReplyBytes} bytes charged`,
+  );
+  const oneAnswer = payload.byteLength + 64 + QUEUED_MESSAGE_OVERHEAD;
+  t.true(peer.queuedReplyBytes > 0);
+  t.true(
+    peer.queuedReplyBytes <= DEFAULT_MAX_QUEUED_REPLY_BYTES + oneAnswer,
+    `${peer.queuedReplyBytes} bytes of answers queued`,
+  );
   t.true(accepted < total, 'the server stopped reading the flood');
   // Reading again drains everything: each request answered exactly once, nothing lost.
   const seen = new Set<number>();
@@ -66,6 +74,7 @@ test('a peer that never reads its answers cannot make the server queue them with
   await Promise.all(sends);
   t.is(seen.size, total);
   t.is(peer.queuedReplies, 0);
+  t.is(peer.queuedReplyBytes, 0);
 });
 
 test('a throwing audit or event listener is reported on the server and the session goes on', async (t) => {

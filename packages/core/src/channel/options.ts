@@ -3,7 +3,8 @@
  * thresholds), its events and the `SecureChannel` interface, and the validation of the options.
  */
 import type { EventEmitter } from 'node:events';
-import type { SecureIpcError } from '../errors.js';
+import { MAX_TIMER_MS } from '../constants.js';
+import { createError, type SecureIpcError } from '../errors.js';
 import {
   assertPositive,
   type HandshakeOptions,
@@ -28,6 +29,12 @@ export interface ChannelOptions extends HandshakeOptions {
   maxMessageSize?: number;
   /** Rekey thresholds (defaults 2^20 messages, 1 GiB, 10 minutes). */
   rekey?: RekeyOptions;
+  /**
+   * Most milliseconds a graceful `close()` takes, counted from the call (default 5,000): pending
+   * sends, our end of the stream and the peer's end must fit in it; then the connection is
+   * destroyed, whatever the peer does (a peer that does not read cannot hold a close open).
+   */
+  closeTimeoutMs?: number;
 }
 
 /** The channel options plus the handshake side and its internal knobs (the listener, tests). */
@@ -67,7 +74,14 @@ export interface SecureChannel extends EventEmitter<ChannelEvents> {
   pause(): void;
   /** Restart reading. */
   resume(): void;
-  /** Graceful end after pending sends, or with an error an immediate teardown; 'close' fires once. */
+  /** Bytes handed to `send()` and not yet accepted by the transport (waiting on backpressure). */
+  readonly queuedBytes: number;
+  /**
+   * Graceful end after pending sends, or with an error an immediate teardown; 'close' fires once.
+   * Settles within `closeTimeoutMs` of the call: past it the connection is destroyed, and if sends
+   * were still pending the 'close' event carries SIPC_ERR_TIMEOUT (they reject with
+   * SIPC_ERR_CHANNEL_CLOSED). Never rejects.
+   */
   close(error?: Error): Promise<void>;
 }
 
@@ -78,4 +92,13 @@ export function validateChannelOptions(options: ChannelOptions): void {
   assertPositive('rekey.messages', options.rekey?.messages);
   assertPositive('rekey.bytes', options.rekey?.bytes);
   assertPositive('rekey.intervalMs', options.rekey?.intervalMs);
+  const closeTimeoutMs = options.closeTimeoutMs;
+  if (
+    closeTimeoutMs !== undefined &&
+    !(Number.isSafeInteger(closeTimeoutMs) && closeTimeoutMs > 0 && closeTimeoutMs <= MAX_TIMER_MS)
+  )
+    throw createError(
+      'SIPC_ERR_INVALID_ARGUMENT',
+      'closeTimeoutMs must be an integer from 1 to 2^31-1 milliseconds',
+    );
 }

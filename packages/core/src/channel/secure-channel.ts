@@ -4,7 +4,13 @@
  * with rekeying, flow control and a single 'close' event. Wire format: docs/protocol.md.
  */
 import { EventEmitter } from 'node:events';
-import { DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_REKEY, MAX_FRAME_SIZE, MAX_TIMER_MS } from '../constants.js';
+import {
+  DEFAULT_CLOSE_TIMEOUT_MS,
+  DEFAULT_MAX_MESSAGE_SIZE,
+  DEFAULT_REKEY,
+  MAX_FRAME_SIZE,
+  MAX_TIMER_MS,
+} from '../constants.js';
 import { createError, type SecureIpcError, toSecureIpcError } from '../errors.js';
 import type { FrameReader, FrameReaderOwner } from '../framing.js';
 import type { NoiseCipherState } from '../handshake/cipher-state.js';
@@ -47,9 +53,6 @@ export async function establish(
  */
 export const kTrySend: unique symbol = Symbol.for('@secure-ipc/core/channel.trySend');
 
-/** How long a graceful close waits for the peer to end its side before tearing down. */
-const CLOSE_LINGER_MS = 5_000;
-
 /** The channel implementation (exported for tests; use the `SecureChannel` interface). */
 export class SecureChannelImpl
   extends EventEmitter<ChannelEvents>
@@ -68,12 +71,15 @@ export class SecureChannelImpl
   private readonly reassembly: Reassembly;
   private readonly reader: FrameReader;
   private readonly maxMessageSize: number;
+  private readonly closeTimeoutMs: number;
 
   private backlog: Uint8Array[] = [];
   private userPaused = false;
   private remoteEnded = false;
   private connectionClosed = false;
   private started = false;
+  /** Our side of the stream was ended (every send before close() was handed to the transport). */
+  private ended = false;
 
   private readonly sends: SendQueue;
 
@@ -81,7 +87,7 @@ export class SecureChannelImpl
   private closePromise: Promise<void> | undefined;
   private closeResolve: (() => void) | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
-  private lingerTimer: NodeJS.Timeout | undefined;
+  private closeTimer: NodeJS.Timeout | undefined;
 
   /** Wrap a connection whose handshake just finished. */
   constructor(connection: Connection, result: HandshakeResult, options: EstablishOptions) {
@@ -104,6 +110,7 @@ export class SecureChannelImpl
     this.reader = result.reader;
     this.reader.limit = MAX_FRAME_SIZE;
     this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
+    this.closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
     this.reassembly = new Reassembly(result.rx, this.maxMessageSize);
     this.remoteEnded = result.ended;
 
@@ -155,6 +162,11 @@ export class SecureChannelImpl
   // A getter, so TypeScript does not narrow it away across calls that may close the channel.
   private get finalized(): boolean {
     return this.state === 'closed';
+  }
+
+  /** Bytes handed to send() and not yet accepted by the transport (see SendQueue.queuedBytes). */
+  get queuedBytes(): number {
+    return this.sends.queuedBytes;
   }
 
   /** The transport cipher states (tests check they are wiped on close). */
@@ -212,20 +224,38 @@ export class SecureChannelImpl
     }
     if (this.state !== 'open') return this.closed$();
     this.state = 'closing';
+    // The deadline is armed now, not once the pending sends are out: a peer that does not read
+    // would otherwise keep them (and this promise) pending forever. Not unref'd: the close promise
+    // must settle even if the peer never answers.
+    this.closeTimer = setTimeout(() => this.onCloseDeadline(), this.closeTimeoutMs);
     // From here on incoming messages are read and discarded (not delivered), whatever pause() or
     // a waiting backlog said: the peer's end-of-stream must be seen for the close to complete.
     this.backlog = [];
     this.pump();
     const end = () => {
       if (this.state === 'closed') return;
+      this.ended = true;
       this.connection.end();
-      // Keep reading until the peer ends too, so no reset hits data in flight; the timer is not
-      // unref'd because the close promise must settle even if the peer never answers.
-      this.lingerTimer = setTimeout(() => this.finalize(undefined), CLOSE_LINGER_MS);
+      // Keep reading until the peer ends too (or the deadline), so no reset hits data in flight.
       if (this.remoteEnded) this.pump();
     };
     this.sends.afterAll(end);
     return this.closed$();
+  }
+
+  // The close deadline passed: tear the connection down. Clean if everything was sent and only
+  // the peer's end was missing; otherwise what was still queued is lost, and the close says so.
+  private onCloseDeadline(): void {
+    if (this.state === 'closed') return;
+    const unsent = this.sends.queuedBytes;
+    this.destroy(
+      this.ended
+        ? undefined
+        : createError(
+            'SIPC_ERR_TIMEOUT',
+            `The close did not finish within ${this.closeTimeoutMs} ms (closeTimeoutMs): the peer did not read; ${unsent} bytes were not sent`,
+          ),
+    );
   }
 
   private closed$(): Promise<void> {
@@ -331,7 +361,7 @@ export class SecureChannelImpl
     this.expiryTimer.unref?.();
   }
 
-  private destroy(error: SecureIpcError): void {
+  private destroy(error: SecureIpcError | undefined): void {
     if (this.state === 'closed') return;
     // Hand what this tick wrote to the transport first, as an uncorked write would have.
     this.sends.writer.uncork();
@@ -344,7 +374,7 @@ export class SecureChannelImpl
     if (this.state === 'closed') return;
     this.state = 'closed';
     clearTimeout(this.expiryTimer);
-    clearTimeout(this.lingerTimer);
+    clearTimeout(this.closeTimer);
     this.sends.writer.uncork();
     if (!this.connection.destroyed) this.connection.destroy();
     this.reader.detach(); // late errors after teardown are expected, not uncaught

@@ -24,6 +24,7 @@ export class SendQueue {
   private drainWaiter: { resolve: () => void; reject: (e: unknown) => void } | undefined;
   private afterSends: (() => void) | undefined;
   private closed = false;
+  private bytes = 0;
   private readonly onDrain = () => {
     const waiter = this.drainWaiter;
     this.drainWaiter = undefined;
@@ -48,6 +49,14 @@ export class SendQueue {
     return !this.sending && this.queue.length === 0 && this.drainWaiter === undefined;
   }
 
+  /**
+   * Bytes of messages handed to send() and not yet accepted whole by the transport: the ones
+   * waiting here plus the one being written (a message written at once is never counted).
+   */
+  get queuedBytes(): number {
+    return this.bytes;
+  }
+
   /** Resolves on the connection's next 'drain'; rejects once the channel closed. */
   waitDrain(): Promise<void> {
     if (this.closed) return Promise.reject(createError('SIPC_ERR_CHANNEL_CLOSED'));
@@ -62,7 +71,10 @@ export class SendQueue {
       const waiting = this.writer.write(message);
       if (waiting === undefined) return undefined;
       this.sending = true;
+      const size = message.byteLength;
+      this.bytes += size;
       return waiting.finally(() => {
+        this.bytes -= size;
         this.sending = false;
         this.run();
       });
@@ -81,11 +93,13 @@ export class SendQueue {
           const at = this.queue.indexOf(pending);
           if (at < 0) return;
           this.queue.splice(at, 1);
+          this.bytes -= message.byteLength;
           reject(createError('SIPC_ERR_ABORTED', undefined, { cause: signal.reason }));
         };
         signal.addEventListener('abort', pending.onAbort, { once: true });
       }
       this.queue.push(pending);
+      this.bytes += message.byteLength;
       this.run();
     });
   }
@@ -111,6 +125,8 @@ export class SendQueue {
       this.drainWaiter?.reject(closedError);
       this.drainWaiter = undefined;
       for (const pending of this.queue.splice(0)) {
+        // The message being written (if any) uncounts itself when its write settles.
+        this.bytes -= pending.message.byteLength;
         if (pending.onAbort !== undefined) pending.signal?.removeEventListener('abort', pending.onAbort);
         pending.reject(closedError);
       }
@@ -128,7 +144,9 @@ export class SendQueue {
       return;
     }
     if (next.onAbort !== undefined) next.signal?.removeEventListener('abort', next.onAbort);
+    const size = next.message.byteLength;
     if (next.signal?.aborted) {
+      this.bytes -= size;
       next.reject(createError('SIPC_ERR_ABORTED', undefined, { cause: next.signal.reason }));
       this.run();
       return;
@@ -138,12 +156,14 @@ export class SendQueue {
     try {
       waiting = this.writer.write(next.message);
     } catch (err) {
+      this.bytes -= size;
       next.reject(err);
       this.sending = false;
       this.run();
       return;
     }
     (waiting ?? Promise.resolve()).then(next.resolve, next.reject).finally(() => {
+      this.bytes -= size;
       this.sending = false;
       this.run();
     });

@@ -197,9 +197,14 @@ export class Caller {
 
   /** Send an already encoded event envelope (the server encodes a publish once for all peers). */
   sendEncoded(bytes: Uint8Array): Promise<void> {
+    return this.trySendEncoded(bytes) ?? Promise.resolve();
+  }
+
+  /** Like sendEncoded, but undefined when the event was written at once (the channel's fast path). */
+  trySendEncoded(bytes: Uint8Array): Promise<void> | undefined {
     const { channel, closeError } = this.#session;
     if (closeError !== undefined) return Promise.reject(closeError);
-    if (this.#queue.size === 0) return channel.send(bytes);
+    if (this.#queue.size === 0) return this.#session.send(bytes);
     return new Promise((resolve, reject) => {
       this.#queue.push({
         usesSlot: false,

@@ -7,14 +7,16 @@
  *                                                                    ▼
  *                       reply (response / error)  or  stream (items on credit, then end)
  *
- * Every answer goes through #reply, which counts the answers the transport has not accepted yet:
- * past REPLY_HIGH_WATER the peer's requests stop being read until it reads its answers.
+ * Every answer goes through #reply, which charges the answers the transport has not accepted yet
+ * (bytes + per-message overhead, ./byte-budget.ts): past maxQueuedReplyBytes the peer's requests
+ * stop being read until it has read half of them; stream items wait for room in the same budget.
  */
 import { MAX_TIMER_MS } from '../constants.js';
 import { encodeEnvelope } from '../envelope/encode.js';
 import { type Envelope, type EnvelopeHeaders, EnvelopeKind as Kind } from '../envelope/types.js';
 import { toWireError } from '../envelope/wire-errors.js';
 import { createError, isSecureIpcError, type SecureIpcError } from '../errors.js';
+import { ByteBudget, DEFAULT_MAX_QUEUED_REPLY_BYTES, QUEUED_MESSAGE_OVERHEAD } from './byte-budget.js';
 import type { EventRouter } from './events.js';
 import type { IdempotencyCache, IdempotentOutcome } from './idempotency.js';
 import { PING } from './methods.js';
@@ -25,9 +27,6 @@ import { CreditGate, DEFAULT_STREAM_WINDOW } from './streams.js';
 
 /** A handler as stored (untyped). */
 export type AnyHandler = (params: any, context: HandlerContext) => unknown;
-
-/** Queued answers beyond which a peer's requests stop being read (far above any slot limit). */
-export const REPLY_HIGH_WATER = 1024;
 
 /** What the dispatcher serves and how it reports. */
 export interface DispatcherOptions {
@@ -41,6 +40,8 @@ export interface DispatcherOptions {
   idempotency?: IdempotencyCache;
   /** Most of the peer's requests we run at once; beyond it they are refused (default 64). */
   maxIncoming?: number;
+  /** Bytes of answers queued for the peer beyond which its reads pause (default 8 MiB). */
+  maxQueuedReplyBytes?: number;
   /** Told every authorization decision (who, what, verdict; never a payload). */
   onDecision?: (decision: PolicyDecision) => void;
   /** Asked before building each decision; false skips it (no listener, no cost). */
@@ -92,7 +93,9 @@ export class Dispatcher {
   readonly #incoming = new Map<number, Incoming>();
   readonly #eventContext: EventContext;
   #queuedReplies = 0;
-  #pausedForReplies = false;
+  // Created when the first answer has to wait: most connections never queue one, and an idle
+  // connection should cost as little heap as possible.
+  #budget: ByteBudget | undefined;
 
   constructor(session: Session, identity: PeerIdentity, options: DispatcherOptions) {
     this.#session = session;
@@ -112,6 +115,21 @@ export class Dispatcher {
   /** Answers handed to the channel and not yet accepted by the transport (diagnostics). */
   get queuedReplies(): number {
     return this.#queuedReplies;
+  }
+
+  /** What those answers are charged against maxQueuedReplyBytes (bytes + per-message overhead). */
+  get queuedReplyBytes(): number {
+    return this.#budget?.used ?? 0;
+  }
+
+  // A peer that writes requests but never reads the answers would make them pile up: over the
+  // budget we stop reading it (its requests wait in its own socket) until it has read half.
+  get #answers(): ByteBudget {
+    this.#budget ??= new ByteBudget(
+      this.#options.maxQueuedReplyBytes ?? DEFAULT_MAX_QUEUED_REPLY_BYTES,
+      this.#session.channel,
+    );
+    return this.#budget;
   }
 
   /** Admit request `id`; false (and the channel closed) if the peer reused the id of one in flight. */
@@ -193,7 +211,7 @@ export class Dispatcher {
     this.reply(id, { k: Kind.Error, id, e: { code, message: message ?? createError(code).message } });
   }
 
-  /** Send one answer to the peer, counted against the reply high-water mark. */
+  /** Send one answer to the peer, charged against maxQueuedReplyBytes until the transport takes it. */
   reply(id: number, envelope: Envelope): void {
     let bytes: Uint8Array;
     try {
@@ -201,33 +219,27 @@ export class Dispatcher {
     } catch (err) {
       bytes = encodeEnvelope({ k: Kind.Error, id, e: toWireError(err) });
     }
-    // A peer that writes requests but never reads the answers would make them pile up here.
-    // Past the high-water mark we stop reading its requests until it reads; a compliant peer
-    // (at most its slot limit in flight) never gets near it, so two compliant ends cannot
-    // deadlock on each other.
-    if (++this.#queuedReplies === REPLY_HIGH_WATER && !this.#pausedForReplies) {
-      this.#pausedForReplies = true;
-      this.#session.channel.pause();
-    }
     const sending = this.#session.send(bytes);
-    if (sending === undefined) {
-      this.#replySent();
-      return;
-    }
-    sending.then(this.#replySent, (err) => {
-      this.#replySent();
+    if (sending === undefined) return; // written at once: nothing queued, nothing charged
+    // Charged after the send, which queued it synchronously: over budget, the channel stops
+    // reading the peer before the next of its messages is dispatched.
+    const cost = bytes.byteLength + QUEUED_MESSAGE_OVERHEAD;
+    this.#queuedReplies++;
+    this.#answers.charge(cost);
+    const sent = () => {
+      this.#queuedReplies--;
+      this.#answers.release(cost);
+    };
+    // Not `envelope` itself in the closure: its payload (often a view of the request) would stay
+    // alive as long as the answer waits, doubling what a queued answer really holds.
+    const wasError = envelope.k === Kind.Error;
+    sending.then(sent, (err) => {
+      sent();
       // Too large for the channel: the caller still gets an answer, as an error.
-      if (isSecureIpcError(err, 'SIPC_ERR_MESSAGE_TOO_LARGE') && envelope.k !== Kind.Error)
+      if (isSecureIpcError(err, 'SIPC_ERR_MESSAGE_TOO_LARGE') && !wasError)
         this.#session.channel.send(encodeEnvelope({ k: Kind.Error, id, e: toWireError(err) })).catch(noop);
     });
   }
-
-  readonly #replySent = (): void => {
-    if (--this.#queuedReplies <= REPLY_HIGH_WATER >> 1 && this.#pausedForReplies) {
-      this.#pausedForReplies = false;
-      if (this.#session.closeError === undefined) this.#session.channel.resume();
-    }
-  };
 
   #run(id: number, method: string, handler: AnyHandler, env: Envelope): void {
     const wire = env.h;
@@ -334,7 +346,21 @@ export class Dispatcher {
     try {
       for await (const item of source) {
         if (!(await gate.take())) break;
-        await this.#session.channel.send(encodeEnvelope({ k: Kind.StreamItem, id, p: item }));
+        // Room in the peer's answer budget before encoding: a stream waiting for it holds no
+        // encoded item, and streams never queue past the budget (one item over it at most).
+        const turn = this.#answers.turn();
+        if (turn !== undefined) await turn;
+        let cost = 0;
+        try {
+          if (call.controller.signal.aborted) break;
+          const bytes = encodeEnvelope({ k: Kind.StreamItem, id, p: item });
+          cost = bytes.byteLength + QUEUED_MESSAGE_OVERHEAD;
+          this.#answers.take(cost);
+          await this.#session.channel.send(bytes);
+        } finally {
+          if (cost === 0) this.#answers.pass();
+          else this.#answers.release(cost);
+        }
       }
       if (!call.controller.signal.aborted) end = { k: Kind.StreamEnd, id };
     } catch (err) {
@@ -367,6 +393,7 @@ export class Dispatcher {
 
   /** The channel closed with `err`: running handlers are told (idempotent ones keep running). */
   close(err: SecureIpcError): void {
+    this.#budget?.close();
     for (const call of this.#incoming.values()) {
       if (call.timer !== undefined && !call.detached) clearTimeout(call.timer);
       call.gate?.close();

@@ -19,6 +19,7 @@ import { decodeEnvelope } from '../envelope/decode.js';
 import { EnvelopeKind as Kind } from '../envelope/types.js';
 import { createError, type SecureIpcError } from '../errors.js';
 import { keyFingerprint } from '../keys/key-pair.js';
+import { DEFAULT_MAX_QUEUED_EVENT_BYTES, QUEUED_MESSAGE_OVERHEAD } from './byte-budget.js';
 import { Caller } from './caller.js';
 import { Dispatcher, type DispatcherOptions } from './dispatcher.js';
 import { isSubscriptionMethod } from './methods.js';
@@ -32,6 +33,8 @@ export interface RpcPeerOptions extends DispatcherOptions {
   maxInFlight?: number;
   /** Most subscription patterns the peer may hold (default 256). */
   maxSubscriptions?: number;
+  /** Bytes of events queued for the peer beyond which queueEvent() refuses more (default 4 MiB). */
+  maxQueuedEventBytes?: number;
   /** Told local failures that have no caller to reject: a throwing event listener, a bad peer. */
   onError?: (error: unknown) => void;
 }
@@ -51,6 +54,9 @@ export class RpcPeer {
   readonly #dispatcher: Dispatcher;
   readonly #subscriptions: Subscriptions;
   #closeError: SecureIpcError | undefined;
+  readonly #maxEventBytes: number;
+  #eventBytes = 0;
+  #droppedEvents = 0;
 
   /** Attach to `channel`; the peer's roles are computed once, from the channel's identity only. */
   constructor(channel: RpcChannel, options: RpcPeerOptions = {}) {
@@ -68,6 +74,7 @@ export class RpcPeer {
       onError: (err) => options.onError?.(err),
     };
     this.#session = session;
+    this.#maxEventBytes = options.maxQueuedEventBytes ?? DEFAULT_MAX_QUEUED_EVENT_BYTES;
     this.#caller = new Caller(session, options.maxInFlight);
     this.#dispatcher = new Dispatcher(session, this, options);
     this.#subscriptions = new Subscriptions(this.#dispatcher, options.maxSubscriptions);
@@ -91,6 +98,21 @@ export class RpcPeer {
     return this.#dispatcher.queuedReplies;
   }
 
+  /** Those answers (replies and stream items) as charged against `maxQueuedReplyBytes`. */
+  get queuedReplyBytes(): number {
+    return this.#dispatcher.queuedReplyBytes;
+  }
+
+  /** Bytes of events queued for the peer (each + 512 overhead), counted against maxQueuedEventBytes. */
+  get queuedEventBytes(): number {
+    return this.#eventBytes;
+  }
+
+  /** Events dropped for this peer because it was over its event budget. */
+  get droppedEvents(): number {
+    return this.#droppedEvents;
+  }
+
   /** Call `method`; resolves with the result, or an AsyncIterable if the peer answers with a stream. */
   request(method: string, params?: unknown, options?: RequestOptions): Promise<unknown> {
     return this.#caller.request(method, params, options);
@@ -104,6 +126,29 @@ export class RpcPeer {
   /** Send an already encoded event envelope (the server encodes a publish once for all peers). */
   sendEncoded(bytes: Uint8Array): Promise<void> {
     return this.#caller.sendEncoded(bytes);
+  }
+
+  /**
+   * Queue an encoded event for the peer without waiting for its transport: `over` (and counted in
+   * droppedEvents) if the events already queued for it plus this one would pass its budget, so
+   * one peer that does not read never holds up the others. A peer with nothing queued always
+   * takes one event, whatever its size.
+   */
+  queueEvent(bytes: Uint8Array): 'queued' | 'over' | 'closed' {
+    if (this.#closeError !== undefined) return 'closed';
+    const cost = bytes.byteLength + QUEUED_MESSAGE_OVERHEAD;
+    if (this.#eventBytes > 0 && this.#eventBytes + cost > this.#maxEventBytes) {
+      this.#droppedEvents++;
+      return 'over';
+    }
+    const sending = this.#caller.trySendEncoded(bytes);
+    if (sending === undefined) return 'queued';
+    this.#eventBytes += cost;
+    const sent = () => {
+      this.#eventBytes -= cost;
+    };
+    sending.then(sent, sent);
+    return 'queued';
   }
 
   /** True if the peer subscribed to a pattern that matches `topic`. */

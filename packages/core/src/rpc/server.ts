@@ -7,6 +7,7 @@ import { EventEmitter } from 'node:events';
 import { encodeEnvelope } from '../envelope/encode.js';
 import { EnvelopeKind as Kind } from '../envelope/types.js';
 import { createError } from '../errors.js';
+import { DEFAULT_MAX_QUEUED_EVENT_BYTES } from './byte-budget.js';
 import type { AnyHandler } from './dispatcher.js';
 import { type EventListener, EventRouter } from './events.js';
 import { IdempotencyCache, type IdempotencyOptions } from './idempotency.js';
@@ -26,6 +27,56 @@ export interface RpcServerOptions {
   maxIncoming?: number;
   /** Most requests this server sends to one peer at once (default 64). */
   maxInFlight?: number;
+  /**
+   * Bytes of answers (replies and stream items) queued for one peer, not yet accepted by its
+   * transport, beyond which that peer's reads pause until it has read half of them; streams wait
+   * for room (default 8 MiB; each queued message also counts 512 bytes of overhead).
+   */
+  maxQueuedReplyBytes?: number;
+  /**
+   * Bytes of events queued for one subscriber, not yet accepted by its transport, beyond which
+   * `publish()` drops the event for that subscriber (default 4 MiB; each event also counts 512
+   * bytes of overhead; a subscriber with nothing queued always takes one event).
+   */
+  maxQueuedEventBytes?: number;
+  /**
+   * What happens to a subscriber over `maxQueuedEventBytes`: `drop` (default) drops the event for
+   * it and counts it (`peer.droppedEvents`, the `eventDropped` event); `disconnect` also closes
+   * its channel with SIPC_ERR_BUSY.
+   */
+  eventOverflow?: 'drop' | 'disconnect';
+}
+
+/** What `publish()` did with one event; subscribers = queued + dropped. */
+export interface PublishResult {
+  /** Subscribers the event was queued for (handed to their channel; delivery is not confirmed). */
+  readonly queued: number;
+  /** Subscribers over their event budget, which lost this event (never retried). */
+  readonly dropped: number;
+}
+
+/** An event dropped for one subscriber over its budget (the `eventDropped` event; never a payload). */
+export interface EventDrop {
+  /** Fingerprint of the subscriber's static key. */
+  readonly peerId: string;
+  /** The event's topic. */
+  readonly topic: string;
+  /** Encoded size of the event. */
+  readonly bytes: number;
+  /** What the subscriber had queued already (events, with their overhead). */
+  readonly queuedBytes: number;
+  /** Events dropped for this subscriber so far, this one included. */
+  readonly dropped: number;
+  /** `drop`, or `disconnect` when the subscriber was also disconnected (eventOverflow). */
+  readonly action: 'drop' | 'disconnect';
+  /** When (ms since the epoch). */
+  readonly at: number;
+}
+
+/** Throw SIPC_ERR_INVALID_ARGUMENT unless `value` is undefined or a positive safe integer. */
+function assertCount(name: string, value: unknown): void {
+  if (value !== undefined && !(Number.isSafeInteger(value) && (value as number) > 0))
+    throw createError('SIPC_ERR_INVALID_ARGUMENT', `${name} must be a positive integer`);
 }
 
 /** Events of an RPC server. */
@@ -38,6 +89,8 @@ export interface RpcServerEvents {
   peerClose: [peer: RpcPeer];
   /** A local failure with no caller to tell (a throwing event listener, a misbehaving peer). */
   error: [error: unknown];
+  /** publish() dropped an event for a subscriber over its event budget (see `eventOverflow`). */
+  eventDropped: [drop: EventDrop];
 }
 
 /** A listener of secure channels, as `secureListen` returns. */
@@ -65,6 +118,11 @@ export class RpcServer<
   /** Create a server; nothing is served until channels are attached. */
   constructor(options: RpcServerOptions = {}) {
     super();
+    assertCount('maxQueuedReplyBytes', options.maxQueuedReplyBytes);
+    assertCount('maxQueuedEventBytes', options.maxQueuedEventBytes);
+    const overflow = options.eventOverflow;
+    if (overflow !== undefined && overflow !== 'drop' && overflow !== 'disconnect')
+      throw createError('SIPC_ERR_INVALID_ARGUMENT', "eventOverflow must be 'drop' or 'disconnect'");
     this.#options = options;
     this.#policy = options.policy ?? DENY_ALL;
     this.#idempotency = new IdempotencyCache(options.idempotency);
@@ -105,13 +163,48 @@ export class RpcServer<
     return this.#events.add(pattern, listener);
   }
 
-  /** Send an event to every peer subscribed to `topic` (encoded once); resolves with how many got it. */
-  async publish<T extends Extract<keyof E, string>>(topic: T, payload: E[T]): Promise<number> {
+  /**
+   * Send an event to every peer subscribed to `topic` (encoded once). Never waits for a peer's
+   * transport: the event is queued for each subscriber within its budget and dropped for any
+   * subscriber over it (see `maxQueuedEventBytes`, `eventOverflow`); resolves at once with the
+   * counts. A dropped event is never retried.
+   */
+  async publish<T extends Extract<keyof E, string>>(topic: T, payload: E[T]): Promise<PublishResult> {
     const bytes = encodeEnvelope({ k: Kind.Event, m: topic, p: payload });
-    const sends: Promise<void>[] = [];
-    for (const peer of this.#peers) if (peer.wants(topic)) sends.push(peer.sendEncoded(bytes));
-    const results = await Promise.allSettled(sends);
-    return results.filter((r) => r.status === 'fulfilled').length;
+    let queued = 0;
+    let dropped = 0;
+    for (const peer of this.#peers) {
+      if (!peer.wants(topic)) continue;
+      const outcome = peer.queueEvent(bytes);
+      if (outcome === 'queued') queued++;
+      else if (outcome === 'over') {
+        dropped++;
+        this.#overflow(peer, topic, bytes.byteLength);
+      }
+    }
+    return { queued, dropped };
+  }
+
+  #overflow(peer: RpcPeer, topic: string, bytes: number): void {
+    const action = this.#options.eventOverflow ?? 'drop';
+    const queuedBytes = peer.queuedEventBytes;
+    if (this.listenerCount('eventDropped') > 0)
+      this.emit('eventDropped', {
+        peerId: peer.peerId,
+        topic,
+        bytes,
+        queuedBytes,
+        dropped: peer.droppedEvents,
+        action,
+        at: Date.now(),
+      });
+    if (action === 'disconnect')
+      void peer.close(
+        createError(
+          'SIPC_ERR_BUSY',
+          `The subscriber fell behind: ${queuedBytes} bytes of events queued (maxQueuedEventBytes ${this.#options.maxQueuedEventBytes ?? DEFAULT_MAX_QUEUED_EVENT_BYTES})`,
+        ),
+      );
   }
 
   /** Serve one secure channel. */
@@ -123,6 +216,8 @@ export class RpcServer<
       idempotency: this.#idempotency,
       maxIncoming: this.#options.maxIncoming,
       maxInFlight: this.#options.maxInFlight,
+      maxQueuedReplyBytes: this.#options.maxQueuedReplyBytes,
+      maxQueuedEventBytes: this.#options.maxQueuedEventBytes,
       wantsDecisions: () => this.listenerCount('decision') > 0,
       onDecision: (d) => this.emit('decision', d),
       onError: (err) => {
