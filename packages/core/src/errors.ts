@@ -58,6 +58,10 @@ export const ERROR_TABLE = {
   SIPC_ERR_STREAM: ['StreamError', 'The stream failed'],
   SIPC_ERR_REMOTE: ['RemoteError', 'The peer answered with an application error'],
   SIPC_ERR_BUSY: ['BusyError', 'Refused: over a limit (too many requests or subscriptions at once)'],
+  SIPC_ERR_IDEMPOTENCY_CONFLICT: [
+    'IdempotencyConflictError',
+    'The idempotency key was already used for another request (other method or params)',
+  ],
   SIPC_ERR_BAD_CERTIFICATE: ['BadCertificateError', 'The certificate is invalid'],
   SIPC_ERR_CERT_EXPIRED: ['CertificateExpiredError', 'The certificate is expired or not yet valid'],
   SIPC_ERR_REVOKED: ['RevokedError', 'The peer or its certificate is revoked'],

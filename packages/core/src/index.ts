@@ -143,7 +143,11 @@ export {
 } from './rpc/client.js';
 export type { EventListener } from './rpc/events.js';
 export {
+  DEFAULT_IDEMPOTENCY_MAX_DETACHED,
+  DEFAULT_IDEMPOTENCY_MAX_DETACHED_MS,
+  DEFAULT_IDEMPOTENCY_MAX_DETACHED_PER_PEER,
   DEFAULT_IDEMPOTENCY_MAX_ENTRIES,
+  DEFAULT_IDEMPOTENCY_MAX_ENTRIES_PER_PEER,
   DEFAULT_IDEMPOTENCY_WINDOW_MS,
   type IdempotencyOptions,
 } from './rpc/idempotency.js';

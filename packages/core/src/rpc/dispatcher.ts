@@ -16,7 +16,7 @@ import { type Envelope, type EnvelopeHeaders, EnvelopeKind as Kind } from '../en
 import { toWireError } from '../envelope/wire-errors.js';
 import { createError, isSecureIpcError, type SecureIpcError } from '../errors.js';
 import type { EventRouter } from './events.js';
-import type { IdempotencyCache, IdempotentOutcome } from './idempotency.js';
+import { type IdempotencyCache, type IdempotentOutcome, requestFingerprint } from './idempotency.js';
 import { PING } from './methods.js';
 import type { Policy, PolicyAction, PolicyDecision } from './policy.js';
 import type { EventContext, HandlerContext, RequestHeaders } from './service-types.js';
@@ -59,8 +59,13 @@ interface Incoming {
   controller: AbortController;
   timer: NodeJS.Timeout | undefined;
   gate: CreditGate | undefined;
-  /** An idempotent execution belongs to its key, not the connection: a disconnect leaves it running. */
-  detached: boolean;
+  /**
+   * Set while this call runs a handler under an idempotency key: the execution belongs to the key,
+   * not the connection, so a disconnect leaves it running (detached, within the cache's quota).
+   */
+  detachable: boolean;
+  /** Set once detached: ends its accounting (and lifetime timer) in the cache. */
+  undetach: (() => void) | undefined;
   answered: boolean;
 }
 
@@ -73,6 +78,18 @@ function requestHeaders(h: EnvelopeHeaders): RequestHeaders {
   if (h.idem !== undefined) headers.idempotencyKey = h.idem;
   if (h.trace !== undefined) headers.traceparent = h.trace;
   return headers;
+}
+
+/** Resolves with a transient failure when `signal` fires (its reason is one of our own errors). */
+function whenAborted(signal: AbortSignal): Promise<IdempotentOutcome> {
+  return new Promise((resolve) => {
+    const failed = (): void => {
+      const { code, message } = signal.reason as SecureIpcError;
+      resolve({ ok: false, error: { code, message }, transient: true });
+    };
+    if (signal.aborted) failed();
+    else signal.addEventListener('abort', failed, { once: true });
+  });
 }
 
 function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
@@ -237,7 +254,8 @@ export class Dispatcher {
       controller: new AbortController(),
       timer: undefined,
       gate: undefined,
-      detached: idem !== undefined && this.#options.idempotency !== undefined,
+      detachable: false,
+      undetach: undefined,
       answered: false,
     };
     this.#incoming.set(id, call);
@@ -261,8 +279,8 @@ export class Dispatcher {
       signal: call.controller.signal,
     };
     const cache = this.#options.idempotency;
-    if (call.detached && cache !== undefined && idem !== undefined) {
-      void this.#runIdempotent(cache, idem, id, call, method, () =>
+    if (cache !== undefined && idem !== undefined) {
+      void this.#runIdempotent(cache, idem, id, call, requestFingerprint(method, env.p), () =>
         this.#execute(id, handler, env.p, context, call, true),
       );
       return;
@@ -277,22 +295,27 @@ export class Dispatcher {
     key: string,
     id: number,
     call: Incoming,
-    method: string,
+    fingerprint: Uint8Array,
     execute: () => Promise<IdempotentOutcome | undefined>,
   ): Promise<void> {
     let mine = false;
     const run = () => {
       mine = true;
-      return execute().then(
+      call.detachable = true;
+      const done = execute().then(
         (o): IdempotentOutcome =>
           o ?? { ok: false, error: { code: 'SIPC_ERR_HANDLER', message: 'No outcome' }, transient: true },
       );
+      // The entry settles when the signal fires (cancel, deadline, detached lifetime), whether or
+      // not the handler heeds it: a handler that never returns cannot pin the peer's quota.
+      return Promise.race([done, whenAborted(call.controller.signal)]);
     };
     const { peerId } = this.#identity;
-    let outcome = await cache.run(peerId, key, method, run);
+    let outcome = await cache.run(peerId, key, fingerprint, run);
     // The first execution was cut short by its own caller: a waiting repeat runs it again.
     while (!mine && !outcome.ok && outcome.transient === true && !call.controller.signal.aborted)
-      outcome = await cache.run(peerId, key, method, run);
+      outcome = await cache.run(peerId, key, fingerprint, run);
+    call.undetach?.();
     this.#finish(id, call, outcome);
   }
 
@@ -365,12 +388,21 @@ export class Dispatcher {
     if (this.#incoming.get(id) === call) this.#incoming.delete(id);
   }
 
-  /** The channel closed with `err`: running handlers are told (idempotent ones keep running). */
+  /**
+   * The channel closed with `err`: running handlers are told, except idempotent executions the
+   * cache lets run on detached (its quota and lifetime; docs/limits.md).
+   */
   close(err: SecureIpcError): void {
+    const cache = this.#options.idempotency;
+    const { peerId } = this.#identity;
     for (const call of this.#incoming.values()) {
-      if (call.timer !== undefined && !call.detached) clearTimeout(call.timer);
       call.gate?.close();
-      if (!call.detached) call.controller.abort(err);
+      if (call.detachable && cache !== undefined) {
+        call.undetach = cache.detach(peerId, (reason) => call.controller.abort(reason));
+        if (call.undetach !== undefined) continue;
+      }
+      if (call.timer !== undefined) clearTimeout(call.timer);
+      call.controller.abort(err);
     }
     this.#incoming.clear();
   }

@@ -20,7 +20,10 @@ import type { RpcChannel } from './session.js';
 export interface RpcServerOptions {
   /** Who may call what; deny by default (without one, only `$ping` is allowed). */
   policy?: Policy;
-  /** Idempotency window settings (default 10 minutes, 10,000 entries). */
+  /**
+   * Idempotency cache settings: window (10 minutes), entries per peer (1,000) and in all
+   * (10,000), detached executions per peer (64), in all (1,024) and their lifetime (60 s).
+   */
   idempotency?: IdempotencyOptions;
   /** Most requests of one peer run at once (default 64); excess ones are refused with SIPC_ERR_BUSY. */
   maxIncoming?: number;
