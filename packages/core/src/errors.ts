@@ -103,8 +103,8 @@ export interface RemoteErrorOptions extends SecureIpcErrorOptions {
 
 /**
  * An application error the peer answered with: `code` is always `SIPC_ERR_REMOTE`, the peer's
- * own code is `remoteCode` and its detail `data`. Rethrown by a handler, it crosses the wire again
- * with `remoteCode` as its code, so a proxy passes the original code on.
+ * own code is `remoteCode` and its detail `data`. Rethrown by a handler it is not public (it
+ * crosses as SIPC_ERR_HANDLER): a proxy that means to pass it on wraps it in a `PublicError`.
  */
 export class RemoteError extends SecureIpcError {
   static readonly code = 'SIPC_ERR_REMOTE';

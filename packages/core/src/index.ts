@@ -32,6 +32,7 @@ export {
   PROTOCOL_VERSION,
   SUPPORTED_VERSIONS,
 } from './constants.js';
+export { PublicError, type PublicErrorOptions } from './envelope/wire-errors.js';
 // Errors.
 export {
   createError,
@@ -141,6 +142,7 @@ export {
   type RpcClientEvents,
   type RpcClientOptions,
 } from './rpc/client.js';
+export type { HandlerFailure } from './rpc/dispatcher.js';
 export type { EventListener } from './rpc/events.js';
 export {
   DEFAULT_IDEMPOTENCY_MAX_DETACHED,

@@ -10,10 +10,16 @@
  * Every answer goes through #reply, which counts the answers the transport has not accepted yet:
  * past REPLY_HIGH_WATER the peer's requests stop being read until it reads its answers.
  */
+import { randomUUID } from 'node:crypto';
 import { MAX_TIMER_MS } from '../constants.js';
 import { encodeEnvelope } from '../envelope/encode.js';
-import { type Envelope, type EnvelopeHeaders, EnvelopeKind as Kind } from '../envelope/types.js';
-import { toWireError } from '../envelope/wire-errors.js';
+import {
+  type Envelope,
+  type EnvelopeHeaders,
+  EnvelopeKind as Kind,
+  type WireError,
+} from '../envelope/types.js';
+import { opaqueWireError, ownWireError, publicWireError } from '../envelope/wire-errors.js';
 import { createError, isSecureIpcError, type SecureIpcError } from '../errors.js';
 import type { EventRouter } from './events.js';
 import { type IdempotencyCache, type IdempotentOutcome, requestFingerprint } from './idempotency.js';
@@ -43,6 +49,8 @@ export interface DispatcherOptions {
   maxIncoming?: number;
   /** Told every authorization decision (who, what, verdict; never a payload). */
   onDecision?: (decision: PolicyDecision) => void;
+  /** Told every handler failure that crossed as SIPC_ERR_HANDLER, with its correlation id. */
+  onHandlerError?: (failure: HandlerFailure) => void;
   /** Asked before building each decision; false skips it (no listener, no cost). */
   wantsDecisions?: () => boolean;
 }
@@ -55,7 +63,24 @@ export interface PeerIdentity {
   readonly roles: readonly string[];
 }
 
+/**
+ * A handler failure the peer saw only as SIPC_ERR_HANDLER with `correlationId`: the real error,
+ * for the server's own log (never the params).
+ */
+export interface HandlerFailure {
+  /** The id the caller got in its error (`details.correlationId`). */
+  readonly correlationId: string;
+  /** The method called. */
+  readonly method: string;
+  /** Fingerprint of the caller's static key. */
+  readonly peerId: string;
+  /** What the handler threw (or why its result could not be sent). */
+  readonly error: unknown;
+}
+
 interface Incoming {
+  /** The method called (for reporting a failure). */
+  method: string;
   controller: AbortController;
   timer: NodeJS.Timeout | undefined;
   gate: CreditGate | undefined;
@@ -80,15 +105,16 @@ function requestHeaders(h: EnvelopeHeaders): RequestHeaders {
   return headers;
 }
 
-/** Resolves with a transient failure when `signal` fires (its reason is one of our own errors). */
+/** The outcome of an execution cut short: its signal's reason (always one of our own errors). */
+function abortedOutcome(signal: AbortSignal): IdempotentOutcome {
+  return { ok: false, error: ownWireError(signal.reason as SecureIpcError), transient: true };
+}
+
+/** Resolves with the transient outcome when `signal` fires. */
 function whenAborted(signal: AbortSignal): Promise<IdempotentOutcome> {
   return new Promise((resolve) => {
-    const failed = (): void => {
-      const { code, message } = signal.reason as SecureIpcError;
-      resolve({ ok: false, error: { code, message }, transient: true });
-    };
-    if (signal.aborted) failed();
-    else signal.addEventListener('abort', failed, { once: true });
+    if (signal.aborted) resolve(abortedOutcome(signal));
+    else signal.addEventListener('abort', () => resolve(abortedOutcome(signal)), { once: true });
   });
 }
 
@@ -202,7 +228,7 @@ export class Dispatcher {
     const err = createError('SIPC_ERR_CANCELLED');
     call.controller.abort(err);
     call.gate?.close();
-    this.#finish(id, call, { ok: false, error: toWireError(err) });
+    this.#finish(id, call, { ok: false, error: ownWireError(err) });
   }
 
   /** Answer request `id` with an error of `code`. */
@@ -210,13 +236,16 @@ export class Dispatcher {
     this.reply(id, { k: Kind.Error, id, e: { code, message: message ?? createError(code).message } });
   }
 
-  /** Send one answer to the peer, counted against the reply high-water mark. */
-  reply(id: number, envelope: Envelope): void {
+  /**
+   * Send one answer to the peer, counted against the reply high-water mark; one that cannot be
+   * encoded (a handler's result msgpack cannot carry) goes as an opaque error of `method`.
+   */
+  reply(id: number, envelope: Envelope, method = ''): void {
     let bytes: Uint8Array;
     try {
       bytes = encodeEnvelope(envelope);
     } catch (err) {
-      bytes = encodeEnvelope({ k: Kind.Error, id, e: toWireError(err) });
+      bytes = encodeEnvelope({ k: Kind.Error, id, e: this.#opaque(err, method) });
     }
     // A peer that writes requests but never reads the answers would make them pile up here.
     // Past the high-water mark we stop reading its requests until it reads; a compliant peer
@@ -235,7 +264,7 @@ export class Dispatcher {
       this.#replySent();
       // Too large for the channel: the caller still gets an answer, as an error.
       if (isSecureIpcError(err, 'SIPC_ERR_MESSAGE_TOO_LARGE') && envelope.k !== Kind.Error)
-        this.#session.channel.send(encodeEnvelope({ k: Kind.Error, id, e: toWireError(err) })).catch(noop);
+        this.#session.channel.send(encodeEnvelope({ k: Kind.Error, id, e: ownWireError(err) })).catch(noop);
     });
   }
 
@@ -251,6 +280,7 @@ export class Dispatcher {
     const headers = wire === undefined ? NO_HEADERS : requestHeaders(wire);
     const idem = headers.idempotencyKey;
     const call: Incoming = {
+      method,
       controller: new AbortController(),
       timer: undefined,
       gate: undefined,
@@ -265,7 +295,7 @@ export class Dispatcher {
       call.timer = setTimeout(() => {
         const err = createError('SIPC_ERR_TIMEOUT', 'The request passed its deadline');
         call.controller.abort(err);
-        this.#finish(id, call, { ok: false, error: toWireError(err) });
+        this.#finish(id, call, { ok: false, error: ownWireError(err) });
       }, headers.timeoutMs);
     }
     const { channel } = this.#session;
@@ -343,9 +373,11 @@ export class Dispatcher {
       }
       return { ok: true, value: result };
     } catch (err) {
-      // Cut short by cancel, deadline or disconnect: a repeat under the same key may run again.
-      const transient = call.controller.signal.aborted;
-      return { ok: false, error: toWireError(err), transient };
+      // Cut short by cancel, deadline or disconnect: answered already (or no one to answer), and
+      // a repeat under the same key may run again.
+      const { signal } = call.controller;
+      if (signal.aborted) return abortedOutcome(signal);
+      return { ok: false, error: this.#wireError(err, call.method) };
     }
   }
 
@@ -361,14 +393,14 @@ export class Dispatcher {
       }
       if (!call.controller.signal.aborted) end = { k: Kind.StreamEnd, id };
     } catch (err) {
-      if (!call.controller.signal.aborted) end = { k: Kind.Error, id, e: toWireError(err) };
+      if (!call.controller.signal.aborted) end = { k: Kind.Error, id, e: this.#wireError(err, call.method) };
     }
     // Free the slot before answering: over an in-memory transport the answer can reach the
     // caller, free its slot and bring its next request back here before reply() returns.
     this.#release(id, call);
     if (end !== undefined && !call.answered) {
       call.answered = true;
-      this.reply(id, end);
+      this.reply(id, end, call.method);
     }
   }
 
@@ -377,9 +409,28 @@ export class Dispatcher {
     call.answered = true;
     this.#release(id, call); // before the reply, for the reason given in #stream
     if (this.#session.closeError === undefined) {
-      if (outcome.ok) this.reply(id, { k: Kind.Response, id, p: outcome.value });
-      else this.reply(id, { k: Kind.Error, id, e: outcome.error });
+      if (outcome.ok) this.reply(id, { k: Kind.Response, id, p: outcome.value }, call.method);
+      else this.reply(id, { k: Kind.Error, id, e: outcome.error }, call.method);
     }
+  }
+
+  /** A handler's failure as the peer may see it: public errors as they are, anything else opaque. */
+  #wireError(err: unknown, method: string): WireError {
+    return publicWireError(err) ?? this.#opaque(err, method);
+  }
+
+  /** SIPC_ERR_HANDLER with a fresh correlation id; the real error is reported locally under it. */
+  #opaque(error: unknown, method: string): WireError {
+    const correlationId = randomUUID();
+    const report = this.#options.onHandlerError;
+    if (report !== undefined) {
+      try {
+        report({ correlationId, method, peerId: this.#identity.peerId, error });
+      } catch (err) {
+        this.#session.onError(err); // a throwing log listener must not take the answer down
+      }
+    }
+    return opaqueWireError(correlationId);
   }
 
   #release(id: number, call: Incoming): void {

@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import { encodeEnvelope } from '../envelope/encode.js';
 import { EnvelopeKind as Kind } from '../envelope/types.js';
 import { createError } from '../errors.js';
-import type { AnyHandler } from './dispatcher.js';
+import type { AnyHandler, HandlerFailure } from './dispatcher.js';
 import { type EventListener, EventRouter } from './events.js';
 import { IdempotencyCache, type IdempotencyOptions } from './idempotency.js';
 import { isReservedMethod, RESERVED_METHOD_PREFIX } from './methods.js';
@@ -41,6 +41,11 @@ export interface RpcServerEvents {
   peerClose: [peer: RpcPeer];
   /** A local failure with no caller to tell (a throwing event listener, a misbehaving peer). */
   error: [error: unknown];
+  /**
+   * A handler failed with an error that is not public: its caller got SIPC_ERR_HANDLER with
+   * `correlationId` only; here is the real error (never the params), for the server's log.
+   */
+  handlerError: [failure: HandlerFailure];
 }
 
 /** A listener of secure channels, as `secureListen` returns. */
@@ -128,6 +133,9 @@ export class RpcServer<
       maxInFlight: this.#options.maxInFlight,
       wantsDecisions: () => this.listenerCount('decision') > 0,
       onDecision: (d) => this.emit('decision', d),
+      onHandlerError: (f) => {
+        if (this.listenerCount('handlerError') > 0) this.emit('handlerError', f);
+      },
       onError: (err) => {
         if (this.listenerCount('error') > 0) this.emit('error', err);
       },
