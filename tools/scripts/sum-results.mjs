@@ -1,52 +1,84 @@
 #!/usr/bin/env node
-// Reads a test log (ava's default reporter output from every package, as nx prints it) and prints
-// the closing line CI reads: `N passed, N failed` summed over all packages. ava prints per-package
-// `N tests passed` / `N tests failed` / `N known failures` / `N tests skipped` lines instead, and
-// omits the passed line when something failed: then the package's `✔` lines are counted.
-// Uncaught exceptions, unhandled rejections and timeouts count as failures. Output of a Wine
-// attempt that crashed (re-run by tools/wine/run-ava.sh) is prefixed and so never matches.
-// Exit code 1 if any failed or if nothing ran.
-import { readFileSync } from 'node:fs';
+// CI's closing line, counted from the TAP reports in .reports/ (see tools/scripts/tap.mjs), never
+// from a log: one line per report, then `N passed, N failed[, N skipped]`.
+//
+//   node tools/scripts/sum-results.mjs [--only=test|runtimes] [--expect=NAME,NAME...]
+//
+// It knows which reports to expect: one per ava run in each workspace's `test` script (an
+// `ava-tap.mjs [--variant=V]` gives <package>[-V], the Wine runner <package>-wine) and one per
+// suite of the runtime matrix (tools/scripts/runtimes.mjs). A missing report, a bail-out, a run
+// that never printed its plan, a plan that does not match the results and a report with no test
+// are failures. Reports found beside the expected ones are counted too (.ci/run empties the
+// directory first, so in CI every report is from this run). `--expect` replaces the list of
+// expected reports (used to check the summer itself).
+// Exit code 1 on any failure, or if no test passed at all.
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { expectedReports as runtimeReports } from './runtimes.mjs';
+import {
+  failuresOf,
+  readReport,
+  repoRoot,
+  reportDir,
+  reportLine,
+  reportPath,
+  shortName,
+  skippedOf,
+} from './tap.mjs';
 
-const log = readFileSync(process.argv[2] ?? 0, 'utf8');
-const SUMMARY =
-  /^\s*(\d+) (tests? passed|tests? failed|known failures?|tests? skipped|tests? todo|uncaught exceptions?|unhandled rejections?|tests? remained pending after a timeout)\s*$/;
+/** The reports `npm test` writes, read off each workspace's test script. */
+function testReports() {
+  const root = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8'));
+  const names = [];
+  const problems = [];
+  for (const ws of root.workspaces) {
+    const dir = join(repoRoot, ws);
+    const script = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).scripts?.test;
+    if (!script) continue;
+    const short = shortName(dir);
+    const runs = [...script.matchAll(/ava-tap\.mjs((?:\s+(?!&&|\|\||;)\S+)*)|run-ava\.sh/g)];
+    for (const run of runs) {
+      const variant = run[0] === 'run-ava.sh' ? 'wine' : /--variant=(\S+)/.exec(run[1] ?? '')?.[1];
+      names.push(variant ? `${short}-${variant}` : short);
+    }
+    if (runs.length === 0)
+      problems.push(`${ws}'s test script writes no TAP report (use tools/scripts/ava-tap.mjs)`);
+  }
+  return { names, problems };
+}
+
+const flag = (key) => process.argv.find((a) => a.startsWith(`--${key}=`))?.slice(key.length + 3);
+const only = flag('only');
+const expectOnly = flag('expect');
+const fromTest = expectOnly === undefined ? testReports() : { names: [], problems: [] };
+const expected =
+  expectOnly !== undefined
+    ? expectOnly.split(',').filter(Boolean)
+    : [...(only === 'runtimes' ? [] : fromTest.names), ...(only === 'test' ? [] : runtimeReports())];
+let found = [];
+try {
+  found = readdirSync(reportDir)
+    .filter((f) => f.endsWith('.tap'))
+    .map((f) => f.slice(0, -'.tap'.length));
+} catch {
+  // no report directory: every expected report is missing
+}
+const names = [...expected, ...found.filter((f) => !expected.includes(f)).sort()];
+
 let passed = 0;
 let failed = 0;
 let skipped = 0;
-
-// One block per ava run: nx prints `> nx run <project>:<target>` before each, and a package may
-// run ava twice (transport-win: Linux node, then Windows node under Wine), each with its summary.
-function closeBlock(block) {
-  let sawPassed = false;
-  let ticks = 0;
-  for (const line of block) {
-    if (/^\s*✔ /.test(line)) ticks++;
-    const m = SUMMARY.exec(line);
-    if (!m) continue;
-    const n = Number(m[1]);
-    const what = m[2];
-    if (what.includes('passed')) {
-      passed += n;
-      sawPassed = true;
-      ticks = 0;
-    } else if (what.includes('skipped') || what.includes('todo')) skipped += n;
-    else {
-      failed += n;
-      if (!sawPassed) passed += ticks;
-      ticks = 0;
-    }
-  }
+for (const problem of fromTest.problems) {
+  console.log(`[tap] FAIL ${problem}`);
+  failed++;
 }
-
-let block = [];
-for (const line of log.split(/\r?\n/)) {
-  if (/^> nx run /.test(line)) {
-    closeBlock(block);
-    block = [];
-  }
-  block.push(line);
+for (const name of names) {
+  const file = reportPath(name);
+  const r = readReport(file);
+  console.log(reportLine(name, r, file) + (expected.includes(name) ? '' : ' (not an expected report)'));
+  passed += r.passed;
+  failed += failuresOf(r);
+  skipped += skippedOf(r);
 }
-closeBlock(block);
 console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
 process.exit(failed > 0 || passed === 0 ? 1 : 0);

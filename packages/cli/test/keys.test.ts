@@ -5,16 +5,21 @@ import { cli, keyFile, tempDir } from './helpers.js';
 
 const KEY = /^[A-Za-z0-9+/]{43}=$/;
 
-test('keygen prints a base64 secret key; pubkey derives its public key from stdin', async (t) => {
+test('keygen prints a marked secret key; pubkey derives its 44-character public key from it on stdin', async (t) => {
   const gen = await cli(['keygen']);
   t.is(gen.code, 0, gen.stderr);
-  const secret = gen.stdout.trim();
+  const lines = gen.stdout.split('\n');
+  t.deepEqual(
+    [lines[0], lines[2], lines[3]],
+    ['-----BEGIN SECURE-IPC SECRET KEY-----', '-----END SECURE-IPC SECRET KEY-----', ''],
+  );
+  const secret = lines[1]!;
   t.regex(secret, KEY);
-  const pub = await cli(['pubkey'], { input: `${secret}\n` });
+  const pub = await cli(['pubkey'], { input: gen.stdout });
   t.is(pub.code, 0, pub.stderr);
   t.regex(pub.stdout.trim(), KEY);
   t.not(pub.stdout.trim(), secret);
-  const again = await cli(['pubkey'], { input: secret });
+  const again = await cli(['pubkey'], { input: gen.stdout.replace(/\n/g, '\r\n') });
   t.is(again.stdout, pub.stdout, 'the public key is a function of the secret key');
 });
 
@@ -44,7 +49,7 @@ test('pubkey rejects garbage on stdin and a malformed key file (exit 3)', async 
   const dir = await tempDir(t);
   const r = await cli(['pubkey'], { input: 'not a key' });
   t.is(r.code, 3);
-  t.regex(r.stderr, /not a secret key/);
+  t.regex(r.stderr, /is not a secure-ipc secret key file/);
   const bad = join(dir, 'bad.key');
   await writeFile(bad, 'x'.repeat(44), { mode: 0o600 });
   const r2 = await cli(['pubkey', '--key', bad]);

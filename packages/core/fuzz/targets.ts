@@ -20,6 +20,7 @@ import {
 } from '../src/identity/certificate.js';
 import { parseRevocationList } from '../src/identity/revocation.js';
 import { armor, dearmor } from '../src/keys/armor.js';
+import { secretKeyFromText, secretKeyToText } from '../src/keys/key-file.js';
 import { generateKeyPair } from '../src/keys/key-pair.js';
 import { decodeKey, encodeKey } from '../src/keys/key-text.js';
 import type { FuzzTarget } from './engine.js';
@@ -133,15 +134,20 @@ export const TARGETS: Record<string, TargetSpec> = {
     ],
   },
   'key-text': {
-    description: 'key text (44-character base64) and the armor of key and certificate files',
+    description:
+      'key text (44-character base64), secret key files and the armor of key and certificate files',
     fuzz: (data) =>
       only(['SIPC_ERR_BAD_KEY'], () => {
-        if ((data[0] ?? 0) & 1) dearmor(text(data.subarray(1)), 'AUTHORITY KEY', 32, 'SIPC_ERR_BAD_KEY');
-        else decodeKey(text(data.subarray(1)));
+        const mode = (data[0] ?? 0) % 3;
+        const body = text(data.subarray(1));
+        if (mode === 1) dearmor(body, 'AUTHORITY KEY', 32, 'SIPC_ERR_BAD_KEY');
+        else if (mode === 2) secretKeyFromText(body);
+        else decodeKey(body);
       }),
     seeds: () => [
       Buffer.from(`\x00${encodeKey(generateKeyPair().publicKey)}`),
       Buffer.from(`\x01${armor('AUTHORITY KEY', new Uint8Array(32).fill(7))}`),
+      Buffer.from(`\x02${secretKeyToText(generateKeyPair().secretKey)}`),
     ],
   },
 };

@@ -50,6 +50,7 @@ export const ERROR_TABLE = {
   SIPC_ERR_CHANNEL_CLOSED: ['ChannelClosedError', 'The secure channel is closed'],
   SIPC_ERR_BAD_KEY: ['BadKeyError', 'The key is malformed'],
   SIPC_ERR_INSECURE_KEY_FILE: ['InsecureKeyFileError', 'The secret key file is readable by group or others'],
+  SIPC_ERR_INSECURE_FILE: ['InsecureFileError', 'The trust file is owned or writable by another user'],
   SIPC_ERR_BAD_ENVELOPE: ['BadEnvelopeError', 'The envelope is invalid'],
   SIPC_ERR_NO_SUCH_METHOD: ['NoSuchMethodError', 'No such method'],
   SIPC_ERR_FORBIDDEN: ['ForbiddenError', 'Forbidden by policy'],

@@ -119,7 +119,13 @@ export {
   readEncryptedKeyFile,
   writeEncryptedKeyFile,
 } from './keys/encrypted-key-file.js';
-export { readSecretKeyFile, writeSecretKeyFile } from './keys/key-file.js';
+export {
+  type ReadSecretKeyOptions,
+  readSecretKeyFile,
+  secretKeyFromText,
+  secretKeyToText,
+  writeSecretKeyFile,
+} from './keys/key-file.js';
 export {
   generateKeyPair,
   type KeyPair,

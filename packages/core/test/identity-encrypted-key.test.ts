@@ -1,6 +1,7 @@
 import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
+import { sodium } from '../src/crypto/sodium.js';
 import {
   decryptSecretKey,
   encryptSecretKey,
@@ -71,4 +72,79 @@ test('an encrypted key file that group or others can read is refused', async (t)
   t.is(codeOf(await t.throwsAsync(readEncryptedKeyFile(path, 'p'))), 'SIPC_ERR_INSECURE_KEY_FILE');
   chmodSync(path, 0o600);
   t.is((await readEncryptedKeyFile(path, 'p')).byteLength, 32);
+});
+
+/** A well-formed encrypted key file with any limits, built the way the format says (real Argon2id). */
+function encryptWithLimits(
+  secretKey: Uint8Array,
+  passphrase: string,
+  opslimit: number,
+  memlimit: number,
+): string {
+  const out = Buffer.alloc(6 + 2 + 8 + 16 + 24 + 48);
+  out.write('SIPCEK', 0, 'ascii');
+  out[6] = 1;
+  out[7] = sodium.crypto_pwhash_ALG_ARGON2ID13;
+  out.writeUInt32BE(opslimit, 8);
+  out.writeUInt32BE(memlimit, 12);
+  const salt = out.subarray(16, 32);
+  const nonce = out.subarray(32, 56);
+  sodium.randombytes_buf(salt);
+  sodium.randombytes_buf(nonce);
+  const key = Buffer.alloc(32);
+  sodium.crypto_pwhash(
+    key,
+    Buffer.from(passphrase),
+    salt,
+    opslimit,
+    memlimit,
+    sodium.crypto_pwhash_ALG_ARGON2ID13,
+  );
+  sodium.crypto_secretbox_easy(out.subarray(56), secretKey, nonce, key);
+  return `-----BEGIN SECURE-IPC ENCRYPTED KEY-----\n${out.toString('base64')}\n-----END SECURE-IPC ENCRYPTED KEY-----\n`;
+}
+
+test('writing refuses Argon2 limits below the minimum (opslimit 2, memlimit 64 MiB); the minimum itself is accepted', (t) => {
+  const { secretKey } = generateKeyPair();
+  for (const limits of [
+    { opslimit: 1, memlimit: 64 * 1024 * 1024 },
+    { opslimit: 2, memlimit: 64 * 1024 * 1024 - 1024 },
+    { opslimit: 1, memlimit: 8192 }, // libsodium's own minimum, which main accepted
+  ]) {
+    const err = t.throws(() => encryptSecretKey(secretKey, 'p', limits));
+    t.is(codeOf(err), 'SIPC_ERR_INVALID_ARGUMENT', JSON.stringify(limits));
+    t.regex(err!.message, /allowed opslimit 2\.\.16, memlimit 64 MiB\.\.1024 MiB/);
+  }
+  t.deepEqual(
+    Buffer.from(decryptSecretKey(encryptSecretKey(secretKey, 'p', FAST), 'p')),
+    Buffer.from(secretKey),
+  );
+});
+
+test('reading refuses a file that claims Argon2 limits below the minimum, before any key derivation', (t) => {
+  const { secretKey } = generateKeyPair();
+  // Real files whose every byte is right for their (too cheap) limits: main opened them.
+  for (const [opslimit, memlimit] of [
+    [1, 64 * 1024 * 1024],
+    [2, 8192],
+    [1, 8192],
+  ] as const) {
+    const text = encryptWithLimits(secretKey, 'pass', opslimit, memlimit);
+    const real = sodium.crypto_pwhash;
+    let derivations = 0;
+    sodium.crypto_pwhash = (...args) => {
+      derivations++;
+      return real(...args);
+    };
+    let err: Error | undefined;
+    try {
+      err = t.throws(() => decryptSecretKey(text, 'pass'));
+    } finally {
+      sodium.crypto_pwhash = real;
+    }
+    t.is(codeOf(err), 'SIPC_ERR_BAD_KEY', `${opslimit} / ${memlimit}`);
+    t.regex(err!.message, /below the minimum, they give the passphrase almost no protection/);
+    t.like((err as { details?: unknown }).details, { opslimit, memlimit, reason: 'weak' });
+    t.is(derivations, 0, 'refused before running Argon2');
+  }
 });

@@ -77,13 +77,17 @@ test('secret key file: written 0600 with O_EXCL, read back, refused when group/o
   const kp = generateKeyPair();
   await writeSecretKeyFile(file, kp.secretKey);
   if (isPosix) t.is((await stat(file)).mode & 0o777, 0o600);
-  t.is((await readFile(file, 'latin1')).trim(), encodeKey(kp.secretKey));
+  const written = await readFile(file, 'latin1');
+  t.is(
+    written,
+    `-----BEGIN SECURE-IPC SECRET KEY-----\n${encodeKey(kp.secretKey)}\n-----END SECURE-IPC SECRET KEY-----\n`,
+  );
   const loaded = await readSecretKeyFile(file);
   t.deepEqual(Buffer.from(loaded.publicKey), Buffer.from(kp.publicKey));
 
   const again = await t.throwsAsync(writeSecretKeyFile(file, kp.secretKey));
   t.true(isSecureIpcError(again, 'SIPC_ERR_INVALID_ARGUMENT'));
-  t.is((await readFile(file, 'latin1')).trim(), encodeKey(kp.secretKey), 'existing file untouched');
+  t.is(await readFile(file, 'latin1'), written, 'existing file untouched');
 
   if (!isPosix) {
     t.log('POSIX mode bits do not exist on Windows: the permission refusal is not checked here');

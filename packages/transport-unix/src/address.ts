@@ -1,7 +1,9 @@
 /**
  * Parsing of the addresses transport-unix handles, and the resolution of `local://APP-ID` to the
- * per-user socket path. Pure functions over strings and the environment: no I/O happens here.
+ * per-user socket path. Functions over strings and the environment; the one I/O is an `lstat` of
+ * `$XDG_RUNTIME_DIR`, which is used only when it is private to this user (see `localDirectory`).
  */
+import { lstatSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createError } from '@secure-ipc/core';
@@ -40,15 +42,67 @@ export function checkPathLength(p: string, what = 'socket path'): void {
 }
 
 /**
- * The per-user directory of `local://` sockets: `$XDG_RUNTIME_DIR/secure-ipc` on Linux when set,
- * else `<tmpdir>/secure-ipc-<uid>`; on macOS `$TMPDIR/secure-ipc` ($TMPDIR is already per-user there).
+ * Where root's `local://` sockets live: a directory under `/run` (`/var/run` on macOS), which only
+ * root can write, so no other user can create it first. Never a shared temporary directory.
+ */
+export function rootLocalDirectory(platform: NodeJS.Platform = process.platform): string {
+  return platform === 'linux' ? '/run/secure-ipc' : '/var/run/secure-ipc';
+}
+
+/** Why `dir` (the value of `$XDG_RUNTIME_DIR`) must not hold our sockets, or undefined if it may. */
+export function runtimeDirectoryProblem(dir: string, euid: number): string | undefined {
+  if (!path.isAbsolute(dir)) return 'it is not an absolute path';
+  let st: ReturnType<typeof lstatSync>;
+  try {
+    st = lstatSync(dir);
+  } catch (err) {
+    return `it cannot be inspected (${(err as NodeJS.ErrnoException).code ?? String(err)})`;
+  }
+  if (st.isSymbolicLink()) return 'it is a symbolic link';
+  if (!st.isDirectory()) return 'it is not a directory';
+  // The XDG Base Directory spec: owned by the user, and only the user may read or write it.
+  if (st.uid !== euid) return `it is owned by uid ${st.uid}, not by this process's user (uid ${euid})`;
+  if ((st.mode & 0o077) !== 0)
+    return `group or others have access to it (mode 0${(st.mode & 0o777).toString(8)}; it must be 0700)`;
+  return undefined;
+}
+
+// One warning per directory and reason per process: resolution runs on every listen and connect.
+const warned = new Set<string>();
+
+function warnIgnored(dir: string, problem: string, fallback: string): void {
+  const key = `${dir}\0${problem}`;
+  if (warned.has(key)) return;
+  warned.add(key);
+  process.emitWarning(
+    `XDG_RUNTIME_DIR=${dir} is not used for local:// sockets: ${problem}. Using ${fallback} instead.`,
+    { type: 'SecureIpcWarning', code: 'SIPC_WARN_XDG_RUNTIME_DIR_IGNORED' },
+  );
+}
+
+/**
+ * The directory of `local://` sockets for this process's effective uid:
+ * - root (Linux, macOS): `rootLocalDirectory()`, `/run/secure-ipc` on Linux, whatever the
+ *   environment says, so a root service and a root shell agree and nothing lives in `/tmp`;
+ * - Linux: `$XDG_RUNTIME_DIR/secure-ipc` when `XDG_RUNTIME_DIR` is a directory owned by the
+ *   effective uid with no group/other access; otherwise it is ignored, with a `process` warning
+ *   (`SIPC_WARN_XDG_RUNTIME_DIR_IGNORED`) saying why, and the directory is
+ *   `<tmpdir>/secure-ipc-<euid>`;
+ * - macOS: `$TMPDIR/secure-ipc` ($TMPDIR is already per-user there).
+ * The result is created 0700 or verified by `listen` and verified by `connect`.
  */
 export function localDirectory(options: LocalDirectoryOptions = {}): string {
   if (options.runtimeDirectory !== undefined) return options.runtimeDirectory;
-  if (process.platform === 'linux') {
+  const euid = process.geteuid?.();
+  if (euid === 0) return rootLocalDirectory();
+  if (process.platform === 'linux' && euid !== undefined) {
+    const fallback = path.join(os.tmpdir(), `secure-ipc-${euid}`);
     const xdg = process.env.XDG_RUNTIME_DIR;
-    if (xdg !== undefined && path.isAbsolute(xdg)) return path.join(xdg, 'secure-ipc');
-    return path.join(os.tmpdir(), `secure-ipc-${process.getuid!()}`);
+    if (xdg === undefined || xdg === '') return fallback;
+    const problem = runtimeDirectoryProblem(xdg, euid);
+    if (problem === undefined) return path.join(xdg, 'secure-ipc');
+    warnIgnored(xdg, problem, fallback);
+    return fallback;
   }
   return path.join(os.tmpdir(), 'secure-ipc');
 }

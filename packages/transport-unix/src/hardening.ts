@@ -49,11 +49,34 @@ export function directoryProblem(dir: string, st: Stats): string | undefined {
   return undefined;
 }
 
+/** What the directory is for: a `local://` directory gets advice fit for it in the refusal. */
+export interface DirectoryUse {
+  /** The directory is the `local://` directory of this user (not one named by a `unix://` path). */
+  local?: boolean | undefined;
+}
+
+function insecureDirectory(dir: string, st: Stats, problem: string, use: DirectoryUse): Error {
+  const uid = process.geteuid!();
+  let advice = '';
+  // A local:// directory someone else owns blocks local:// for this user until it is removed:
+  // say so, and say what to do, instead of leaving the user with a dead address.
+  if (use.local === true && st.uid !== uid && !st.isSymbolicLink()) {
+    advice =
+      `. Another user created it, which blocks local:// for this user: have its owner (uid ${st.uid}) or root ` +
+      `remove it (rm -r ${dir}), or give local:// a directory of your own (XDG_RUNTIME_DIR set to a directory ` +
+      'you own with mode 0700, or the runtimeDirectory option)';
+  }
+  return createError('SIPC_ERR_INSECURE_DIRECTORY', `Unsafe socket directory: ${problem}${advice}`, {
+    details: { directory: dir, ownerUid: st.uid, uid, mode: st.mode & 0o7777 },
+  });
+}
+
 /**
  * Create `dir` 0700 if absent (its parent must exist), then verify it; returns its mode.
- * Throws SIPC_ERR_INSECURE_DIRECTORY naming the problem.
+ * Throws SIPC_ERR_INSECURE_DIRECTORY naming the problem (and, for a `local://` directory owned by
+ * someone else, its owner and what to do).
  */
-export async function ensureSecureDirectory(dir: string): Promise<number> {
+export async function ensureSecureDirectory(dir: string, use: DirectoryUse = {}): Promise<number> {
   try {
     await fs.mkdir(dir, { mode: 0o700 });
     // The umask may have stripped owner bits; set exactly 0700 on the directory we just made.
@@ -63,16 +86,12 @@ export async function ensureSecureDirectory(dir: string): Promise<number> {
   }
   const st = await fs.lstat(dir);
   const problem = directoryProblem(dir, st);
-  if (problem !== undefined) {
-    throw createError('SIPC_ERR_INSECURE_DIRECTORY', `Unsafe socket directory: ${problem}`, {
-      details: { directory: dir, uid: st.uid, mode: st.mode & 0o7777 },
-    });
-  }
+  if (problem !== undefined) throw insecureDirectory(dir, st, problem, use);
   return st.mode;
 }
 
 /** Verify an existing socket directory without creating it (the client side of `local://`). */
-export async function verifySecureDirectory(dir: string): Promise<void> {
+export async function verifySecureDirectory(dir: string, use: DirectoryUse = {}): Promise<void> {
   let st: Stats;
   try {
     st = await fs.lstat(dir);
@@ -80,9 +99,7 @@ export async function verifySecureDirectory(dir: string): Promise<void> {
     return; // Absent: the connect itself will fail with the OS error.
   }
   const problem = directoryProblem(dir, st);
-  if (problem !== undefined) {
-    throw createError('SIPC_ERR_INSECURE_DIRECTORY', `Unsafe socket directory: ${problem}`);
-  }
+  if (problem !== undefined) throw insecureDirectory(dir, st, problem, use);
 }
 
 /** Resolve with the probe's outcome: 'live' if something accepts, else the connect error code. */

@@ -83,7 +83,7 @@ export class UnixTransport implements Transport {
       await listenServer(server, { path: netPath(parsed) }, address);
       return this.#finishListen(address, server, policy, async () => {}, options);
     }
-    const dirMode = await ensureSecureDirectory(path.dirname(parsed.path));
+    const dirMode = await ensureSecureDirectory(path.dirname(parsed.path), { local: parsed.local });
     if (options.signal?.aborted) throw abortError(options);
     await clearStaleSocket(parsed.path, options);
     const identity = await bindOwnerOnly(server, parsed.path, dirMode);
@@ -113,7 +113,8 @@ export class UnixTransport implements Transport {
     validatePolicy(options);
     if (options.signal?.aborted) throw abortError(options);
     const parsed = parseUnixAddress(address, this.#options);
-    if (parsed.kind === 'path' && parsed.local) await verifySecureDirectory(path.dirname(parsed.path));
+    if (parsed.kind === 'path' && parsed.local)
+      await verifySecureDirectory(path.dirname(parsed.path), { local: true });
     const policy = mergePolicy(this.#options, options);
     const socket = await awaitConnect(net.connect(netPath(parsed)), address, options);
     const creds = readPeerCredentials(socket);

@@ -5,11 +5,11 @@ import { tempDir } from './helpers.js';
 
 const transport = unixTransport();
 
-test('local://APP-ID resolves under the per-user directory, $XDG_RUNTIME_DIR/secure-ipc when set', (t) => {
+test('local://APP-ID resolves under the per-user directory (the rules are in local-directory.test.ts)', (t) => {
   const dir = localDirectory();
-  const xdg = process.env.XDG_RUNTIME_DIR;
-  if (process.platform === 'linux' && xdg?.startsWith('/')) t.is(dir, `${xdg}/secure-ipc`);
-  else if (process.platform === 'linux') t.regex(dir, new RegExp(`/secure-ipc-${process.getuid!()}$`));
+  if (process.geteuid?.() === 0)
+    t.is(dir, process.platform === 'linux' ? '/run/secure-ipc' : '/var/run/secure-ipc');
+  else if (process.platform === 'linux') t.regex(dir, new RegExp(`/secure-ipc(-${process.geteuid!()})?$`));
   else t.regex(dir, /\/secure-ipc$/);
   t.is(resolveLocalPath('local://my-app'), `${dir}/my-app.sock`);
   t.is(resolveLocalPath('local://my-app', { runtimeDirectory: '/x/y' }), '/x/y/my-app.sock');

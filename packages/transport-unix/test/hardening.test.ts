@@ -80,10 +80,10 @@ asRoot('a socket directory owned by another user is refused (run as root to chow
 test('a stale socket (its server was SIGKILLed, nobody answers) is removed and replaced', async (t) => {
   const dir = tempDir(t);
   const path = `${dir}/s.sock`;
+  // The path is in the code, not in argv: Deno's `-e` puts its own name at process.argv[1].
   const crashed = spawn(process.execPath, [
     '-e',
-    "require('net').createServer().listen(process.argv[1], () => console.log('up'))",
-    path,
+    `require('net').createServer().listen(${JSON.stringify(path)}, () => console.log('up'))`,
   ]);
   await once(crashed.stdout, 'data');
   crashed.kill('SIGKILL');

@@ -6,17 +6,18 @@
  */
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { connect, readSecretKeyFile, zeroKeyPair } from '@secure-ipc/core';
+import { connect, zeroKeyPair } from '@secure-ipc/core';
 import { nonNegativeInt, parse, positiveInt, required } from '../args.js';
 import { resolveTrust } from '../identity-options.js';
 import { CliError, type CliIo, describeError, ExitCode, println } from '../io.js';
 import { describePeer } from '../peer-line.js';
+import { allowUnmarkedOption, loadKeyOption } from '../secret-key-input.js';
 import { ms, percentile } from '../stats.js';
 import { transportFor } from '../transports.js';
 
 /** Usage line. */
 export const usage =
-  'secure-ipc ping ADDRESS --key FILE (--server-key PUBKEY | --cert FILE --trust-ca PUBKEY ...) [--app-id ID] [--count N] [--interval MS]';
+  'secure-ipc ping ADDRESS --key FILE (--server-key PUBKEY | --cert FILE --trust-ca PUBKEY ...) [--app-id ID] [--count N] [--interval MS] [--allow-unmarked-key]';
 
 // Each ping carries fresh random bytes so an echo cannot be a stale or forged answer.
 const PING_BYTES = 32;
@@ -40,6 +41,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     argv,
     {
       key: { type: 'string' },
+      ...allowUnmarkedOption,
       'server-key': { type: 'string', multiple: true },
       cert: { type: 'string' },
       'trust-ca': { type: 'string', multiple: true },
@@ -55,7 +57,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
   const count = positiveInt(values.count, 'count', 4);
   const interval = nonNegativeInt(values.interval, 'interval', 1000);
   const transport = transportFor(address);
-  const keyPair = await readSecretKeyFile(keyFile);
+  const keyPair = await loadKeyOption(keyFile, io, values['allow-unmarked-key'] === true);
   try {
     const { trust, payload } = await resolveTrust({
       keyPair,

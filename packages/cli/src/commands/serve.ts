@@ -8,7 +8,6 @@
 import {
   createServer,
   enforceRevocation,
-  readSecretKeyFile,
   secureListen,
   type WatchedRevocationList,
   watchRevocationList,
@@ -18,11 +17,12 @@ import { parse, required } from '../args.js';
 import { resolveTrust } from '../identity-options.js';
 import { CliError, type CliIo, describeError, ExitCode, println } from '../io.js';
 import { describePeer } from '../peer-line.js';
+import { allowUnmarkedOption, loadKeyOption } from '../secret-key-input.js';
 import { transportFor } from '../transports.js';
 
 /** Usage line. */
 export const usage =
-  'secure-ipc serve --listen ADDRESS --key FILE (--allow PUBKEY ... | --cert FILE --trust-ca PUBKEY ... [--revocations FILE]) [--app-id ID] [--allow-remote]';
+  'secure-ipc serve --listen ADDRESS --key FILE (--allow PUBKEY ... | --cert FILE --trust-ca PUBKEY ... [--revocations FILE]) [--app-id ID] [--allow-remote] [--allow-unmarked-key]';
 
 /** Resolves on the first of SIGINT / SIGTERM (or when `signal` aborts, for tests). */
 function untilStopped(signal?: AbortSignal): Promise<string> {
@@ -45,6 +45,7 @@ export async function run(argv: string[], io: CliIo, stop?: AbortSignal): Promis
   const { values } = parse(argv, {
     listen: { type: 'string' },
     key: { type: 'string' },
+    ...allowUnmarkedOption,
     allow: { type: 'string', multiple: true },
     cert: { type: 'string' },
     'trust-ca': { type: 'string', multiple: true },
@@ -57,7 +58,7 @@ export async function run(argv: string[], io: CliIo, stop?: AbortSignal): Promis
   if ((values['trust-ca'] ?? []).length === 0 && values.cert !== undefined)
     throw new CliError('--cert needs --trust-ca (the authorities whose certificates clients present)');
   const transport = transportFor(address, { allowRemote: values['allow-remote'] === true });
-  const keyPair = await readSecretKeyFile(keyFile);
+  const keyPair = await loadKeyOption(keyFile, io, values['allow-unmarked-key'] === true);
   let revocations: WatchedRevocationList | undefined;
   try {
     if (values.revocations !== undefined) revocations = await watchRevocationList(values.revocations);

@@ -55,7 +55,7 @@ export async function writeAuthorityFile(path: string, authority: AuthorityKeyPa
   await writeSecretFile(path, text);
 }
 
-/** Read an authority key file; refused (SIPC_ERR_INSECURE_KEY_FILE) when group or others can access it. */
+/** Read an authority key file; refused (SIPC_ERR_INSECURE_KEY_FILE) when owned by another user or accessible by group or others. */
 export async function readAuthorityFile(path: string): Promise<AuthorityKeyPair> {
   return readSecretFile(path, { maxBytes: 1024, code: 'SIPC_ERR_BAD_KEY' }, (raw) => {
     const seed = dearmor(raw.toString('utf8'), AUTHORITY_FILE_LABEL, 32, 'SIPC_ERR_BAD_KEY');

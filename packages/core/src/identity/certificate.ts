@@ -376,7 +376,11 @@ export function certificateFromText(text: string): Certificate {
   return decodeCertificate(dearmor(text, FILE_LABEL, MAX_CERTIFICATE_BYTES, 'SIPC_ERR_BAD_CERTIFICATE'));
 }
 
-/** Read a certificate file (size-capped; structure only, verify with `verifyCertificate`). */
+/**
+ * Read a certificate file (a regular file, links not followed, at most 8 KiB; structure only, verify
+ * with `verifyCertificate`). No owner or mode check: a certificate is public and proves itself by
+ * its signature.
+ */
 export async function readCertificateFile(path: string): Promise<Certificate> {
   const raw = await readBoundedFile(path, { maxBytes: 8192, code: 'SIPC_ERR_BAD_CERTIFICATE' });
   return certificateFromText(raw.toString('utf8'));

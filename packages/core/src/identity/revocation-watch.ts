@@ -54,6 +54,7 @@ export class WatchedRevocationList extends RevocationList {
       const raw = await readBoundedFile(this.path, {
         maxBytes: MAX_REVOCATION_FILE_BYTES,
         code: 'SIPC_ERR_INVALID_ARGUMENT',
+        kind: 'trust',
       });
       text = raw.toString('utf8');
       if (text === this.#lastText) return false;

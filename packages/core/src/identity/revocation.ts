@@ -142,11 +142,16 @@ export function parseRevocationList(text: string): { serials: number[]; keys: Ui
   };
 }
 
-/** Read and parse a revocation list file (size-capped). */
+/**
+ * Read and parse a revocation list file: trust material, so it must be a regular file (links are
+ * not followed) owned by the effective uid or root and not writable by group or others
+ * (`SIPC_ERR_INSECURE_FILE`), at most `MAX_REVOCATION_FILE_BYTES`.
+ */
 export async function readRevocationFile(path: string): Promise<RevocationList> {
   const raw = await readBoundedFile(path, {
     maxBytes: MAX_REVOCATION_FILE_BYTES,
     code: 'SIPC_ERR_INVALID_ARGUMENT',
+    kind: 'trust',
   });
   return new RevocationList(parseRevocationList(raw.toString('utf8')));
 }

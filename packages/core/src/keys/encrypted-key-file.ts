@@ -24,12 +24,29 @@ const KEY_BYTES = 32;
 // able to make us allocate gigabytes or spin for minutes).
 const MAX_OPSLIMIT = 16;
 const MAX_MEMLIMIT = 1024 * 1024 * 1024;
+// And parameters too cheap to protect a passphrase: libsodium's INTERACTIVE limits (opslimit 2,
+// 64 MiB), its own floor for "interactive, online operations", are the minimum written or read.
+// Below it (libsodium itself goes down to opslimit 1 / 8 KiB) a GPU tries passphrases by the
+// billion. docs/identity.md "Encrypted key files" states the same numbers.
+const MIN_OPSLIMIT = 2;
+const MIN_MEMLIMIT = 64 * 1024 * 1024;
+
+function limitsRange(): string {
+  return `opslimit ${MIN_OPSLIMIT}..${MAX_OPSLIMIT}, memlimit ${MIN_MEMLIMIT / 1048576} MiB..${MAX_MEMLIMIT / 1048576} MiB`;
+}
+
+/** Why these Argon2id limits are out of range ('weak' below the minimum, 'excessive' above the maximum), or undefined. */
+function limitsProblem(opslimit: number, memlimit: number): 'weak' | 'excessive' | undefined {
+  if (opslimit > MAX_OPSLIMIT || memlimit > MAX_MEMLIMIT) return 'excessive';
+  if (opslimit < MIN_OPSLIMIT || memlimit < MIN_MEMLIMIT) return 'weak';
+  return undefined;
+}
 
 /** Argon2id cost parameters. */
 export interface PasswordHashLimits {
-  /** crypto_pwhash opslimit (default libsodium's MODERATE, 3). */
+  /** crypto_pwhash opslimit, 2..16 (default libsodium's MODERATE, 3). */
   opslimit?: number | undefined;
-  /** crypto_pwhash memlimit in bytes (default libsodium's MODERATE, 256 MiB). */
+  /** crypto_pwhash memlimit in bytes, 64 MiB..1 GiB (default libsodium's MODERATE, 256 MiB). */
   memlimit?: number | undefined;
 }
 
@@ -61,13 +78,13 @@ export function encryptSecretKey(
   const memlimit = limits.memlimit ?? sodium.crypto_pwhash_MEMLIMIT_MODERATE;
   if (
     !Number.isInteger(opslimit) ||
-    opslimit < sodium.crypto_pwhash_OPSLIMIT_MIN ||
-    opslimit > MAX_OPSLIMIT ||
     !Number.isInteger(memlimit) ||
-    memlimit < sodium.crypto_pwhash_MEMLIMIT_MIN ||
-    memlimit > MAX_MEMLIMIT
+    limitsProblem(opslimit, memlimit) !== undefined
   )
-    throw createError('SIPC_ERR_INVALID_ARGUMENT', 'pwhash limits out of range');
+    throw createError(
+      'SIPC_ERR_INVALID_ARGUMENT',
+      `pwhash limits out of range (opslimit ${opslimit}, memlimit ${memlimit}): allowed ${limitsRange()}`,
+    );
   const out = Buffer.alloc(FILE_BYTES);
   MAGIC.copy(out, 0);
   let o = MAGIC.byteLength;
@@ -107,13 +124,17 @@ export function decryptSecretKey(text: string, passphrase: string | Uint8Array):
   const opslimit = data.readUInt32BE(o);
   const memlimit = data.readUInt32BE(o + 4);
   o += 8;
-  if (
-    opslimit < sodium.crypto_pwhash_OPSLIMIT_MIN ||
-    opslimit > MAX_OPSLIMIT ||
-    memlimit < sodium.crypto_pwhash_MEMLIMIT_MIN ||
-    memlimit > MAX_MEMLIMIT
-  )
-    throw createError('SIPC_ERR_BAD_KEY', 'The encrypted key has out-of-range pwhash limits');
+  // Checked before any key derivation: neither a greedy nor a cheap file costs an Argon2 run.
+  const problem = limitsProblem(opslimit, memlimit);
+  if (problem !== undefined)
+    throw createError(
+      'SIPC_ERR_BAD_KEY',
+      problem === 'weak'
+        ? `The encrypted key has out-of-range pwhash limits (opslimit ${opslimit}, memlimit ${memlimit}): below the minimum, ` +
+            `they give the passphrase almost no protection (allowed ${limitsRange()}); re-encrypt the key with stronger limits`
+        : `The encrypted key has out-of-range pwhash limits (opslimit ${opslimit}, memlimit ${memlimit}): allowed ${limitsRange()}`,
+      { details: { opslimit, memlimit, reason: problem } },
+    );
   const salt = data.subarray(o, o + 16);
   const nonce = data.subarray(o + 16, o + 40);
   const pass = passphraseBytes(passphrase);
@@ -141,7 +162,7 @@ export async function writeEncryptedKeyFile(
   await writeSecretFile(path, encryptSecretKey(secretKey, passphrase, limits));
 }
 
-/** Read a passphrase-encrypted key file; refused (SIPC_ERR_INSECURE_KEY_FILE) when group/others can access it. */
+/** Read a passphrase-encrypted key file; refused (SIPC_ERR_INSECURE_KEY_FILE) when owned by another user or accessible by group/others. */
 export async function readEncryptedKeyFile(
   path: string,
   passphrase: string | Uint8Array,
