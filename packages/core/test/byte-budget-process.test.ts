@@ -293,8 +293,10 @@ for (const overflow of ['drop', 'disconnect'] as const) {
     else t.true(report.queued > EVENTS && report.queued + report.dropped <= 2 * EVENTS);
     // Held: the slow subscriber's 4 MiB + one event (measured 4.3 MiB; 0.3 once disconnected);
     // unbounded, the slow one alone would hold 31 MiB. RSS also keeps what the allocator has not
-    // returned from encoding and encrypting 2 x 31 MiB of events (measured +15-41 MiB).
-    t.true(held < 8, `server holds ${held.toFixed(1)} MiB more`);
+    // returned from encoding and encrypting 2 x 31 MiB of events (measured +15-41 MiB). Bun's
+    // heap accounting read 8.3 MiB held with the same 3.97 MiB queued: the bound is 12, still far
+    // below the 31 MiB of an unbounded queue.
+    t.true(held < 12, `server holds ${held.toFixed(1)} MiB more`);
     t.true(growth < 64, `server RSS grew ${growth.toFixed(1)} MiB`);
     if (overflow === 'drop') {
       t.is(report.dropEvents.drop, report.dropped, 'one eventDropped per drop');
