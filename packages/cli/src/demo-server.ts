@@ -3,7 +3,14 @@
  * gives the one pinned client the `app` role (notes.*) and nothing else. Prints one line per event
  * on stdout for the demo to relay. Arguments: ADDRESS KEY-FILE CLIENT-PUBKEY.
  */
-import { createPolicy, createServer, readSecretKeyFile, secureListen, zeroKeyPair } from '@secure-ipc/core';
+import {
+  createPolicy,
+  createServer,
+  PublicError,
+  readSecretKeyFile,
+  secureListen,
+  zeroKeyPair,
+} from '@secure-ipc/core';
 import { unixTransport } from '@secure-ipc/transport-unix';
 import { pipeTransport } from '@secure-ipc/transport-win';
 import type { NotesService } from './demo-service.js';
@@ -29,7 +36,8 @@ const server = createServer<NotesService>({ policy });
 const notes: string[] = [];
 server.handle('notes.add', ({ text }) => {
   if (typeof text !== 'string' || text.length > 1000)
-    throw new TypeError('text must be a string of at most 1000 characters');
+    // Meant for the caller: any other error would reach it as SIPC_ERR_HANDLER with an id only.
+    throw new PublicError('SIPC_ERR_INVALID_ARGUMENT', 'text must be a string of at most 1000 characters');
   notes.push(text);
   return { id: notes.length };
 });
@@ -38,6 +46,10 @@ server.handle('admin.wipe', () => ({ wiped: notes.splice(0).length }));
 server.on('decision', (d) => {
   if (!d.allowed) say(`policy denied ${d.what} to ${d.who} (roles: ${d.roles.join(', ') || 'none'})`);
 });
+// The real error of a failed handler, under the correlation id its caller got (never the params).
+server.on('handlerError', (f) =>
+  say(`handler ${f.method} failed (correlation id ${f.correlationId}): ${describeError(f.error)}`),
+);
 server.listen(secure);
 secure.on('channel', (ch) => {
   say(`accepted client ${describePeer(ch.remoteStaticKey, ch.peer)}`);

@@ -215,7 +215,16 @@ export function fuzz(target: FuzzTarget, options: FuzzOptions): FuzzResult {
     } catch (error) {
       return { input, error, sha256: createHash('sha256').update(input).digest('hex') };
     }
-    const took = performance.now() - start;
+    let took = performance.now() - start;
+    // A slow input is timed once more before it counts: on a loaded machine a GC pause or the
+    // scheduler can stretch one run (seen: a 0.3 ms input over 1 s while other suites ran).
+    if (took > timeLimitMs) {
+      const again = performance.now();
+      try {
+        target(input);
+      } catch {}
+      took = Math.min(took, performance.now() - again);
+    }
     if (took > timeLimitMs)
       return {
         input,

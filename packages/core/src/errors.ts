@@ -59,6 +59,10 @@ export const ERROR_TABLE = {
   SIPC_ERR_STREAM: ['StreamError', 'The stream failed'],
   SIPC_ERR_REMOTE: ['RemoteError', 'The peer answered with an application error'],
   SIPC_ERR_BUSY: ['BusyError', 'Refused: over a limit (too many requests or subscriptions at once)'],
+  SIPC_ERR_IDEMPOTENCY_CONFLICT: [
+    'IdempotencyConflictError',
+    'The idempotency key was already used for another request (other method or params)',
+  ],
   SIPC_ERR_BAD_CERTIFICATE: ['BadCertificateError', 'The certificate is invalid'],
   SIPC_ERR_CERT_EXPIRED: ['CertificateExpiredError', 'The certificate is expired or not yet valid'],
   SIPC_ERR_REVOKED: ['RevokedError', 'The peer or its certificate is revoked'],
@@ -100,8 +104,8 @@ export interface RemoteErrorOptions extends SecureIpcErrorOptions {
 
 /**
  * An application error the peer answered with: `code` is always `SIPC_ERR_REMOTE`, the peer's
- * own code is `remoteCode` and its detail `data`. Rethrown by a handler, it crosses the wire again
- * with `remoteCode` as its code, so a proxy passes the original code on.
+ * own code is `remoteCode` and its detail `data`. Rethrown by a handler it is not public (it
+ * crosses as SIPC_ERR_HANDLER): a proxy that means to pass it on wraps it in a `PublicError`.
  */
 export class RemoteError extends SecureIpcError {
   static readonly code = 'SIPC_ERR_REMOTE';

@@ -32,6 +32,7 @@ export {
   PROTOCOL_VERSION,
   SUPPORTED_VERSIONS,
 } from './constants.js';
+export { PublicError, type PublicErrorOptions } from './envelope/wire-errors.js';
 // Errors.
 export {
   createError,
@@ -147,9 +148,14 @@ export {
   type RpcClientEvents,
   type RpcClientOptions,
 } from './rpc/client.js';
+export type { HandlerFailure } from './rpc/dispatcher.js';
 export type { EventListener } from './rpc/events.js';
 export {
+  DEFAULT_IDEMPOTENCY_MAX_DETACHED,
+  DEFAULT_IDEMPOTENCY_MAX_DETACHED_MS,
+  DEFAULT_IDEMPOTENCY_MAX_DETACHED_PER_PEER,
   DEFAULT_IDEMPOTENCY_MAX_ENTRIES,
+  DEFAULT_IDEMPOTENCY_MAX_ENTRIES_PER_PEER,
   DEFAULT_IDEMPOTENCY_WINDOW_MS,
   type IdempotencyOptions,
 } from './rpc/idempotency.js';

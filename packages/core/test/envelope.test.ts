@@ -4,7 +4,7 @@ import { decodeEnvelope } from '../src/envelope/decode.js';
 import { encodeEnvelope } from '../src/envelope/encode.js';
 import { EnvelopeKind as Kind } from '../src/envelope/types.js';
 import { validateEnvelope } from '../src/envelope/validate.js';
-import { fromWireError, toWireError } from '../src/envelope/wire-errors.js';
+import { fromWireError, opaqueWireError, PublicError, publicWireError } from '../src/envelope/wire-errors.js';
 import { createError, isSecureIpcError, RemoteError } from '../src/errors.js';
 
 test('round trip keeps binary binary and drops absent fields', (t) => {
@@ -156,15 +156,61 @@ test('encodeEnvelope refuses values msgpack cannot carry with a typed error', (t
   t.true(isSecureIpcError(err, 'SIPC_ERR_INVALID_ARGUMENT'));
 });
 
-test('toWireError keeps code and message only, never stack or cause', (t) => {
-  const typed = createError('SIPC_ERR_FORBIDDEN', 'nope', { cause: new Error('secret path /etc') });
-  const w = toWireError(typed);
-  t.deepEqual(w, { code: 'SIPC_ERR_FORBIDDEN', message: 'nope' });
-  t.deepEqual(toWireError(new Error('plain')), { code: 'SIPC_ERR_HANDLER', message: 'plain' });
-  t.deepEqual(toWireError('a string'), { code: 'SIPC_ERR_HANDLER', message: 'The handler failed' });
-  const app = Object.assign(new Error('out of stock'), { code: 'SHOP_EMPTY', data: { sku: 1 } });
-  t.deepEqual(toWireError(app), { code: 'SHOP_EMPTY', message: 'out of stock', data: { sku: 1 } });
-  t.false(JSON.stringify(toWireError(typed)).includes('at '));
+test('publicWireError: only PublicError (code, message, data) and typed errors for the peer (code) cross', (t) => {
+  const forbidden = createError('SIPC_ERR_FORBIDDEN', 'nope: /etc/secret', {
+    cause: new Error('secret path /etc'),
+  });
+  t.deepEqual(publicWireError(forbidden), { code: 'SIPC_ERR_FORBIDDEN', message: 'Forbidden by policy' });
+  const pub = new PublicError('SHOP_EMPTY', 'out of stock', {
+    data: { sku: 1 },
+    cause: new Error('db row 7'),
+  });
+  t.deepEqual(publicWireError(pub), { code: 'SHOP_EMPTY', message: 'out of stock', data: { sku: 1 } });
+  t.is(publicWireError(new PublicError('X', 'y'.repeat(2000)))?.message.length, 1024);
+  for (const internal of [
+    new Error('plain'),
+    'a string',
+    null,
+    Object.assign(new Error('ENOENT: /etc/secret'), { code: 'ENOENT' }),
+    Object.assign(new Error('out of stock'), { code: 'SHOP_EMPTY', data: { sku: 1 } }),
+    createError('SIPC_ERR_CONNECT_FAILED', 'Could not connect to unix:///run/internal.sock'),
+    createError('SIPC_ERR_INVALID_ARGUMENT', 'bad option'),
+    new RemoteError('from the next hop', { remoteCode: 'APP_X' }),
+  ])
+    t.is(publicWireError(internal), undefined, String(internal));
+});
+
+test('opaqueWireError carries the correlation id only; fromWireError exposes it', (t) => {
+  const wire = opaqueWireError('0c0ffee0-0000-4000-8000-000000000000');
+  t.deepEqual(wire, {
+    code: 'SIPC_ERR_HANDLER',
+    message: 'The handler failed (correlation id 0c0ffee0-0000-4000-8000-000000000000)',
+    data: { correlationId: '0c0ffee0-0000-4000-8000-000000000000' },
+  });
+  const err = fromWireError(wire);
+  t.true(isSecureIpcError(err, 'SIPC_ERR_HANDLER'));
+  t.is(err.details?.correlationId, '0c0ffee0-0000-4000-8000-000000000000');
+  t.is(fromWireError({ code: 'SIPC_ERR_HANDLER', message: 'old peer' }).details?.correlationId, undefined);
+});
+
+test('PublicError refuses codes the wire cannot carry and SIPC_ERR_REMOTE', (t) => {
+  for (const code of ['', 'has space', 'x'.repeat(65), 'SIPC_ERR_REMOTE', 7 as unknown as string])
+    t.true(
+      isSecureIpcError(
+        t.throws(() => new PublicError(code, 'm')),
+        'SIPC_ERR_INVALID_ARGUMENT',
+      ),
+      String(code),
+    );
+  t.true(
+    isSecureIpcError(
+      t.throws(() => new PublicError('X', undefined as unknown as string)),
+      'SIPC_ERR_INVALID_ARGUMENT',
+    ),
+  );
+  const e = new PublicError('SIPC_ERR_INVALID_ARGUMENT', 'name too long');
+  t.like(e, { name: 'PublicError', code: 'SIPC_ERR_INVALID_ARGUMENT', message: 'name too long' });
+  t.true(e instanceof Error);
 });
 
 test('fromWireError rebuilds typed errors for known codes and RemoteError otherwise', (t) => {

@@ -1,7 +1,7 @@
 // Remote application errors are a row of the error table (SIPC_ERR_REMOTE / RemoteError): typed,
-// branded, carrying the peer's code as remoteCode and its data; rethrown, they cross with that code.
+// branded, carrying the peer's code as remoteCode and its data; rethrown, they are not public (a proxy wraps them).
 import test from 'ava';
-import { fromWireError, toWireError } from '../src/envelope/wire-errors.js';
+import { fromWireError, PublicError, publicWireError } from '../src/envelope/wire-errors.js';
 import { createError, Errors, isSecureIpcError, RemoteError } from '../src/errors.js';
 
 test('an unknown wire code becomes a RemoteError: SIPC_ERR_REMOTE, remoteCode, data, details.remote', (t) => {
@@ -28,10 +28,12 @@ test('a table code keeps its own class; SIPC_ERR_REMOTE itself on the wire stays
   t.is((remote as RemoteError).remoteCode, 'SIPC_ERR_REMOTE');
 });
 
-test('a RemoteError rethrown by a handler crosses with the peer code it carries (a proxy passes it on)', (t) => {
+test('a RemoteError rethrown by a handler is not public: a proxy passes it on as a PublicError', (t) => {
   const err = fromWireError({ code: 'SHOP_EMPTY', message: 'out of stock', data: [1] });
-  t.deepEqual(toWireError(err), { code: 'SHOP_EMPTY', message: 'out of stock', data: [1] });
-  t.deepEqual(toWireError(new RemoteError('m', { remoteCode: 'APP_X' })), { code: 'APP_X', message: 'm' });
+  t.is(publicWireError(err), undefined, 'crosses as SIPC_ERR_HANDLER with a correlation id');
+  if (!isSecureIpcError(err, 'SIPC_ERR_REMOTE')) return t.fail();
+  const passed = new PublicError(err.remoteCode, err.message, { data: err.data, cause: err });
+  t.deepEqual(publicWireError(passed), { code: 'SHOP_EMPTY', message: 'out of stock', data: [1] });
 });
 
 test('createError(SIPC_ERR_REMOTE) builds a RemoteError (the table generates every row)', (t) => {

@@ -61,7 +61,8 @@ export function closeSuite(test: Test, o: ConformanceOptions): void {
   crossProcess(
     `${o.name}: the client process killed with SIGKILL mid-stream closes the server's connection ${needsChild(o)}`,
     async (t) => {
-      t.timeout(20_000);
+      // Generous: a child process under Wine on a loaded machine can take many seconds to start.
+      t.timeout(60_000);
       const listener = await listen(t, o.transport, o.address());
       const accepted = once(listener, 'connection') as Promise<[Connection]>;
       const fixture = await startFixture(t, o.child!, 'stream-client', listener.address);
@@ -74,7 +75,8 @@ export function closeSuite(test: Test, o: ConformanceOptions): void {
   crossProcess(
     `${o.name}: the server process killed with SIGKILL mid-stream closes the client's connection ${needsChild(o)}`,
     async (t) => {
-      t.timeout(20_000);
+      // Generous: a child process under Wine on a loaded machine can take many seconds to start.
+      t.timeout(60_000);
       const fixture = await startFixture(t, o.child!, 'stream-server', o.address());
       const conn = await connect(t, o.transport, fixture.address);
       t.true((await killMidStream(conn, fixture)) >= MID_STREAM);

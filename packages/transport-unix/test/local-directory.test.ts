@@ -35,8 +35,10 @@ interface Probe {
 }
 
 /** Run the probe as `uid` (through setpriv when it is not ours) with exactly `env` (plus PATH). */
+let probes = 0;
 function probe(action: string, env: Record<string, string>, uid = process.geteuid!()): Promise<Probe> {
-  const node = [process.execPath, PROBE, action, `probe-${process.pid}`];
+  // One application id per probe: tests of this file run concurrently and must not share a socket.
+  const node = [process.execPath, PROBE, action, `probe-${process.pid}-${probes++}`];
   const argv =
     uid === process.geteuid!()
       ? node
@@ -176,7 +178,7 @@ asRootOnLinux(
     const { tmp } = sharedTmp(t);
     const r = await probe('listen', { TMPDIR: tmp });
     t.is(r.error, undefined);
-    t.is(r.path, `/run/secure-ipc/probe-${process.pid}.sock`);
+    t.regex(String(r.path), new RegExp(`^/run/secure-ipc/probe-${process.pid}-\\d+\\.sock$`));
     // The directory stays (like /run/user/UID, it lives until reboot): other root processes on this
     // machine, other test files included, may be using it right now.
     const st = lstatSync('/run/secure-ipc');

@@ -1,6 +1,11 @@
 /**
- * Errors on the wire (docs/protocol.md, "Errors"): what a thrown value becomes when it crosses to
- * the peer (code and message only), and what a received error becomes locally.
+ * Errors on the wire (docs/protocol.md, "Requests, responses and errors"): what a handler's thrown
+ * value becomes when it crosses to the peer, and what a received error becomes locally.
+ *
+ * Opaque by default: a thrown value crosses with its message and data only if the handler marked
+ * it public (`PublicError`); a typed secure-ipc error meant for the peer (PEER_CODES) crosses with
+ * its code and the table's message; anything else crosses as SIPC_ERR_HANDLER with a correlation
+ * id only, and the server reports the real error locally under that id (the dispatcher does).
  */
 import {
   createError,
@@ -13,34 +18,115 @@ import {
 import type { WireError } from './types.js';
 import { ERROR_CODE } from './validate.js';
 
+const PUBLIC_BRAND = Symbol.for('@secure-ipc/public-error');
+const MAX_CODE_LENGTH = 64;
+const MAX_MESSAGE_LENGTH = 1024;
+
+/** Options of a `PublicError`. */
+export interface PublicErrorOptions {
+  /** Machine-readable detail for the caller (any msgpack value); it crosses the wire. */
+  data?: unknown;
+  /** The local reason; it never crosses the wire. */
+  cause?: unknown;
+}
+
 /**
- * The wire form of any thrown value: typed errors keep code and message, anything else is generic.
- * A `RemoteError` crosses with the peer's code it carries (`remoteCode`), so a proxy passes it on.
+ * An error a handler means for its caller: it crosses the wire with its `code`, `message` (at
+ * most 1,024 characters) and `data`. `code` is the application's own (e.g. `SHOP_EMPTY`, which the
+ * caller gets as a `RemoteError` with that `remoteCode`) or a code of the error table (the caller
+ * gets its typed class), in the wire's syntax (1-64 characters of `[A-Za-z0-9_.:-]`); not
+ * `SIPC_ERR_REMOTE`. Anything else a handler throws reaches the caller as `SIPC_ERR_HANDLER`.
  */
-export function toWireError(err: unknown): WireError {
-  if (typeof err === 'object' && err !== null) {
-    const { message, data } = err as { message?: unknown; data?: unknown };
-    const code = isSecureIpcError(err, 'SIPC_ERR_REMOTE') ? err.remoteCode : (err as { code?: unknown }).code;
-    if (typeof code === 'string' && ERROR_CODE.test(code) && code.length <= 64) {
-      const wire: WireError = { code, message: typeof message === 'string' ? message.slice(0, 1024) : '' };
-      if (data !== undefined) wire.data = data;
-      return wire;
-    }
-    if (err instanceof Error) return { code: 'SIPC_ERR_HANDLER', message: err.message.slice(0, 1024) };
+export class PublicError extends Error {
+  /** The code the caller gets. */
+  readonly code: string;
+  /** The detail the caller gets (undefined if none). */
+  readonly data: unknown;
+  readonly [PUBLIC_BRAND] = true;
+
+  constructor(code: string, message: string, options: PublicErrorOptions = {}) {
+    if (
+      typeof code !== 'string' ||
+      code.length > MAX_CODE_LENGTH ||
+      !ERROR_CODE.test(code) ||
+      code === RemoteError.code
+    )
+      throw createError(
+        'SIPC_ERR_INVALID_ARGUMENT',
+        'A PublicError code is 1-64 characters of [A-Za-z0-9_.:-], and not SIPC_ERR_REMOTE',
+      );
+    if (typeof message !== 'string')
+      throw createError('SIPC_ERR_INVALID_ARGUMENT', 'A PublicError message is a string');
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'PublicError';
+    this.code = code;
+    this.data = options.data;
   }
-  // Only code and message ever cross: never the stack, the cause or a thrown non-Error value.
-  return { code: 'SIPC_ERR_HANDLER', message: 'The handler failed' };
+}
+
+/**
+ * The typed errors that are about the request itself, not the handler's internals: thrown by a
+ * handler (a proxy's own call that timed out, a handler refusing with SIPC_ERR_BUSY), they cross
+ * with their code and the table's message (never the instance's message or details).
+ */
+export const PEER_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'SIPC_ERR_FORBIDDEN',
+  'SIPC_ERR_NO_SUCH_METHOD',
+  'SIPC_ERR_TIMEOUT',
+  'SIPC_ERR_CANCELLED',
+  'SIPC_ERR_BUSY',
+  'SIPC_ERR_IDEMPOTENCY_CONFLICT',
+]);
+
+/** The wire form of an error this end sends on its own behalf (one of ours): code and message. */
+export function ownWireError(err: SecureIpcError): WireError {
+  return { code: err.code, message: err.message };
+}
+
+/**
+ * The wire form of a handler's thrown value if it may cross: a `PublicError` (code, message,
+ * data) or a typed error with one of PEER_CODES (code, default message); undefined for anything
+ * else, which crosses as `opaqueWireError`. A `RemoteError` (a proxy rethrowing what its own peer
+ * answered) is not public: that peer's message was meant for the proxy, not for the proxy's caller.
+ */
+export function publicWireError(err: unknown): WireError | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  if ((err as Record<symbol, unknown>)[PUBLIC_BRAND] === true) {
+    const { code, message, data } = err as PublicError;
+    const wire: WireError = { code, message: message.slice(0, MAX_MESSAGE_LENGTH) };
+    if (data !== undefined) wire.data = data;
+    return wire;
+  }
+  if (isSecureIpcError(err) && PEER_CODES.has(err.code))
+    return { code: err.code, message: ERROR_TABLE[err.code][1] };
+  return undefined;
+}
+
+/**
+ * What crosses for a failure that is not public: SIPC_ERR_HANDLER, the correlation id in the
+ * message (for a peer that shows messages) and as `data.correlationId`, nothing else.
+ */
+export function opaqueWireError(correlationId: string): WireError {
+  return {
+    code: 'SIPC_ERR_HANDLER',
+    message: `The handler failed (correlation id ${correlationId})`,
+    data: { correlationId },
+  };
 }
 
 /**
  * Turn a wire error into a local error, `details.remote` set: a code of the error table gives its
  * typed class; any other code (an application's own) a `RemoteError` (SIPC_ERR_REMOTE) carrying it
- * as `remoteCode`, with the peer's `data`.
+ * as `remoteCode`, with the peer's `data`. A SIPC_ERR_HANDLER's correlation id is also
+ * `details.correlationId`.
  */
 export function fromWireError(wire: WireError): SecureIpcError {
   if (wire.code !== 'SIPC_ERR_REMOTE' && Object.hasOwn(ERROR_TABLE, wire.code)) {
     const err = createError(wire.code as ErrorCode, wire.message, { details: { remote: true } });
-    if (wire.data !== undefined) (err.details as Record<string, unknown>).data = wire.data;
+    const details = err.details as Record<string, unknown>;
+    if (wire.data !== undefined) details.data = wire.data;
+    const id = (wire.data as { correlationId?: unknown } | undefined)?.correlationId;
+    if (wire.code === 'SIPC_ERR_HANDLER' && typeof id === 'string') details.correlationId = id;
     return err;
   }
   return new RemoteError(wire.message, { remoteCode: wire.code, data: wire.data, details: { remote: true } });

@@ -11,14 +11,20 @@
  * (bytes + per-message overhead, ./byte-budget.ts): past maxQueuedReplyBytes the peer's requests
  * stop being read until it has read half of them; stream items wait for room in the same budget.
  */
+import { randomUUID } from 'node:crypto';
 import { MAX_TIMER_MS } from '../constants.js';
 import { encodeEnvelope } from '../envelope/encode.js';
-import { type Envelope, type EnvelopeHeaders, EnvelopeKind as Kind } from '../envelope/types.js';
-import { toWireError } from '../envelope/wire-errors.js';
+import {
+  type Envelope,
+  type EnvelopeHeaders,
+  EnvelopeKind as Kind,
+  type WireError,
+} from '../envelope/types.js';
+import { opaqueWireError, ownWireError, publicWireError } from '../envelope/wire-errors.js';
 import { createError, isSecureIpcError, type SecureIpcError } from '../errors.js';
 import { ByteBudget, DEFAULT_MAX_QUEUED_REPLY_BYTES, QUEUED_MESSAGE_OVERHEAD } from './byte-budget.js';
 import type { EventRouter } from './events.js';
-import type { IdempotencyCache, IdempotentOutcome } from './idempotency.js';
+import { type IdempotencyCache, type IdempotentOutcome, requestFingerprint } from './idempotency.js';
 import { PING } from './methods.js';
 import type { Policy, PolicyAction, PolicyDecision } from './policy.js';
 import type { EventContext, HandlerContext, RequestHeaders } from './service-types.js';
@@ -44,6 +50,8 @@ export interface DispatcherOptions {
   maxQueuedReplyBytes?: number;
   /** Told every authorization decision (who, what, verdict; never a payload). */
   onDecision?: (decision: PolicyDecision) => void;
+  /** Told every handler failure that crossed as SIPC_ERR_HANDLER, with its correlation id. */
+  onHandlerError?: (failure: HandlerFailure) => void;
   /** Asked before building each decision; false skips it (no listener, no cost). */
   wantsDecisions?: () => boolean;
 }
@@ -56,12 +64,34 @@ export interface PeerIdentity {
   readonly roles: readonly string[];
 }
 
+/**
+ * A handler failure the peer saw only as SIPC_ERR_HANDLER with `correlationId`: the real error,
+ * for the server's own log (never the params).
+ */
+export interface HandlerFailure {
+  /** The id the caller got in its error (`details.correlationId`). */
+  readonly correlationId: string;
+  /** The method called. */
+  readonly method: string;
+  /** Fingerprint of the caller's static key. */
+  readonly peerId: string;
+  /** What the handler threw (or why its result could not be sent). */
+  readonly error: unknown;
+}
+
 interface Incoming {
+  /** The method called (for reporting a failure). */
+  method: string;
   controller: AbortController;
   timer: NodeJS.Timeout | undefined;
   gate: CreditGate | undefined;
-  /** An idempotent execution belongs to its key, not the connection: a disconnect leaves it running. */
-  detached: boolean;
+  /**
+   * Set while this call runs a handler under an idempotency key: the execution belongs to the key,
+   * not the connection, so a disconnect leaves it running (detached, within the cache's quota).
+   */
+  detachable: boolean;
+  /** Set once detached: ends its accounting (and lifetime timer) in the cache. */
+  undetach: (() => void) | undefined;
   answered: boolean;
 }
 
@@ -74,6 +104,19 @@ function requestHeaders(h: EnvelopeHeaders): RequestHeaders {
   if (h.idem !== undefined) headers.idempotencyKey = h.idem;
   if (h.trace !== undefined) headers.traceparent = h.trace;
   return headers;
+}
+
+/** The outcome of an execution cut short: its signal's reason (always one of our own errors). */
+function abortedOutcome(signal: AbortSignal): IdempotentOutcome {
+  return { ok: false, error: ownWireError(signal.reason as SecureIpcError), transient: true };
+}
+
+/** Resolves with the transient outcome when `signal` fires. */
+function whenAborted(signal: AbortSignal): Promise<IdempotentOutcome> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve(abortedOutcome(signal));
+    else signal.addEventListener('abort', () => resolve(abortedOutcome(signal)), { once: true });
+  });
 }
 
 function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
@@ -203,7 +246,7 @@ export class Dispatcher {
     const err = createError('SIPC_ERR_CANCELLED');
     call.controller.abort(err);
     call.gate?.close();
-    this.#finish(id, call, { ok: false, error: toWireError(err) });
+    this.#finish(id, call, { ok: false, error: ownWireError(err) });
   }
 
   /** Answer request `id` with an error of `code`. */
@@ -211,13 +254,17 @@ export class Dispatcher {
     this.reply(id, { k: Kind.Error, id, e: { code, message: message ?? createError(code).message } });
   }
 
-  /** Send one answer to the peer, charged against maxQueuedReplyBytes until the transport takes it. */
-  reply(id: number, envelope: Envelope): void {
+  /**
+   * Send one answer to the peer, charged against maxQueuedReplyBytes until the transport takes it;
+   * one that cannot be encoded (a handler's result msgpack cannot carry) goes as an opaque error
+   * of `method`.
+   */
+  reply(id: number, envelope: Envelope, method = ''): void {
     let bytes: Uint8Array;
     try {
       bytes = encodeEnvelope(envelope);
     } catch (err) {
-      bytes = encodeEnvelope({ k: Kind.Error, id, e: toWireError(err) });
+      bytes = encodeEnvelope({ k: Kind.Error, id, e: this.#opaque(err, method) });
     }
     const sending = this.#session.send(bytes);
     if (sending === undefined) return; // written at once: nothing queued, nothing charged
@@ -237,7 +284,7 @@ export class Dispatcher {
       sent();
       // Too large for the channel: the caller still gets an answer, as an error.
       if (isSecureIpcError(err, 'SIPC_ERR_MESSAGE_TOO_LARGE') && !wasError)
-        this.#session.channel.send(encodeEnvelope({ k: Kind.Error, id, e: toWireError(err) })).catch(noop);
+        this.#session.channel.send(encodeEnvelope({ k: Kind.Error, id, e: ownWireError(err) })).catch(noop);
     });
   }
 
@@ -246,10 +293,12 @@ export class Dispatcher {
     const headers = wire === undefined ? NO_HEADERS : requestHeaders(wire);
     const idem = headers.idempotencyKey;
     const call: Incoming = {
+      method,
       controller: new AbortController(),
       timer: undefined,
       gate: undefined,
-      detached: idem !== undefined && this.#options.idempotency !== undefined,
+      detachable: false,
+      undetach: undefined,
       answered: false,
     };
     this.#incoming.set(id, call);
@@ -259,7 +308,7 @@ export class Dispatcher {
       call.timer = setTimeout(() => {
         const err = createError('SIPC_ERR_TIMEOUT', 'The request passed its deadline');
         call.controller.abort(err);
-        this.#finish(id, call, { ok: false, error: toWireError(err) });
+        this.#finish(id, call, { ok: false, error: ownWireError(err) });
       }, headers.timeoutMs);
     }
     const { channel } = this.#session;
@@ -273,8 +322,8 @@ export class Dispatcher {
       signal: call.controller.signal,
     };
     const cache = this.#options.idempotency;
-    if (call.detached && cache !== undefined && idem !== undefined) {
-      void this.#runIdempotent(cache, idem, id, call, method, () =>
+    if (cache !== undefined && idem !== undefined) {
+      void this.#runIdempotent(cache, idem, id, call, requestFingerprint(method, env.p), () =>
         this.#execute(id, handler, env.p, context, call, true),
       );
       return;
@@ -289,22 +338,27 @@ export class Dispatcher {
     key: string,
     id: number,
     call: Incoming,
-    method: string,
+    fingerprint: Uint8Array,
     execute: () => Promise<IdempotentOutcome | undefined>,
   ): Promise<void> {
     let mine = false;
     const run = () => {
       mine = true;
-      return execute().then(
+      call.detachable = true;
+      const done = execute().then(
         (o): IdempotentOutcome =>
           o ?? { ok: false, error: { code: 'SIPC_ERR_HANDLER', message: 'No outcome' }, transient: true },
       );
+      // The entry settles when the signal fires (cancel, deadline, detached lifetime), whether or
+      // not the handler heeds it: a handler that never returns cannot pin the peer's quota.
+      return Promise.race([done, whenAborted(call.controller.signal)]);
     };
     const { peerId } = this.#identity;
-    let outcome = await cache.run(peerId, key, method, run);
+    let outcome = await cache.run(peerId, key, fingerprint, run);
     // The first execution was cut short by its own caller: a waiting repeat runs it again.
     while (!mine && !outcome.ok && outcome.transient === true && !call.controller.signal.aborted)
-      outcome = await cache.run(peerId, key, method, run);
+      outcome = await cache.run(peerId, key, fingerprint, run);
+    call.undetach?.();
     this.#finish(id, call, outcome);
   }
 
@@ -332,9 +386,11 @@ export class Dispatcher {
       }
       return { ok: true, value: result };
     } catch (err) {
-      // Cut short by cancel, deadline or disconnect: a repeat under the same key may run again.
-      const transient = call.controller.signal.aborted;
-      return { ok: false, error: toWireError(err), transient };
+      // Cut short by cancel, deadline or disconnect: answered already (or no one to answer), and
+      // a repeat under the same key may run again.
+      const { signal } = call.controller;
+      if (signal.aborted) return abortedOutcome(signal);
+      return { ok: false, error: this.#wireError(err, call.method) };
     }
   }
 
@@ -364,14 +420,14 @@ export class Dispatcher {
       }
       if (!call.controller.signal.aborted) end = { k: Kind.StreamEnd, id };
     } catch (err) {
-      if (!call.controller.signal.aborted) end = { k: Kind.Error, id, e: toWireError(err) };
+      if (!call.controller.signal.aborted) end = { k: Kind.Error, id, e: this.#wireError(err, call.method) };
     }
     // Free the slot before answering: over an in-memory transport the answer can reach the
     // caller, free its slot and bring its next request back here before reply() returns.
     this.#release(id, call);
     if (end !== undefined && !call.answered) {
       call.answered = true;
-      this.reply(id, end);
+      this.reply(id, end, call.method);
     }
   }
 
@@ -380,9 +436,28 @@ export class Dispatcher {
     call.answered = true;
     this.#release(id, call); // before the reply, for the reason given in #stream
     if (this.#session.closeError === undefined) {
-      if (outcome.ok) this.reply(id, { k: Kind.Response, id, p: outcome.value });
-      else this.reply(id, { k: Kind.Error, id, e: outcome.error });
+      if (outcome.ok) this.reply(id, { k: Kind.Response, id, p: outcome.value }, call.method);
+      else this.reply(id, { k: Kind.Error, id, e: outcome.error }, call.method);
     }
+  }
+
+  /** A handler's failure as the peer may see it: public errors as they are, anything else opaque. */
+  #wireError(err: unknown, method: string): WireError {
+    return publicWireError(err) ?? this.#opaque(err, method);
+  }
+
+  /** SIPC_ERR_HANDLER with a fresh correlation id; the real error is reported locally under it. */
+  #opaque(error: unknown, method: string): WireError {
+    const correlationId = randomUUID();
+    const report = this.#options.onHandlerError;
+    if (report !== undefined) {
+      try {
+        report({ correlationId, method, peerId: this.#identity.peerId, error });
+      } catch (err) {
+        this.#session.onError(err); // a throwing log listener must not take the answer down
+      }
+    }
+    return opaqueWireError(correlationId);
   }
 
   #release(id: number, call: Incoming): void {
@@ -391,13 +466,22 @@ export class Dispatcher {
     if (this.#incoming.get(id) === call) this.#incoming.delete(id);
   }
 
-  /** The channel closed with `err`: running handlers are told (idempotent ones keep running). */
+  /**
+   * The channel closed with `err`: running handlers are told, except idempotent executions the
+   * cache lets run on detached (its quota and lifetime; docs/limits.md).
+   */
   close(err: SecureIpcError): void {
     this.#budget?.close();
+    const cache = this.#options.idempotency;
+    const { peerId } = this.#identity;
     for (const call of this.#incoming.values()) {
-      if (call.timer !== undefined && !call.detached) clearTimeout(call.timer);
       call.gate?.close();
-      if (!call.detached) call.controller.abort(err);
+      if (call.detachable && cache !== undefined) {
+        call.undetach = cache.detach(peerId, (reason) => call.controller.abort(reason));
+        if (call.undetach !== undefined) continue;
+      }
+      if (call.timer !== undefined) clearTimeout(call.timer);
+      call.controller.abort(err);
     }
     this.#incoming.clear();
   }

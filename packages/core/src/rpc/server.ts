@@ -8,7 +8,7 @@ import { encodeEnvelope } from '../envelope/encode.js';
 import { EnvelopeKind as Kind } from '../envelope/types.js';
 import { createError } from '../errors.js';
 import { DEFAULT_MAX_QUEUED_EVENT_BYTES } from './byte-budget.js';
-import type { AnyHandler } from './dispatcher.js';
+import type { AnyHandler, HandlerFailure } from './dispatcher.js';
 import { type EventListener, EventRouter } from './events.js';
 import { IdempotencyCache, type IdempotencyOptions } from './idempotency.js';
 import { isReservedMethod, RESERVED_METHOD_PREFIX } from './methods.js';
@@ -21,7 +21,10 @@ import type { RpcChannel } from './session.js';
 export interface RpcServerOptions {
   /** Who may call what; deny by default (without one, only `$ping` is allowed). */
   policy?: Policy;
-  /** Idempotency window settings (default 10 minutes, 10,000 entries). */
+  /**
+   * Idempotency cache settings: window (10 minutes), entries per peer (1,000) and in all
+   * (10,000), detached executions per peer (64), in all (1,024) and their lifetime (60 s).
+   */
   idempotency?: IdempotencyOptions;
   /** Most requests of one peer run at once (default 64); excess ones are refused with SIPC_ERR_BUSY. */
   maxIncoming?: number;
@@ -91,6 +94,11 @@ export interface RpcServerEvents {
   error: [error: unknown];
   /** publish() dropped an event for a subscriber over its event budget (see `eventOverflow`). */
   eventDropped: [drop: EventDrop];
+  /**
+   * A handler failed with an error that is not public: its caller got SIPC_ERR_HANDLER with
+   * `correlationId` only; here is the real error (never the params), for the server's log.
+   */
+  handlerError: [failure: HandlerFailure];
 }
 
 /** A listener of secure channels, as `secureListen` returns. */
@@ -220,6 +228,9 @@ export class RpcServer<
       maxQueuedEventBytes: this.#options.maxQueuedEventBytes,
       wantsDecisions: () => this.listenerCount('decision') > 0,
       onDecision: (d) => this.emit('decision', d),
+      onHandlerError: (f) => {
+        if (this.listenerCount('handlerError') > 0) this.emit('handlerError', f);
+      },
       onError: (err) => {
         if (this.listenerCount('error') > 0) this.emit('error', err);
       },
