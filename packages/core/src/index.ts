@@ -14,7 +14,12 @@
 
 // Channels.
 export type { ChannelEvents, ChannelOptions, RekeyOptions, SecureChannel } from './channel/options.js';
-export { secureAccept, secureConnect } from './channel/secure-channel.js';
+export {
+  type SendChunkedOptions,
+  secureAccept,
+  secureConnect,
+  sendChunked,
+} from './channel/secure-channel.js';
 export {
   type SecureListener,
   type SecureListenerEvents,

@@ -17,6 +17,10 @@ import type { RekeyOptions } from './options.js';
 
 /** Frames per write: about 1 MiB, few syscalls for bulk without holding huge buffers. */
 const BATCH_FRAMES = 16;
+/** Bytes on the wire per frame besides its chunk. */
+const FRAME_OVERHEAD = FRAME_HEADER_SIZE + FLAG_SIZE + TAG_LENGTH;
+/** The same ~1 MiB per write for smaller chunks (only `sendChunked` picks them). */
+const BATCH_BYTES = BATCH_FRAMES * (MAX_CHUNK_SIZE + FRAME_OVERHEAD);
 
 /** Encrypts and writes whole messages as transport frames on one connection. */
 export class FrameWriter {
@@ -57,24 +61,29 @@ export class FrameWriter {
    * frames: header, flag, chunk and tag sit in one buffer (encrypted in place, no concatenation).
    * Returns undefined when everything was accepted without backpressure, else a promise that
    * waits for 'drain' between batches (the rest of the message must follow in order).
+   *
+   * `chunkSize` and `final` are for `sendChunked` (tests of a receiver's limits): chunks of at
+   * most `chunkSize` bytes, and the last frame marked last only if `final`.
    */
-  write(message: Uint8Array): Promise<void> | undefined {
+  write(message: Uint8Array, chunkSize = MAX_CHUNK_SIZE, final = true): Promise<void> | undefined {
     const total = message.byteLength;
+    const perBatch =
+      chunkSize === MAX_CHUNK_SIZE ? BATCH_FRAMES : Math.floor(BATCH_BYTES / (chunkSize + FRAME_OVERHEAD));
     let offset = 0;
     const writeBatch = (): boolean => {
       const now = Date.now();
-      const frames = Math.min(BATCH_FRAMES, Math.max(1, Math.ceil((total - offset) / MAX_CHUNK_SIZE)));
-      const chunkBytes = Math.min(total - offset, frames * MAX_CHUNK_SIZE);
-      const batch = Buffer.allocUnsafe(chunkBytes + frames * (FRAME_HEADER_SIZE + FLAG_SIZE + TAG_LENGTH));
+      const frames = Math.min(perBatch, Math.max(1, Math.ceil((total - offset) / chunkSize)));
+      const chunkBytes = Math.min(total - offset, frames * chunkSize);
+      const batch = Buffer.allocUnsafe(chunkBytes + frames * FRAME_OVERHEAD);
       let at = 0;
       for (let i = 0; i < frames; i++) {
-        const size = Math.min(MAX_CHUNK_SIZE, total - offset);
+        const size = Math.min(chunkSize, total - offset);
         const bodyLength = FLAG_SIZE + size + TAG_LENGTH;
         batch[at] = bodyLength >>> 8;
         batch[at + 1] = bodyLength & 0xff;
         const body = batch.subarray(at + FRAME_HEADER_SIZE, at + FRAME_HEADER_SIZE + bodyLength);
         offset += size;
-        let flags = offset === total ? FLAG_LAST : 0;
+        let flags = offset === total && final ? FLAG_LAST : 0;
         this.frames++;
         this.bytes += size;
         if (

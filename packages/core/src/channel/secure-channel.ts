@@ -8,6 +8,7 @@ import {
   DEFAULT_CLOSE_TIMEOUT_MS,
   DEFAULT_MAX_MESSAGE_SIZE,
   DEFAULT_REKEY,
+  MAX_CHUNK_SIZE,
   MAX_FRAME_SIZE,
   MAX_TIMER_MS,
 } from '../constants.js';
@@ -45,6 +46,46 @@ export async function establish(
   const result = await performHandshake(connection, options);
   return new SecureChannelImpl(connection, result, options);
 }
+
+/** Options of `sendChunked`. */
+export interface SendChunkedOptions {
+  /** Bytes of the message per frame, 1 to 65,518 (the most a frame carries). */
+  chunkSize: number;
+  /**
+   * Mark the last frame as the message's last (default true). With false the message stays
+   * unfinished: the peer keeps reassembling, and the next send continues the same message.
+   */
+  final?: boolean;
+}
+
+/**
+ * Send `bytes` on `channel` as frames of `chunkSize`-byte chunks, as a peer that chunks its
+ * messages differently would: for tests of a receiver's limits (the conformance suite's abuse
+ * cases send one-byte chunks that never finish a message). Applications use `send()`, which
+ * picks the largest chunks. This grants nothing a peer lacks (any peer chunks its own messages
+ * as it likes, within the protocol); the receiver's `maxMessageSize` is deliberately not checked
+ * here, only by the receiver. Resolves once the transport accepted every frame. Rejects
+ * `SIPC_ERR_INVALID_ARGUMENT` on a bad chunk size, `SIPC_ERR_CHANNEL_CLOSED` once closing, and
+ * `SIPC_ERR_BUSY` if other sends are still queued (await them first).
+ */
+export function sendChunked(
+  channel: SecureChannel,
+  bytes: Uint8Array,
+  options: SendChunkedOptions,
+): Promise<void> {
+  const { chunkSize, final = true } = options;
+  if (!(channel instanceof SecureChannelImpl))
+    return Promise.reject(createError('SIPC_ERR_INVALID_ARGUMENT', 'channel must be a secure channel'));
+  if (!(bytes instanceof Uint8Array))
+    return Promise.reject(createError('SIPC_ERR_INVALID_ARGUMENT', 'bytes must be a Uint8Array'));
+  if (!(Number.isSafeInteger(chunkSize) && chunkSize >= 1 && chunkSize <= MAX_CHUNK_SIZE))
+    return Promise.reject(
+      createError('SIPC_ERR_INVALID_ARGUMENT', `chunkSize must be an integer from 1 to ${MAX_CHUNK_SIZE}`),
+    );
+  return channel[kSendChunked](bytes, chunkSize, final);
+}
+
+const kSendChunked: unique symbol = Symbol('sendChunked');
 
 /**
  * Internal fast send used by the RPC layer: like `send()`, but returns `undefined` instead of a
@@ -203,6 +244,14 @@ export class SecureChannelImpl
     )
       return this.sends.writeNow(message);
     return this.send(message);
+  }
+
+  /** See `sendChunked` (arguments checked there). */
+  [kSendChunked](bytes: Uint8Array, chunkSize: number, final: boolean): Promise<void> {
+    if (this.state !== 'open') return Promise.reject(createError('SIPC_ERR_CHANNEL_CLOSED'));
+    if (!this.sends.idle)
+      return Promise.reject(createError('SIPC_ERR_BUSY', 'sendChunked needs a channel with no send queued'));
+    return this.sends.writeNow(bytes, chunkSize, final) ?? Promise.resolve();
   }
 
   pause(): void {

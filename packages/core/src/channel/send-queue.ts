@@ -65,10 +65,13 @@ export class SendQueue {
     });
   }
 
-  /** Write now (call only when `idle`); undefined once the transport accepted everything. */
-  writeNow(message: Uint8Array): Promise<void> | undefined {
+  /**
+   * Write now (call only when `idle`); undefined once the transport accepted everything.
+   * `chunkSize` and `final`: see FrameWriter.write.
+   */
+  writeNow(message: Uint8Array, chunkSize?: number, final?: boolean): Promise<void> | undefined {
     try {
-      const waiting = this.writer.write(message);
+      const waiting = this.writer.write(message, chunkSize, final);
       if (waiting === undefined) return undefined;
       this.sending = true;
       const size = message.byteLength;
