@@ -2,8 +2,8 @@
 // conformance suite's abuse cases use to probe a receiver's reassembly (issue 12, row 2).
 import { once } from 'node:events';
 import test, { type ExecutionContext } from 'ava';
-import { MAX_CHUNK_SIZE } from '../src/constants.js';
 import { establish, type SecureChannelImpl, sendChunked } from '../src/channel/secure-channel.js';
+import { MAX_CHUNK_SIZE } from '../src/constants.js';
 import { isSecureIpcError } from '../src/errors.js';
 import { connectionPair, trustedKeys } from './helpers.js';
 
