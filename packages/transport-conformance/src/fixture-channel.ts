@@ -4,11 +4,13 @@
  * environment (SIPC_FIXTURE_SECRET_KEY), the trusted client keys from the spec.
  */
 import {
+  type ChannelOptions,
   createPolicy,
   createServer,
   decodeKey,
   keyPairFromSecretKey,
   type Listener,
+  type SecureListener,
   secureListen,
 } from '@secure-ipc/core';
 
@@ -20,20 +22,36 @@ export interface SecureFixtureArgs {
   appId?: string;
 }
 
+/**
+ * A secure listener on `listener` with the fixture's key (`secret`, else the environment's
+ * SIPC_FIXTURE_SECRET_KEY) trusting `trust`, with the default limits unless `options` say more.
+ */
+export function fixtureListener(
+  listener: Listener,
+  trust: string[],
+  secret = process.env.SIPC_FIXTURE_SECRET_KEY,
+  options: Partial<ChannelOptions> = {},
+): SecureListener {
+  if (secret === undefined) throw new Error('SIPC_FIXTURE_SECRET_KEY is not set');
+  return secureListen(listener, {
+    ...options,
+    keyPair: keyPairFromSecretKey(decodeKey(secret)),
+    trust: { keys: trust },
+  });
+}
+
 /** Serve `listener` as the given secure role; resolves once serving. */
 export function serveSecure(
   listener: Listener,
   role: 'channel-echo-server' | 'rpc-server',
   args: SecureFixtureArgs,
 ): void {
-  const secret = process.env.SIPC_FIXTURE_SECRET_KEY;
-  if (secret === undefined) throw new Error('SIPC_FIXTURE_SECRET_KEY is not set');
-  const options = {
-    keyPair: keyPairFromSecretKey(decodeKey(secret)),
-    trust: { keys: args.trust },
-    ...(args.appId === undefined ? {} : { appId: args.appId }),
-  };
-  const secure = secureListen(listener, options);
+  const secure = fixtureListener(
+    listener,
+    args.trust,
+    undefined,
+    args.appId === undefined ? {} : { appId: args.appId },
+  );
   if (role === 'channel-echo-server') {
     secure.on('channel', (channel) => {
       channel.on('message', (m) => void channel.send(m).catch(() => {}));
