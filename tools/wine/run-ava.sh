@@ -171,6 +171,12 @@ for attempt in $(seq 1 "$ATTEMPTS"); do
   if [ -n "$broken" ]; then stop_prefix; kill -9 "$wpid" 2>/dev/null || true; fi
   wait "$wpid" || rc=$?
   if [ -z "$broken" ] && grep -qs 'wineserver crashed' "$OUT" "$ERR"; then broken='wineserver crashed'; fi
+  # Seen on a freshly made prefix: the Windows node exits with code 1 seconds after it starts,
+  # having printed nothing at all (not even ava's TAP header). No test ran, so nothing is lost by
+  # another attempt; an ava that starts and then fails prints its TAP and is never retried.
+  if [ -z "$broken" ] && [ "$rc" -ne 0 ] && [ ! -s "$OUT" ] && [ ! -s "$ERR" ]; then
+    broken="the Windows node exited with code $rc before printing anything"
+  fi
   if [ -z "$broken" ]; then
     show "$OUT"
     show "$ERR" >&2
@@ -196,7 +202,7 @@ for attempt in $(seq 1 "$ATTEMPTS"); do
   : >"$ERR"
   stop_prefix
   if [ "$attempt" -eq "$ATTEMPTS" ]; then
-    echo "[wine] ERROR: the Windows suite could not complete in $ATTEMPTS attempts (wineserver crash or hang)."
+    echo "[wine] ERROR: the Windows suite could not complete in $ATTEMPTS attempts (wineserver crash, hang or no start)."
     rc=0
     report --bail-out="the Windows suite could not complete in $ATTEMPTS attempts (wineserver crash or hang)" || rc=$?
   fi
