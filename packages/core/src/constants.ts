@@ -59,8 +59,23 @@ export const DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024;
 /** Default time allowed from connect to a finished handshake (ms). */
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 
+/** Default time from connect to a complete handshake message 1 on the responder (ms). */
+export const DEFAULT_HANDSHAKE_FIRST_MESSAGE_TIMEOUT_MS = 1_000;
+
 /** Default maximum number of handshakes in progress per listener. */
 export const DEFAULT_MAX_PENDING_HANDSHAKES = 64;
+
+/** Default maximum number of handshakes in progress per listener from one OS identity. */
+export const DEFAULT_MAX_PENDING_HANDSHAKES_PER_IDENTITY = 32;
+
+/** Default maximum number of established channels per listener. */
+export const DEFAULT_MAX_CONNECTIONS = 1_024;
+
+/** Default maximum number of established channels per listener from one OS identity. */
+export const DEFAULT_MAX_CONNECTIONS_PER_IDENTITY = 256;
+
+/** Default maximum number of established channels per listener with one peer static key. */
+export const DEFAULT_MAX_CONNECTIONS_PER_KEY = 128;
 
 /**
  * Default time from `close()` to a torn-down connection (ms): pending sends, our end and the

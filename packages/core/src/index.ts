@@ -16,6 +16,8 @@
 export type { ChannelEvents, ChannelOptions, RekeyOptions, SecureChannel } from './channel/options.js';
 export { secureAccept, secureConnect } from './channel/secure-channel.js';
 export {
+  type AdmissionLimit,
+  type LimitDecision,
   type SecureListener,
   type SecureListenerEvents,
   type SecureListenerOptions,
