@@ -18,7 +18,7 @@ export function unixPeer(creds: UnixPeerCredentials): PeerInfo {
     uid: creds.uid,
     gid: creds.gid,
     // The kernel's uid (SO_PEERCRED / getpeereid): what the listener's per-identity caps group by.
-    osIdentity: creds.uid === undefined ? undefined : `uid:${creds.uid}`,
+    ...(creds.uid === undefined ? {} : { osIdentity: `uid:${creds.uid}` }),
   });
 }
 

@@ -80,7 +80,7 @@ export function pipePeer(creds: PipePeerCredentials): PeerInfo {
     transport: 'pipe',
     pid: creds.pid,
     sid: creds.sid,
-    osIdentity: creds.sid === undefined ? undefined : `sid:${creds.sid}`,
+    ...(creds.sid === undefined ? {} : { osIdentity: `sid:${creds.sid}` }),
   };
 }
 
