@@ -68,6 +68,14 @@ export const DEFAULT_MAX_PENDING_HANDSHAKES = 64;
 /** Default maximum number of handshakes in progress per listener from one OS identity. */
 export const DEFAULT_MAX_PENDING_HANDSHAKES_PER_IDENTITY = 32;
 
+/**
+ * Listen backlog asked for by the socket transports (the kernel caps it at its own maximum,
+ * `net.core.somaxconn`, 4096 on current Linux): with Node's 511, a flood of connections filled
+ * the queue and a legitimate client's SYN was dropped, costing it a 1 s retransmit (the
+ * handshake flood suite); a full Unix socket queue refuses with EAGAIN instead.
+ */
+export const LISTEN_BACKLOG = 4096;
+
 /** Default maximum number of established channels per listener. */
 export const DEFAULT_MAX_CONNECTIONS = 1_024;
 

@@ -1,16 +1,14 @@
 /**
- * The OS user at the other end of a loopback TCP connection, on Linux: the kernel lists every TCP
- * socket of this network namespace in /proc/net/tcp and /proc/net/tcp6 with its owner's uid, so
- * the client's socket — local address:port = our peer's, remote address:port = ours — names the
- * user who created it. No peer can choose it, and while our accepted socket exists no other socket
- * can have the same four-tuple. It is read only for loopback peers (elsewhere the socket is on
- * another host and the row is not there) and gives undefined wherever it cannot be read (another
- * OS, /proc hidden, the client already gone).
- *
- * A lookup waits for the next read of the files, and one read answers every lookup queued before
- * it started: a burst of a thousand connections costs a few reads, not a thousand (each read is
- * a few milliseconds with thousands of sockets). A lookup that a read misses (the kernel's listing
- * is not atomic) gets one more read before it gives up.
+ * The OS user at the other end of a loopback TCP connection, on Linux: the owner uid of the
+ * client's socket — local address:port = our peer's, remote address:port = ours. No peer can
+ * choose it, and while our accepted socket exists no other socket can have the same four-tuple.
+ * Asked of the kernel by that exact four-tuple over NETLINK_SOCK_DIAG (sock-diag.ts: microseconds
+ * per connection); where that is not available, read from /proc/net/tcp and /proc/net/tcp6 (the
+ * `uid` column), which lists every socket and so costs 100+ ms per read once a flood has left
+ * tens of thousands of rows: one read then answers every lookup queued before it started, and a
+ * lookup a read misses (the listing is not atomic) gets one more read before it gives up.
+ * Only loopback peers are looked up (elsewhere the socket is on another host); the answer is
+ * undefined wherever it cannot be read (another OS, /proc hidden, the client already gone).
  *
  * Caveat, documented in the README: a local proxy that forwards connections to the port (socat,
  * an SSH or container port forward) owns the client socket, so its uid is what is reported.
@@ -18,6 +16,7 @@
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { endianness } from 'node:os';
+import { addressBytes, type DiagAnswer, socketOwner } from './sock-diag.js';
 
 /** The four addresses and ports of a connection, as the server's socket reports them. */
 export interface ConnectionEnds {
@@ -54,30 +53,6 @@ function word(bytes: number[]): string {
     .toUpperCase();
 }
 
-function v4Bytes(address: string): number[] {
-  return address.split('.').map(Number);
-}
-
-function v6Bytes(address: string): number[] {
-  let text = address;
-  const tail: number[] = [];
-  const dotted = text.lastIndexOf(':');
-  if (text.includes('.')) {
-    tail.push(...v4Bytes(text.slice(dotted + 1)));
-    text = `${text.slice(0, dotted)}:0:0`;
-  }
-  const [head, rest] = text.split('::') as [string, string | undefined];
-  const left = head === '' ? [] : head.split(':');
-  const right = rest === undefined || rest === '' ? [] : rest.split(':');
-  const groups = [...left, ...Array(8 - left.length - right.length).fill('0'), ...right];
-  const bytes = groups.flatMap((g) => {
-    const n = Number.parseInt(g, 16);
-    return [n >> 8, n & 0xff];
-  });
-  if (tail.length === 4) bytes.splice(12, 4, ...tail);
-  return bytes;
-}
-
 function hexPort(port: number): string {
   return port.toString(16).padStart(4, '0').toUpperCase();
 }
@@ -88,12 +63,11 @@ export function candidateRows(ends: ConnectionEnds): { file: string; key: string
   if (localAddress === undefined || remoteAddress === undefined) return [];
   if (localPort === undefined || remotePort === undefined) return [];
   const rows: { file: string; key: string }[] = [];
-  const unmapped = (a: string) => (a.startsWith('::ffff:') && isIP(a.slice(7)) === 4 ? a.slice(7) : a);
   const peer4 = unmapped(remoteAddress);
   const ours4 = unmapped(localAddress);
   // An IPv4 client (also one seen through a dual-stack listener as ::ffff:a.b.c.d) is in tcp.
   if (isIP(peer4) === 4 && isIP(ours4) === 4) {
-    const hex = (a: string) => word(v4Bytes(a));
+    const hex = (a: string) => word([...addressBytes(a, 4).subarray(0, 4)]);
     rows.push({
       file: FILES.v4,
       key: `${hex(peer4)}:${hexPort(remotePort)} ${hex(ours4)}:${hexPort(localPort)}`,
@@ -102,7 +76,7 @@ export function candidateRows(ends: ConnectionEnds): { file: string; key: string
   // An IPv6 client socket (::1, or mapped addresses from an IPv6 socket) is in tcp6.
   if (isIP(remoteAddress) === 6 || isIP(localAddress) === 6) {
     const hex6 = (a: string) => {
-      const b = isIP(a) === 4 ? v6Bytes(`::ffff:${a}`) : v6Bytes(a);
+      const b = [...addressBytes(isIP(a) === 4 ? `::ffff:${a}` : a, 6)];
       return [0, 4, 8, 12].map((i) => word(b.slice(i, i + 4))).join('');
     };
     rows.push({
@@ -129,6 +103,17 @@ export function parseRows(text: string, wanted: ReadonlySet<string>, found: Map<
   }
 }
 
+const unmapped = (a: string) => (a.startsWith('::ffff:') && isIP(a.slice(7)) === 4 ? a.slice(7) : a);
+
+/** Ask NETLINK_SOCK_DIAG for the client socket of this accepted connection. */
+export function askKernel(ends: ConnectionEnds): DiagAnswer {
+  const { localAddress, localPort, remoteAddress, remotePort } = ends;
+  if (localAddress === undefined || remoteAddress === undefined) return { kind: 'missing' };
+  if (localPort === undefined || remotePort === undefined) return { kind: 'missing' };
+  // A v4-mapped pair is looked up as IPv4 (the kernel hashes such connections with IPv4 keys).
+  return socketOwner(unmapped(remoteAddress), remotePort, unmapped(localAddress), localPort);
+}
+
 interface Lookup {
   readonly rows: { file: string; key: string }[];
   readonly resolve: (uid: number | undefined) => void;
@@ -140,12 +125,22 @@ export class LoopbackUidResolver {
   #queued: Lookup[] = [];
   #reading = false;
 
-  constructor(private readonly read: ProcReader = (path) => readFile(path, 'latin1')) {}
+  /**
+   * `read` reads a /proc file; `ask` asks the kernel for one socket (default NETLINK_SOCK_DIAG;
+   * a test passes one that is unavailable to exercise the /proc path).
+   */
+  constructor(
+    private readonly read: ProcReader = (path) => readFile(path, 'latin1'),
+    private readonly ask: (ends: ConnectionEnds) => DiagAnswer = askKernel,
+  ) {}
 
   /** The uid owning the client socket of this loopback connection, or undefined. */
   lookup(ends: ConnectionEnds): Promise<number | undefined> {
     if (process.platform !== 'linux' || !isLoopbackAddress(ends.remoteAddress))
       return Promise.resolve(undefined);
+    const asked = this.ask(ends);
+    if (asked.kind === 'found') return Promise.resolve(asked.uid);
+    if (asked.kind === 'missing') return Promise.resolve(undefined);
     const rows = candidateRows(ends);
     if (rows.length === 0) return Promise.resolve(undefined);
     return new Promise((resolve) => {

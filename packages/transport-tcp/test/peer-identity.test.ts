@@ -5,7 +5,13 @@ import type { Socket } from 'node:net';
 import type { Connection } from '@secure-ipc/core';
 import test from 'ava';
 import { tcpTransport } from '../src/index.js';
-import { candidateRows, isLoopbackAddress, LoopbackUidResolver, parseRows } from '../src/peer-identity.js';
+import {
+  askKernel,
+  candidateRows,
+  isLoopbackAddress,
+  LoopbackUidResolver,
+  parseRows,
+} from '../src/peer-identity.js';
 
 const linux = process.platform === 'linux';
 // Explicit platform gates: /proc/net/tcp is Linux's; running a client as uid 65534 needs root (CI runs as root).
@@ -78,10 +84,13 @@ test('only loopback peers are looked up; other addresses are undefined at once, 
 
 test('one read answers a burst of lookups; a row not found gets one more read, then undefined', async (t) => {
   let reads = 0;
-  const resolver = new LoopbackUidResolver(async () => {
-    reads++;
-    return PROC_TCP;
-  });
+  const resolver = new LoopbackUidResolver(
+    async () => {
+      reads++;
+      return PROC_TCP;
+    },
+    () => ({ kind: 'unavailable', reason: new Error('the /proc path is under test') }),
+  );
   if (!linux) return t.pass('lookups run on Linux only');
   const ends = { localAddress: '127.0.0.1', localPort: 0x1f90, remoteAddress: '127.0.0.1' };
   const [a, b, missing] = await Promise.all([
@@ -94,6 +103,38 @@ test('one read answers a burst of lookups; a row not found gets one more read, t
   t.is(missing, undefined);
   t.is(reads, 2, 'the burst shared the first read; the miss had a second');
 });
+
+onLinux(
+  'NETLINK_SOCK_DIAG and /proc/net/tcp* agree on the owner of a real connection (IPv4, IPv6); a closed one is not found',
+  async (t) => {
+    const transport = tcpTransport();
+    for (const address of ['tcp://127.0.0.1:0', 'tcp://[::1]:0']) {
+      const listener = await transport.listen(address);
+      t.teardown(() => listener.close());
+      const accepted = once(listener, 'connection') as Promise<[Connection]>;
+      const conn = await transport.connect(listener.address);
+      t.teardown(() => void conn.destroy());
+      const [server] = await accepted;
+      const ends = server as unknown as Socket;
+      t.deepEqual(askKernel(ends), { kind: 'found', uid: process.geteuid!() }, address);
+      const viaProc = new LoopbackUidResolver(undefined, () => ({
+        kind: 'unavailable',
+        reason: new Error('test'),
+      }));
+      t.is(await viaProc.lookup(ends), process.geteuid!(), address);
+      const snapshot = {
+        localAddress: ends.localAddress,
+        localPort: ends.localPort,
+        remoteAddress: ends.remoteAddress,
+        remotePort: ends.remotePort,
+      };
+      conn.destroy();
+      server.destroy();
+      await new Promise((r) => setTimeout(r, 50));
+      t.is(askKernel(snapshot).kind, 'missing', 'gone, or TIME_WAIT (no owner)');
+    }
+  },
+);
 
 onLinux(
   'a loopback connection from this process carries osIdentity uid:<euid> on the accepting side, IPv4 and IPv6',

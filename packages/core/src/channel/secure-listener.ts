@@ -19,7 +19,7 @@ import { createError, type SecureIpcError, toSecureIpcError } from '../errors.js
 import type { Connection, Listener, PeerInfo } from '../transport/contract.js';
 import { Admission, type AdmissionCaps, type AdmissionLimit, identityOf } from './admission.js';
 import { type ChannelOptions, type SecureChannel, validateChannelOptions } from './options.js';
-import { establish } from './secure-channel.js';
+import { establishValidated } from './secure-channel.js';
 
 export type { AdmissionLimit } from './admission.js';
 
@@ -113,7 +113,8 @@ class SecureListenerImpl extends EventEmitter<SecureListenerEvents> implements S
   readonly channels = new Set<SecureChannel>();
   private options: ChannelOptions;
   private readonly admission: Admission<Connection, SecureChannel>;
-  private readonly controllers = new Map<Connection, AbortController>();
+  /** How to stop each pending handshake (handed over by the handshake itself). */
+  private readonly cancels = new Map<Connection, (reason: SecureIpcError) => void>();
   private closing: Promise<void> | undefined;
   private readonly onConnection = (connection: Connection) => this.accept(connection);
   private readonly onListenerClose = () => {
@@ -164,7 +165,8 @@ class SecureListenerImpl extends EventEmitter<SecureListenerEvents> implements S
       this.listener.off('connection', this.onConnection);
       this.listener.off('close', this.onListenerClose);
       this.listener.off('error', this.onListenerError);
-      for (const controller of this.controllers.values()) controller.abort();
+      for (const cancel of this.cancels.values())
+        cancel(createError('SIPC_ERR_ABORTED', 'The listener closed during the handshake'));
       await Promise.allSettled([this.listener.close(), ...[...this.channels].map((c) => c.close())]);
       this.emit('close');
     })();
@@ -195,7 +197,7 @@ class SecureListenerImpl extends EventEmitter<SecureListenerEvents> implements S
     const admission = this.admission.admitHandshake(identity);
     if (!admission.admit) {
       connection.on('error', () => {});
-      connection.destroy();
+      reset(connection);
       this.decide('refused', admission.limit, identity, peer);
       return;
     }
@@ -205,19 +207,19 @@ class SecureListenerImpl extends EventEmitter<SecureListenerEvents> implements S
       // SIPC_ERR_ABORTED, which the rejection handler below leaves to this decision.
       this.admission.removePending(victim);
       const error = this.decide('dropped', limit, identityOf(victim.peer), victim.peer);
-      this.controllers.get(victim)?.abort(error);
+      reset(victim);
+      this.cancels.get(victim)?.(error);
     }
-    const controller = new AbortController();
-    this.controllers.set(connection, controller);
     const entry = this.admission.addPending(connection, identity);
-    const { signal: outer, ...options } = this.options;
-    const signal = outer === undefined ? controller.signal : AbortSignal.any([outer, controller.signal]);
     const onPeerMessage = (message: 1 | 2 | 3) => {
       entry.stage = message === 1 ? 'waiting' : 'deciding';
     };
-    establish(connection, { ...options, signal, initiator: false, onPeerMessage }).then(
+    const onCancelable = (cancel: (reason: SecureIpcError) => void) => {
+      this.cancels.set(connection, cancel);
+    };
+    establishValidated(connection, { ...this.options, initiator: false, onPeerMessage, onCancelable }).then(
       (channel) => {
-        this.controllers.delete(connection);
+        this.cancels.delete(connection);
         this.admission.removePending(connection);
         if (this.closing) {
           channel.close().catch(() => {});
@@ -241,12 +243,28 @@ class SecureListenerImpl extends EventEmitter<SecureListenerEvents> implements S
         this.emit('channel', channel);
       },
       (err: unknown) => {
-        this.controllers.delete(connection);
-        const dropped = controller.signal.aborted && !this.closing && isDrop(controller.signal.reason);
+        this.cancels.delete(connection);
         this.admission.removePending(connection);
-        if (!dropped) this.emit('handshakeError', toSecureIpcError(err, 'SIPC_ERR_HANDSHAKE_FAILED'), peer);
+        // A dropped handshake (the only source of SIPC_ERR_HANDSHAKE_LIMIT here) was reported by its decision already.
+        if (!isDrop(err))
+          this.emit('handshakeError', toSecureIpcError(err, 'SIPC_ERR_HANDSHAKE_FAILED'), peer);
       },
     );
+  }
+}
+
+/**
+ * Close a connection we refuse or drop with a reset where the stream has one (`net.Socket`'s
+ * resetAndDestroy on TCP): no FIN exchange and no TIME_WAIT entry left behind per dropped
+ * connection, which under a flood of thousands adds up. Other streams are destroyed.
+ */
+function reset(connection: Connection): void {
+  const socket = connection as Connection & { resetAndDestroy?: () => void };
+  try {
+    if (typeof socket.resetAndDestroy === 'function') socket.resetAndDestroy();
+    else connection.destroy();
+  } catch {
+    connection.destroy(); // not a TCP handle (a Unix socket, a pipe): a plain close
   }
 }
 

@@ -70,19 +70,22 @@ export async function performHandshake(
     options.signal,
   );
   const progress = options.onPeerMessage;
+  options.onCancelable?.((reason) => io.cancel(reason));
   let noise: NoiseHandshake | undefined;
-  try {
-    noise = new NoiseHandshake({
+  const start = () =>
+    new NoiseHandshake({
       initiator: options.initiator,
       prologue: buildPrologue(options.appId, options.psk),
       staticKeyPair: options.keyPair,
       generateEphemeral: options.generateEphemeral,
     });
+  try {
     const versions = options.versions ?? SUPPORTED_VERSIONS;
     let remotePayload: Readonly<Record<string, unknown>>;
     let version: number;
     let verdict: { roles: readonly string[]; expiresAt: number | undefined };
     if (options.initiator) {
+      noise = start();
       io.write(noise.writeMessage(encodePayload({ versions: [...versions] })));
       remotePayload = decodePayload(noise.readMessage(await io.next(MAX_FRAME_SIZE)));
       progress?.(2);
@@ -96,7 +99,11 @@ export async function performHandshake(
         throw createError('SIPC_ERR_PROTOCOL', 'Unexpected bytes before handshake message 3');
       io.write(noise.writeMessage(encodePayload({}, options.payload)));
     } else {
-      const hello = decodePayload(noise.readMessage(await io.next(MAX_HANDSHAKE_MESSAGE1_SIZE)));
+      // The handshake state (a secure-memory arena) only once message 1 is here: a silent or
+      // drip-feeding connection costs a frame reader and two timers, nothing more.
+      const message1 = await io.next(MAX_HANDSHAKE_MESSAGE1_SIZE);
+      noise = start();
+      const hello = decodePayload(noise.readMessage(message1));
       progress?.(1);
       const common = selectVersion(offeredVersions(hello), versions);
       // No common version: close without message 2 (nothing about this side is revealed).
@@ -146,6 +153,7 @@ function trustContext(
 // Codes that are already the precise local reason; everything else becomes HANDSHAKE_FAILED with cause.
 const SPECIFIC = new Set([
   'SIPC_ERR_HANDSHAKE_TIMEOUT',
+  'SIPC_ERR_HANDSHAKE_LIMIT',
   'SIPC_ERR_ABORTED',
   'SIPC_ERR_UNTRUSTED_PEER',
   'SIPC_ERR_VERSION_MISMATCH',
@@ -240,6 +248,11 @@ class HandshakeIo implements FrameReaderOwner {
 
   onFailure(error: SecureIpcError): void {
     this.fail(error);
+  }
+
+  /** Stop the handshake with `reason` (already the precise local reason, e.g. a listener's drop). */
+  cancel(reason: SecureIpcError): void {
+    this.fail(reason);
   }
 
   /** Send one handshake message as one frame. */
