@@ -72,9 +72,9 @@ function open(): Diag | Error {
     return {
       fd,
       sendto: libc.func(
-        'long sendto(int, uint8_t *buf, size_t len, int flags, uint8_t *addr, uint32_t alen)',
+        'long sendto(int, const void *buf, size_t len, int flags, const void *addr, uint32_t alen)',
       ),
-      recv: libc.func('long recv(int, _Out_ uint8_t *buf, size_t len, int flags)'),
+      recv: libc.func('long recv(int, void *buf, size_t len, int flags)'),
       errno: () => koffi.errno(),
     } as Diag;
   } catch (err) {
