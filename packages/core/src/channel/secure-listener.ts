@@ -259,12 +259,17 @@ class SecureListenerImpl extends EventEmitter<SecureListenerEvents> implements S
  * connection, which under a flood of thousands adds up. Other streams are destroyed.
  */
 function reset(connection: Connection): void {
-  const socket = connection as Connection & { resetAndDestroy?: () => void };
+  const socket = connection as Connection & { resetAndDestroy?: () => void; _handle?: { reset?: unknown } };
+  // Only a TCP handle can reset; asking another (a Unix socket, a pipe) throws, and an exception
+  // per dropped connection is what a flood must not cost: look before calling.
+  if (typeof socket.resetAndDestroy !== 'function' || typeof socket._handle?.reset !== 'function') {
+    connection.destroy();
+    return;
+  }
   try {
-    if (typeof socket.resetAndDestroy === 'function') socket.resetAndDestroy();
-    else connection.destroy();
+    socket.resetAndDestroy();
   } catch {
-    connection.destroy(); // not a TCP handle (a Unix socket, a pipe): a plain close
+    connection.destroy();
   }
 }
 
