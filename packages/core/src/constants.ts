@@ -59,8 +59,31 @@ export const DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024;
 /** Default time allowed from connect to a finished handshake (ms). */
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 
+/** Default time from connect to a complete handshake message 1 on the responder (ms). */
+export const DEFAULT_HANDSHAKE_FIRST_MESSAGE_TIMEOUT_MS = 1_000;
+
 /** Default maximum number of handshakes in progress per listener. */
 export const DEFAULT_MAX_PENDING_HANDSHAKES = 64;
+
+/** Default maximum number of handshakes in progress per listener from one OS identity. */
+export const DEFAULT_MAX_PENDING_HANDSHAKES_PER_IDENTITY = 32;
+
+/**
+ * Listen backlog asked for by the socket transports (the kernel caps it at its own maximum,
+ * `net.core.somaxconn`, 4096 on current Linux): with Node's 511, a flood of connections filled
+ * the queue and a legitimate client's SYN was dropped, costing it a 1 s retransmit (the
+ * handshake flood suite); a full Unix socket queue refuses with EAGAIN instead.
+ */
+export const LISTEN_BACKLOG = 4096;
+
+/** Default maximum number of established channels per listener. */
+export const DEFAULT_MAX_CONNECTIONS = 1_024;
+
+/** Default maximum number of established channels per listener from one OS identity. */
+export const DEFAULT_MAX_CONNECTIONS_PER_IDENTITY = 256;
+
+/** Default maximum number of established channels per listener with one peer static key. */
+export const DEFAULT_MAX_CONNECTIONS_PER_KEY = 128;
 
 /**
  * Default time from `close()` to a torn-down connection (ms): pending sends, our end and the

@@ -45,6 +45,11 @@ export class FrameDecoder {
     return this.frameLength >= 0 || this.total > 0;
   }
 
+  /** Unread bytes held (frames not yet taken and a partial one). */
+  get buffered(): number {
+    return this.total;
+  }
+
   /** Append a chunk read from the stream. */
   push(chunk: Buffer): void {
     if (chunk.length === 0) return;
@@ -206,6 +211,11 @@ export class FrameReader {
   /** True if any unread byte is held (a partial frame, or frames not yet taken). */
   get partial(): boolean {
     return this.#decoder.partial;
+  }
+
+  /** Unread bytes held by the decoder. */
+  get buffered(): number {
+    return this.#decoder.buffered;
   }
 
   /** The next complete frame, or undefined (see `FrameDecoder.next`). */

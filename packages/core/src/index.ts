@@ -21,6 +21,8 @@ export {
   sendChunked,
 } from './channel/secure-channel.js';
 export {
+  type AdmissionLimit,
+  type LimitDecision,
   type SecureListener,
   type SecureListenerEvents,
   type SecureListenerOptions,
@@ -28,9 +30,14 @@ export {
 } from './channel/secure-listener.js';
 // Protocol constants and default limits.
 export {
+  DEFAULT_HANDSHAKE_FIRST_MESSAGE_TIMEOUT_MS,
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_CONNECTIONS_PER_IDENTITY,
+  DEFAULT_MAX_CONNECTIONS_PER_KEY,
   DEFAULT_MAX_MESSAGE_SIZE,
   DEFAULT_MAX_PENDING_HANDSHAKES,
+  DEFAULT_MAX_PENDING_HANDSHAKES_PER_IDENTITY,
   DEFAULT_REKEY,
   MAX_APP_ID_LENGTH,
   NOISE_PROTOCOL_NAME,

@@ -5,6 +5,9 @@
  * (`@secure-ipc/transport-conformance/basic`, `close`, `large`, `stress`, `channel`, `hostile`,
  * `abuse`)
  * for a transport that needs only part of it. It uses only `@secure-ipc/core`'s public API.
+ * The handshake flood (`@secure-ipc/transport-conformance/flood`, `handshakeFloodSuite`) is not
+ * registered by `runTransportConformance`: it needs root and a transport that fills
+ * `PeerInfo.osIdentity` (see the README).
  *
  * @example
  * ```ts

@@ -1,14 +1,24 @@
-/** A listening TCP socket: tracks open connections so close() can destroy them. */
+/**
+ * A listening TCP socket: tracks open connections so close() can destroy them, and on Linux fills
+ * a loopback peer's `osIdentity` (`uid:N`) from /proc/net/tcp* before handing the connection out.
+ */
 import { EventEmitter } from 'node:events';
 import type { Server, Socket } from 'node:net';
 import { type Connection, type Listener, toSecureIpcError } from '@secure-ipc/core';
 import { type ListenerEvents, socketConnection } from '@secure-ipc/core/transport';
+import { LoopbackUidResolver } from './peer-identity.js';
 
 /** Keep-alive probe delay: a dead peer (cable pulled, host gone) is noticed without application traffic. */
 const KEEP_ALIVE_MS = 30_000;
 
-/** Tune a connected socket and turn it into a Connection with the remote address and port as `peer`. */
-export function toConnection(socket: Socket): Connection {
+/** One resolver per process: its reads of /proc are shared by every listener. */
+const uids = new LoopbackUidResolver();
+
+/**
+ * Tune a connected socket and turn it into a Connection with the remote address and port as
+ * `peer`, plus `osIdentity` when the uid is known (accepted loopback connections on Linux).
+ */
+export function toConnection(socket: Socket, uid?: number): Connection {
   // Small RPC messages must not wait for Nagle's algorithm to coalesce them.
   socket.setNoDelay(true);
   socket.setKeepAlive(true, KEEP_ALIVE_MS);
@@ -16,6 +26,7 @@ export function toConnection(socket: Socket): Connection {
     transport: 'tcp',
     address: socket.remoteAddress,
     port: socket.remotePort,
+    ...(uid === undefined ? {} : { osIdentity: `uid:${uid}` }),
   });
 }
 
@@ -40,7 +51,15 @@ export class TcpListener extends EventEmitter<ListenerEvents> implements Listene
       }
       this.#connections.add(socket);
       socket.once('close', () => this.#connections.delete(socket));
-      this.emit('connection', toConnection(socket));
+      // Its uid first (loopback on Linux; undefined elsewhere, at once); meanwhile the socket may
+      // close or the listener shut down: then nobody sees it.
+      void uids.lookup(socket).then((uid) => {
+        if (this.#closing !== undefined || socket.destroyed) {
+          socket.destroy();
+          return;
+        }
+        this.emit('connection', toConnection(socket, uid));
+      });
     });
     server.on('error', (err) => {
       if (this.listenerCount('error') > 0)

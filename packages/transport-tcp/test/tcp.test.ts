@@ -51,7 +51,13 @@ test('IPv6 in brackets: listen and connect on [::1], peers carry address and por
   t.teardown(() => void conn.destroy());
   const [server] = await accepted;
   t.deepEqual(conn.peer, { transport: 'tcp', address: '::1', port: parseTcpAddress(listener.address).port });
-  t.deepEqual(server.peer, { transport: 'tcp', address: '::1', port: (conn as unknown as Socket).localPort });
+  t.deepEqual(server.peer, {
+    transport: 'tcp',
+    address: '::1',
+    port: (conn as unknown as Socket).localPort,
+    // The accepting side of a loopback connection knows the client's uid on Linux (peer-identity.ts).
+    ...(process.platform === 'linux' ? { osIdentity: `uid:${process.geteuid!()}` } : {}),
+  });
 });
 
 for (const bad of [

@@ -13,6 +13,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { isMainThread } from 'node:worker_threads';
 import { type AbortOptions, createError } from '@secure-ipc/core';
+import { LISTEN_BACKLOG } from '@secure-ipc/core/transport';
 import { checkPathLength } from './address.js';
 
 /** The identity of the socket file we bound, to recognise it at close. */
@@ -159,7 +160,7 @@ function listenOn(server: net.Server, socketPath: string): Promise<void> {
     // this call is in force for exactly that bind() and for nothing else in the process.
     const restore = isMainThread ? process.umask(0o177) : undefined;
     try {
-      server.listen(socketPath, () => {
+      server.listen({ path: socketPath, backlog: LISTEN_BACKLOG }, () => {
         server.off('error', onError);
         resolve();
       });

@@ -36,6 +36,7 @@ export type { UnixCredentialPolicy } from './credential-policy.js';
 export type { UnixListener } from './listener.js';
 export type { UnixPeerCredentials } from './peer-credentials.js';
 export {
+  type UnixBusyOptions,
   type UnixConnectOptions,
   type UnixListenOptions,
   UnixTransport,

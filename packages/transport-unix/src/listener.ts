@@ -12,7 +12,14 @@ import { readPeerCredentials, type UnixPeerCredentials } from './peer-credential
 
 /** Peer info of a Unix socket connection from what the kernel reported. */
 export function unixPeer(creds: UnixPeerCredentials): PeerInfo {
-  return Object.freeze({ transport: 'unix', pid: creds.pid, uid: creds.uid, gid: creds.gid });
+  return Object.freeze({
+    transport: 'unix',
+    pid: creds.pid,
+    uid: creds.uid,
+    gid: creds.gid,
+    // The kernel's uid (SO_PEERCRED / getpeereid): what the listener's per-identity caps group by.
+    ...(creds.uid === undefined ? {} : { osIdentity: `uid:${creds.uid}` }),
+  });
 }
 
 /** A bound Unix socket that accepts connections from allowed OS users. */

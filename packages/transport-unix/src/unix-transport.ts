@@ -16,6 +16,7 @@ import {
   TRANSPORT_BRAND,
 } from '@secure-ipc/core/transport';
 import { type LocalDirectoryOptions, netPath, parseUnixAddress } from './address.js';
+import { connectRetryingBusy, DEFAULT_CONNECT_BUSY_TIMEOUT_MS, validateBusyTimeout } from './busy-retry.js';
 import {
   checkCredentials,
   mergePolicy,
@@ -32,14 +33,23 @@ import {
 import { UnixListener, unixPeer } from './listener.js';
 import { readPeerCredentials } from './peer-credentials.js';
 
-/** Options of `unixTransport()`: the credential policy of both sides, and where `local://` lives. */
-export interface UnixTransportOptions extends UnixCredentialPolicy, LocalDirectoryOptions {}
+/** How long a connect waits out a full listen backlog. */
+export interface UnixBusyOptions {
+  /**
+   * Milliseconds a connect keeps retrying while the server's listen backlog is full (Linux
+   * EAGAIN), with a growing pause between attempts; 0 fails at once (default 5,000).
+   */
+  connectBusyTimeoutMs?: number | undefined;
+}
+
+/** Options of `unixTransport()`: the credential policy of both sides, where `local://` lives, the busy wait. */
+export interface UnixTransportOptions extends UnixCredentialPolicy, LocalDirectoryOptions, UnixBusyOptions {}
 
 /** Options of `listen`: the policy applied to connecting clients, overriding the transport's. */
 export interface UnixListenOptions extends AbortOptions, UnixCredentialPolicy {}
 
-/** Options of `connect`: the policy applied to the server, overriding the transport's. */
-export interface UnixConnectOptions extends AbortOptions, UnixCredentialPolicy {}
+/** Options of `connect`: the policy applied to the server and the busy wait, overriding the transport's. */
+export interface UnixConnectOptions extends AbortOptions, UnixCredentialPolicy, UnixBusyOptions {}
 
 function supportedSchemes(): readonly string[] {
   if (process.platform === 'win32') return [];
@@ -59,6 +69,7 @@ export class UnixTransport implements Transport {
   /** Build a transport; the policy fields are validated here. */
   constructor(options: UnixTransportOptions = {}) {
     validatePolicy(options);
+    validateBusyTimeout(options.connectBusyTimeoutMs);
     this.#options = { ...options };
   }
 
@@ -111,12 +122,19 @@ export class UnixTransport implements Transport {
   async connect(address: string, options: UnixConnectOptions = {}): Promise<Connection> {
     this.#platformCheck();
     validatePolicy(options);
+    validateBusyTimeout(options.connectBusyTimeoutMs);
     if (options.signal?.aborted) throw abortError(options);
     const parsed = parseUnixAddress(address, this.#options);
     if (parsed.kind === 'path' && parsed.local)
       await verifySecureDirectory(path.dirname(parsed.path), { local: true });
     const policy = mergePolicy(this.#options, options);
-    const socket = await awaitConnect(net.connect(netPath(parsed)), address, options);
+    const busyTimeoutMs =
+      options.connectBusyTimeoutMs ?? this.#options.connectBusyTimeoutMs ?? DEFAULT_CONNECT_BUSY_TIMEOUT_MS;
+    const socket = await connectRetryingBusy(
+      () => awaitConnect(net.connect(netPath(parsed)), address, options),
+      busyTimeoutMs,
+      options,
+    );
     const creds = readPeerCredentials(socket);
     const refusal = checkCredentials(policy, creds, 'server');
     if (refusal !== undefined) {

@@ -49,6 +49,7 @@ test('both sides see the other process’s pid, uid and gid from the kernel', as
     pid: child.child.pid,
     uid: process.geteuid!(),
     gid: process.getegid!(),
+    osIdentity: `uid:${process.geteuid!()}`,
   });
   t.is(await child.next(), `connected ${process.geteuid!()}`);
   // And the client side, in this process, sees this process as the server.
@@ -59,6 +60,7 @@ test('both sides see the other process’s pid, uid and gid from the kernel', as
     pid: process.pid,
     uid: process.geteuid!(),
     gid: process.getegid!(),
+    osIdentity: `uid:${process.geteuid!()}`,
   });
 });
 
@@ -81,7 +83,13 @@ asRootOnLinux(
     const [err, info] = await rejected;
     t.true(isSecureIpcError(err, 'SIPC_ERR_PEER_CREDENTIALS'), String(err));
     t.regex(err.message, /uid 65534/);
-    t.like(info, { transport: 'unix', uid: NOBODY, gid: NOBODY, pid: child.child.pid });
+    t.like(info, {
+      transport: 'unix',
+      uid: NOBODY,
+      gid: NOBODY,
+      pid: child.child.pid,
+      osIdentity: `uid:${NOBODY}`,
+    });
     t.is(connections, 0);
     t.is(await child.next(), 'connected 0');
     t.is(await child.next(), 'closed');
@@ -197,7 +205,13 @@ onMac(
     const conn = await transport.connect(listener.address);
     t.teardown(() => void conn.destroy());
     const [server] = await accepted;
-    const me = { transport: 'unix', pid: process.pid, uid: process.geteuid!(), gid: process.getegid!() };
+    const me = {
+      transport: 'unix',
+      pid: process.pid,
+      uid: process.geteuid!(),
+      gid: process.getegid!(),
+      osIdentity: `uid:${process.geteuid!()}`,
+    };
     t.deepEqual(server.peer, me);
     t.deepEqual(conn.peer, me);
   },

@@ -75,7 +75,13 @@ export function readPeerCredentials(w: Win32, h: Handle, end: 'server' | 'client
 
 /** The connection's `peer` for these credentials. */
 export function pipePeer(creds: PipePeerCredentials): PeerInfo {
-  return { transport: 'pipe', pid: creds.pid, sid: creds.sid };
+  // osIdentity from the client token's user SID, which the pipe server already looked up.
+  return {
+    transport: 'pipe',
+    pid: creds.pid,
+    sid: creds.sid,
+    ...(creds.sid === undefined ? {} : { osIdentity: `sid:${creds.sid}` }),
+  };
 }
 
 /**

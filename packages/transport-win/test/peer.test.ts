@@ -36,7 +36,12 @@ test('peer pid and SID are reported on both sides across two Windows processes',
   t.regex(conn.peer.sid!, /^S-1-5-/);
   // Server side: GetNamedPipeClientProcessId + our token user, as the server saw it.
   const seen = JSON.parse(await firstLine(conn)) as { peer: { transport: string; pid: number; sid: string } };
-  t.deepEqual(seen.peer, { transport: 'pipe', pid: process.pid, sid: currentUserSid() });
+  t.deepEqual(seen.peer, {
+    transport: 'pipe',
+    pid: process.pid,
+    sid: currentUserSid(),
+    osIdentity: `sid:${currentUserSid()}`,
+  });
 });
 
 test('the client refuses a server whose process owner is not the expected SID, before sending anything', async (t) => {

@@ -43,6 +43,14 @@ export async function establish(
   options: EstablishOptions,
 ): Promise<SecureChannelImpl> {
   validateChannelOptions(options);
+  return establishValidated(connection, options);
+}
+
+/** `establish` with options already validated (the listener checks its options once, not per connection). */
+export async function establishValidated(
+  connection: Connection,
+  options: EstablishOptions,
+): Promise<SecureChannelImpl> {
   const result = await performHandshake(connection, options);
   return new SecureChannelImpl(connection, result, options);
 }

@@ -1,28 +1,71 @@
 /**
  * A listener wrapper that runs the responder handshake on every inbound connection, caps the
- * handshakes in progress, and tracks the live channels. Established channels are independent of
- * pending handshakes: a flood of silent connections is refused beyond the cap and times out,
- * while established traffic keeps flowing.
+ * handshakes in progress (in total and per OS identity) and the established channels (in total,
+ * per OS identity and per static key), and tracks the live channels. Established channels are
+ * independent of pending handshakes. When a pending cap is full, the oldest idle handshake of the
+ * identity holding the most is dropped instead of refusing the newcomer (admission.ts), so a flood
+ * of silent connections from one user cannot lock out another; every drop and refusal is a
+ * `limit` decision event.
  */
 import { EventEmitter } from 'node:events';
-import { DEFAULT_MAX_PENDING_HANDSHAKES } from '../constants.js';
+import {
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_CONNECTIONS_PER_IDENTITY,
+  DEFAULT_MAX_CONNECTIONS_PER_KEY,
+  DEFAULT_MAX_PENDING_HANDSHAKES,
+  DEFAULT_MAX_PENDING_HANDSHAKES_PER_IDENTITY,
+} from '../constants.js';
 import { createError, type SecureIpcError, toSecureIpcError } from '../errors.js';
 import type { Connection, Listener, PeerInfo } from '../transport/contract.js';
+import { Admission, type AdmissionCaps, type AdmissionLimit, identityOf } from './admission.js';
 import { type ChannelOptions, type SecureChannel, validateChannelOptions } from './options.js';
-import { establish } from './secure-channel.js';
+import { establishValidated } from './secure-channel.js';
+
+export type { AdmissionLimit } from './admission.js';
 
 /** Options of `secureListen`. */
 export interface SecureListenerOptions extends ChannelOptions {
-  /** Most handshakes in progress at once; beyond it new connections are refused (default 64). */
+  /** Most handshakes in progress at once (default 64); when full, the oldest idle one of the identity holding the most is dropped. */
   maxPendingHandshakes?: number;
+  /** Most handshakes in progress from one OS identity (default 32); when full, that identity's oldest idle one is dropped. */
+  maxPendingHandshakesPerIdentity?: number;
+  /** Most established channels (default 1,024); beyond it a new channel is refused with SIPC_ERR_BUSY. */
+  maxConnections?: number;
+  /** Most established channels from one OS identity (default 256). */
+  maxConnectionsPerIdentity?: number;
+  /** Most established channels with one peer static key (default 128). */
+  maxConnectionsPerKey?: number;
+}
+
+/** A `limit` decision of a secure listener: a pending handshake dropped, or a connection refused. */
+export interface LimitDecision {
+  /** `dropped`: a pending handshake was closed to make room; `refused`: the newcomer was closed. */
+  readonly action: 'dropped' | 'refused';
+  /** The cap that was full. */
+  readonly limit: AdmissionLimit;
+  /** Its value. */
+  readonly max: number;
+  /** The OS identity of the peer acted on (`unknown` where the transport cannot tell). */
+  readonly identity: string;
+  /** The peer acted on. */
+  readonly peer: PeerInfo | undefined;
+  /** Its static key, for a refused channel (the handshake finished); undefined for handshakes. */
+  readonly remoteStaticKey: Uint8Array | undefined;
+  /** The typed error (SIPC_ERR_HANDSHAKE_LIMIT for handshakes, SIPC_ERR_BUSY for channels). */
+  readonly error: SecureIpcError;
 }
 
 /** Events of a secure listener. */
 export interface SecureListenerEvents {
   /** A handshake succeeded. */
   channel: [channel: SecureChannel];
-  /** A handshake failed or was refused (the reason in `cause`); the listener keeps going. */
+  /**
+   * A handshake failed, or was dropped or refused by a cap (SIPC_ERR_HANDSHAKE_LIMIT), or its
+   * channel was refused by a connection cap (SIPC_ERR_BUSY); the listener keeps going.
+   */
   handshakeError: [error: SecureIpcError, peer: PeerInfo | undefined];
+  /** A cap was full: who was dropped or refused, and why (also reported as `handshakeError`). */
+  limit: [decision: LimitDecision];
   /** The transport listener failed (a fatal accept error, as `ListenerEvents.error`); it closes next. */
   error: [error: SecureIpcError];
   /** The listener closed. */
@@ -46,11 +89,32 @@ export function secureListen(listener: Listener, options: SecureListenerOptions)
   return new SecureListenerImpl(listener, options);
 }
 
+const CAP_DEFAULTS: AdmissionCaps = {
+  maxPendingHandshakes: DEFAULT_MAX_PENDING_HANDSHAKES,
+  maxPendingHandshakesPerIdentity: DEFAULT_MAX_PENDING_HANDSHAKES_PER_IDENTITY,
+  maxConnections: DEFAULT_MAX_CONNECTIONS,
+  maxConnectionsPerIdentity: DEFAULT_MAX_CONNECTIONS_PER_IDENTITY,
+  maxConnectionsPerKey: DEFAULT_MAX_CONNECTIONS_PER_KEY,
+};
+
+function capsOf(options: SecureListenerOptions): AdmissionCaps {
+  const caps = { ...CAP_DEFAULTS };
+  for (const name of Object.keys(CAP_DEFAULTS) as AdmissionLimit[]) {
+    const value = options[name];
+    if (value === undefined) continue;
+    if (!Number.isSafeInteger(value) || value < 1)
+      throw createError('SIPC_ERR_INVALID_ARGUMENT', `${name} must be a positive integer`);
+    caps[name] = value;
+  }
+  return caps;
+}
+
 class SecureListenerImpl extends EventEmitter<SecureListenerEvents> implements SecureListener {
   readonly channels = new Set<SecureChannel>();
-  private options: SecureListenerOptions;
-  private readonly maxPending: number;
-  private readonly pending = new Map<Connection, AbortController>();
+  private options: ChannelOptions;
+  private readonly admission: Admission<Connection, SecureChannel>;
+  /** How to stop each pending handshake (handed over by the handshake itself). */
+  private readonly cancels = new Map<Connection, (reason: SecureIpcError) => void>();
   private closing: Promise<void> | undefined;
   private readonly onConnection = (connection: Connection) => this.accept(connection);
   private readonly onListenerClose = () => {
@@ -68,11 +132,16 @@ class SecureListenerImpl extends EventEmitter<SecureListenerEvents> implements S
   ) {
     super();
     validateChannelOptions(options);
-    const max = options.maxPendingHandshakes ?? DEFAULT_MAX_PENDING_HANDSHAKES;
-    if (!Number.isInteger(max) || max < 1)
-      throw createError('SIPC_ERR_INVALID_ARGUMENT', 'maxPendingHandshakes must be a positive integer');
-    this.maxPending = max;
-    this.options = { ...options };
+    this.admission = new Admission(capsOf(options));
+    const {
+      maxPendingHandshakes: _1,
+      maxPendingHandshakesPerIdentity: _2,
+      maxConnections: _3,
+      maxConnectionsPerIdentity: _4,
+      maxConnectionsPerKey: _5,
+      ...channelOptions
+    } = options;
+    this.options = channelOptions;
     listener.on('connection', this.onConnection);
     listener.on('close', this.onListenerClose);
     listener.on('error', this.onListenerError);
@@ -96,11 +165,26 @@ class SecureListenerImpl extends EventEmitter<SecureListenerEvents> implements S
       this.listener.off('connection', this.onConnection);
       this.listener.off('close', this.onListenerClose);
       this.listener.off('error', this.onListenerError);
-      for (const controller of this.pending.values()) controller.abort();
+      for (const cancel of this.cancels.values())
+        cancel(createError('SIPC_ERR_ABORTED', 'The listener closed during the handshake'));
       await Promise.allSettled([this.listener.close(), ...[...this.channels].map((c) => c.close())]);
       this.emit('close');
     })();
     return this.closing;
+  }
+
+  private decide(
+    action: 'dropped' | 'refused',
+    limit: AdmissionLimit,
+    identity: string,
+    peer: PeerInfo | undefined,
+    remoteStaticKey?: Uint8Array,
+  ): SecureIpcError {
+    const error = this.admission.error(limit, identity, action);
+    const max = this.admission.caps[limit];
+    this.emit('limit', { action, limit, max, identity, peer, remoteStaticKey, error });
+    this.emit('handshakeError', error, peer);
+    return error;
   }
 
   private accept(connection: Connection): void {
@@ -109,35 +193,86 @@ class SecureListenerImpl extends EventEmitter<SecureListenerEvents> implements S
       connection.destroy();
       return;
     }
-    if (this.pending.size >= this.maxPending) {
+    const identity = identityOf(peer);
+    const admission = this.admission.admitHandshake(identity);
+    if (!admission.admit) {
       connection.on('error', () => {});
-      connection.destroy();
-      this.emit(
-        'handshakeError',
-        createError('SIPC_ERR_HANDSHAKE_LIMIT', `${this.maxPending} handshakes already in progress`),
-        peer,
-      );
+      reset(connection);
+      this.decide('refused', admission.limit, identity, peer);
       return;
     }
-    const controller = new AbortController();
-    this.pending.set(connection, controller);
-    const { maxPendingHandshakes: _, signal: outer, ...options } = this.options;
-    const signal = outer === undefined ? controller.signal : AbortSignal.any([outer, controller.signal]);
-    establish(connection, { ...options, signal, initiator: false }).then(
+    if (admission.drop !== undefined) {
+      const { victim, limit } = admission.drop;
+      // Forget it first (its slot is the newcomer's), then stop it: its handshake rejects with
+      // SIPC_ERR_ABORTED, which the rejection handler below leaves to this decision.
+      this.admission.removePending(victim);
+      const error = this.decide('dropped', limit, identityOf(victim.peer), victim.peer);
+      reset(victim);
+      this.cancels.get(victim)?.(error);
+    }
+    const entry = this.admission.addPending(connection, identity);
+    const onPeerMessage = (message: 1 | 2 | 3) => {
+      entry.stage = message === 1 ? 'waiting' : 'deciding';
+    };
+    const onCancelable = (cancel: (reason: SecureIpcError) => void) => {
+      this.cancels.set(connection, cancel);
+    };
+    establishValidated(connection, { ...this.options, initiator: false, onPeerMessage, onCancelable }).then(
       (channel) => {
-        this.pending.delete(connection);
+        this.cancels.delete(connection);
+        this.admission.removePending(connection);
         if (this.closing) {
           channel.close().catch(() => {});
           return;
         }
+        const key = Buffer.from(channel.remoteStaticKey).toString('hex');
+        const limit = this.admission.channelLimit(identity, key);
+        if (limit !== undefined) {
+          // Torn down at once (not a graceful close a peer could hold open): the peer sees its
+          // connection close right after the handshake, before any message.
+          const error = this.decide('refused', limit, identity, peer, channel.remoteStaticKey);
+          channel.close(error).catch(() => {});
+          return;
+        }
+        this.admission.addChannel(channel, identity, key);
         this.channels.add(channel);
-        channel.once('close', () => this.channels.delete(channel));
+        channel.once('close', () => {
+          this.channels.delete(channel);
+          this.admission.removeChannel(channel);
+        });
         this.emit('channel', channel);
       },
       (err: unknown) => {
-        this.pending.delete(connection);
-        this.emit('handshakeError', toSecureIpcError(err, 'SIPC_ERR_HANDSHAKE_FAILED'), peer);
+        this.cancels.delete(connection);
+        this.admission.removePending(connection);
+        // A dropped handshake (the only source of SIPC_ERR_HANDSHAKE_LIMIT here) was reported by its decision already.
+        if (!isDrop(err))
+          this.emit('handshakeError', toSecureIpcError(err, 'SIPC_ERR_HANDSHAKE_FAILED'), peer);
       },
     );
   }
+}
+
+/**
+ * Close a connection we refuse or drop with a reset where the stream has one (`net.Socket`'s
+ * resetAndDestroy on TCP): no FIN exchange and no TIME_WAIT entry left behind per dropped
+ * connection, which under a flood of thousands adds up. Other streams are destroyed.
+ */
+function reset(connection: Connection): void {
+  const socket = connection as Connection & { resetAndDestroy?: () => void; _handle?: { reset?: unknown } };
+  // Only a TCP handle can reset; asking another (a Unix socket, a pipe) throws, and an exception
+  // per dropped connection is what a flood must not cost: look before calling.
+  if (typeof socket.resetAndDestroy !== 'function' || typeof socket._handle?.reset !== 'function') {
+    connection.destroy();
+    return;
+  }
+  try {
+    socket.resetAndDestroy();
+  } catch {
+    connection.destroy();
+  }
+}
+
+function isDrop(reason: unknown): boolean {
+  return (reason as { code?: unknown } | undefined)?.code === 'SIPC_ERR_HANDSHAKE_LIMIT';
 }

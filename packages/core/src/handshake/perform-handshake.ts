@@ -6,9 +6,17 @@
  *   -> s, se                 { ... }             (message 3; only if the responder's key is trusted)
  * On failure the connection is destroyed (to the peer: just a closed connection) and the local
  * caller gets a typed error with the real reason in `cause`.
+ *
+ * Reading is demand-driven: the connection is read only while a handshake message is awaited,
+ * and paused otherwise (while the trust decision runs, while we write). What arrived before the
+ * pause stays in the frame decoder; more than one largest frame held while paused is a protocol
+ * violation (a transport that ignores pause cannot make the handshake buffer without bound).
+ * The responder also needs message 1 within `handshakeFirstMessageTimeoutMs` (default 1 s).
  */
 import {
+  DEFAULT_HANDSHAKE_FIRST_MESSAGE_TIMEOUT_MS,
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  FRAME_HEADER_SIZE,
   MAX_FRAME_SIZE,
   MAX_HANDSHAKE_MESSAGE1_SIZE,
   SUPPORTED_VERSIONS,
@@ -56,34 +64,47 @@ export async function performHandshake(
   const io = new HandshakeIo(
     connection,
     options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+    options.initiator
+      ? undefined
+      : (options.handshakeFirstMessageTimeoutMs ?? DEFAULT_HANDSHAKE_FIRST_MESSAGE_TIMEOUT_MS),
     options.signal,
   );
+  const progress = options.onPeerMessage;
+  options.onCancelable?.((reason) => io.cancel(reason));
   let noise: NoiseHandshake | undefined;
-  try {
-    noise = new NoiseHandshake({
+  const start = () =>
+    new NoiseHandshake({
       initiator: options.initiator,
       prologue: buildPrologue(options.appId, options.psk),
       staticKeyPair: options.keyPair,
       generateEphemeral: options.generateEphemeral,
     });
+  try {
     const versions = options.versions ?? SUPPORTED_VERSIONS;
     let remotePayload: Readonly<Record<string, unknown>>;
     let version: number;
     let verdict: { roles: readonly string[]; expiresAt: number | undefined };
     if (options.initiator) {
+      noise = start();
       io.write(noise.writeMessage(encodePayload({ versions: [...versions] })));
       remotePayload = decodePayload(noise.readMessage(await io.next(MAX_FRAME_SIZE)));
+      progress?.(2);
       version = chosenVersion(remotePayload, versions);
-      // The responder cannot have sent anything else yet: it waits for message 3.
-      if (io.reader.partial)
-        throw createError('SIPC_ERR_PROTOCOL', 'Unexpected bytes after handshake message 2');
+      // The responder cannot have sent anything else yet (it waits for message 3): keep reading
+      // while the trust decision runs, and fail on the first byte instead of buffering it.
+      io.expectSilence('Unexpected bytes after handshake message 2');
       // Check the responder before revealing our identity: an impostor never receives message 3.
       verdict = await io.race(evaluateTrust(options.trust, trustContext(noise, connection, remotePayload)));
       if (io.reader.partial)
         throw createError('SIPC_ERR_PROTOCOL', 'Unexpected bytes before handshake message 3');
       io.write(noise.writeMessage(encodePayload({}, options.payload)));
     } else {
-      const hello = decodePayload(noise.readMessage(await io.next(MAX_HANDSHAKE_MESSAGE1_SIZE)));
+      // The handshake state (a secure-memory arena) only once message 1 is here: a silent or
+      // drip-feeding connection costs a frame reader and two timers, nothing more.
+      const message1 = await io.next(MAX_HANDSHAKE_MESSAGE1_SIZE);
+      noise = start();
+      const hello = decodePayload(noise.readMessage(message1));
+      progress?.(1);
       const common = selectVersion(offeredVersions(hello), versions);
       // No common version: close without message 2 (nothing about this side is revealed).
       if (common === undefined)
@@ -93,6 +114,7 @@ export async function performHandshake(
       version = common;
       io.write(noise.writeMessage(encodePayload({ version }, options.payload)));
       remotePayload = decodePayload(noise.readMessage(await io.next(MAX_FRAME_SIZE)));
+      progress?.(3);
       verdict = await io.race(evaluateTrust(options.trust, trustContext(noise, connection, remotePayload)));
     }
     const split = noise.split;
@@ -131,6 +153,7 @@ function trustContext(
 // Codes that are already the precise local reason; everything else becomes HANDSHAKE_FAILED with cause.
 const SPECIFIC = new Set([
   'SIPC_ERR_HANDSHAKE_TIMEOUT',
+  'SIPC_ERR_HANDSHAKE_LIMIT',
   'SIPC_ERR_ABORTED',
   'SIPC_ERR_UNTRUSTED_PEER',
   'SIPC_ERR_VERSION_MISMATCH',
@@ -148,19 +171,27 @@ function localError(err: unknown): SecureIpcError {
   return createError('SIPC_ERR_HANDSHAKE_FAILED', `The handshake failed: ${cause.message}`, { cause });
 }
 
-/** Frame I/O for the handshake: one waiter at a time, a deadline, cancellation. */
+/** Most bytes held while no frame is awaited (reads paused): one largest frame with its header. */
+const MAX_HELD_WHILE_PAUSED = FRAME_HEADER_SIZE + MAX_FRAME_SIZE;
+
+/** Frame I/O for the handshake: one waiter at a time, reads only for it, deadlines, cancellation. */
 class HandshakeIo implements FrameReaderOwner {
   readonly reader: FrameReader;
   private waiter: { resolve: (f: Buffer) => void; reject: (e: unknown) => void } | undefined;
   private raceReject: ((e: unknown) => void) | undefined;
   private failure: SecureIpcError | undefined;
   private readonly timer: NodeJS.Timeout;
+  /** Set while no byte may arrive (the initiator between message 2 and message 3): the violation's message. */
+  private silence: string | undefined;
+  /** Armed until the first frame arrives (responder: message 1). */
+  private firstTimer: NodeJS.Timeout | undefined;
   private readonly onAbort = () =>
     this.fail(createError('SIPC_ERR_ABORTED', undefined, { cause: this.signal?.reason }));
 
   constructor(
     private readonly connection: Connection,
     timeout: number,
+    firstFrameTimeout: number | undefined,
     private readonly signal: AbortSignal | undefined,
   ) {
     this.timer = setTimeout(
@@ -170,13 +201,41 @@ class HandshakeIo implements FrameReaderOwner {
         ),
       timeout,
     );
+    if (firstFrameTimeout !== undefined && firstFrameTimeout < timeout)
+      this.firstTimer = setTimeout(
+        () =>
+          this.fail(
+            createError(
+              'SIPC_ERR_HANDSHAKE_TIMEOUT',
+              `Handshake message 1 did not arrive within ${firstFrameTimeout} ms`,
+              { details: { message: 1, timeoutMs: firstFrameTimeout } },
+            ),
+          ),
+        firstFrameTimeout,
+      );
     this.reader = new FrameReader(connection, MAX_FRAME_SIZE, this);
+    // Nothing is read until a frame is awaited (next()).
+    connection.pause();
     if (signal?.aborted) this.onAbort();
     else signal?.addEventListener('abort', this.onAbort, { once: true });
     if (this.reader.closed) this.onClose();
   }
 
   onReadable(): void {
+    if (this.silence !== undefined && this.reader.partial) {
+      this.fail(createError('SIPC_ERR_PROTOCOL', this.silence));
+      return;
+    }
+    if (this.waiter === undefined && this.reader.buffered > MAX_HELD_WHILE_PAUSED) {
+      this.fail(
+        createError(
+          'SIPC_ERR_PROTOCOL',
+          'The peer sent more than one frame while the handshake was not reading',
+          { details: { buffered: this.reader.buffered, limit: MAX_HELD_WHILE_PAUSED } },
+        ),
+      );
+      return;
+    }
     this.pump();
   }
 
@@ -189,6 +248,11 @@ class HandshakeIo implements FrameReaderOwner {
 
   onFailure(error: SecureIpcError): void {
     this.fail(error);
+  }
+
+  /** Stop the handshake with `reason` (already the precise local reason, e.g. a listener's drop). */
+  cancel(reason: SecureIpcError): void {
+    this.fail(reason);
   }
 
   /** Send one handshake message as one frame. */
@@ -204,7 +268,19 @@ class HandshakeIo implements FrameReaderOwner {
     return new Promise<Buffer>((resolve, reject) => {
       this.waiter = { resolve, reject };
       this.pump();
+      if (this.waiter !== undefined) this.connection.resume();
     });
+  }
+
+  /** From now until `finish()`, any byte from the peer is a protocol violation (`message`); reading goes on to see it at once. */
+  expectSilence(message: string): void {
+    this.silence = message;
+    // What the stream already holds would otherwise wait for a flow that starts after the trust
+    // decision (a pinned key resolves within microtasks): take it now, so it is checked now.
+    while (this.connection.readableLength > 0 && this.connection.read() !== null);
+    this.onReadable();
+    if (this.failure) throw this.failure;
+    this.connection.resume();
   }
 
   /** Wait for `promise` unless the handshake fails (deadline, abort, peer gone) first. */
@@ -229,6 +305,7 @@ class HandshakeIo implements FrameReaderOwner {
   /** Stop handshake I/O and leave the connection paused for the channel; returns whether the peer ended. */
   finish(): boolean {
     if (this.failure) throw this.failure;
+    this.silence = undefined;
     this.connection.pause();
     this.stop();
     // Until the channel takes the reader, what arrives is only buffered (ends and closes noted).
@@ -262,6 +339,11 @@ class HandshakeIo implements FrameReaderOwner {
     }
     if (frame === undefined) return;
     this.waiter = undefined;
+    // Nobody awaits a frame until the next call to next(): stop reading (the trust decision may
+    // take a while, and a peer must not make us buffer meanwhile).
+    this.connection.pause();
+    clearTimeout(this.firstTimer);
+    this.firstTimer = undefined;
     waiter.resolve(frame);
   }
 
@@ -280,6 +362,7 @@ class HandshakeIo implements FrameReaderOwner {
 
   private stop(): void {
     clearTimeout(this.timer);
+    clearTimeout(this.firstTimer);
     this.signal?.removeEventListener('abort', this.onAbort);
   }
 }

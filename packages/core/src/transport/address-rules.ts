@@ -5,6 +5,7 @@
  * how an OS refusal to listen maps to the typed errors.
  */
 import type { ListenOptions as NetListenOptions, Server } from 'node:net';
+import { LISTEN_BACKLOG } from '../constants.js';
 import { createError, type SecureIpcError } from '../errors.js';
 
 /**
@@ -61,7 +62,7 @@ export function listenServer(server: Server, options: NetListenOptions, address:
   return new Promise<void>((resolve, reject) => {
     const onError = (err: Error) => reject(listenError(address, err));
     server.once('error', onError);
-    server.listen(options, () => {
+    server.listen({ backlog: LISTEN_BACKLOG, ...options }, () => {
       server.off('error', onError);
       resolve();
     });

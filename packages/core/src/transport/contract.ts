@@ -26,6 +26,12 @@ export interface PeerInfo {
   readonly address?: string | undefined;
   /** Remote network port (TCP). */
   readonly port?: number | undefined;
+  /**
+   * The peer's OS identity as the kernel reports it, `uid:1000` (Unix, and TCP loopback on Linux)
+   * or `sid:S-1-5-...` (Windows); undefined where the OS cannot say (remote TCP, memory). The
+   * listener's per-identity caps group peers by it; a peer cannot choose it.
+   */
+  readonly osIdentity?: string | undefined;
 }
 
 /** A connection: a Node Duplex of bytes plus what the OS says about the other end. */

@@ -5,6 +5,7 @@
  * `@secure-ipc/core`; errors (`createError`, `isSecureIpcError`) are there too.
  */
 
+export { LISTEN_BACKLOG } from '../constants.js';
 export { invalidAddress, isLocalAppId, listenError, listenServer, localAppId } from './address-rules.js';
 export {
   type AbortOptions,
