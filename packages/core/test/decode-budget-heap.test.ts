@@ -20,7 +20,7 @@ import {
   decodeBudgetRefusal,
   MAX_DECODE_DEPTH,
 } from '../src/msgpack/decode-budget.js';
-import { buildHostile, type Recipe, UNIT_KINDS } from './fixtures/hostile-msgpack.js';
+import { type Recipe, UNIT_KINDS } from './fixtures/hostile-msgpack.js';
 
 const MiB = 1024 * 1024;
 
