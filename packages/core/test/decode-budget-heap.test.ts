@@ -4,9 +4,6 @@
 // them; these properties check that it accepts what msgpack encodes (within depth 32), that it
 // never lets a decoder read past the bytes, and, in a child process with a real full GC, that
 // whatever it accepts holds at most DECODE_COST_PER_BYTE x bytes + DECODE_COST_ALLOWANCE of heap.
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { fc, testProp } from '@fast-check/ava';
 import { decode, encode } from '@msgpack/msgpack';
 import test from 'ava';
@@ -21,6 +18,7 @@ import {
   MAX_DECODE_DEPTH,
 } from '../src/msgpack/decode-budget.js';
 import { type Recipe, UNIT_KINDS } from './fixtures/hostile-msgpack.js';
+import { startLineChild } from './fixtures/line-child.js';
 
 const MiB = 1024 * 1024;
 
@@ -155,20 +153,11 @@ test('an envelope over the budget is refused as SIPC_ERR_BAD_ENVELOPE, with its 
 
 /** The probe child: one recipe in, its heap (or refusal) out. */
 function startProbe(t: { teardown(fn: () => void): void }) {
-  const child = spawn(
-    process.execPath,
-    ['--expose-gc', fileURLToPath(new URL('./fixtures/decode-heap-probe.js', import.meta.url))],
-    { stdio: ['pipe', 'pipe', 'inherit'] },
-  );
-  t.teardown(() => child.kill());
-  const lines = createInterface({ input: child.stdout! });
-  const waiting: ((line: string) => void)[] = [];
-  lines.on('line', (line) => waiting.shift()?.(line));
-  return (recipe: Recipe, raw = false) =>
-    new Promise<{ bytes: number; heap?: number; refused?: string }>((resolve) => {
-      waiting.push((line) => resolve(JSON.parse(line)));
-      child.stdin!.write(`${raw ? 'raw ' : ''}${JSON.stringify(recipe)}\n`);
-    });
+  const probe = startLineChild(t, new URL('./fixtures/decode-heap-probe.js', import.meta.url));
+  return async (recipe: Recipe, raw = false) => {
+    probe.send(`${raw ? 'raw ' : ''}${JSON.stringify(recipe)}`);
+    return JSON.parse((await probe.next(120_000))!) as { bytes: number; heap?: number; refused?: string };
+  };
 }
 
 const recipe: fc.Arbitrary<Recipe> = fc
