@@ -147,6 +147,10 @@ test('an envelope over the budget is refused as SIPC_ERR_BAD_ENVELOPE, with its 
     t.is(refused.kind, EnvelopeKind.Request);
     t.regex(refused.error.message, /nested deeper than 32/);
   }
+  // A method name the fast path does not read (non-ASCII) still leaves the id readable.
+  const named = decodeEnvelope(encodeEnvelope({ k: EnvelopeKind.Request, id: 79, m: 'svc.é', p }));
+  t.false(named.ok);
+  if (!named.ok) t.is(named.id, 79);
   const fits = encodeEnvelope({ k: EnvelopeKind.Request, id: 78, m: '$ping', p: (p as unknown[])[0] });
   t.true(decodeEnvelope(fits).ok, 'the envelope map and 31 levels of params: 32');
 });

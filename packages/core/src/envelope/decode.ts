@@ -75,8 +75,8 @@ function readUint(bytes: Uint8Array, pos: number): [value: number, next: number]
 
 /**
  * The fixed fields of an envelope laid out as encodeEnvelope writes them (fixmap; v, k, id, m in
- * that order), read by hand into `out`: the position after them (other fields may follow), or -1
- * if the layout differs.
+ * that order), read by hand into `out`: the position after those read (other fields may follow),
+ * or -1 if the layout differs before `id`.
  */
 function readHead(bytes: Uint8Array, out: Record<string, unknown>): number {
   const n = bytes.length;
@@ -97,12 +97,14 @@ function readHead(bytes: Uint8Array, out: Record<string, unknown>): number {
   }
   if (seen < fields && bytes[pos] === 0xa1 && bytes[pos + 1] === 0x6d) {
     const t = bytes[pos + 2];
-    if (t === undefined || (t & 0xe0) !== 0xa0) return -1; // fixstr only: names are short
+    // A name that is not a short ASCII fixstr stops the head before `m` (the fast path then
+    // declines, and the generic decoder reads it); the id read so far still counts.
+    if (t === undefined || (t & 0xe0) !== 0xa0) return pos; // fixstr only: names are short
     const len = t & 0x1f;
     const start = pos + 3;
-    if (start + len > n) return -1;
+    if (start + len > n) return pos;
     const m = readAsciiName(bytes, start, len);
-    if (m === undefined) return -1; // non-ASCII names take the generic path
+    if (m === undefined) return pos; // non-ASCII names take the generic path
     out.m = m;
     pos = start + len;
     seen++;
