@@ -6,124 +6,20 @@
 // Row 7: a subscriber that never reads stalled `await server.publish()` for every subscriber;
 // now publish() never waits on a socket, and a subscriber over maxQueuedEventBytes loses events
 // (counted) or is disconnected, as configured.
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import type { ExecutionContext } from 'ava';
 import test from 'ava';
 import type { SecureChannel } from '../src/channel/options.js';
-import { secureConnect } from '../src/channel/secure-channel.js';
 import { decodeEnvelope } from '../src/envelope/decode.js';
 import { encodeEnvelope } from '../src/envelope/encode.js';
 import { EnvelopeKind } from '../src/envelope/types.js';
-import { generateKeyPair, type KeyPair } from '../src/keys/key-pair.js';
-import { encodeKey } from '../src/keys/key-text.js';
 import { createClient } from '../src/rpc/client.js';
-import type { ServeOptions } from '../src/rpc/serve.js';
-import type { PeerReport, PublishReport } from './fixtures/budget-server-process.js';
-import { tempSocketPath, unixTestTransport } from './fixtures/rpc-net.js';
-
-const MiB = 1024 * 1024;
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-interface ServerProcess {
-  /** RSS and held memory (JS heap used + ArrayBuffers), after a full GC. */
-  rss(): Promise<{ rss: number; held: number }>;
-  peers(): Promise<PeerReport[]>;
-  publish(count: number, size: number, gapMs: number, timeoutMs: number): Promise<PublishReport | undefined>;
-  connect(): Promise<SecureChannel>;
-}
-
-/** Start the budget fixture in its own process (with --expose-gc) and return its commands. */
-async function startServer(t: ExecutionContext, options: Partial<ServeOptions>): Promise<ServerProcess> {
-  const serverKeys = generateKeyPair();
-  const clients: KeyPair[] = [generateKeyPair(), generateKeyPair(), generateKeyPair()];
-  const { path, remove } = tempSocketPath();
-  t.teardown(remove);
-  const child = spawn(
-    process.execPath,
-    ['--expose-gc', fileURLToPath(new URL('./fixtures/budget-server-process.js', import.meta.url))],
-    { stdio: ['pipe', 'pipe', 'inherit'] },
-  );
-  t.teardown(() => child.kill());
-  const lines = createInterface({ input: child.stdout! });
-  const waiting: ((line: string) => void)[] = [];
-  lines.on('line', (line) => waiting.shift()?.(line));
-  const nextLine = (timeoutMs = 30_000) =>
-    new Promise<string | undefined>((resolve) => {
-      const timer = setTimeout(() => {
-        waiting.splice(waiting.indexOf(done), 1);
-        resolve(undefined);
-      }, timeoutMs);
-      const done = (line: string) => {
-        clearTimeout(timer);
-        resolve(line);
-      };
-      waiting.push(done);
-    });
-  const ask = async (command: string, timeoutMs?: number) => {
-    child.stdin!.write(`${command}\n`);
-    const line = await nextLine(timeoutMs);
-    return line?.slice(line.indexOf(' ') + 1);
-  };
-  child.stdin!.write(
-    `${JSON.stringify({
-      path,
-      serverSecret: encodeKey(serverKeys.secretKey),
-      clients: clients.map((c) => encodeKey(c.publicKey)),
-      options,
-    })}\n`,
-  );
-  t.is(await nextLine(), 'ready');
-  let nextClient = 0;
-  return {
-    rss: async () => JSON.parse((await ask('rss'))!) as { rss: number; held: number },
-    peers: async () => JSON.parse((await ask('peers'))!) as PeerReport[],
-    publish: async (count, size, gapMs, timeoutMs) => {
-      const answer = await ask(`publish ${count} ${size} ${gapMs}`, timeoutMs);
-      return answer === undefined ? undefined : (JSON.parse(answer) as PublishReport);
-    },
-    connect: async () =>
-      secureConnect(await unixTestTransport().connect(`test-unix://${path}`), {
-        keyPair: clients[nextClient++]!,
-        trust: { keys: [serverKeys.publicKey] },
-      }),
-  };
-}
-
-/** `promise` settled within `ms`? */
-async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<false>((r) => {
-    timer = setTimeout(() => r(false), ms);
-  });
-  const result = await Promise.race([
-    promise.then(
-      () => true as const,
-      () => true as const,
-    ),
-    late,
-  ]);
-  clearTimeout(timer);
-  return result;
-}
-
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
-/** Round trips of a legitimate client (64-byte $ping, one at a time): all must be answered. */
-async function legitimatePings(channel: SecureChannel, count: number): Promise<number[]> {
-  const client = createClient(channel);
-  const times: number[] = [];
-  for (let i = 0; i < count; i++) {
-    const started = performance.now();
-    await client.ping(new Uint8Array(64), { timeoutMs: 10_000 });
-    times.push(performance.now() - started);
-  }
-  return times;
-}
+import {
+  legitimatePings,
+  MiB,
+  percentile,
+  settlesWithin,
+  sleep,
+  startServer,
+} from './fixtures/budget-server.js';
 
 test('row 6: a peer that floods $ping and never reads makes the server (own process) hold at most its reply budget; others are still answered', async (t) => {
   t.timeout(120_000);

@@ -36,6 +36,19 @@ test('RevocationList: serials and keys, change events, strict entries', (t) => {
   );
 });
 
+test('parseRevocationList refuses nesting deeper than its format before parsing (issue 12, row 1)', (t) => {
+  t.deepEqual(parseRevocationList('{"version":1,"serials":[3],"keys":[]}').serials, [3]);
+  // Brackets inside strings (an escaped quote too) do not count: this fails later, on the key.
+  const inString = t.throws(() => parseRevocationList('{"version":1,"keys":["[[[{{\\"[["]}'));
+  t.is(codeOf(inString), 'SIPC_ERR_INVALID_ARGUMENT');
+  t.notRegex(inString!.message, /nests deeper/);
+  for (const deep of ['{"version":1,"serials":[[3]]}', `${'['.repeat(8 * 1024 * 1024)}`]) {
+    const err = t.throws(() => parseRevocationList(deep));
+    t.is(codeOf(err), 'SIPC_ERR_INVALID_ARGUMENT');
+    t.regex(err!.message, /nests deeper/);
+  }
+});
+
 test('parseRevocationList is strict: a typo never silently un-revokes', (t) => {
   t.deepEqual(parseRevocationList('{"version":1,"serials":[3]}').serials, [3]);
   for (const bad of [

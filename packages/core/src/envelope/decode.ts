@@ -1,41 +1,31 @@
 /**
- * Decoding envelope v1: a fast path for the canonical layout the encoder writes, the generic
- * msgpack decoder (lengths capped by the message size) for anything else; both end in
- * `validateEnvelope`. Never throws.
+ * Decoding envelope v1: the decode budget over the whole message first (../msgpack/decode-budget.ts:
+ * depth, lengths, cost), then a fast path for the canonical layout the encoder writes, the
+ * generic msgpack decoder for anything else; both end in `validateEnvelope`. Never throws.
  */
-import { Decoder } from '@msgpack/msgpack';
+import { decodeAccepted, decodeBudgetRefusal } from '../msgpack/decode-budget.js';
 import type { DecodeResult, EnvelopeLimits } from './types.js';
 import { bad, validateEnvelope } from './validate.js';
 
-// One decoder per power-of-two size class (at most 33): a declared length can never exceed the
-// bytes that carry it, so capping every length at twice the message size stops a 5-byte array
-// header from making the decoder allocate for 4 billion elements.
-const decoders: Decoder[] = [];
-
-function decoderFor(byteLength: number): Decoder {
-  const cls = Math.max(0, 32 - Math.clz32(byteLength));
-  let d = decoders[cls];
-  if (d === undefined) {
-    const max = 2 ** cls;
-    d = new Decoder({
-      maxStrLength: max,
-      maxBinLength: max,
-      maxArrayLength: max,
-      maxMapLength: max,
-      maxExtLength: max,
-    });
-    decoders[cls] = d;
-  }
-  return d;
-}
-
 /** Decode and validate one channel message; never throws. */
 export function decodeEnvelope(bytes: Uint8Array, limits?: EnvelopeLimits): DecodeResult {
+  const refusal = decodeBudgetRefusal(bytes);
+  if (refusal !== undefined) {
+    // Answered to the request's id when the canonical head carries one (as any invalid envelope
+    // whose id can be read), without decoding anything else.
+    const head: Record<string, unknown> = {};
+    const read = readHead(bytes, head) >= 0;
+    return bad(
+      refusal,
+      read ? (head.id as number | undefined) : undefined,
+      read ? (head.k as number) : undefined,
+    );
+  }
   const fast = readCanonical(bytes);
   if (fast !== undefined) return validateEnvelope(fast, limits);
   let raw: unknown;
   try {
-    raw = decoderFor(bytes.byteLength).decode(bytes);
+    raw = decodeAccepted(bytes);
   } catch {
     return bad('not a single msgpack value', undefined, undefined);
   }
@@ -84,49 +74,66 @@ function readUint(bytes: Uint8Array, pos: number): [value: number, next: number]
 }
 
 /**
- * The fast path for envelopes laid out as encodeEnvelope writes them (fixmap; v, k, id, m in that
- * order; at most one of p / e after them): the fixed fields are read by hand and only the last
- * value goes through msgpack. Anything else returns undefined and takes the generic decoder; both
- * paths end in the same validateEnvelope. Profiled: about half the cost of the generic decode.
+ * The fixed fields of an envelope laid out as encodeEnvelope writes them (fixmap; v, k, id, m in
+ * that order), read by hand into `out`: the position after those read (other fields may follow),
+ * or -1 if the layout differs before `id`.
  */
-function readCanonical(bytes: Uint8Array): Record<string, unknown> | undefined {
+function readHead(bytes: Uint8Array, out: Record<string, unknown>): number {
   const n = bytes.length;
-  if (n < 7 || (bytes[0]! & 0xf0) !== 0x80) return undefined;
+  if (n < 7 || (bytes[0]! & 0xf0) !== 0x80) return -1;
   const fields = bytes[0]! & 0x0f;
-  if (bytes[1] !== 0xa1 || bytes[2] !== 0x76 || bytes[3] !== 0x01) return undefined; // "v": 1
-  if (bytes[4] !== 0xa1 || bytes[5] !== 0x6b || bytes[6]! >= 0x80) return undefined; // "k": fixint
-  const out: Record<string, unknown> = { v: 1, k: bytes[6] };
+  if (bytes[1] !== 0xa1 || bytes[2] !== 0x76 || bytes[3] !== 0x01) return -1; // "v": 1
+  if (bytes[4] !== 0xa1 || bytes[5] !== 0x6b || bytes[6]! >= 0x80) return -1; // "k": fixint
+  out.v = 1;
+  out.k = bytes[6];
   let pos = 7;
   let seen = 2;
   if (seen < fields && bytes[pos] === 0xa2 && bytes[pos + 1] === 0x69 && bytes[pos + 2] === 0x64) {
     const r = pos + 3 < n ? readUint(bytes, pos + 3) : undefined;
-    if (r === undefined) return undefined;
+    if (r === undefined) return -1;
     out.id = r[0];
     pos = r[1];
     seen++;
   }
   if (seen < fields && bytes[pos] === 0xa1 && bytes[pos + 1] === 0x6d) {
     const t = bytes[pos + 2];
-    if (t === undefined || (t & 0xe0) !== 0xa0) return undefined; // fixstr only: names are short
+    // A name that is not a short ASCII fixstr stops the head before `m` (the fast path then
+    // declines, and the generic decoder reads it); the id read so far still counts.
+    if (t === undefined || (t & 0xe0) !== 0xa0) return pos; // fixstr only: names are short
     const len = t & 0x1f;
     const start = pos + 3;
-    if (start + len > n) return undefined;
+    if (start + len > n) return pos;
     const m = readAsciiName(bytes, start, len);
-    if (m === undefined) return undefined; // non-ASCII names take the generic path
+    if (m === undefined) return pos; // non-ASCII names take the generic path
     out.m = m;
     pos = start + len;
     seen++;
   }
-  if (seen === fields) return pos === n ? out : undefined;
-  if (seen + 1 !== fields || bytes[pos] !== 0xa1 || (bytes[pos + 1] !== 0x70 && bytes[pos + 1] !== 0x65))
+  return pos;
+}
+
+/**
+ * The fast path for canonical envelopes (readHead, then at most one of p / e): only the last
+ * value goes through msgpack. Anything else returns undefined and takes the generic decoder; both
+ * paths end in the same validateEnvelope. Profiled: about half the cost of the generic decode.
+ */
+function readCanonical(bytes: Uint8Array): Record<string, unknown> | undefined {
+  const n = bytes.length;
+  const out: Record<string, unknown> = {};
+  const pos = readHead(bytes, out);
+  if (pos < 0) return undefined;
+  const more = (bytes[0]! & 0x0f) - 2 - (out.id === undefined ? 0 : 1) - (out.m === undefined ? 0 : 1);
+  if (more === 0) return pos === n ? out : undefined;
+  if (more !== 1 || bytes[pos] !== 0xa1 || (bytes[pos + 1] !== 0x70 && bytes[pos + 1] !== 0x65))
     return undefined;
   const key = bytes[pos + 1] === 0x70 ? 'p' : 'e';
   // A plain Uint8Array view (Buffer#subarray costs a FastBuffer construction per message), so
   // binary values come out as Uint8Array views of the message.
   const rest = new Uint8Array(bytes.buffer, bytes.byteOffset + pos + 2, n - pos - 2);
   try {
-    // decode() refuses trailing bytes, so the value is exactly the rest of the message.
-    out[key] = decoderFor(rest.byteLength).decode(rest);
+    // decode() refuses trailing bytes, so the value is exactly the rest of the message; the
+    // budget accepted the whole message, so this part is within it.
+    out[key] = decodeAccepted(rest);
   } catch {
     return undefined;
   }

@@ -3,8 +3,9 @@
  * `{ versions: [1] }`. Message 2: `{ version: 1, ...credentials }`. Message 3: `{ ...credentials }`.
  * Unknown keys are ignored by this layer and handed to the trust function.
  */
-import { decode, encode } from '@msgpack/msgpack';
+import { encode } from '@msgpack/msgpack';
 import { createError } from '../errors.js';
+import { boundedDecoder, decodeBounded } from '../msgpack/decode-budget.js';
 
 /** Keys the protocol reserves in handshake payloads. */
 export const RESERVED_PAYLOAD_KEYS: readonly string[] = ['versions', 'version'];
@@ -12,13 +13,14 @@ export const RESERVED_PAYLOAD_KEYS: readonly string[] = ['versions', 'version'];
 /** Most versions message 1 may offer. */
 const MAX_OFFERED_VERSIONS = 16;
 
-const DECODE_LIMITS = {
+// Structural limits of this format; the decode budget (depth, cost) applies on top.
+const decoder = boundedDecoder({
   maxStrLength: 65_535,
   maxBinLength: 65_535,
   maxArrayLength: 4096,
   maxMapLength: 4096,
   maxExtLength: 65_535,
-};
+});
 
 /** Encode a payload map; refuses the reserved keys in `extra` (the protocol sets those). */
 export function encodePayload(fixed: Record<string, unknown>, extra?: Record<string, unknown>): Uint8Array {
@@ -40,7 +42,7 @@ export function encodePayload(fixed: Record<string, unknown>, extra?: Record<str
 export function decodePayload(bytes: Uint8Array): Record<string, unknown> {
   let value: unknown;
   try {
-    value = decode(bytes, DECODE_LIMITS);
+    value = decodeBounded(bytes, decoder);
   } catch (err) {
     throw createError('SIPC_ERR_PROTOCOL', 'Handshake payload is not valid msgpack', { cause: err });
   }

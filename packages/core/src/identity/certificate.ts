@@ -4,12 +4,13 @@
  * bytes of the signed part, so a verifier never re-encodes anything. The format is specified in
  * docs/protocol.md, section "Certificates".
  */
-import { decode, encode } from '@msgpack/msgpack';
+import { encode } from '@msgpack/msgpack';
 import { bytesEqual, sodium } from '../crypto/sodium.js';
 import { createError, isSecureIpcError, type SecureIpcError } from '../errors.js';
 import { armor, dearmor } from '../keys/armor.js';
 import { encodeKey, toKey } from '../keys/key-text.js';
 import { readBoundedFile, writeFileAtomic } from '../keys/private-file.js';
+import { boundedDecoder, decodeBounded } from '../msgpack/decode-budget.js';
 import type { AuthorityKeyPair } from './authority.js';
 
 /** Certificate format version written and accepted. */
@@ -29,13 +30,14 @@ const SIGNATURE_CONTEXT = Buffer.from('secure-ipc/cert/1\0', 'utf8');
 const ROLE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
 const MAX_NAME_BYTES = 255;
 const FILE_LABEL = 'CERTIFICATE';
-const DECODE_LIMITS = {
+// Structural limits of this format; the decode budget (depth, cost) applies on top.
+const decoder = boundedDecoder({
   maxStrLength: MAX_CERTIFICATE_BYTES,
   maxBinLength: MAX_CERTIFICATE_BYTES,
   maxArrayLength: MAX_CERTIFICATE_ROLES,
   maxMapLength: 16,
   maxExtLength: 0,
-};
+});
 const OUTER_KEYS = ['v', 'tbs', 'sig'];
 const TBS_KEYS = ['v', 'serial', 'subject', 'name', 'roles', 'nbf', 'naf', 'issuer'];
 
@@ -182,7 +184,7 @@ function checkedKeys(map: Record<string, unknown>, keys: readonly string[]): boo
 function decodeMap(bytes: Uint8Array, what: string): Record<string, unknown> {
   let value: unknown;
   try {
-    value = decode(bytes, DECODE_LIMITS);
+    value = decodeBounded(bytes, decoder);
   } catch (err) {
     throw createError('SIPC_ERR_BAD_CERTIFICATE', `The ${what} is not valid msgpack`, {
       cause: err,

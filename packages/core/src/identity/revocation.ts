@@ -116,6 +116,10 @@ export class RevocationList extends EventEmitter<RevocationListEvents> implement
  * un-revokes anyone.
  */
 export function parseRevocationList(text: string): { serials: number[]; keys: Uint8Array[] } {
+  // The format nests two deep ({ "serials": [...] }); JSON.parse has no depth limit and 16 MiB of
+  // "[[[[" would build 8 million arrays, so deeper nesting is refused before parsing.
+  if (jsonNestsDeeper(text, 2))
+    throw createError('SIPC_ERR_INVALID_ARGUMENT', 'The revocation list nests deeper than its format');
   let doc: unknown;
   try {
     doc = JSON.parse(text);
@@ -140,6 +144,24 @@ export function parseRevocationList(text: string): { serials: number[]; keys: Ui
       toKey(typeof k === 'string' ? k : '', 'A revoked key', 'SIPC_ERR_INVALID_ARGUMENT'),
     ),
   };
+}
+
+/** True if `text` nests arrays or objects more than `max` deep (a linear scan, strings skipped). */
+function jsonNestsDeeper(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return true;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return false;
 }
 
 /**

@@ -323,9 +323,14 @@ export class Dispatcher {
     };
     const cache = this.#options.idempotency;
     if (cache !== undefined && idem !== undefined) {
-      void this.#runIdempotent(cache, idem, id, call, requestFingerprint(method, env.p), () =>
-        this.#execute(id, handler, env.p, context, call, true),
-      );
+      // The closure holds the params only until it runs (at most once, see #runIdempotent), never
+      // the envelope: a request waiting for its reply does not keep the request alive.
+      let params: unknown = env.p;
+      void this.#runIdempotent(cache, idem, id, call, requestFingerprint(method, params), () => {
+        const p = params;
+        params = undefined;
+        return this.#execute(id, handler, p, context, call, true);
+      });
       return;
     }
     void this.#execute(id, handler, env.p, context, call, false).then((outcome) => {
@@ -362,8 +367,13 @@ export class Dispatcher {
     this.#finish(id, call, outcome);
   }
 
-  /** Run a handler; a stream result is streamed here and yields no outcome. */
-  async #execute(
+  /**
+   * Run a handler; a stream result is streamed here and yields no outcome. The handler is called
+   * here and awaited in #settle, which never sees the params: an async function keeps every
+   * argument alive until it returns, so awaiting here would pin the decoded request (a large one
+   * too) until the reply was written. The handler keeps what it needs.
+   */
+  #execute(
     id: number,
     handler: AnyHandler,
     params: unknown,
@@ -371,8 +381,23 @@ export class Dispatcher {
     call: Incoming,
     idempotent: boolean,
   ): Promise<IdempotentOutcome | undefined> {
+    let result: unknown;
     try {
-      const result = await handler(params, context);
+      result = handler(params, context);
+    } catch (err) {
+      return Promise.resolve(this.#failed(err, call));
+    }
+    return this.#settle(id, result, call, idempotent);
+  }
+
+  async #settle(
+    id: number,
+    pending: unknown,
+    call: Incoming,
+    idempotent: boolean,
+  ): Promise<IdempotentOutcome | undefined> {
+    try {
+      const result = await pending;
       if (isAsyncIterable(result)) {
         if (idempotent) {
           await (result as AsyncGenerator).return?.(undefined);
@@ -386,12 +411,18 @@ export class Dispatcher {
       }
       return { ok: true, value: result };
     } catch (err) {
-      // Cut short by cancel, deadline or disconnect: answered already (or no one to answer), and
-      // a repeat under the same key may run again.
-      const { signal } = call.controller;
-      if (signal.aborted) return abortedOutcome(signal);
-      return { ok: false, error: this.#wireError(err, call.method) };
+      return this.#failed(err, call);
     }
+  }
+
+  /**
+   * A handler's failure as an outcome. Cut short by cancel, deadline or disconnect: answered
+   * already (or no one to answer), and a repeat under the same key may run again.
+   */
+  #failed(err: unknown, call: Incoming): IdempotentOutcome {
+    const { signal } = call.controller;
+    if (signal.aborted) return abortedOutcome(signal);
+    return { ok: false, error: this.#wireError(err, call.method) };
   }
 
   async #stream(id: number, call: Incoming, source: AsyncIterable<unknown>): Promise<void> {
