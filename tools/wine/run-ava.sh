@@ -110,8 +110,9 @@ wineserver_pid() {
   for comm in $(grep -l '^wineserver' /proc/[0-9]*/comm 2>/dev/null); do
     pid=${comm#/proc/}
     pid=${pid%/comm}
-    { tr '\0' '\n' <"/proc/$pid/environ" | grep -qx "WINEPREFIX=$WINEPREFIX"; } 2>/dev/null && { echo "$pid"; return; }
+    { tr '\0' '\n' <"/proc/$pid/environ" | grep -qx "WINEPREFIX=$WINEPREFIX"; } 2>/dev/null && { echo "$pid"; return 0; }
   done
+  return 0   # none yet: not an error (this script runs under set -e)
 }
 # A process that still runs (not gone, not a zombie).
 alive() {
@@ -162,7 +163,7 @@ for attempt in $(seq 1 "$ATTEMPTS"); do
   server=''
   while kill -0 "$wpid" 2>/dev/null; do
     if grep -qs 'wineserver crashed' "$OUT" "$ERR"; then broken='wineserver crashed'; break; fi
-    [ -n "$server" ] || server=$(wineserver_pid)
+    if [ -z "$server" ]; then server=$(wineserver_pid); fi
     if [ -n "$server" ] && ! alive "$server" && kill -0 "$wpid" 2>/dev/null; then broken="wineserver (pid $server) died"; break; fi
     if [ "$waited" -ge "$RUN_TIMEOUT" ]; then broken="no exit after ${RUN_TIMEOUT}s"; break; fi
     sleep 1
