@@ -8,6 +8,11 @@
  * | `worker`   | call `charge`, `hold`, `fail`; subscribe `events.*` | an abuser with a role          |
  * | `listener` | subscribe `events.*`                           | a subscriber that abuses it        |
  * | `nobody`   | (none: it may only `$ping`)                    | an abuser granted nothing          |
+ * | `slow`     | (none)                                         | a peer whose trust decision takes `SLOW_TRUST_MS` |
+ *
+ * Every key but `slow` is trusted at once; `slow` is trusted after `SLOW_TRUST_MS` (an
+ * asynchronous trust function, as a service asking a directory would have), for the case that
+ * floods while the decision runs.
  *
  * Handlers: `echo` (its params), `charge` (counts its runs per idempotency key), `hold` (runs
  * until released or aborted), `fail` (throws a Node-style ENOENT naming a path, with `data`).
@@ -15,16 +20,19 @@
  * It runs in a child process where the transport crosses processes (the fixture's
  * `abuse-server` role), else in the test's own process, and answers one control line at a time
  * with one line (see `command` below: `rss`, `publish`, `publish-many`, `peers`, `closes`,
- * `close-peer`, `runs`, `holds`, `release`, `handler-errors`).
+ * `close-peer`, `runs`, `holds`, `release`, `handler-errors`, `handshakes`).
  */
+import { timingSafeEqual } from 'node:crypto';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import {
   createPolicy,
   createServer,
+  decodeKey,
   type HandlerContext,
   type Listener,
   type RpcPeer,
   type SecureIpcError,
+  type TrustContext,
 } from '@secure-ipc/core';
 import { fixtureListener } from './fixture-channel.js';
 
@@ -36,7 +44,12 @@ export interface AbuseServerArgs {
   worker: string;
   listener: string;
   nobody: string;
+  /** Trusted (with no role) only after `SLOW_TRUST_MS`. */
+  slow: string;
 }
+
+/** How long the trust decision for the `slow` key takes (ms). */
+export const SLOW_TRUST_MS = 2500;
 
 /** Control of a running abuse server. */
 export interface AbuseControl {
@@ -68,6 +81,14 @@ export interface AbusePublishReport {
   readonly dropEvents: number;
 }
 
+/** What `handshakes` reports: the secure listener's `handshakeError` codes and `limit` decisions, counted. */
+export interface AbuseHandshakeReport {
+  /** `handshakeError` events by code. */
+  readonly errors: Readonly<Record<string, number>>;
+  /** `limit` decision events by `ACTION LIMIT` (e.g. `dropped maxPendingHandshakesPerIdentity`). */
+  readonly limits: Readonly<Record<string, number>>;
+}
+
 /** What `holds` reports about the `hold` handler. */
 export interface AbuseHoldReport {
   readonly started: number;
@@ -80,11 +101,23 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Serve `listener` as the abuse server. */
 export function serveAbuse(listener: Listener, args: AbuseServerArgs): AbuseControl {
-  const secure = fixtureListener(
-    listener,
-    [args.app, args.worker, args.listener, args.nobody],
-    args.serverSecret,
-  );
+  const same = (a: Uint8Array, b: Uint8Array) => a.byteLength === b.byteLength && timingSafeEqual(a, b);
+  const prompt = [args.app, args.worker, args.listener, args.nobody].map((k) => decodeKey(k));
+  const slow = decodeKey(args.slow);
+  const trust = async ({ remoteStaticKey }: TrustContext): Promise<boolean> => {
+    if (same(remoteStaticKey, slow)) {
+      await sleep(SLOW_TRUST_MS);
+      return true;
+    }
+    return prompt.some((k) => same(k, remoteStaticKey));
+  };
+  const secure = fixtureListener(listener, trust, args.serverSecret);
+  const handshakes = { errors: {} as Record<string, number>, limits: {} as Record<string, number> };
+  const count = (into: Record<string, number>, key: string) => {
+    into[key] = (into[key] ?? 0) + 1;
+  };
+  secure.on('handshakeError', (error: SecureIpcError) => count(handshakes.errors, error.code));
+  secure.on('limit', (d) => count(handshakes.limits, `${d.action} ${d.limit}`));
   const server = createServer({
     policy: createPolicy({
       roles: {
@@ -243,6 +276,8 @@ export function serveAbuse(listener: Listener, args: AbuseServerArgs): AbuseCont
     },
     /** `handler-errors`: what 'handlerError' reported (correlation id, method, the real code). */
     'handler-errors': () => `handler-errors ${JSON.stringify(handlerErrors)}`,
+    /** `handshakes`: the listener's handshake errors and limit decisions so far, counted. */
+    handshakes: () => `handshakes ${JSON.stringify(handshakes satisfies AbuseHandshakeReport)}`,
   };
   const command = async (line: string): Promise<string> => {
     const [word, ...rest] = line.split(' ');

@@ -11,15 +11,17 @@
  *    answered, with a round-trip p99 under the case's stated bound (logged with the measured p99);
  * 4. the abusive peer gets the outcome docs/limits.md documents for its row (the case's `attack`).
  *
- * One case per row of issue 12's table, in `CASES`: rows 2, 3, 6, 7, 8, 9, 10 and 11 are here.
- * Rows 1 (decode budgets), 4 (handshake buffering) and 5 (connection slots) have their place
- * marked in `CASES`: each is one more entry there. Row 12 (socket directories and key files) is
+ * One case per row of issue 12's table, in `CASES`: rows 1 to 11. Row 12 (socket directories and key files) is
  * not a property of a transport's byte stream but of the Unix transport and of core's file
  * readers: transport-unix's `local-directory.test.ts` and core's `file-checks.test.ts` test it.
  *
  * Volumes are modest (a few tens of MiB per case), so the suite stays quick under Wine.
  */
+
+import { once } from 'node:events';
+import { decode } from '@msgpack/msgpack';
 import {
+  type Connection,
   connect,
   DEFAULT_IDEMPOTENCY_MAX_ENTRIES,
   DEFAULT_MAX_MESSAGE_SIZE,
@@ -30,13 +32,22 @@ import {
   keyFingerprint,
   type RpcClient,
   type SecureIpcError,
+  secureConnect,
 } from '@secure-ipc/core';
 import type { ExecutionContext } from 'ava';
-import type { AbuseControl, AbuseHoldReport, AbusePeerReport, AbusePublishReport } from './abuse-server.js';
-import { serveAbuse } from './abuse-server.js';
+import type {
+  AbuseControl,
+  AbuseHandshakeReport,
+  AbuseHoldReport,
+  AbusePeerReport,
+  AbusePublishReport,
+} from './abuse-server.js';
+import { SLOW_TRUST_MS, serveAbuse } from './abuse-server.js';
+import { hungUp } from './bytes.js';
 import { listen } from './harness.js';
 import type { ConformanceOptions, Test } from './options.js';
 import { pingUntilStalled, type RawPeer, rawClient, rawPeer } from './raw-peer.js';
+import { channelClosed } from './secure.js';
 import { startFixture } from './spawn.js';
 
 const MiB = 1024 * 1024;
@@ -52,7 +63,7 @@ const EVENT_BUDGET = 4 * MiB;
 const CLOSE_DEADLINE_MS = 5000;
 const DETACHED_PER_PEER = 64;
 
-type Role = 'app' | 'worker' | 'listener' | 'nobody';
+type Role = 'app' | 'worker' | 'listener' | 'nobody' | 'slow';
 
 /** The abuse server, wherever it runs. */
 interface AbuseServer {
@@ -74,12 +85,14 @@ async function startAbuseServer(t: ExecutionContext, o: ConformanceOptions): Pro
     worker: generateKeyPair(),
     listener: generateKeyPair(),
     nobody: generateKeyPair(),
+    slow: generateKeyPair(),
   };
   const args = {
     app: encodeKey(keys.app.publicKey),
     worker: encodeKey(keys.worker.publicKey),
     listener: encodeKey(keys.listener.publicKey),
     nobody: encodeKey(keys.nobody.publicKey),
+    slow: encodeKey(keys.slow.publicKey),
   };
   let address: string;
   let command: (line: string) => Promise<string>;
@@ -313,9 +326,78 @@ async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boo
   return result;
 }
 
-/** The abuse cases, one per row of issue 12's table (rows 1, 4 and 5: their place is marked). */
+/**
+ * A `$ping` request of about `size` bytes, as raw envelope bytes: the canonical head
+ * `{v: 1, k: 1, id, m: "$ping", p: ...}` (protocol.md), then params that decode into far more heap
+ * than their bytes: one array of `[[[[]]]]` (4 arrays in 4 bytes) or of `{}` (an object per byte).
+ * Written by hand: no encoder would build such a value without first building it in this process.
+ */
+function hostilePing(id: number, unit: 'nested' | 'emptyMap', size: number): Uint8Array {
+  const head = [0x85, 0xa1, 0x76, 1, 0xa1, 0x6b, 1, 0xa2, 0x69, 0x64, 0xcd, id >> 8, id & 0xff];
+  head.push(0xa1, 0x6d, 0xa5, 0x24, 0x70, 0x69, 0x6e, 0x67, 0xa1, 0x70);
+  const pattern = unit === 'nested' ? [0x91, 0x91, 0x91, 0x90] : [0x80];
+  const units = Math.floor((size - head.length - 5) / pattern.length);
+  const out = new Uint8Array(head.length + 5 + units * pattern.length);
+  out.set(head);
+  // array 32 of `units` elements
+  new DataView(out.buffer).setUint32(head.length + 1, units);
+  out[head.length] = 0xdd;
+  // The units by doubling copies (a loop per unit would block this process, where the legitimate
+  // client is measured, for hundreds of ms).
+  const start = head.length + 5;
+  out.set(pattern, start);
+  for (let have = pattern.length; start + have < out.length; have *= 2)
+    out.copyWithin(start + have, start, start + have);
+  return out;
+}
+
+/** Resolves once `conn` can take more (drain) or is gone (close): a writer's wait that cannot hang. */
+async function drainedOrClosed(conn: Connection): Promise<void> {
+  const stop = new AbortController();
+  await Promise.race([
+    once(conn, 'drain', { signal: stop.signal }).catch(() => {}),
+    once(conn, 'close', { signal: stop.signal }).catch(() => {}),
+  ]);
+  stop.abort();
+}
+
+/** The abuse cases, one per row of issue 12's table (row 12 is tested elsewhere, see the header). */
 const CASES: readonly AbuseCase[] = [
-  // Row 1 (decode budgets: nested containers, decoded objects per byte, depth): its case goes here.
+  {
+    row: 1,
+    title:
+      'hostile msgpack $pings (nested empty arrays, empty maps) from a peer with no role are refused SIPC_ERR_BAD_ENVELOPE before decoding',
+    // What receiving one 4 MiB message costs (its reassembly, at most twice its bytes, and the
+    // socket's reads), nothing of a decoded form. Before the decode budget, each of these decoded
+    // into 208 MiB (nested empty arrays, 52 x) or 256 MiB (empty maps, 64 x) of heap: the six,
+    // 1.4 GiB, and the server's RSS grew by hundreds of MiB per message.
+    rssGrowthMiB: 64,
+    p99Ms: 1000,
+    timeoutMs: 120_000,
+    async attack({ t, raw, sampleRss }) {
+      const COUNT = 6;
+      const SIZE = 4 * MiB;
+      const hostile = await raw('nobody');
+      const answers = new Map<number, string | undefined>();
+      hostile.channel.on('message', (m: Uint8Array) => {
+        const answer = decode(m) as { id?: unknown; e?: { code?: string } };
+        if (typeof answer.id === 'number') answers.set(answer.id, answer.e?.code);
+      });
+      for (let id = 1; id <= COUNT; id++) {
+        await hostile.channel.send(hostilePing(id, id % 2 === 1 ? 'nested' : 'emptyMap', SIZE));
+        if (id === COUNT / 2) await sampleRss(`${id} x 4 MiB sent`);
+      }
+      t.true(await until(() => answers.size === COUNT, 60_000), `${answers.size} of ${COUNT} answered`);
+      await sampleRss(`${COUNT} x 4 MiB of hostile msgpack answered`);
+      // Outcome: each request is refused before decoding, answered to its id with
+      // SIPC_ERR_BAD_ENVELOPE; the peer stays connected (a refused request is not a violation).
+      t.deepEqual(
+        [...answers].sort(([a], [b]) => a - b),
+        Array.from({ length: COUNT }, (_, i) => [i + 1, 'SIPC_ERR_BAD_ENVELOPE']),
+      );
+      t.false(hostile.channel.closed, 'the peer is still connected');
+    },
+  },
 
   {
     row: 2,
@@ -398,8 +480,143 @@ const CASES: readonly AbuseCase[] = [
     },
   },
 
-  // Row 4 (handshake buffering while an asynchronous trust decision runs): its case goes here.
-  // Row 5 (connection slots: silent connections locking others out): its case goes here.
+  {
+    row: 4,
+    title:
+      'a peer flooding while its asynchronous trust decision runs is not read; at the decision it is closed as a protocol violation',
+    // Before, every byte was read and buffered while the decision ran (the 32 MiB here, and GiBs
+    // for a longer flood); now one frame beyond a socket read.
+    rssGrowthMiB: 32,
+    p99Ms: 1000,
+    timeoutMs: 120_000,
+    async attack({ t, o, server, peerId, sampleRss }) {
+      const FLOOD = 32 * MiB;
+      const conn = await o.transport.connect(server.address);
+      t.teardown(() => void conn.destroy());
+      conn.on('error', () => {});
+      // Messages 1 to 3 done (this side is finished after message 3); the server's trust decision
+      // for this key now takes SLOW_TRUST_MS.
+      const channel = await secureConnect(conn, {
+        keyPair: server.keys.slow,
+        trust: { keys: [server.serverKey.publicKey] },
+      });
+      const closedByServer = channelClosed(channel);
+      const decided = performance.now() + SLOW_TRUST_MS;
+      // Bytes that are no frame of the channel (0xff: a 65,535-byte frame that fails to open),
+      // written as fast as the transport takes them.
+      const chunk = new Uint8Array(64 * 1024).fill(0xff);
+      let written = 0;
+      const flooding = (async () => {
+        while (written < FLOOD && !conn.destroyed) {
+          written += chunk.byteLength;
+          if (!conn.write(chunk)) await drainedOrClosed(conn);
+        }
+      })();
+      await sleep(SLOW_TRUST_MS - 700);
+      const taken = written - conn.writableLength;
+      await sampleRss('flooding while the trust decision runs');
+      t.true(performance.now() < decided, 'measured before the decision');
+      t.true(await settlesWithin(closedByServer, 30_000), 'the server closes the flooding peer');
+      await flooding;
+      t.log(
+        `while the ${SLOW_TRUST_MS} ms trust decision ran, the transport took ${(taken / MiB).toFixed(2)} MiB of the flood (socket buffers; the server reads none of it); ${(written / MiB).toFixed(1)} MiB written in all`,
+      );
+      // Outcome: paused reads (the flood stalls in the sockets, whatever this peer writes), then at
+      // the decision the bytes are read as channel frames, and the first one fails to open: the
+      // channel is closed with SIPC_ERR_DECRYPT_FAILED (a frame not sealed by the channel's key).
+      t.true(taken < FLOOD / 2, `the transport took ${taken} bytes while the server did not read`);
+      t.true(
+        await until(
+          async () =>
+            (await server.askJson<{ peerId: string }[]>('closes')).some((c) => c.peerId === peerId('slow')),
+          10_000,
+        ),
+        'the server closed it',
+      );
+      const closes = await server.askJson<{ peerId: string; code?: string }[]>('closes');
+      t.deepEqual(
+        closes.filter((c) => c.peerId === peerId('slow')).map((c) => c.code),
+        ['SIPC_ERR_DECRYPT_FAILED'],
+      );
+    },
+  },
+
+  {
+    row: 5,
+    title:
+      'silent connections cannot lock a legitimate client out: each is dropped at the 1 s message 1 deadline or for a newcomer',
+    // 90 pending connections and their handshake state (a frame reader and two timers each).
+    rssGrowthMiB: 32,
+    p99Ms: 1000,
+    timeoutMs: 120_000,
+    async attack({ t, o, server, client, sampleRss }) {
+      const SILENT = 90; // more than the 64 pending handshakes in all, and the 32 per OS identity
+      const DURATION_MS = 4000;
+      const open = new Set<Connection>();
+      t.teardown(() => {
+        for (const conn of open) conn.destroy();
+      });
+      const lifetimes: number[] = [];
+      let stopping = false;
+      // Each silent connection sends nothing; once the server drops it, it is reopened 0.5-1.5 s later.
+      const silent = async () => {
+        while (!stopping) {
+          const start = performance.now();
+          const conn = await o.transport.connect(server.address);
+          open.add(conn);
+          conn.on('error', () => {});
+          await hungUp(conn);
+          lifetimes.push(performance.now() - start);
+          open.delete(conn);
+          conn.destroy();
+          await sleep(500 + Math.random() * 1000);
+        }
+      };
+      const attackers = Promise.all(Array.from({ length: SILENT }, silent));
+      // Meanwhile a legitimate client connects every 100 ms: transport connect, handshake, one answer.
+      const connects: number[] = [];
+      for (const end = Date.now() + DURATION_MS; Date.now() < end; ) {
+        const start = performance.now();
+        const c = await client('app');
+        t.is(await request(c, 'echo', 'hello'), 'hello');
+        connects.push(performance.now() - start);
+        await c.close();
+        if (connects.length === 10) await sampleRss(`${SILENT} silent connections`);
+        await sleep(100);
+      }
+      stopping = true;
+      await attackers;
+      connects.sort((a, b) => a - b);
+      lifetimes.sort((a, b) => a - b);
+      const report = await server.askJson<AbuseHandshakeReport>('handshakes');
+      t.log(
+        `legitimate connects: ${connects.length}, all answered, p50 ${connects[Math.floor(connects.length / 2)]!.toFixed(1)} ms, p99 ${p99(connects).toFixed(1)} ms (bound 2000 ms); ${lifetimes.length} silent connections, each closed by the server after p50 ${lifetimes[Math.floor(lifetimes.length / 2)]!.toFixed(0)} ms, max ${lifetimes.at(-1)!.toFixed(0)} ms; the server's decisions ${JSON.stringify(report)}`,
+      );
+      // Every legitimate connect succeeded (a failure throws above), none waited long.
+      t.true(connects.length >= 10);
+      t.true(p99(connects) < 2000, `legitimate connect p99 ${p99(connects).toFixed(1)} ms`);
+      // Outcome: every silent connection was dropped by the server, at the message 1 deadline
+      // (SIPC_ERR_HANDSHAKE_TIMEOUT) or as the oldest idle one for a newcomer (a 'limit' decision,
+      // SIPC_ERR_HANDSHAKE_LIMIT); none held its slot for the 10 s handshake timeout.
+      t.true(lifetimes.at(-1)! < 5000, `a silent connection lived ${lifetimes.at(-1)!.toFixed(0)} ms`);
+      const timeouts = report.errors.SIPC_ERR_HANDSHAKE_TIMEOUT ?? 0;
+      const drops = report.errors.SIPC_ERR_HANDSHAKE_LIMIT ?? 0;
+      t.true(timeouts > 0, 'some reached the message 1 deadline');
+      t.true(drops > 0, 'some were dropped for newcomers');
+      t.is(timeouts + drops, lifetimes.length, 'each silent connection ended by one of the two');
+      t.deepEqual(Object.keys(report.errors).sort(), [
+        'SIPC_ERR_HANDSHAKE_LIMIT',
+        'SIPC_ERR_HANDSHAKE_TIMEOUT',
+      ]);
+      t.is(
+        Object.entries(report.limits)
+          .filter(([k]) => k.startsWith('dropped '))
+          .reduce((n, [, v]) => n + v, 0),
+        drops,
+        "one 'limit' decision per drop",
+      );
+    },
+  },
 
   {
     row: 6,

@@ -12,6 +12,7 @@ import {
   type Listener,
   type SecureListener,
   secureListen,
+  type Trust,
 } from '@secure-ipc/core';
 
 /** Settings a secure fixture takes from the spec's `extra`. */
@@ -24,11 +25,12 @@ export interface SecureFixtureArgs {
 
 /**
  * A secure listener on `listener` with the fixture's key (`secret`, else the environment's
- * SIPC_FIXTURE_SECRET_KEY) trusting `trust`, with the default limits unless `options` say more.
+ * SIPC_FIXTURE_SECRET_KEY) trusting `trust` (keys, base64, or a trust function), with the default
+ * limits unless `options` say more.
  */
 export function fixtureListener(
   listener: Listener,
-  trust: string[],
+  trust: string[] | Trust,
   secret = process.env.SIPC_FIXTURE_SECRET_KEY,
   options: Partial<ChannelOptions> = {},
 ): SecureListener {
@@ -36,7 +38,7 @@ export function fixtureListener(
   return secureListen(listener, {
     ...options,
     keyPair: keyPairFromSecretKey(decodeKey(secret)),
-    trust: { keys: trust },
+    trust: Array.isArray(trust) ? { keys: trust } : trust,
   });
 }
 
