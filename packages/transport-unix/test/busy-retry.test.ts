@@ -1,7 +1,10 @@
 // A connect to a Unix socket whose listen backlog is full (Linux: EAGAIN at once) waits it out
 // with retries up to connectBusyTimeoutMs instead of failing. The listening socket is made with
 // libc directly (koffi): a Node server always accepts, so its backlog never stays full.
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { isSecureIpcError } from '@secure-ipc/core';
 import test, { type ExecutionContext } from 'ava';
 import { unixTransport } from '../src/index.js';
@@ -25,25 +28,31 @@ function libc(): { socket: Fn; bind: Fn; listen: Fn; accept: Fn; close: Fn } {
   };
 }
 
-/** A listening abstract socket with backlog 0 (one connection queued) that accepts only when told. */
+/**
+ * A listening socket with backlog 0 (one connection queued) that accepts only when told. A path
+ * in a private temporary directory, not an abstract name: Node 20's libuv names an abstract
+ * socket by all 108 bytes of sun_path, NUL-padded, and Node 22's by the name's own length, so an
+ * abstract name bound here would not be the one every runtime connects to.
+ */
 function stalledListener(t: ExecutionContext): { address: string; acceptAll: () => void } {
   const c = libc();
-  const name = `sipc-busy-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  const dir = mkdtempSync(join(tmpdir(), 'sipc-busy-'));
+  const path = join(dir, 's.sock');
   const fd = c.socket(1 /* AF_UNIX */, 1 /* SOCK_STREAM */, 0);
   t.true(fd >= 0, 'socket()');
-  // Node (libuv) names an abstract socket by all 108 bytes of sun_path, NUL-padded: match it.
   const addr = Buffer.alloc(2 + 108);
-  addr.writeUInt16LE(1, 0); // sun_family = AF_UNIX; sun_path[0] = 0: the abstract namespace
-  addr.write(name, 3, 'latin1');
-  t.is(c.bind(fd, addr, addr.length), 0, 'bind()');
+  addr.writeUInt16LE(1, 0); // sun_family = AF_UNIX
+  addr.write(path, 2, 'utf8'); // sun_path, NUL-terminated by the zeroed buffer
+  t.is(c.bind(fd, addr, 2 + Buffer.byteLength(path) + 1), 0, 'bind()');
   t.is(c.listen(fd, 0), 0, 'listen()');
   const accepted: number[] = [];
   t.teardown(() => {
     for (const a of accepted) c.close(a);
     c.close(fd);
+    rmSync(dir, { recursive: true, force: true });
   });
   return {
-    address: `unix-abstract:${name}`,
+    address: `unix://${path}`,
     // Blocking accept() of what is queued (called only when something is).
     acceptAll: () => {
       accepted.push(c.accept(fd, null, null));
