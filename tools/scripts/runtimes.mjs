@@ -63,6 +63,10 @@ const BUN_EXCLUDED = {
   'packages/core': [
     FUZZ,
     {
+      file: 'dist/test/rpc-request-retention.test.js',
+      why: "it turns on V8's gc() (v8.setFlagsFromString('--expose-gc')) to see a request collected; Bun's JavaScriptCore has no such flag, so gc is not defined",
+    },
+    {
       title: 'keystore round trip against a real Secret Service (gnome-keyring in a private D-Bus session)',
       why: 'Bun does not pass process.env assignments to the C environment (getenv() in a native addon still sees the old value), so libdbus inside @napi-rs/keyring never learns the private bus the test started (checked with koffi: getenv returns null under Bun, the value under Node and Deno)',
     },
@@ -82,6 +86,11 @@ const BUN_EXCLUDED = {
 const DENO_EXCLUDED = {
   'packages/core': [
     FUZZ,
+    {
+      title:
+        'tcp: a client whose message 3, message and end all arrive before the server channel exists is fully served',
+      why: "the message arrives and the close is clean under Deno too, but in some runs Deno's node:net delivers the client's early end to the server socket only when the client's 5 s close linger ends the connection (measured 5005 ms; Node and Bun about 150 ms; 2 of the last 3 CI runs), and the test asserts it comes sooner",
+    },
     {
       title: 'listenServer on an address this host does not have rejects with SIPC_ERR_LISTEN_FAILED',
       why: 'the typed error is the same; the OS error in its cause is EINVAL under Deno, where libuv (Node, Bun) reports EADDRNOTAVAIL, which the test checks',
