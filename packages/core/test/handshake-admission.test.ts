@@ -2,7 +2,6 @@
 // oldest idle handshake, a short deadline for message 1, no reading while the trust decision
 // runs) and connection caps (per static key, per OS identity, total).
 import { EventEmitter, once } from 'node:events';
-import { createServer, type Socket, connect as tcpConnect } from 'node:net';
 import test, { type ExecutionContext } from 'ava';
 import { secureConnect } from '../src/channel/secure-channel.js';
 import { type LimitDecision, type SecureListener, secureListen } from '../src/channel/secure-listener.js';
@@ -10,7 +9,7 @@ import { isSecureIpcError, type SecureIpcError } from '../src/errors.js';
 import { generateKeyPair, type KeyPair } from '../src/keys/key-pair.js';
 import type { Connection, Listener, ListenerEvents, PeerInfo } from '../src/transport/contract.js';
 import { type MemoryConnection, memoryPair } from '../src/transport/memory-transport.js';
-import { asConnection, handshake, trustedKeys } from './helpers.js';
+import { asConnection, handshake, tcpSocketPair, trustedKeys } from './helpers.js';
 
 /** A transport listener whose connections carry the OS identity the test names (as a transport would fill it). */
 class IdentityListener extends EventEmitter<ListenerEvents> implements Listener {
@@ -226,26 +225,8 @@ test('connection caps: per static key, per OS identity and in total, each a type
   t.is(Buffer.from((await echo)[0] as Uint8Array).toString(), 'fits');
 });
 
-/** Two ends of a real loopback TCP connection (kernel buffers, real pause()). */
-async function tcpPair(t: ExecutionContext): Promise<[Socket, Socket]> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  const accepted = once(server, 'connection') as Promise<[Socket]>;
-  const client = tcpConnect(port, '127.0.0.1');
-  await once(client, 'connect');
-  const [serverSide] = await accepted;
-  server.close();
-  t.teardown(() => {
-    client.destroy();
-    serverSide.destroy();
-  });
-  return [client, serverSide];
-}
-
 test('no reading while the trust decision runs: a peer flooding 64 MiB during an async trust callback makes the responder read at most a few hundred KiB', async (t) => {
-  const [client, serverSide] = await tcpPair(t);
+  const [client, serverSide] = await tcpSocketPair(t);
   const keys = trustedKeys();
   let trustStarted!: () => void;
   const deciding = new Promise<void>((resolve) => {

@@ -31,6 +31,12 @@ export async function connectionPair(t: ExecutionContext, kind: Kind): Promise<[
     });
     return [a, b];
   }
+  const [client, serverSide] = await tcpSocketPair(t);
+  return [asConnection(client), asConnection(serverSide)];
+}
+
+/** Two ends of a real loopback TCP connection (kernel buffers, real pause()), torn down with the test. */
+export async function tcpSocketPair(t: ExecutionContext): Promise<[Socket, Socket]> {
   const server = createServer();
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -44,7 +50,7 @@ export async function connectionPair(t: ExecutionContext, kind: Kind): Promise<[
     client.destroy();
     serverSide.destroy();
   });
-  return [asConnection(client), asConnection(serverSide)];
+  return [client, serverSide];
 }
 
 /** Key pairs that trust each other. */
