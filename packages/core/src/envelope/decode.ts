@@ -7,8 +7,15 @@ import { decodeAccepted, decodeBudgetRefusal } from '../msgpack/decode-budget.js
 import type { DecodeResult, EnvelopeLimits } from './types.js';
 import { bad, validateEnvelope } from './validate.js';
 
-/** Decode and validate one channel message; never throws. */
-export function decodeEnvelope(bytes: Uint8Array, limits?: EnvelopeLimits): DecodeResult {
+/**
+ * Decode and validate one channel message; never throws. `protocolVersion` is the channel's
+ * (kinds 9-12 and `h.stream` are valid only on version 2).
+ */
+export function decodeEnvelope(
+  bytes: Uint8Array,
+  limits?: EnvelopeLimits,
+  protocolVersion = 1,
+): DecodeResult {
   const refusal = decodeBudgetRefusal(bytes);
   if (refusal !== undefined) {
     // Answered to the request's id when the canonical head carries one (as any invalid envelope
@@ -22,14 +29,14 @@ export function decodeEnvelope(bytes: Uint8Array, limits?: EnvelopeLimits): Deco
     );
   }
   const fast = readCanonical(bytes);
-  if (fast !== undefined) return validateEnvelope(fast, limits);
+  if (fast !== undefined) return validateEnvelope(fast, limits, protocolVersion);
   let raw: unknown;
   try {
     raw = decodeAccepted(bytes);
   } catch {
     return bad('not a single msgpack value', undefined, undefined);
   }
-  return validateEnvelope(raw, limits);
+  return validateEnvelope(raw, limits, protocolVersion);
 }
 
 // Method and topic names repeat: a small direct-mapped cache returns the same string without

@@ -10,9 +10,10 @@ import {
   type Envelope,
   EnvelopeKind,
   type EnvelopeLimits,
+  maxKindOf,
 } from './types.js';
 
-const HEADER_KEYS = new Set(['timeout', 'idem', 'trace']);
+const HEADER_KEYS = new Set(['timeout', 'idem', 'trace', 'stream']);
 const ERROR_KEYS = new Set(['code', 'message', 'data']);
 const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 /** The characters an error code may use. */
@@ -38,8 +39,11 @@ export function bad(reason: string, id: number | undefined, kind: number | undef
   };
 }
 
-/** Validate a decoded value as an envelope v1; never throws. */
-export function validateEnvelope(raw: unknown, limits?: EnvelopeLimits): DecodeResult {
+/**
+ * Validate a decoded value as an envelope v1; never throws. `protocolVersion` is the channel's
+ * (kinds 9-12 and `h.stream` are valid only on version 2).
+ */
+export function validateEnvelope(raw: unknown, limits?: EnvelopeLimits, protocolVersion = 1): DecodeResult {
   if (!isPlainMap(raw)) return bad('not a map', undefined, undefined);
   const id = isId(raw.id) ? raw.id : undefined;
   const k = typeof raw.k === 'number' && Number.isInteger(raw.k) ? raw.k : undefined;
@@ -59,7 +63,7 @@ export function validateEnvelope(raw: unknown, limits?: EnvelopeLimits): DecodeR
     }
   }
   if (raw.v !== ENVELOPE_VERSION) return bad('unsupported version', id, k);
-  if (k === undefined || k < EnvelopeKind.Request || k > EnvelopeKind.Credit)
+  if (k === undefined || k < EnvelopeKind.Request || k > maxKindOf(protocolVersion))
     return bad('unknown kind', id, k);
   const kind = k as EnvelopeKind;
   if (kind === EnvelopeKind.Event) {
@@ -88,13 +92,17 @@ export function validateEnvelope(raw: unknown, limits?: EnvelopeLimits): DecodeR
     if (typeof e.message !== 'string' || e.message.length > max.maxErrorMessageLength)
       return bad('invalid error message', id, k);
   } else if (raw.e !== undefined) return bad('unexpected error field', id, k);
-  if (kind === EnvelopeKind.Credit) {
+  if (kind === EnvelopeKind.Credit || kind === EnvelopeKind.InputCredit) {
     const p = raw.p;
     if (typeof p !== 'number' || !Number.isSafeInteger(p) || p < 1 || p > max.maxCredit)
       return bad('invalid credit', id, k);
   } else if (
     raw.p !== undefined &&
-    (kind === EnvelopeKind.Cancel || kind === EnvelopeKind.StreamEnd || kind === EnvelopeKind.Error)
+    (kind === EnvelopeKind.Cancel ||
+      kind === EnvelopeKind.StreamEnd ||
+      kind === EnvelopeKind.Error ||
+      kind === EnvelopeKind.InputEnd ||
+      kind === EnvelopeKind.InputStop)
   ) {
     return bad('unexpected payload', id, k);
   }
@@ -112,6 +120,11 @@ export function validateEnvelope(raw: unknown, limits?: EnvelopeLimits): DecodeR
       return bad('invalid idem header', id, k);
     if (h.trace !== undefined && (typeof h.trace !== 'string' || !TRACEPARENT.test(h.trace)))
       return bad('invalid trace header', id, k);
+    if (h.stream !== undefined) {
+      if (protocolVersion < 2) return bad('unknown header', id, k);
+      if (h.stream !== true) return bad('invalid stream header', id, k);
+      if (raw.p !== undefined) return bad('a streamed input carries no payload', id, k);
+    }
   }
   // `v` stays on the object: deleting it would drop V8 into slow dictionary mode for every read.
   return { ok: true, envelope: raw as unknown as Envelope };
