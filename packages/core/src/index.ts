@@ -204,6 +204,7 @@ export type {
   EventMap,
   Handler,
   HandlerContext,
+  InputItemOf,
   MethodName,
   ParamsOf,
   RequestHeaders,

@@ -8,6 +8,7 @@ import test from 'ava';
 import { decodeEnvelope } from '../src/envelope/decode.js';
 import { encodeEnvelope } from '../src/envelope/encode.js';
 import { EnvelopeKind as Kind } from '../src/envelope/types.js';
+import type { InputItemOf } from '../src/rpc/service-types.js';
 import { InputSender, RemoteStream } from '../src/rpc/streams.js';
 
 const V2 = 2;
@@ -119,4 +120,18 @@ test('the input sender pulls one item per credit, stops on stop() and calls retu
   await new Promise((resolve) => setTimeout(resolve, 20));
   t.true(returned);
   t.is(pulled, 19);
+});
+
+test('InputItemOf types a streamed input; a unary method has none', (t) => {
+  interface Svc {
+    upload(p: AsyncIterable<{ n: number }>): number;
+    echo(p: AsyncIterable<string>): AsyncIterable<string>;
+    plain(p: { n: number }): number;
+  }
+  const item: InputItemOf<Svc, 'upload'> = { n: 1 };
+  // @ts-expect-error: the bidirectional method's input items are strings
+  const wrong: InputItemOf<Svc, 'echo'> = 1;
+  // @ts-expect-error: a unary method takes no streamed input
+  const none: InputItemOf<Svc, 'plain'> = { n: 1 };
+  t.deepEqual([item, wrong, none], [{ n: 1 }, 1, { n: 1 }]);
 });
