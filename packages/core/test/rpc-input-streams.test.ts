@@ -3,13 +3,17 @@
  * kinds 9-12 and `h.stream` are valid only at protocol version 2, with their field rules; the
  * input credit is exact (an item beyond it is refused even while the reader waits).
  */
-import { encode } from '@msgpack/msgpack';
-import test from 'ava';
+import { decode, encode } from '@msgpack/msgpack';
+import test, { type ExecutionContext } from 'ava';
 import { decodeEnvelope } from '../src/envelope/decode.js';
 import { encodeEnvelope } from '../src/envelope/encode.js';
 import { EnvelopeKind as Kind } from '../src/envelope/types.js';
+import { isSecureIpcError } from '../src/errors.js';
+import type { AnyHandler } from '../src/rpc/dispatcher.js';
+import { RpcPeer } from '../src/rpc/peer.js';
 import type { InputItemOf } from '../src/rpc/service-types.js';
 import { InputSender, RemoteStream } from '../src/rpc/streams.js';
+import { channelPair, closed, messages } from './helpers.js';
 
 const V2 = 2;
 
@@ -134,4 +138,110 @@ test('InputItemOf types a streamed input; a unary method has none', (t) => {
   // @ts-expect-error: a unary method takes no streamed input
   const none: InputItemOf<Svc, 'plain'> = { n: 1 };
   t.deepEqual([item, wrong, none], [{ n: 1 }, 1, { n: 1 }]);
+});
+
+/** An RPC peer serving `handlers` on one end of a memory channel pair; the other end raw. */
+async function served(t: ExecutionContext, handlers: Record<string, AnyHandler>) {
+  const [client, server] = await channelPair(t, 'memory');
+  t.is(client.version, 2);
+  const errors: unknown[] = [];
+  const peer = new RpcPeer(server, {
+    handlers: new Map(Object.entries(handlers)),
+    onError: (e) => errors.push(e),
+  });
+  return { client, server, peer, errors };
+}
+
+test('a hand-built peer: h.stream with h.idem is SIPC_ERR_INVALID_ARGUMENT; the caller refuses it locally', async (t) => {
+  const { client } = await served(t, { up: () => 1 });
+  const reply = messages(client, 1);
+  await client.send(encode({ v: 1, k: 1, id: 1, m: 'up', h: { stream: true, idem: 'k' } }));
+  t.like(decode((await reply)[0]!), { k: 3, id: 1, e: { code: 'SIPC_ERR_INVALID_ARGUMENT' } });
+  const caller = new RpcPeer(client);
+  const err = await t.throwsAsync(caller.request('up', (async function* () {})(), { idempotencyKey: 'k' }));
+  t.true(isSecureIpcError(err, 'SIPC_ERR_INVALID_ARGUMENT'), String(err));
+});
+
+test('input for a request that announced none, or after its end, closes the channel with SIPC_ERR_PROTOCOL', async (t) => {
+  for (const extra of [
+    [encode({ v: 1, k: 1, id: 1, m: 'hold', p: 1 }), encode({ v: 1, k: 9, id: 1, p: 1 })],
+    [
+      encode({ v: 1, k: 1, id: 1, m: 'hold', h: { stream: true } }),
+      encode({ v: 1, k: 10, id: 1 }),
+      encode({ v: 1, k: 9, id: 1, p: 1 }),
+    ],
+    [
+      encode({ v: 1, k: 1, id: 1, m: 'hold', h: { stream: true } }),
+      encode({ v: 1, k: 10, id: 1 }),
+      encode({ v: 1, k: 10, id: 1 }),
+    ],
+  ]) {
+    const { client, errors } = await served(t, { hold: () => new Promise(() => {}) });
+    const gone = closed(client);
+    for (const m of extra) await client.send(m);
+    await gone;
+    t.true(isSecureIpcError(errors[0], 'SIPC_ERR_PROTOCOL'), String(errors[0]));
+  }
+  // Input for an id that is not in flight (it crossed the answer) is ignored.
+  const { client, errors } = await served(t, {});
+  await client.send(encode({ v: 1, k: 9, id: 99, p: 1 }));
+  await client.send(encode({ v: 1, k: 10, id: 99 }));
+  const pong = messages(client, 1);
+  await client.send(encode({ v: 1, k: 1, id: 1, m: '$ping', p: 'ok' }));
+  t.like(decode((await pong)[0]!), { k: 2, id: 1, p: 'ok' });
+  t.deepEqual(errors, []);
+});
+
+test("the request's deadline (h.timeout) ends the handler's input with SIPC_ERR_TIMEOUT and answers SIPC_ERR_TIMEOUT", async (t) => {
+  let seen: unknown;
+  const { client } = await served(t, {
+    up: async (items: AsyncIterable<unknown>) => {
+      try {
+        for await (const _ of items);
+      } catch (err) {
+        seen = err;
+      }
+      return 0;
+    },
+  });
+  const reply = messages(client, 1);
+  await client.send(encode({ v: 1, k: 1, id: 1, m: 'up', h: { stream: true, timeout: 50 } }));
+  await client.send(encode({ v: 1, k: 9, id: 1, p: 1 }));
+  t.like(decode((await reply)[0]!), { k: 3, id: 1, e: { code: 'SIPC_ERR_TIMEOUT' } });
+  t.true(isSecureIpcError(seen, 'SIPC_ERR_TIMEOUT'), String(seen));
+});
+
+test("the caller's timeout rejects with SIPC_ERR_TIMEOUT and returns its input iterable", async (t) => {
+  let seen: unknown;
+  const { client } = await served(t, {
+    up: async (items: AsyncIterable<unknown>) => {
+      try {
+        for await (const _ of items);
+      } catch (err) {
+        seen = err;
+      }
+      return 0;
+    },
+  });
+  const caller = new RpcPeer(client);
+  let returned = false;
+  const forever = (async function* () {
+    try {
+      for (;;) {
+        yield 1;
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    } finally {
+      returned = true;
+    }
+  })();
+  const err = await t.throwsAsync(caller.request('up', forever, { timeoutMs: 100 }));
+  t.true(isSecureIpcError(err, 'SIPC_ERR_TIMEOUT'), String(err));
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  t.true(returned);
+  // The caller's cancel and the responder's own deadline race: either ends the handler's input.
+  t.true(
+    isSecureIpcError(seen, 'SIPC_ERR_CANCELLED') || isSecureIpcError(seen, 'SIPC_ERR_TIMEOUT'),
+    String(seen),
+  );
 });
