@@ -245,3 +245,21 @@ test("the caller's timeout rejects with SIPC_ERR_TIMEOUT and returns its input i
     String(seen),
   );
 });
+
+test('a refused streamed call (no such method) rejects, returns the iterable, and the items already sent are dropped', async (t) => {
+  const { client, errors } = await served(t, {});
+  const caller = new RpcPeer(client);
+  let returned = false;
+  const forever = (async function* () {
+    try {
+      for (let i = 0; ; i++) yield i;
+    } finally {
+      returned = true;
+    }
+  })();
+  const err = await t.throwsAsync(caller.request('nope', forever));
+  t.true(isSecureIpcError(err, 'SIPC_ERR_NO_SUCH_METHOD'), String(err));
+  t.is(await caller.request('$ping', 'after'), 'after');
+  t.true(returned);
+  t.deepEqual(errors, []);
+});
