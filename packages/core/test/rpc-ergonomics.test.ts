@@ -165,11 +165,21 @@ test('events(): a refused pattern rejects the first next(); an abort signal ends
 
 test('events(): a clean close ends the iteration; a close with an error fails it with SIPC_ERR_CONNECTION_CLOSED', async (t) => {
   const first = await setup(t);
-  const ended = first.client.events('files.*');
-  const pending = ended.next();
+  const warnings: Error[] = [];
+  const onWarning = (w: Error) => warnings.push(w);
+  process.on('warning', onWarning);
+  t.teardown(() => process.off('warning', onWarning));
+  // Many iterators at once: no `close` listener each (no MaxListenersExceededWarning).
+  const iterators = Array.from({ length: 20 }, () => first.client.events('files.*'));
+  const pending = iterators.map((i) => i.next());
   await subscribed(first.server, 'files.created');
   await first.client.close();
-  t.deepEqual(await pending, { value: undefined, done: true });
+  for (const p of pending) t.deepEqual(await p, { value: undefined, done: true });
+  await sleep(10); // warnings are emitted on the next tick
+  t.deepEqual(
+    warnings.map((w) => w.name),
+    [],
+  );
 
   const second = await setup(t);
   const failed = second.client.events('files.*');

@@ -52,6 +52,8 @@ export class RpcClient<
   readonly #events = new EventRouter();
   /** Pattern → the server's answer to its `$subscribe`. */
   readonly #confirmations = new Map<string, Promise<void>>();
+  /** The event iterators' close callbacks (a Set, not `close` listeners: no max-listeners warning). */
+  readonly #closeWatchers = new Set<(error: SecureIpcError | undefined) => void>();
 
   /** Start an RPC session on a secure channel (as `secureConnect` returns). */
   constructor(channel: RpcChannel, options: RpcClientOptions = {}) {
@@ -63,7 +65,11 @@ export class RpcClient<
         if (this.listenerCount('error') > 0) this.emit('error', err);
       },
     });
-    channel.once('close', (error?: SecureIpcError) => this.emit('close', error));
+    channel.once('close', (error?: SecureIpcError) => {
+      this.emit('close', error);
+      for (const watcher of [...this.#closeWatchers]) watcher(error);
+      this.#closeWatchers.clear();
+    });
   }
 
   /** The server's authenticated static key. */
@@ -178,8 +184,8 @@ export class RpcClient<
               ? undefined
               : createError('SIPC_ERR_CONNECTION_CLOSED', undefined, { cause: error }),
           );
-        this.once('close', onClose);
-        return () => this.off('close', onClose);
+        this.#closeWatchers.add(onClose);
+        return () => this.#closeWatchers.delete(onClose);
       },
       options,
     );
