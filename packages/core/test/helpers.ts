@@ -184,3 +184,22 @@ export function pattern(size: number, seed = 1): Buffer {
   }
   return out;
 }
+
+/**
+ * An endless input for a streamed call: yields `item(i)` for i = 0, 1, ...; `state.returned` is
+ * set once whoever iterates it stopped it (its `return()`, which runs the generator's finally).
+ */
+export function endless<T>(item: (i: number) => T): {
+  source: AsyncGenerator<T>;
+  state: { pulled: number; returned: boolean };
+} {
+  const state = { pulled: 0, returned: false };
+  const source = (async function* () {
+    try {
+      for (;;) yield item(state.pulled++);
+    } finally {
+      state.returned = true;
+    }
+  })();
+  return { source, state };
+}

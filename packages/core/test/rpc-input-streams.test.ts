@@ -13,7 +13,7 @@ import type { AnyHandler } from '../src/rpc/dispatcher.js';
 import { RpcPeer } from '../src/rpc/peer.js';
 import type { InputItemOf } from '../src/rpc/service-types.js';
 import { InputSender, RemoteStream } from '../src/rpc/streams.js';
-import { channelPair, closed, messages } from './helpers.js';
+import { channelPair, closed, endless, messages } from './helpers.js';
 
 const V2 = 2;
 
@@ -249,17 +249,42 @@ test("the caller's timeout rejects with SIPC_ERR_TIMEOUT and returns its input i
 test('a refused streamed call (no such method) rejects, returns the iterable, and the items already sent are dropped', async (t) => {
   const { client, errors } = await served(t, {});
   const caller = new RpcPeer(client);
-  let returned = false;
-  const forever = (async function* () {
-    try {
-      for (let i = 0; ; i++) yield i;
-    } finally {
-      returned = true;
-    }
-  })();
+  const { source: forever, state } = endless((i) => i);
   const err = await t.throwsAsync(caller.request('nope', forever));
   t.true(isSecureIpcError(err, 'SIPC_ERR_NO_SUCH_METHOD'), String(err));
   t.is(await caller.request('$ping', 'after'), 'after');
-  t.true(returned);
+  t.true(state.returned);
+  t.deepEqual(errors, []);
+});
+
+test('$ping, $subscribe and $unsubscribe take no streamed input: SIPC_ERR_INVALID_ARGUMENT, and the input is dropped', async (t) => {
+  const { client, errors } = await served(t, {});
+  let id = 0;
+  for (const m of ['$ping', '$subscribe', '$unsubscribe']) {
+    id++;
+    const reply = messages(client, 1);
+    await client.send(encode({ v: 1, k: 1, id, m, h: { stream: true } }));
+    // Input that crossed the answer is dropped, not a protocol violation.
+    await client.send(encode({ v: 1, k: 9, id, p: 'x' }));
+    await client.send(encode({ v: 1, k: 10, id }));
+    const answer = decode((await reply)[0]!) as {
+      k: number;
+      id: number;
+      e: { code: string; message: string };
+    };
+    t.like(answer, { k: 3, id, e: { code: 'SIPC_ERR_INVALID_ARGUMENT' } });
+    t.is(answer.e.message, `${m} takes no streamed input`);
+  }
+  const pong = messages(client, 1);
+  await client.send(encode({ v: 1, k: 1, id: ++id, m: '$ping', p: 'still open' }));
+  t.like(decode((await pong)[0]!), { k: 2, id, p: 'still open' });
+  t.deepEqual(errors, []);
+  // Through the caller: the refusal rejects the call and stops (returns) its input iterable.
+  const caller = new RpcPeer(client);
+  const { source: forever, state } = endless((i) => i);
+  const err = await t.throwsAsync(caller.request('$ping', forever));
+  t.true(isSecureIpcError(err, 'SIPC_ERR_INVALID_ARGUMENT'), String(err));
+  t.is(await caller.request('$ping', 'after'), 'after');
+  t.true(state.returned);
   t.deepEqual(errors, []);
 });

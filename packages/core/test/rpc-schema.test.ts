@@ -2,6 +2,7 @@ import type { StandardSchemaV1 as SpecSchema } from '@standard-schema/spec';
 import test from 'ava';
 import * as v from 'valibot';
 import { z } from 'zod';
+import { PublicError } from '../src/envelope/wire-errors.js';
 import { isSecureIpcError, type SecureIpcError } from '../src/errors.js';
 import type { HandlerFailure } from '../src/rpc/dispatcher.js';
 import { createPolicy } from '../src/rpc/policy.js';
@@ -14,6 +15,7 @@ import {
 } from '../src/rpc/schema.js';
 import { createServer } from '../src/rpc/server.js';
 import { memoryRpc } from './fixtures/memory-rpc.js';
+import { endless } from './helpers.js';
 
 const policy = createPolicy({ roles: { all: { call: ['*'] } }, defaultRoles: ['all'] });
 
@@ -216,4 +218,209 @@ test('the types: schemas must agree with the service; the copied interface match
   const theirs: SpecSchema<string> = ours;
   const back: StandardSchemaV1<string> = theirs;
   t.is(back['~standard'].vendor, 'zod');
+});
+
+interface StreamApi {
+  'files.upload'(p: AsyncIterable<{ name: string; size: number }>): number;
+  'echo.double'(p: AsyncIterable<{ n: number }>): AsyncIterable<number>;
+  'count.to'(p: { n: number }): AsyncIterable<number>;
+  'custom.items'(p: AsyncIterable<unknown>): number;
+}
+
+test('zod, streamed input: each item is validated as the handler pulls it; the first invalid one ends the call and stops the input', async (t) => {
+  const { server, client } = await memoryRpc<StreamApi>(t, { policy });
+  const item = z.object({
+    name: z.string().transform((s) => s.trim()),
+    size: z.number().int().nonnegative(),
+  });
+  let seen: { name: string; size: number }[] = [];
+  let thrown: unknown;
+  let signalReason: unknown;
+  let handlerDone!: () => void;
+  const handlerEnded = new Promise<void>((r) => {
+    handlerDone = r;
+  });
+  server.handle('files.upload', { params: item }, async (items, { signal }) => {
+    assertType<Equal<typeof items, AsyncIterable<{ name: string; size: number }>>>(true);
+    seen = [];
+    try {
+      for await (const file of items) seen.push(file);
+    } catch (err) {
+      thrown = err;
+      signalReason = signal.reason;
+      handlerDone();
+      return -1; // dropped: the call has ended already
+    }
+    return seen.reduce((sum, f) => sum + f.size, 0);
+  });
+  const good = (async function* () {
+    yield { name: ' a ', size: 1 };
+    yield { name: 'b', size: 2 };
+  })();
+  t.is(await client.request('files.upload', good), 3);
+  t.deepEqual(seen, [
+    { name: 'a', size: 1 },
+    { name: 'b', size: 2 },
+  ]);
+
+  // Item 3 is invalid; the caller's input is endless, so only stopping it ends the upload.
+  const { source, state } = endless((i) => ({ name: `f${i}`, size: i === 3 ? -1.5 : i }));
+  const err = await invalid(t, client.request('files.upload', source));
+  const data = dataOf(err);
+  t.is(data.total, 1);
+  t.deepEqual(
+    data.issues.map((i) => i.path),
+    [[3, 'size']],
+  );
+  t.regex(err.message, /^Invalid input\[3\]\.size: .+$/);
+  await handlerEnded;
+  t.deepEqual(
+    seen.map((f) => f.name),
+    ['f0', 'f1', 'f2'],
+    'the handler got the valid items before the invalid one, never that one',
+  );
+  // The handler's iteration threw the same public error, and its signal fired with it.
+  t.true(thrown instanceof PublicError, String(thrown));
+  t.is((thrown as PublicError).code, 'SIPC_ERR_INVALID_ARGUMENT');
+  t.is((thrown as PublicError).message, err.message);
+  t.deepEqual((thrown as PublicError).data, data);
+  t.is(signalReason, thrown);
+  // The answer ended the input at the caller: its endless iterable was returned.
+  t.is(await client.request('files.upload', (async function* () {})()), 0);
+  t.true(state.returned);
+});
+
+test('valibot, bidirectional: an async item schema on the input and a result schema on each output item', async (t) => {
+  const { server, client } = await memoryRpc<StreamApi>(t, { policy });
+  server.handle(
+    'echo.double',
+    {
+      params: v.pipeAsync(
+        v.object({ n: v.number() }),
+        v.checkAsync(async (p) => {
+          await new Promise((r) => setTimeout(r, 1));
+          return p.n !== 13;
+        }, 'unlucky'),
+      ),
+      result: v.pipe(v.number(), v.maxValue(100)),
+    },
+    async function* (items) {
+      assertType<Equal<typeof items, AsyncIterable<{ n: number }>>>(true);
+      for await (const { n } of items) yield n * 2;
+    },
+  );
+  const up = (ns: number[]) =>
+    (async function* () {
+      for (const n of ns) yield { n };
+    })();
+  const out: number[] = [];
+  for await (const n of await client.request('echo.double', up([1, 2, 3]))) out.push(n);
+  t.deepEqual(out, [2, 4, 6]);
+  // An invalid input item: the error ends the output stream after the items already sent.
+  const got: number[] = [];
+  const err = await t.throwsAsync(async () => {
+    for await (const n of await client.request('echo.double', up([1, 13, 2]))) got.push(n);
+  });
+  t.true(isSecureIpcError(err, 'SIPC_ERR_INVALID_ARGUMENT'), String(err));
+  t.deepEqual(dataOf(err as SecureIpcError).issues, [{ path: [1], message: 'unlucky' }]);
+  t.regex((err as Error).message, /^Invalid input\[1\]: unlucky$/);
+  t.deepEqual(got, [2]);
+});
+
+test('a result schema on a stream checks each item: an invalid one ends the stream, opaque, reported with its index', async (t) => {
+  const { server, client } = await memoryRpc<StreamApi>(t, { policy });
+  const failures: HandlerFailure[] = [];
+  server.on('handlerError', (f) => failures.push(f));
+  let returned = false;
+  server.handle(
+    'count.to',
+    {
+      result: z
+        .number()
+        .int()
+        .transform((n) => n * 10),
+    },
+    async function* (p) {
+      try {
+        for (let i = 1; i <= p.n; i++) yield i === 3 ? 2.5 : i;
+      } finally {
+        returned = true;
+      }
+    },
+  );
+  const got: number[] = [];
+  for await (const n of await client.request('count.to', { n: 2 })) got.push(n);
+  t.deepEqual(got, [10, 20], 'each item is sent as the schema output');
+  got.length = 0;
+  const err = await t.throwsAsync(async () => {
+    for await (const n of await client.request('count.to', { n: 100 })) got.push(n);
+  });
+  t.true(isSecureIpcError(err, 'SIPC_ERR_HANDLER'), String(err));
+  t.deepEqual(got, [10, 20], 'the items before the invalid one arrived');
+  t.true(returned, "the handler's generator was returned");
+  const correlationId = (err as SecureIpcError).details?.correlationId;
+  t.is(failures.length, 1);
+  t.is(failures[0]!.correlationId, correlationId as string);
+  const local = failures[0]!.error as SecureIpcError;
+  t.regex(local.message, /^The result of count\.to failed its schema: result\[2\]: /);
+  t.deepEqual(
+    (local.details!.issues as { path: unknown[] }[]).map((i) => i.path),
+    [[2]],
+  );
+});
+
+test('streamed input: item paths stay within the bound with the index first; a schema that throws on an item is opaque', async (t) => {
+  const { server, client } = await memoryRpc<StreamApi>(t, { policy });
+  const failures: HandlerFailure[] = [];
+  server.on('handlerError', (f) => failures.push(f));
+  const deep = Array.from({ length: MAX_ISSUE_PATH + 5 }, (_, i) => `k${i}`);
+  const hand: StandardSchemaV1<unknown, unknown> = {
+    '~standard': {
+      version: 1,
+      vendor: 'hand',
+      validate: (value) => {
+        if (value === 'boom') throw new Error('schema bug');
+        return value === 'ok' ? { value } : { issues: [{ message: 'deep', path: deep }] };
+      },
+    },
+  };
+  server.handle('custom.items', { params: hand }, async (items) => {
+    let n = 0;
+    for await (const _ of items) n++;
+    return n;
+  });
+  const up = (xs: unknown[]) =>
+    (async function* () {
+      yield* xs;
+    })();
+  t.is(await client.request('custom.items', up(['ok', 'ok'])), 2);
+  const data = dataOf(await invalid(t, client.request('custom.items', up(['ok', 'ok', 'ok', 'ok', 'no']))));
+  t.is(data.issues[0]!.path.length, MAX_ISSUE_PATH);
+  t.deepEqual(data.issues[0]!.path.slice(0, 3), [4, 'k0', 'k1']);
+  const err = await t.throwsAsync(client.request('custom.items', up(['ok', 'boom'])));
+  t.true(isSecureIpcError(err, 'SIPC_ERR_HANDLER'), String(err));
+  t.is(failures.length, 1);
+  t.is((failures[0]!.error as Error).message, 'schema bug');
+});
+
+test('the types of stream schemas: the params schema describes an input item, the result schema a stream item', (t) => {
+  createServer<StreamApi>().handle(
+    'files.upload',
+    // @ts-expect-error: an item schema that requires `mode`, which the service's items lack
+    { params: z.object({ name: z.string(), size: z.number(), mode: z.number() }) },
+    async () => 1,
+  );
+  createServer<StreamApi>().handle(
+    'count.to',
+    // @ts-expect-error: the result schema must produce the stream's item type
+    { result: z.string() },
+    async function* () {},
+  );
+  createServer<StreamApi>().handle('count.to', { result: z.number() }, (p) => {
+    assertType<Equal<typeof p, { n: number }>>(true);
+    return (async function* () {
+      yield 1;
+    })();
+  });
+  t.pass();
 });

@@ -27,6 +27,7 @@ import type { EventRouter } from './events.js';
 import { type IdempotencyCache, type IdempotentOutcome, requestFingerprint } from './idempotency.js';
 import { PING } from './methods.js';
 import type { Policy, PolicyAction, PolicyDecision } from './policy.js';
+import { checkedItems, hasInputCheck } from './schema.js';
 import type { EventContext, HandlerContext, RequestHeaders } from './service-types.js';
 import { DEFAULT_MAX_IN_FLIGHT, noop, type Session } from './session.js';
 import { CreditGate, DEFAULT_STREAM_WINDOW, isAsyncIterable, RemoteStream } from './streams.js';
@@ -365,8 +366,20 @@ export class Dispatcher {
       });
       return;
     }
-    const params = wire?.stream === true ? this.#input(id, call) : env.p;
-    void this.#execute(id, handler, params, context, call, false).then((outcome) => {
+    let run = handler;
+    let params: unknown = env.p;
+    if (wire?.stream === true) {
+      params = this.#input(id, call);
+      // A params schema checks each input item as the handler pulls it (docs/protocol.md,
+      // "Validation errors"): the first invalid one ends the call.
+      if (hasInputCheck(handler)) {
+        run = handler.withInput;
+        params = checkedItems(params as RemoteStream<unknown>, handler.checkInput, (err) =>
+          this.#inputInvalid(id, call, err),
+        );
+      }
+    }
+    void this.#execute(id, run, params, context, call, false).then((outcome) => {
       if (outcome !== undefined) this.#finish(id, call, outcome);
     });
   }
@@ -390,6 +403,17 @@ export class Dispatcher {
     const { signal } = call.controller;
     signal.addEventListener('abort', () => input.fail(signal.reason, true), { once: true });
     return input;
+  }
+
+  /**
+   * An input item failed the method's params schema (or the schema threw): the call ends at once
+   * with that error (public SIPC_ERR_INVALID_ARGUMENT, or opaque), which ends the input for both
+   * ends; the handler's signal fires with it and its iteration throws it.
+   */
+  #inputInvalid(id: number, call: Incoming, err: unknown): void {
+    if (call.answered) return;
+    call.controller.abort(err);
+    this.#finish(id, call, { ok: false, error: this.#wireError(err, call.method) });
   }
 
   async #runIdempotent(

@@ -24,6 +24,11 @@ export function isReservedMethod(method: string): boolean {
   return method.startsWith(RESERVED_METHOD_PREFIX);
 }
 
+/** True for `$ping`, `$subscribe` and `$unsubscribe` (the methods every end answers itself). */
+export function isBuiltinMethod(method: string): boolean {
+  return method === PING || isSubscriptionMethod(method);
+}
+
 /** True for `$subscribe` and `$unsubscribe`. */
 export function isSubscriptionMethod(method: string): method is typeof SUBSCRIBE | typeof UNSUBSCRIBE {
   return method === SUBSCRIBE || method === UNSUBSCRIBE;

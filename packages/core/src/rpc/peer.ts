@@ -22,7 +22,7 @@ import { keyFingerprint } from '../keys/key-pair.js';
 import { DEFAULT_MAX_QUEUED_EVENT_BYTES, QUEUED_MESSAGE_OVERHEAD } from './byte-budget.js';
 import { Caller } from './caller.js';
 import { Dispatcher, type DispatcherOptions } from './dispatcher.js';
-import { isSubscriptionMethod } from './methods.js';
+import { isBuiltinMethod, isSubscriptionMethod } from './methods.js';
 import type { RequestOptions } from './service-types.js';
 import { fastSend, type RpcChannel, type Session } from './session.js';
 import { Subscriptions } from './subscriptions.js';
@@ -175,7 +175,16 @@ export class RpcPeer {
     switch (env.k) {
       case Kind.Request:
         if (!this.#dispatcher.admit(env.id!)) return;
-        if (isSubscriptionMethod(env.m!)) this.#subscriptions.onRequest(env.id!, env.m!, env.p);
+        // Built-ins take one value (a pattern, a payload to echo), never a streamed input: refused
+        // before the policy (a streamed request has no pattern to authorize); the answer ends the
+        // input at the requester, and items that follow are dropped as for any answered request.
+        if (env.h?.stream === true && isBuiltinMethod(env.m!))
+          this.#dispatcher.replyError(
+            env.id!,
+            'SIPC_ERR_INVALID_ARGUMENT',
+            `${env.m} takes no streamed input`,
+          );
+        else if (isSubscriptionMethod(env.m!)) this.#subscriptions.onRequest(env.id!, env.m!, env.p);
         else this.#dispatcher.onRequest(env);
         return;
       case Kind.Response:

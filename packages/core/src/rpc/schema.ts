@@ -12,10 +12,16 @@
  *
  * A schema that answers synchronously keeps the handler's start synchronous, in the order the
  * peer sent its requests (as without a schema); an async one starts the handler when it settles.
+ *
+ * Streams are validated item by item: a request that streams its input (`h.stream`) has each
+ * input item checked by the params schema as the handler pulls it (the first invalid one ends the
+ * call with the same public error, paths prefixed by the item's index; see the dispatcher), and a
+ * stream result has each item checked by the result schema before it is sent.
  */
 import { PublicError } from '../envelope/wire-errors.js';
 import { createError } from '../errors.js';
 import type { HandlerContext } from './service-types.js';
+import { isAsyncIterable } from './streams.js';
 
 /** A Standard Schema (v1), copied from `@standard-schema/spec` (the spec permits it). */
 export interface StandardSchemaV1<Input = unknown, Output = Input> {
@@ -66,12 +72,16 @@ export interface MethodSchemas<
   P extends StandardSchemaV1<any, any> | undefined = StandardSchemaV1<any, any> | undefined,
   R extends StandardSchemaV1<any, any> | undefined = StandardSchemaV1<any, any> | undefined,
 > {
-  /** Validates (and may transform) the params before the handler runs. */
+  /**
+   * Validates (and may transform) the params before the handler runs; for a request that streams
+   * its input (`h.stream`: a method typed `(p: AsyncIterable<X>) => ...`) it describes one item
+   * `X` and checks each item as the handler pulls it.
+   */
   readonly params?: P;
   /**
-   * Validates (and may transform) a unary result before it is sent; a failure is a bug of this
-   * server: the caller gets an opaque SIPC_ERR_HANDLER, the server a `handlerError`. A stream's
-   * items are not validated (a stream result with a result schema fails that way).
+   * Validates (and may transform) a unary result before it is sent, or each item of a stream
+   * result (then it describes one item); a failure is a bug of this server: the caller gets an
+   * opaque SIPC_ERR_HANDLER (after the items already sent), the server a `handlerError`.
    */
   readonly result?: R;
 }
@@ -114,11 +124,17 @@ function segmentKey(segment: PropertyKey | { readonly key: PropertyKey }): strin
   return truncateUtf8(String(key), MAX_ISSUE_MESSAGE_BYTES);
 }
 
-/** The issues as they may cross: paths and messages only (never the value), bounded. */
-export function wireIssues(issues: ReadonlyArray<StandardSchemaIssue>): ValidationErrorData {
+/**
+ * The issues as they may cross: paths and messages only (never the value), bounded; `index`
+ * (an item of a stream) is the first segment of every path, within the bound.
+ */
+export function wireIssues(issues: ReadonlyArray<StandardSchemaIssue>, index?: number): ValidationErrorData {
   const out: WireIssue[] = [];
   for (const issue of issues.slice(0, MAX_ISSUES)) {
-    const path = (issue.path ?? []).slice(0, MAX_ISSUE_PATH).map(segmentKey);
+    const own = issue.path ?? [];
+    const path = (index === undefined ? own : [index, ...own.slice(0, MAX_ISSUE_PATH - 1)])
+      .slice(0, MAX_ISSUE_PATH)
+      .map(segmentKey);
     const message = truncateUtf8(String(issue.message), MAX_ISSUE_MESSAGE_BYTES);
     out.push({ path, message });
   }
@@ -135,8 +151,8 @@ function pathText(path: readonly (string | number)[]): string {
 /** One line: `params.items[3].when: Expected a date (and 2 more issues)`. */
 function summary(root: string, data: ValidationErrorData): string {
   const first = data.issues[0];
-  const where =
-    first === undefined ? root : `${root}${first.path.length > 0 ? '.' : ''}${pathText(first.path)}`;
+  const path = first === undefined ? '' : pathText(first.path);
+  const where = `${root}${path === '' || path.startsWith('[') ? '' : '.'}${path}`;
   const more = data.total > 1 ? ` (and ${data.total - 1} more issue${data.total > 2 ? 's' : ''})` : '';
   return `${where}: ${first?.message ?? 'invalid'}${more}`;
 }
@@ -164,6 +180,50 @@ export function assertMethodSchemas(method: string, schemas: unknown): asserts s
 
 type Handler = (params: any, context: HandlerContext) => unknown;
 
+/** Checks item `index` of a stream: its validated value (or a promise of it), or throws. */
+export type ItemCheck = (item: unknown, index: number) => unknown;
+
+/**
+ * A handler registered with a params schema, as stored: called with one value it validates the
+ * params first; for a streamed input (`h.stream`) the dispatcher calls `withInput` instead, with
+ * the input iterable wrapped by `checkedItems(input, checkInput)`.
+ */
+export interface ValidatingHandler extends Handler {
+  /** The handler without the params check (the result is still checked). */
+  readonly withInput: Handler;
+  /** Checks one input item with the params schema (a public SIPC_ERR_INVALID_ARGUMENT if invalid). */
+  readonly checkInput: ItemCheck;
+}
+
+/** True for a handler that validates its params (`ValidatingHandler`). */
+export function hasInputCheck(handler: Handler): handler is ValidatingHandler {
+  return typeof (handler as Partial<ValidatingHandler>).checkInput === 'function';
+}
+
+/**
+ * `source` with each item passed through `check` (awaited when it answers with a promise). A
+ * check that throws is told to `onInvalid` first, then ends the iteration with its error after
+ * `source`'s `return()` (so the producer stops: a remote input is told, a local generator runs
+ * its cleanup); returning early returns `source` too.
+ */
+export async function* checkedItems(
+  source: AsyncIterable<unknown>,
+  check: ItemCheck,
+  onInvalid?: (err: unknown) => void,
+): AsyncGenerator<unknown> {
+  let index = 0;
+  for await (const item of source) {
+    let value: unknown;
+    try {
+      value = await check(item, index++);
+    } catch (err) {
+      onInvalid?.(err);
+      throw err;
+    }
+    yield value;
+  }
+}
+
 /** Run `then` on the validated value, synchronously when the schema answered synchronously. */
 function validate(
   schema: StandardSchemaV1,
@@ -184,35 +244,48 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
  * result failure throws a plain SIPC_ERR_HANDLER (not public: the dispatcher sends it opaque and
  * reports it, issues included, in `details`). A schema that throws is a server bug too (opaque).
  */
-export function validatingHandler(method: string, schemas: MethodSchemas, handler: Handler): Handler {
+export function validatingHandler(
+  method: string,
+  schemas: MethodSchemas,
+  handler: Handler,
+): Handler | ValidatingHandler {
   const { params: paramsSchema, result: resultSchema } = schemas;
+  // A result failure: `index` is the item of a stream result.
+  const checkOne = (value: unknown, index?: number) =>
+    validate(resultSchema!, value, (r) => {
+      if (r.issues === undefined) return r.value;
+      const data = wireIssues(r.issues, index);
+      throw createError(
+        'SIPC_ERR_HANDLER',
+        `The result of ${method} failed its schema: ${summary('result', data)}`,
+        { details: { method, ...data } },
+      );
+    });
   const checkResult =
     resultSchema === undefined
       ? undefined
       : (value: unknown) =>
-          validate(resultSchema, value, (r) => {
-            if (r.issues === undefined) return r.value;
-            const data = wireIssues(r.issues);
-            throw createError(
-              'SIPC_ERR_HANDLER',
-              `The result of ${method} failed its schema: ${summary('result', data)}`,
-              {
-                details: { method, ...data },
-              },
-            );
-          });
+          // A stream result (what the dispatcher streams): each item is checked before it is sent.
+          isAsyncIterable(value) ? checkedItems(value, checkOne) : checkOne(value);
   const run = (value: unknown, context: HandlerContext): unknown => {
     const out = handler(value, context);
     if (checkResult === undefined) return out;
     return isThenable(out) ? Promise.resolve(out).then(checkResult) : checkResult(out);
   };
   if (paramsSchema === undefined) return run;
-  return (params, context) =>
+  const invalid = (root: string, issues: ReadonlyArray<StandardSchemaIssue>, index?: number) => {
+    const data = wireIssues(issues, index);
+    return new PublicError('SIPC_ERR_INVALID_ARGUMENT', `Invalid ${summary(root, data)}`, { data });
+  };
+  const checkInput: ItemCheck = (item, index) =>
+    validate(paramsSchema, item, (r) => {
+      if (r.issues !== undefined) throw invalid('input', r.issues, index);
+      return r.value;
+    });
+  const validating: Handler = (params, context) =>
     validate(paramsSchema, params, (r) => {
-      if (r.issues !== undefined) {
-        const data = wireIssues(r.issues);
-        throw new PublicError('SIPC_ERR_INVALID_ARGUMENT', `Invalid ${summary('params', data)}`, { data });
-      }
+      if (r.issues !== undefined) throw invalid('params', r.issues);
       return run(r.value, context);
     });
+  return Object.assign(validating, { withInput: run, checkInput }) satisfies ValidatingHandler;
 }

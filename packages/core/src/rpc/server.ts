@@ -27,11 +27,13 @@ import type {
   EventPayloadOf,
   Handler,
   HandlerContext,
+  InputItemOf,
   MethodName,
   ParamsOf,
   PatternCheck,
   ResultOf,
   ServiceDefinition,
+  StreamItemOf,
 } from './service-types.js';
 import type { RpcChannel } from './session.js';
 
@@ -130,22 +132,44 @@ export interface RpcServerEvents {
  */
 export type ParamsSchemaCheck<S, M extends keyof S, P> =
   P extends StandardSchemaV1<any, any>
-    ? [ParamsOf<S, M>] extends [InferSchemaInput<P>]
+    ? [SchemaParamsOf<S, M>] extends [InferSchemaInput<P>]
       ? unknown
       : {
           readonly '~error': 'The params schema must accept every value the service type allows for this method';
         }
     : unknown;
 
+/** True for an `AsyncIterable` (a stream), false for `any` (an untyped service) and anything else. */
+type IsStream<T> = 0 extends 1 & T ? false : [T] extends [AsyncIterable<unknown>] ? true : false;
+
 /**
- * The handler of a method registered with schemas: it gets the params schema's output (or the
- * service's params without one) and returns what the result schema accepts (or the service's result).
+ * What the params schema of method `M` describes: one input item `X` for a streamed input
+ * (`(p: AsyncIterable<X>) => ...`), else the params.
+ */
+export type SchemaParamsOf<S, M extends keyof S> =
+  IsStream<ParamsOf<S, M>> extends true ? InputItemOf<S, M> : ParamsOf<S, M>;
+
+/** What the result schema of method `M` describes: one item `T` of a stream result, else the result. */
+export type SchemaResultOf<S, M extends keyof S> =
+  IsStream<ResultOf<S, M>> extends true ? StreamItemOf<S, M> : ResultOf<S, M>;
+
+/**
+ * The handler of a method registered with schemas: it gets the params schema's output (an
+ * `AsyncIterable` of it for a streamed input; the service's params without a schema) and returns
+ * what the result schema accepts (an `AsyncIterable` of it for a stream; the service's result
+ * without one).
  */
 export type SchemaHandler<S, M extends keyof S, P, R> = (
-  params: P extends StandardSchemaV1<any, any> ? InferSchemaOutput<P> : ParamsOf<S, M>,
+  params: P extends StandardSchemaV1<any, any>
+    ? IsStream<ParamsOf<S, M>> extends true
+      ? AsyncIterable<InferSchemaOutput<P>>
+      : InferSchemaOutput<P>
+    : ParamsOf<S, M>,
   context: HandlerContext,
 ) => R extends StandardSchemaV1<any, any>
-  ? InferSchemaInput<R> | Promise<InferSchemaInput<R>>
+  ? IsStream<ResultOf<S, M>> extends true
+    ? AsyncIterable<InferSchemaInput<R>> | Promise<AsyncIterable<InferSchemaInput<R>>>
+    : InferSchemaInput<R> | Promise<InferSchemaInput<R>>
   : ResultOf<S, M> | Promise<ResultOf<S, M>>;
 
 /** A listener of secure channels, as `secureListen` returns. */
@@ -200,15 +224,18 @@ export class RpcServer<
    * Register the handler of `method` with Standard Schemas (zod, valibot, arktype, ...): `params`
    * is validated before the handler runs, which gets the schema's output (its type inferred);
    * invalid params reach the caller as SIPC_ERR_INVALID_ARGUMENT with the issues' paths and
-   * messages in `details.data.issues` (never the value). `result`, if given, validates a unary
-   * result before it is sent (a failure is this server's bug: SIPC_ERR_HANDLER to the caller, the
-   * issues in a `handlerError`). The params schema must accept every value the service type
-   * allows, and the result schema must produce the service's result type.
+   * messages in `details.data.issues` (never the value). For a request that streams its input
+   * the params schema describes one item and checks each as the handler pulls it (the first
+   * invalid one ends the call with that error, paths prefixed by the item's index). `result`, if
+   * given, validates a unary result, or each item of a stream result, before it is sent (a failure
+   * is this server's bug: SIPC_ERR_HANDLER to the caller, the issues in a `handlerError`). The
+   * params schema must accept every value (item) the service type allows, and the result schema
+   * must produce the service's result (item) type.
    */
   handle<
     M extends MethodName<S>,
     P extends StandardSchemaV1<any, any> | undefined = undefined,
-    R extends StandardSchemaV1<any, ResultOf<S, M>> | undefined = undefined,
+    R extends StandardSchemaV1<any, SchemaResultOf<S, M>> | undefined = undefined,
   >(
     method: M,
     schemas: MethodSchemas<P & ParamsSchemaCheck<S, M, P>, R>,
