@@ -221,6 +221,8 @@ export {
   type RpcServerEvents,
   type RpcServerOptions,
   type SchemaHandler,
+  type SchemaParamsOf,
+  type SchemaResultOf,
 } from './rpc/server.js';
 export type {
   EventContext,
