@@ -4,7 +4,8 @@
  * generic msgpack decoder for anything else; both end in `validateEnvelope`. Never throws.
  */
 import { decodeAccepted, decodeBudgetRefusal } from '../msgpack/decode-budget.js';
-import type { DecodeResult, EnvelopeLimits } from './types.js';
+import { isIntegerAt, scanStringKeyedMap } from '../msgpack/wire-scan.js';
+import { type DecodeResult, EnvelopeKind, type EnvelopeLimits } from './types.js';
 import { bad, validateEnvelope } from './validate.js';
 
 /** Decode and validate one channel message; never throws. */
@@ -29,7 +30,50 @@ export function decodeEnvelope(bytes: Uint8Array, limits?: EnvelopeLimits): Deco
   } catch {
     return bad('not a single msgpack value', undefined, undefined);
   }
-  return validateEnvelope(raw, limits);
+  const result = validateEnvelope(raw, limits);
+  if (!result.ok) return result;
+  const { k, id } = result.envelope;
+  let field: string | undefined;
+  const problem = encodingProblem(bytes, k, (key) => {
+    field = key;
+  });
+  if (problem === undefined) return result;
+  // An id or kind that is not a msgpack integer, or a key the map repeats, cannot be read: such an
+  // envelope is not answered (the channel closes), as one without an id.
+  const unreadable = field === undefined;
+  return bad(
+    problem,
+    unreadable || field === 'id' ? undefined : id,
+    unreadable || field === 'k' ? undefined : k,
+  );
+}
+
+/**
+ * What the decoded value cannot show, read from the bytes of a valid envelope off the generic
+ * path: the uint fields (`v`, `k`, `id`, `h.timeout`, a credit's `p`) are msgpack integers, never
+ * floats such as 1.0; the envelope, `e` and `h` are maps of distinct str keys. (The fast path
+ * reads `v`, `k` and `id` as integers only, and checks a credit's `p` itself.) `blame` is told
+ * the top-level field at fault; not called when the envelope's own map is at fault.
+ */
+function encodingProblem(bytes: Uint8Array, kind: number, blame: (key: string) => void): string | undefined {
+  return scanStringKeyedMap(bytes, 0, (key, at) => {
+    const reason = fieldProblem(bytes, kind, key, at);
+    if (reason !== undefined) blame(key);
+    return reason;
+  });
+}
+
+function fieldProblem(bytes: Uint8Array, kind: number, key: string, at: number): string | undefined {
+  if (key === 'v' || key === 'k' || key === 'id' || (key === 'p' && kind === EnvelopeKind.Credit))
+    return isIntegerAt(bytes, at) ? undefined : `"${key}" is not a msgpack integer`;
+  if (key === 'e') return scanStringKeyedMap(bytes, at);
+  if (key === 'h')
+    return scanStringKeyedMap(bytes, at, (header, valueAt) =>
+      header === 'timeout' && !isIntegerAt(bytes, valueAt)
+        ? 'the timeout header is not a msgpack integer'
+        : undefined,
+    );
+  return undefined;
 }
 
 // Method and topic names repeat: a small direct-mapped cache returns the same string without
@@ -127,6 +171,14 @@ function readCanonical(bytes: Uint8Array): Record<string, unknown> | undefined {
   if (more !== 1 || bytes[pos] !== 0xa1 || (bytes[pos + 1] !== 0x70 && bytes[pos + 1] !== 0x65))
     return undefined;
   const key = bytes[pos + 1] === 0x70 ? 'p' : 'e';
+  // What the decoded value cannot show (a credit's float 1.0, a key twice in `e`) is left to the
+  // generic path, whose encodingProblem refuses it.
+  if (
+    key === 'p'
+      ? out.k === EnvelopeKind.Credit && !isIntegerAt(bytes, pos + 2)
+      : scanStringKeyedMap(bytes, pos + 2) !== undefined
+  )
+    return undefined;
   // A plain Uint8Array view (Buffer#subarray costs a FastBuffer construction per message), so
   // binary values come out as Uint8Array views of the message.
   const rest = new Uint8Array(bytes.buffer, bytes.byteOffset + pos + 2, n - pos - 2);

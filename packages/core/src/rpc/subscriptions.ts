@@ -3,6 +3,7 @@
  * against the policy, bounded in number, and matched by `wants(topic)` when we publish.
  */
 import { type Envelope, EnvelopeKind as Kind } from '../envelope/types.js';
+import { exceedsUtf8 } from '../envelope/validate.js';
 import type { SecureIpcError } from '../errors.js';
 import { UNSUBSCRIBE } from './methods.js';
 import { compilePatterns, MAX_PATTERN_WILDCARDS, type NameMatcher, wildcardCount } from './patterns.js';
@@ -41,13 +42,13 @@ export class Subscriptions {
     if (
       typeof pattern !== 'string' ||
       pattern.length === 0 ||
-      pattern.length > MAX_PATTERN_LENGTH ||
+      exceedsUtf8(pattern, MAX_PATTERN_LENGTH) ||
       wildcardCount(pattern) > MAX_PATTERN_WILDCARDS
     ) {
       responder.replyError(
         id,
         'SIPC_ERR_BAD_ENVELOPE',
-        `A subscription pattern must be a non-empty string of at most ${MAX_PATTERN_LENGTH} characters and ${MAX_PATTERN_WILDCARDS} wildcards`,
+        `A subscription pattern must be a non-empty string of at most ${MAX_PATTERN_LENGTH} UTF-8 bytes and ${MAX_PATTERN_WILDCARDS} wildcards`,
       );
       return;
     }
