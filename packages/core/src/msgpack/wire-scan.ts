@@ -52,7 +52,30 @@ export function stringAt(bytes: Uint8Array, pos: number): [text: string, next: n
   const width = b <= 0xbf ? 0 : 1 << (b - 0xd9);
   const len = width === 0 ? b & 0x1f : readLength(bytes, pos, width);
   const start = pos + 1 + width;
-  return [Buffer.from(bytes.buffer, bytes.byteOffset + start, len).toString('utf8'), start + len];
+  return [
+    shortAscii(bytes, start, len) ??
+      Buffer.from(bytes.buffer, bytes.byteOffset + start, len).toString('utf8'),
+    start + len,
+  ];
+}
+
+// Keys are short ASCII names: built by hand (no Buffer per key), undefined for anything else.
+function shortAscii(bytes: Uint8Array, start: number, len: number): string | undefined {
+  if (len > 8) return undefined;
+  let text = '';
+  for (let i = start; i < start + len; i++) {
+    const c = bytes[i]!;
+    if (c >= 0x80) return undefined;
+    text += String.fromCharCode(c);
+  }
+  return text;
+}
+
+/** The number of own enumerable keys of a decoded map (compared with its entries: no key twice). */
+export function keyCount(value: object): number {
+  let n = 0;
+  for (const _ in value) n++;
+  return n;
 }
 
 /** The position after the value at `pos` (containers included), walked without recursion. */
