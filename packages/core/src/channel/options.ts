@@ -38,7 +38,14 @@ export interface ChannelOptions extends HandshakeOptions {
 }
 
 /** The channel options plus the handshake side and its internal knobs (the listener, tests). */
-export type EstablishOptions = ChannelOptions & HandshakeRunOptions;
+export type EstablishOptions = ChannelOptions &
+  HandshakeRunOptions & {
+    /**
+     * Responder on a version-2 channel: do not send the acceptance (protocol 3.8) yet; the
+     * caller (the listener, after its admission caps) sends it or the refusal.
+     */
+    deferAcceptance?: boolean | undefined;
+  };
 
 /** Events of a secure channel. */
 export interface ChannelEvents {
