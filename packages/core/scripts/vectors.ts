@@ -8,7 +8,7 @@
 import { encode } from '@msgpack/msgpack';
 import { FrameWriter } from '../src/channel/frame-writer.js';
 import type { RekeyOptions } from '../src/channel/options.js';
-import { Reassembly } from '../src/channel/reassembly.js';
+import { CONTROL_FRAME, Reassembly } from '../src/channel/reassembly.js';
 import { decodeEnvelope } from '../src/envelope/decode.js';
 import { encodeEnvelope } from '../src/envelope/encode.js';
 import type { Envelope } from '../src/envelope/types.js';
@@ -535,30 +535,37 @@ export function rawFrame(state: NoiseCipherState, flags: number, chunk: Uint8Arr
   return out;
 }
 
-/** Open frames in order; the messages completed, or the error code of the first failing frame. */
+/**
+ * Open frames in order on a channel of protocol `version`; the messages completed (and the chunks
+ * of control frames, version 2), or the error code of the first failing frame.
+ */
 export function openFrames(
   key: Uint8Array,
   nonce: number,
   frames: Uint8Array[],
   maxMessageSize = 16 * 1024 * 1024,
-): { messages: string[]; error?: string; failedFrame?: number } {
-  const reassembly = new Reassembly(cipherFor(key, nonce), maxMessageSize);
+  version = 1,
+): { messages: string[]; control?: string[]; error?: string; failedFrame?: number } {
+  const reassembly = new Reassembly(cipherFor(key, nonce), maxMessageSize, version);
   const messages: string[] = [];
+  const control: string[] = [];
+  const out = () => (control.length > 0 ? { messages, control } : { messages });
   try {
     for (const [i, f] of frames.entries()) {
       const body = Buffer.from(f.subarray(2));
       if (f.length < 2 || Buffer.from(f).readUInt16BE(0) !== body.length)
         throw new Error(`frame ${i}: the length prefix does not match`);
-      let m: Uint8Array | undefined;
+      let m: Uint8Array | typeof CONTROL_FRAME | undefined;
       try {
         m = reassembly.open(body);
       } catch (err) {
         if (!isSecureIpcError(err)) throw err;
-        return { messages, error: err.code, failedFrame: i };
+        return { ...out(), error: err.code, failedFrame: i };
       }
-      if (m !== undefined) messages.push(hex(m));
+      if (m === CONTROL_FRAME) control.push(hex(reassembly.control!));
+      else if (m !== undefined) messages.push(hex(m));
     }
-    return { messages };
+    return out();
   } finally {
     reassembly.rx.destroy();
   }
@@ -611,6 +618,7 @@ function frames(): unknown {
 
   const received: Array<{
     name: string;
+    version: number;
     key: string;
     nonce: number;
     maxMessageSize?: number;
@@ -622,18 +630,21 @@ function frames(): unknown {
   const addReceived = (
     name: string,
     build: (s: NoiseCipherState) => Buffer[],
-    want: { error?: string; messages?: string[] },
+    want: { error?: string; messages?: string[]; control?: string[] },
     maxMessageSize?: number,
+    version = 1,
   ) => {
     const state = cipherFor(FRAME_KEY);
     const out = build(state);
     state.destroy();
-    const got = openFrames(FRAME_KEY, 0, out, maxMessageSize);
+    const got = openFrames(FRAME_KEY, 0, out, maxMessageSize, version);
     expect(got.error === want.error, `${name}: ${got.error}, wanted ${want.error}`);
     if (want.messages !== undefined)
       expect(got.messages.join() === want.messages.join(), `${name}: messages`);
+    expect((got.control ?? []).join() === (want.control ?? []).join(), `${name}: control frames`);
     received.push({
       name,
+      version,
       key: hex(FRAME_KEY),
       nonce: 0,
       ...(maxMessageSize === undefined ? {} : { maxMessageSize }),
@@ -646,7 +657,11 @@ function frames(): unknown {
     (s) => [rawFrame(s, 0, Buffer.from('he')), rawFrame(s, 1, Buffer.from('llo'))],
     { messages: [hex(hello)] },
   );
-  addReceived('reserved flag bit 0x04', (s) => [rawFrame(s, 0x05, hello)], { error: 'SIPC_ERR_PROTOCOL' });
+  addReceived(
+    'flag bit 0x04 (CONTROL on version 2) on a version-1 channel',
+    (s) => [rawFrame(s, 0x05, hello)],
+    { error: 'SIPC_ERR_PROTOCOL' },
+  );
   addReceived('reserved flag bit 0x80', (s) => [rawFrame(s, 0x81, hello)], { error: 'SIPC_ERR_PROTOCOL' });
   addReceived('an empty non-last chunk', (s) => [rawFrame(s, 0, Buffer.alloc(0)), rawFrame(s, 1, hello)], {
     error: 'SIPC_ERR_PROTOCOL',
@@ -700,9 +715,38 @@ function frames(): unknown {
     },
     { messages: [hex(hello), hex(hello)] },
   );
+  const v2 = 2;
+  addReceived(
+    'version 2: an ACCEPTED control frame (CONTROL | LAST, chunk 01)',
+    (s) => [rawFrame(s, 0x05, Buffer.from([1])), rawFrame(s, 1, hello)],
+    { messages: [hex(hello)], control: ['01'] },
+    undefined,
+    v2,
+  );
+  addReceived(
+    'version 2: a control frame without LAST',
+    (s) => [rawFrame(s, 0x04, Buffer.from([1]))],
+    { error: 'SIPC_ERR_PROTOCOL' },
+    undefined,
+    v2,
+  );
+  addReceived(
+    'version 2: a control frame inside a message',
+    (s) => [rawFrame(s, 0, Buffer.from('he')), rawFrame(s, 0x05, Buffer.from([1]))],
+    { error: 'SIPC_ERR_PROTOCOL' },
+    undefined,
+    v2,
+  );
+  addReceived(
+    'version 2: reserved flag bit 0x08',
+    (s) => [rawFrame(s, 0x09, hello)],
+    { error: 'SIPC_ERR_PROTOCOL' },
+    undefined,
+    v2,
+  );
   return {
     description:
-      'Transport frames (docs/protocol.md 5, 6): frame = 2-byte big-endian length ‖ ChaCha20-Poly1305(key, nonce = 4 zero bytes ‖ 8-byte little-endian counter, ad empty, flags ‖ chunk). sent: what a sender writes for `messages` starting at counter `nonce` (chunkSize: its chunk size if not 65518; rekeyEveryFrames: its frame threshold for REKEY). received: frames a receiver opens in order starting at counter `nonce`: the `messages` it delivers, then `error` (closing the connection) at frame index `failedFrame`.',
+      'Transport frames (docs/protocol.md 5, 6): frame = 2-byte big-endian length ‖ ChaCha20-Poly1305(key, nonce = 4 zero bytes ‖ 8-byte little-endian counter, ad empty, flags ‖ chunk). sent: what a sender writes for `messages` starting at counter `nonce` (chunkSize: its chunk size if not 65518; rekeyEveryFrames: its frame threshold for REKEY). received: frames a receiver of protocol `version` opens in order starting at counter `nonce`: the `messages` it delivers (and the chunks of the `control` frames it reads, version 2, section 3.8), then `error` (closing the connection) at frame index `failedFrame`.',
     sent,
     received,
   };

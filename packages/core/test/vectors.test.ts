@@ -244,8 +244,13 @@ test('frame vectors: a sender writes exactly the stated frames, a receiver deliv
   }
   for (const v of received) {
     const want: Record<string, unknown> = { messages: v.messages };
+    if (v.control !== undefined) want.control = v.control;
     if (v.error !== undefined) Object.assign(want, { error: v.error, failedFrame: v.failedFrame });
-    t.deepEqual(openFrames(unhex(v.key), v.nonce, v.frames.map(unhex), v.maxMessageSize), want, v.name);
+    t.deepEqual(
+      openFrames(unhex(v.key), v.nonce, v.frames.map(unhex), v.maxMessageSize, v.version),
+      want,
+      v.name,
+    );
   }
 });
 
