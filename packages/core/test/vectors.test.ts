@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
+import { encode } from '@msgpack/msgpack';
 import test from 'ava';
 import { buildVectors, cipherFor, openFrames, writeFrames } from '../scripts/vectors.js';
 import type { SecureChannel } from '../src/channel/options.js';
@@ -14,6 +15,7 @@ import { encodeEnvelope } from '../src/envelope/encode.js';
 import { isSecureIpcError, type SecureIpcError } from '../src/errors.js';
 import type { NoiseCipherState } from '../src/handshake/cipher-state.js';
 import { chosenVersion, decodePayload, offeredVersions, selectVersion } from '../src/handshake/payloads.js';
+import { buildPrologue } from '../src/handshake/prologue.js';
 import { NoiseHandshake } from '../src/handshake/xx.js';
 import { authorityFromSeed } from '../src/identity/authority.js';
 import { decodeCertificate, issueCertificate, verifyCertificate } from '../src/identity/certificate.js';
@@ -118,6 +120,101 @@ test('handshake message 1 vectors, live: a rejected payload gets no message 2, a
       t.true(first.length >= 2 + 96, v.name);
       raw.destroy();
       await pending.catch(() => {});
+    }
+    raw.destroy();
+  }
+});
+
+// The frames one raw end receives, one at a time (2-byte big-endian length, then the body).
+function frameReader(conn: Connection): () => Promise<Buffer | undefined> {
+  let buffered = Buffer.alloc(0);
+  let ended = false;
+  let wake: (() => void) | undefined;
+  conn.on('data', (c: Buffer) => {
+    buffered = Buffer.concat([buffered, c]);
+    wake?.();
+  });
+  const end = () => {
+    ended = true;
+    wake?.();
+  };
+  conn.on('end', end);
+  conn.on('close', end);
+  conn.on('error', () => {});
+  return async () => {
+    for (;;) {
+      if (buffered.length >= 2 && buffered.length >= 2 + buffered.readUInt16BE(0)) {
+        const n = buffered.readUInt16BE(0);
+        const body = buffered.subarray(2, 2 + n);
+        buffered = buffered.subarray(2 + n);
+        return Buffer.from(body);
+      }
+      if (ended) return undefined;
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+      });
+      wake = undefined;
+    }
+  };
+}
+
+const framed = (body: Uint8Array) =>
+  Buffer.concat([Buffer.from([body.length >> 8, body.length & 0xff]), body]);
+
+test('handshake message 2 and 3 vectors, live: a rejected payload ends the handshake before the next message', async (t) => {
+  const { vectors } = load('handshake-payloads');
+  const keys = { server: generateKeyPair(), client: generateKeyPair() };
+  const prologue = buildPrologue();
+  for (const v of vectors.filter((x: { message: number }) => x.message !== 1)) {
+    const [raw, real] = memoryPair();
+    const next = frameReader(raw);
+    if (v.message === 2) {
+      // A raw responder answers a real initiator's message 1 with the vector's message 2 payload.
+      const pending = establish(real, {
+        keyPair: keys.client,
+        trust: { keys: [keys.server.publicKey] },
+        initiator: true,
+        versions: v.offered ?? [1],
+        handshakeTimeoutMs: 2000,
+      });
+      pending.catch(() => {});
+      const noise = new NoiseHandshake({ initiator: false, prologue, staticKeyPair: keys.server });
+      t.teardown(() => noise.dispose());
+      noise.readMessage((await next())!);
+      raw.write(framed(noise.writeMessage(unhex(v.payload))));
+      const message3 = await next();
+      if (v.outcome === 'accept') t.truthy(message3, `${v.name}: message 3 follows`);
+      else {
+        t.is(message3, undefined, `${v.name}: no message 3`);
+        const err = (await t.throwsAsync(pending)) as SecureIpcError;
+        const code = err.code === v.error ? err.code : (err.cause as SecureIpcError | undefined)?.code;
+        t.is(code, v.error, v.name);
+      }
+    } else {
+      // A raw initiator sends the vector's payload in message 3 to a real responder.
+      const pending = establish(real, {
+        keyPair: keys.server,
+        trust: { keys: [keys.client.publicKey] },
+        initiator: false,
+        handshakeTimeoutMs: 2000,
+      });
+      pending.catch(() => {});
+      const noise = new NoiseHandshake({ initiator: true, prologue, staticKeyPair: keys.client });
+      t.teardown(() => noise.dispose());
+      raw.write(framed(noise.writeMessage(encode({ versions: [1] }))));
+      noise.readMessage((await next())!);
+      raw.write(framed(noise.writeMessage(unhex(v.payload))));
+      if (v.outcome === 'accept') {
+        const channel = await pending;
+        t.truthy(channel, v.name);
+        // Torn down (the raw end never ends its side, so a graceful close would wait its deadline).
+        await channel.close(new Error('vector done')).catch(() => {});
+      } else {
+        const err = (await t.throwsAsync(pending)) as SecureIpcError;
+        const code = err.code === v.error ? err.code : (err.cause as SecureIpcError | undefined)?.code;
+        t.is(code, v.error, v.name);
+        t.is(await next(), undefined, `${v.name}: nothing sent, the connection closes`);
+      }
     }
     raw.destroy();
   }
