@@ -394,6 +394,13 @@ function envelopes(): unknown {
     1,
   );
   addInvalid('an unknown header', request({ h: { x: 1 } }), 'answer', 1);
+  // Found by the fuzzer: a header key that is not a str (here the negative fixint -12).
+  addInvalid(
+    'a header key that is not a string',
+    '85 a1 76 01 a1 6b 01 a2 6964 01 a1 6d a5 2470696e67 a1 68 82 a7 74696d656f7574 cd 01f4 f4 31',
+    'answer',
+    1,
+  );
   addInvalid('h.idem of 129 UTF-8 bytes', request({ h: { idem: `${'é'.repeat(64)}a` } }), 'answer', 1);
   addInvalid('h.idem empty', request({ h: { idem: '' } }), 'answer', 1);
   addInvalid('h.trace in upper case', request({ h: { trace: TRACE.toUpperCase() } }), 'answer', 1);

@@ -95,6 +95,16 @@ test('lengths count UTF-8 bytes: a $subscribe pattern of 256 bytes is read, one 
   t.like(long, { k: 3, id: 2, e: { code: 'SIPC_ERR_BAD_ENVELOPE' } });
 });
 
+test('the client refuses a subscription pattern over 256 UTF-8 bytes itself, before sending it', async (t) => {
+  const { client } = await memoryRpc(t);
+  const err = await t.throwsAsync(client.subscribe('é'.repeat(129), () => {}));
+  t.true(isSecureIpcError(err, 'SIPC_ERR_INVALID_ARGUMENT'), String(err));
+  t.regex((err as Error).message, /256 UTF-8 bytes/);
+  // 256 bytes is sent, and refused by the server's default policy (not for its length).
+  const denied = await t.throwsAsync(client.subscribe('é'.repeat(128), () => {}));
+  t.true(isSecureIpcError(denied, 'SIPC_ERR_FORBIDDEN'), String(denied));
+});
+
 test('a PublicError message over 1024 UTF-8 bytes crosses cut at a character boundary', async (t) => {
   // 400 euro signs are 1200 bytes; 341 of them (1023 bytes) fit, the 342nd would not.
   const wire = publicWireError(new PublicError('SHOP_CLOSED', '€'.repeat(400)))!;

@@ -4,7 +4,7 @@
  * generic msgpack decoder for anything else; both end in `validateEnvelope`. Never throws.
  */
 import { decodeAccepted, decodeBudgetRefusal } from '../msgpack/decode-budget.js';
-import { isIntegerAt, isStringAt, keyCount, mapAt, skipValue, stringAt } from '../msgpack/wire-scan.js';
+import { isIntegerAt, keyCount, mapAt, skipValue, stringAt } from '../msgpack/wire-scan.js';
 import { type DecodeResult, type Envelope, EnvelopeKind, type EnvelopeLimits } from './types.js';
 import { bad, validateEnvelope } from './validate.js';
 
@@ -59,8 +59,9 @@ function encodingProblem(bytes: Uint8Array, env: Envelope): [string, string | un
   let [entries, at] = map;
   if (entries !== keyCount(env)) return ['a map key that appears twice', undefined];
   for (; entries > 0; entries--) {
-    if (!isStringAt(bytes, at)) return ['a map key that is not a string', undefined];
-    const [key, valueAt] = stringAt(bytes, at);
+    const entry = stringAt(bytes, at);
+    if (entry === undefined) return ['a map key that is not a string', undefined];
+    const [key, valueAt] = entry;
     if (key === 'v' || key === 'k' || key === 'id' || (key === 'p' && env.k === EnvelopeKind.Credit)) {
       if (!isIntegerAt(bytes, valueAt)) return [`"${key}" is not a msgpack integer`, key];
     } else if (key === 'e') {
@@ -80,7 +81,9 @@ function headerEncoding(bytes: Uint8Array, pos: number, h: object): string | und
   let [entries, at] = map;
   if (entries !== keyCount(h)) return 'a header that appears twice';
   for (; entries > 0; entries--) {
-    const [key, valueAt] = stringAt(bytes, at);
+    const entry = stringAt(bytes, at);
+    if (entry === undefined) return 'a header key that is not a string';
+    const [key, valueAt] = entry;
     if (key === 'timeout' && !isIntegerAt(bytes, valueAt))
       return 'the timeout header is not a msgpack integer';
     at = skipValue(bytes, valueAt);

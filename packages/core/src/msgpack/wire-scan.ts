@@ -46,10 +46,11 @@ export function arrayAt(bytes: Uint8Array, pos: number): [elements: number, firs
   return undefined;
 }
 
-/** The str at `pos` (must be one, see isStringAt) as [text, position after it]. */
-export function stringAt(bytes: Uint8Array, pos: number): [text: string, next: number] {
+/** The str at `pos` as [text, position after it], or undefined if the item there is not a str. */
+export function stringAt(bytes: Uint8Array, pos: number): [text: string, next: number] | undefined {
+  if (!isStringAt(bytes, pos)) return undefined;
   const b = bytes[pos]!;
-  const width = b <= 0xbf ? 0 : 1 << (b - 0xd9);
+  const width = b <= 0xbf ? 0 : 1 << (b - 0xd9); // 1, 2 or 4 length bytes after str 8/16/32
   const len = width === 0 ? b & 0x1f : readLength(bytes, pos, width);
   const start = pos + 1 + width;
   return [
@@ -173,8 +174,9 @@ export function scanStringKeyedMap(
   let [entries, at] = map;
   const seen = new Set<string>();
   for (; entries > 0; entries--) {
-    if (!isStringAt(bytes, at)) return 'a map key that is not a string';
-    const [key, valuePos] = stringAt(bytes, at);
+    const entry = stringAt(bytes, at);
+    if (entry === undefined) return 'a map key that is not a string';
+    const [key, valuePos] = entry;
     if (seen.has(key)) return 'a map key that appears twice';
     seen.add(key);
     const reason = onEntry?.(key, valuePos);
