@@ -218,8 +218,9 @@ export class RpcPeer {
   }
 
   #onInvalid(error: SecureIpcError, id: number | undefined, kind: number | undefined): void {
-    if (id === undefined) {
-      // Nothing to answer to: the peer is broken or hostile, and the channel is no longer trusted.
+    if (id === undefined || kind === Kind.Event) {
+      // Nothing to answer to (an event is never answered, even one that carries an id): the peer
+      // is broken or hostile, and the channel is no longer trusted.
       this.#session.onError(error);
       void this.channel.close(error);
       return;

@@ -88,9 +88,15 @@ export interface RequestOptions {
   timeoutMs?: number;
   /** Abort the request: rejects with SIPC_ERR_ABORTED and a cancel is sent. */
   signal?: AbortSignal;
-  /** Idempotency key: the server runs the request at most once per key within its window. */
+  /**
+   * Idempotency key: the server runs the request at most once per key within its window. 1 to
+   * 128 UTF-8 bytes; a longer one rejects the request with SIPC_ERR_INVALID_ARGUMENT, unsent.
+   */
   idempotencyKey?: string;
-  /** W3C traceparent to pass along. */
+  /**
+   * W3C traceparent to pass along: version `00`, lowercase hex, trace-id and parent-id not all
+   * zeros; anything else rejects the request with SIPC_ERR_INVALID_ARGUMENT, unsent.
+   */
   traceparent?: string;
 }
 
