@@ -3,34 +3,67 @@
  * depth, lengths, cost), then a fast path for the canonical layout the encoder writes, the
  * generic msgpack decoder for anything else; both end in `validateEnvelope`. Never throws.
  */
-import { decodeAccepted, decodeBudgetRefusal } from '../msgpack/decode-budget.js';
-import type { DecodeResult, EnvelopeLimits } from './types.js';
+import { decodeBudgetRefusal } from '../msgpack/decode-budget.js';
+import { decodeValue, RawMsgpack, topLevelValueSpan, ValueDecodeError } from '../msgpack/value-codec.js';
+import { type DecodeResult, EnvelopeKind, type EnvelopeLimits } from './types.js';
 import { bad, validateEnvelope } from './validate.js';
 
 /** Decode and validate one channel message; never throws. */
 export function decodeEnvelope(bytes: Uint8Array, limits?: EnvelopeLimits): DecodeResult {
   const refusal = decodeBudgetRefusal(bytes);
-  if (refusal !== undefined) {
-    // Answered to the request's id when the canonical head carries one (as any invalid envelope
-    // whose id can be read), without decoding anything else.
-    const head: Record<string, unknown> = {};
-    const read = readHead(bytes, head) >= 0;
-    return bad(
-      refusal,
-      read ? (head.id as number | undefined) : undefined,
-      read ? (head.k as number) : undefined,
-    );
-  }
-  const fast = readCanonical(bytes);
-  if (fast !== undefined) return validateEnvelope(fast, limits);
+  if (refusal !== undefined) return refused(bytes, refusal);
+  let fast: Record<string, unknown> | undefined;
   let raw: unknown;
   try {
-    raw = decodeAccepted(bytes);
-  } catch {
+    fast = readCanonical(bytes);
+    if (fast !== undefined) return validated(fast, limits, bytes, fast.p);
+    raw = decodeValue(bytes);
+  } catch (err) {
+    if (err instanceof ValueDecodeError) return refused(bytes, `an invalid value (${err.message})`);
     return bad('not a single msgpack value', undefined, undefined);
   }
-  return validateEnvelope(raw, limits);
+  return validated(raw, limits, bytes, undefined);
 }
+
+// Answered to the request's id when the canonical head carries one (as any invalid envelope whose
+// id can be read), without decoding anything else.
+function refused(bytes: Uint8Array, reason: string): DecodeResult {
+  const head: Record<string, unknown> = {};
+  const read = readHead(bytes, head) >= 0;
+  return bad(
+    reason,
+    read ? (head.id as number | undefined) : undefined,
+    read ? (head.k as number) : undefined,
+  );
+}
+
+/**
+ * Validate; a valid `$ping` request's `p` then becomes the bytes it arrived as (RawMsgpack), so
+ * the echo returns every value exactly as sent (float 32, non-canonical lengths, any key type).
+ * `fastP` is the fast path's `p` (its bytes are the rest of the message).
+ */
+function validated(
+  raw: unknown,
+  limits: EnvelopeLimits | undefined,
+  bytes: Uint8Array,
+  fastP: unknown,
+): DecodeResult {
+  const result = validateEnvelope(raw, limits);
+  if (!result.ok) return result;
+  const env = result.envelope;
+  // The reserved method's name (rpc/methods.ts PING), spelled here: envelope sits below rpc.
+  if (env.k !== EnvelopeKind.Request || env.p === undefined || env.m !== '$ping') return result;
+  if (fastP !== undefined) {
+    env.p = new RawMsgpack(bytes.subarray(lastValueStart));
+    return result;
+  }
+  const span = topLevelValueSpan(bytes, 'p');
+  if (span !== undefined) env.p = new RawMsgpack(bytes.subarray(span[0], span[1]));
+  return result;
+}
+
+// Where the last value readCanonical decoded starts (it runs to the end of the message).
+let lastValueStart = 0;
 
 // Method and topic names repeat: a small direct-mapped cache returns the same string without
 // building it again (checked byte for byte, so a collision only costs a rebuild).
@@ -130,12 +163,10 @@ function readCanonical(bytes: Uint8Array): Record<string, unknown> | undefined {
   // A plain Uint8Array view (Buffer#subarray costs a FastBuffer construction per message), so
   // binary values come out as Uint8Array views of the message.
   const rest = new Uint8Array(bytes.buffer, bytes.byteOffset + pos + 2, n - pos - 2);
-  try {
-    // decode() refuses trailing bytes, so the value is exactly the rest of the message; the
-    // budget accepted the whole message, so this part is within it.
-    out[key] = decodeAccepted(rest);
-  } catch {
-    return undefined;
-  }
+  // The budget accepted the whole message, so this part (the rest of it: decodeValue refuses
+  // trailing bytes) is within it; it sits at depth 2, inside the envelope's map. Throws
+  // ValueDecodeError for a value the value model refuses.
+  out[key] = decodeValue(rest, 2);
+  lastValueStart = pos + 2;
   return out;
 }
