@@ -114,7 +114,10 @@ test('declared lengths beyond the bytes left are refused before anything is allo
   t.is(decodeBudgetRefusal(new Uint8Array([0x90, 0x90])), 'trailing bytes');
   t.is(decodeBudgetRefusal(new Uint8Array([0xc1])), 'unused type byte 0xc1');
   t.is(decodeBudgetRefusal(new Uint8Array([0x81, 0x90, 0x01])), 'a map key that is a container or an ext');
-  t.is(decodeBudgetRefusal(new Uint8Array([0x81, 0xd4, 0x05, 0x00, 0x01])), 'a map key that is a container or an ext');
+  t.is(
+    decodeBudgetRefusal(new Uint8Array([0x81, 0xd4, 0x05, 0x00, 0x01])),
+    'a map key that is a container or an ext',
+  );
   // Scalar keys of every type pass (section 8.1, rule 3): bin, nil, bool, float.
   for (const key of [[0xc4, 0x00], [0xc0], [0xc3], [0xca, 0, 0, 0, 0]])
     t.is(decodeBudgetRefusal(new Uint8Array([0x81, ...key, 0x01])), undefined);

@@ -119,7 +119,10 @@ const INT64_MIN = -(2n ** 63n);
 const UINT64_MAX = 2n ** 64n - 1n;
 
 function writeBigInt(n: bigint): void {
-  if (n >= -9007199254740991n && n <= 9007199254740991n) return writeInt(Number(n));
+  if (n >= -9007199254740991n && n <= 9007199254740991n) {
+    writeInt(Number(n));
+    return;
+  }
   if (n < INT64_MIN || n > UINT64_MAX)
     throw new Refusal('a bigint outside the 64-bit range (-2^63 to 2^64 - 1) is not supported');
   ensure(9);
@@ -134,7 +137,10 @@ function writeBigInt(n: bigint): void {
 }
 
 function writeNumber(n: number): void {
-  if (Number.isSafeInteger(n) && !(n === 0 && 1 / n < 0)) return writeInt(n);
+  if (Number.isSafeInteger(n) && !(n === 0 && 1 / n < 0)) {
+    writeInt(n);
+    return;
+  }
   ensure(9);
   buf[pos++] = 0xcb;
   view.setFloat64(pos, n);
@@ -295,11 +301,14 @@ function keySegment(key: unknown): string {
 function writeKey(key: unknown): void {
   switch (typeof key) {
     case 'string':
-      return writeString(key);
+      writeString(key);
+      return;
     case 'number':
-      return writeNumber(key);
+      writeNumber(key);
+      return;
     case 'bigint':
-      return writeBigInt(key);
+      writeBigInt(key);
+      return;
     case 'boolean':
       ensure(1);
       buf[pos++] = key ? 0xc3 : 0xc2;
@@ -310,7 +319,10 @@ function writeKey(key: unknown): void {
         buf[pos++] = 0xc0;
         return;
       }
-      if (key instanceof Uint8Array) return writeBinary(key);
+      if (key instanceof Uint8Array) {
+        writeBinary(key);
+        return;
+      }
       throw new Refusal(
         `a Map key must be a string, number, bigint, boolean, null or Uint8Array; ${key === undefined ? 'undefined' : describe(key)} is not supported`,
       );
@@ -330,28 +342,52 @@ function enter(value: object, depth: number): void {
 function writeValue(value: unknown, depth: number): void {
   switch (typeof value) {
     case 'string':
-      return writeString(value);
+      writeString(value);
+      return;
     case 'number':
-      return writeNumber(value);
+      writeNumber(value);
+      return;
     case 'boolean':
       ensure(1);
       buf[pos++] = value ? 0xc3 : 0xc2;
       return;
     case 'bigint':
-      return writeBigInt(value);
+      writeBigInt(value);
+      return;
     case 'object':
       if (value === null) {
         ensure(1);
         buf[pos++] = 0xc0;
         return;
       }
-      if (Array.isArray(value)) return writeArray(value, depth);
-      if (value instanceof Uint8Array) return writeBinary(value);
-      if (isPlainObject(value)) return writeObject(value as Record<string, unknown>, depth);
-      if (value instanceof Map) return writeMap(value, depth);
-      if (value instanceof Set) return writeSet(value, depth);
-      if (value instanceof Date) return writeDate(value);
-      if (value instanceof ExtData) return writeExtData(value);
+      if (Array.isArray(value)) {
+        writeArray(value, depth);
+        return;
+      }
+      if (value instanceof Uint8Array) {
+        writeBinary(value);
+        return;
+      }
+      if (isPlainObject(value)) {
+        writeObject(value as Record<string, unknown>, depth);
+        return;
+      }
+      if (value instanceof Map) {
+        writeMap(value, depth);
+        return;
+      }
+      if (value instanceof Set) {
+        writeSet(value, depth);
+        return;
+      }
+      if (value instanceof Date) {
+        writeDate(value);
+        return;
+      }
+      if (value instanceof ExtData) {
+        writeExtData(value);
+        return;
+      }
       if (value instanceof RawMsgpack) {
         ensure(value.bytes.length);
         buf.set(value.bytes, pos);
