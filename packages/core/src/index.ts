@@ -200,12 +200,15 @@ export {
   type RpcServerOptions,
 } from './rpc/server.js';
 export type {
+  CrossesWire,
   EventContext,
   EventMap,
   Handler,
   HandlerContext,
   MethodName,
+  NotWire,
   ParamsOf,
+  Received,
   RequestHeaders,
   RequestOptions,
   ResultOf,

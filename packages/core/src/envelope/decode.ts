@@ -54,12 +54,17 @@ function validated(
   // The reserved method's name (rpc/methods.ts PING), spelled here: envelope sits below rpc.
   if (env.k !== EnvelopeKind.Request || env.p === undefined || env.m !== '$ping') return result;
   if (fastP !== undefined) {
-    env.p = new RawMsgpack(bytes.subarray(lastValueStart));
+    env.p = new RawMsgpack(view(bytes, lastValueStart, bytes.length));
     return result;
   }
   const span = topLevelValueSpan(bytes, 'p');
-  if (span !== undefined) env.p = new RawMsgpack(bytes.subarray(span[0], span[1]));
+  if (span !== undefined) env.p = new RawMsgpack(view(bytes, span[0], span[1]));
   return result;
+}
+
+// A plain Uint8Array view (Buffer#subarray builds a FastBuffer: slower).
+function view(bytes: Uint8Array, start: number, end: number): Uint8Array {
+  return new Uint8Array(bytes.buffer, bytes.byteOffset + start, end - start);
 }
 
 // Where the last value readCanonical decoded starts (it runs to the end of the message).

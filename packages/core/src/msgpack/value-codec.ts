@@ -423,16 +423,17 @@ function writeArray(a: unknown[], depth: number): void {
 function writeObject(o: Record<string, unknown>, depth: number): void {
   enter(o, depth);
   const keys = Object.keys(o);
-  let n = 0;
-  for (let i = 0; i < keys.length; i++) if (o[keys[i]!] !== undefined) n++;
+  const n = keys.length;
+  const start = pos;
   writeHeader(n, 0x80, 16, 0, 0xde, 0xdf);
+  const headerEnd = pos;
   let key = '';
   let written = 0;
   try {
-    for (let i = 0; i < keys.length; i++) {
+    for (let i = 0; i < n; i++) {
       key = keys[i]!;
       const v = o[key];
-      if (v === undefined) continue;
+      if (v === undefined) continue; // an undefined property is an absent one
       if (key === '__proto__')
         throw new Refusal('a property named __proto__ is not supported (a Map can carry that key)');
       writeString(key);
@@ -443,9 +444,16 @@ function writeObject(o: Record<string, unknown>, depth: number): void {
     if (err instanceof Refusal) err.segments.push(propertySegment(key));
     throw err;
   }
-  // A getter that answered undefined the second time would leave the header wrong.
-  if (written !== n)
-    throw new Refusal('an object whose properties changed while it was encoded is not supported');
+  if (written !== n) {
+    // Some were undefined: the header says how many were written, in the smallest form.
+    const size = written < 16 ? 1 : written < 0x10000 ? 3 : 5;
+    const old = headerEnd - start;
+    if (size !== old) buf.copyWithin(start + size, headerEnd, pos);
+    const end = pos - (old - size);
+    pos = start;
+    writeHeader(written, 0x80, 16, 0, 0xde, 0xdf);
+    pos = end;
+  }
 }
 
 function writeMap(m: Map<unknown, unknown>, depth: number): void {
@@ -583,9 +591,33 @@ export class ValueDecodeError extends Error {}
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
-let bytes: Uint8Array = new Uint8Array(0);
-let dv: DataView = new DataView(bytes.buffer);
+const EMPTY = new Uint8Array(0);
+let bytes: Uint8Array = EMPTY;
 let at = 0;
+
+// Big-endian reads by hand: a DataView per message cost more than the reads.
+function u16(p: number): number {
+  return (bytes[p]! << 8) | bytes[p + 1]!;
+}
+function u32(p: number): number {
+  return bytes[p]! * 0x1000000 + ((bytes[p + 1]! << 16) | (bytes[p + 2]! << 8) | bytes[p + 3]!);
+}
+function i32(p: number): number {
+  return (bytes[p]! << 24) | (bytes[p + 1]! << 16) | (bytes[p + 2]! << 8) | bytes[p + 3]!;
+}
+const f32 = new Float32Array(1);
+const f32b = new Uint8Array(f32.buffer);
+const f64 = new Float64Array(1);
+const f64b = new Uint8Array(f64.buffer);
+const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+function float32(p: number): number {
+  for (let i = 0; i < 4; i++) f32b[littleEndian ? 3 - i : i] = bytes[p + i]!;
+  return f32[0]!;
+}
+function float64(p: number): number {
+  for (let i = 0; i < 8; i++) f64b[littleEndian ? 7 - i : i] = bytes[p + i]!;
+  return f64[0]!;
+}
 
 // Short ASCII map keys repeat: a direct-mapped cache returns the same string without rebuilding it.
 const keyCache: (string | undefined)[] = new Array(1024).fill(undefined);
@@ -637,16 +669,16 @@ function readBinary(n: number): Uint8Array {
 }
 
 function readUint64(): number | bigint {
-  const hi = dv.getUint32(at);
-  const lo = dv.getUint32(at + 4);
+  const hi = u32(at);
+  const lo = u32(at + 4);
   at += 8;
   if (hi < 0x200000) return hi * 0x100000000 + lo;
   return (BigInt(hi) << 32n) | BigInt(lo);
 }
 
 function readInt64(): number | bigint {
-  const hi = dv.getInt32(at);
-  const lo = dv.getUint32(at + 4);
+  const hi = i32(at);
+  const lo = u32(at + 4);
   at += 8;
   // Within +-(2^53 - 1): hi in [-2^21, 2^21), except -2^53 itself.
   if (hi >= -0x200000 && hi < 0x200000) {
@@ -657,7 +689,7 @@ function readInt64(): number | bigint {
 }
 
 function readExt(n: number, depth: number): unknown {
-  const type = dv.getInt8(at);
+  const type = (bytes[at]! << 24) >> 24;
   const data = new Uint8Array(bytes.buffer, bytes.byteOffset + at + 1, n);
   if (type === EXT_MAP || type === EXT_SET) {
     // The budget checked that the payload is one array (of an even length for ext 1) and walked
@@ -675,16 +707,15 @@ function decodeExtension(type: number, data: Uint8Array): unknown {
 }
 
 function withInput<T>(input: Uint8Array, read: () => T): T {
-  const saved = { bytes, dv, at };
+  // Not re-entrant, and need not be: decoding runs no user code.
   bytes = input;
-  dv = new DataView(input.buffer, input.byteOffset, input.byteLength);
   at = 0;
   try {
     const value = read();
     if (at !== input.length) throw new ValueDecodeError('trailing bytes');
     return value;
   } finally {
-    ({ bytes, dv, at } = saved);
+    bytes = EMPTY; // the message is not kept alive by the decoder
   }
 }
 
@@ -693,10 +724,10 @@ function readArrayLength(): number {
   if ((b & 0xf0) === 0x90) return b & 0x0f;
   if (b === 0xdc) {
     at += 2;
-    return dv.getUint16(at - 2);
+    return u16(at - 2);
   }
   at += 4;
-  return dv.getUint32(at - 4);
+  return u32(at - 4);
 }
 
 function readMapExt(depth: number): Map<unknown, unknown> {
@@ -771,45 +802,45 @@ function readItem(depth: number, key: boolean): unknown {
       return readBinary(bytes[at++]!);
     case 0xc5:
       at += 2;
-      return readBinary(dv.getUint16(at - 2));
+      return readBinary(u16(at - 2));
     case 0xc6:
       at += 4;
-      return readBinary(dv.getUint32(at - 4));
+      return readBinary(u32(at - 4));
     case 0xc7:
       at += 1;
       return readExt(bytes[at - 1]!, depth + 1);
     case 0xc8:
       at += 2;
-      return readExt(dv.getUint16(at - 2), depth + 1);
+      return readExt(u16(at - 2), depth + 1);
     case 0xc9:
       at += 4;
-      return readExt(dv.getUint32(at - 4), depth + 1);
+      return readExt(u32(at - 4), depth + 1);
     case 0xca:
-      v = dv.getFloat32(at);
+      v = float32(at);
       at += 4;
       return v;
     case 0xcb:
-      v = dv.getFloat64(at);
+      v = float64(at);
       at += 8;
       return v;
     case 0xcc:
       return bytes[at++]!;
     case 0xcd:
       at += 2;
-      return dv.getUint16(at - 2);
+      return u16(at - 2);
     case 0xce:
       at += 4;
-      return dv.getUint32(at - 4);
+      return u32(at - 4);
     case 0xcf:
       return readUint64();
     case 0xd0:
-      return dv.getInt8(at++);
+      return (bytes[at++]! << 24) >> 24;
     case 0xd1:
       at += 2;
-      return dv.getInt16(at - 2);
+      return (u16(at - 2) << 16) >> 16;
     case 0xd2:
       at += 4;
-      return dv.getInt32(at - 4);
+      return i32(at - 4);
     case 0xd3:
       return readInt64();
     case 0xd4:
@@ -826,22 +857,22 @@ function readItem(depth: number, key: boolean): unknown {
       return readString(bytes[at++]!, key);
     case 0xda:
       at += 2;
-      return readString(dv.getUint16(at - 2), key);
+      return readString(u16(at - 2), key);
     case 0xdb:
       at += 4;
-      return readString(dv.getUint32(at - 4), key);
+      return readString(u32(at - 4), key);
     case 0xdc:
       at += 2;
-      return readArray(dv.getUint16(at - 2), depth + 1);
+      return readArray(u16(at - 2), depth + 1);
     case 0xdd:
       at += 4;
-      return readArray(dv.getUint32(at - 4), depth + 1);
+      return readArray(u32(at - 4), depth + 1);
     case 0xde:
       at += 2;
-      return readMap(dv.getUint16(at - 2), depth + 1);
+      return readMap(u16(at - 2), depth + 1);
     case 0xdf:
       at += 4;
-      return readMap(dv.getUint32(at - 4), depth + 1);
+      return readMap(u32(at - 4), depth + 1);
     default: // 0xc1: refused by the budget
       throw new ValueDecodeError('the unused type byte 0xc1');
   }
@@ -910,10 +941,10 @@ export function topLevelValueSpan(input: Uint8Array, name: string): [start: numb
     let n: number;
     if ((b & 0xf0) === 0x80) n = b & 0x0f;
     else if (b === 0xde) {
-      n = dv.getUint16(at);
+      n = u16(at);
       at += 2;
     } else if (b === 0xdf) {
-      n = dv.getUint32(at);
+      n = u32(at);
       at += 4;
     } else {
       at = bytes.length;

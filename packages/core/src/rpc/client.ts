@@ -12,6 +12,7 @@ import type {
   EventMap,
   MethodName,
   ParamsOf,
+  Received,
   RequestOptions,
   ResultOf,
   ServiceDefinition,
@@ -80,8 +81,8 @@ export class RpcClient<
     method: M,
     params: ParamsOf<S, M>,
     options?: RequestOptions,
-  ): Promise<ResultOf<S, M>> {
-    return this.#peer.request(method, params, options) as Promise<ResultOf<S, M>>;
+  ): Promise<Received<ResultOf<S, M>>> {
+    return this.#peer.request(method, params, options) as Promise<Received<ResultOf<S, M>>>;
   }
 
   /** Ask the server to echo `payload` (every server answers `$ping`). */
