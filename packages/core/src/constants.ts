@@ -11,11 +11,11 @@ export const PROLOGUE_PREFIX = 'secure-ipc/1';
 /** BLAKE2b-256 message keyed with the PSK to derive the prologue's PSK binding. */
 export const PSK_BINDING_LABEL = 'secure-ipc/psk/1';
 
-/** The wire protocol version this implementation speaks. */
-export const PROTOCOL_VERSION = 1;
+/** The highest wire protocol version this implementation speaks. */
+export const PROTOCOL_VERSION = 2;
 
-/** Every protocol version this implementation can negotiate, preferred last. */
-export const SUPPORTED_VERSIONS: readonly number[] = [PROTOCOL_VERSION];
+/** Every protocol version this implementation can negotiate, in the order message 1 offers them. */
+export const SUPPORTED_VERSIONS: readonly number[] = Object.freeze([PROTOCOL_VERSION, 1]);
 
 /** Bytes of the big-endian frame length header. */
 export const FRAME_HEADER_SIZE = 2;
@@ -46,6 +46,24 @@ export const FLAG_LAST = 0x01;
 
 /** Flag bit 1: the sender rekeys its sending key right after this frame. */
 export const FLAG_REKEY = 0x02;
+
+/**
+ * Flag bit 2 (protocol version 2 only): the frame is a control frame, its chunk a control message
+ * (docs/protocol.md 5.5), not part of an application message. Reserved (MUST be 0) in version 1.
+ */
+export const FLAG_CONTROL = 0x04;
+
+/** Control message ACCEPTED: the responder admitted the initiator (its first transport frame in v2). */
+export const CONTROL_ACCEPTED = 0x01;
+
+/** Control message REFUSED: the responder refuses the channel; one reason byte follows. */
+export const CONTROL_REFUSED = 0x02;
+
+/** REFUSED reason 0: unspecified. */
+export const REFUSED_UNSPECIFIED = 0x00;
+
+/** REFUSED reason 1: busy (over a limit on established channels; retry later). */
+export const REFUSED_BUSY = 0x01;
 
 /** Smallest transport frame: flag byte plus tag (an empty last chunk). */
 export const MIN_TRANSPORT_FRAME_SIZE = FLAG_SIZE + TAG_LENGTH;

@@ -42,6 +42,10 @@ export const ERROR_TABLE = {
   SIPC_ERR_HANDSHAKE_LIMIT: ['HandshakeLimitError', 'Too many handshakes in progress'],
   SIPC_ERR_VERSION_MISMATCH: ['VersionMismatchError', 'No common protocol version'],
   SIPC_ERR_UNTRUSTED_PEER: ['UntrustedPeerError', 'The peer static key is not trusted'],
+  SIPC_ERR_REFUSED: [
+    'RefusedError',
+    'The server did not accept this client (closed or refused the channel before confirming it)',
+  ],
   SIPC_ERR_DECRYPT_FAILED: [
     'DecryptFailedError',
     'A transport message failed to decrypt (tampered, replayed, reordered or dropped)',

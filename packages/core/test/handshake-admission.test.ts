@@ -136,17 +136,23 @@ test('a handshake whose trust decision runs is never dropped: with nothing idle,
   const gate = new Promise<void>((resolve) => {
     release = resolve;
   });
+  let started!: () => void;
+  const trustStarted = new Promise<void>((resolve) => {
+    started = resolve;
+  });
   const clientKey = generateKeyPair();
   const s = setup(t, { maxPendingHandshakesPerIdentity: 1 }, [clientKey]);
   s.listener.update({
     trust: async () => {
+      started();
       await gate;
       return true;
     },
   });
+  // The initiator sent message 3; the responder's trust decision is still waiting (and, in
+  // protocol 2, so is the initiator: for the acceptance).
   const deciding = s.join('uid:1000', clientKey);
-  // The initiator finishes at message 3; the responder's trust decision is still waiting.
-  const channel = await deciding;
+  await trustStarted;
   await new Promise((r) => setTimeout(r, 20));
   const newcomer = s.silent('uid:1000', 1)[0]!;
   await closedSoon(newcomer);
@@ -156,6 +162,7 @@ test('a handshake whose trust decision runs is never dropped: with nothing idle,
     identity: 'uid:1000',
   });
   release();
+  const channel = await deciding;
   const echo = once(channel, 'message');
   await channel.send(Buffer.from('decided'));
   t.is(Buffer.from((await echo)[0] as Uint8Array).toString(), 'decided');
@@ -195,11 +202,10 @@ test('connection caps: per static key, per OS identity and in total, each a type
   t.teardown(() => Promise.all(live.map((c) => c.close())));
   const refuse = async (osIdentity: string, keyPair?: KeyPair) => {
     const before = s.decisions.length;
-    const channel = await s.join(osIdentity, keyPair);
-    const got: Uint8Array[] = [];
-    channel.on('message', (m) => got.push(m));
-    await once(channel, 'close');
-    t.is(got.length, 0, 'no message reaches a refused peer');
+    // Protocol 2: the refused peer learns it in the handshake, as a REFUSED control message.
+    const refused = (await t.throwsAsync(s.join(osIdentity, keyPair))) as SecureIpcError | undefined;
+    t.true(isSecureIpcError(refused, 'SIPC_ERR_REFUSED'), String(refused));
+    t.is(refused?.details?.reason, 'busy');
     t.is(s.decisions.length, before + 1);
     return s.decisions.at(-1)!;
   };

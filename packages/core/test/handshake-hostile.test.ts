@@ -223,7 +223,8 @@ test('the responder refuses an unknown client: UNTRUSTED_PEER there, the client 
 });
 
 test('a man in the middle rewriting message 1 (version downgrade) is caught by the handshake hash', async (t) => {
-  // Both ends speak versions 1 and 2; the attacker strips 2 from the initiator's offer.
+  // Both ends speak versions 1 and 2 (listed lowest first: the order does not matter); the
+  // attacker strips 2 from the initiator's offer.
   const both = [1, 2];
   const [c0, s0] = await connectionPair(t, 'memory');
   const honest = await handshake(c0, s0, trustedKeys(), { versions: both }, { versions: both });
@@ -267,9 +268,14 @@ test('no common version: the responder closes without sending message 2', async 
       keyPair: keys.client,
       trust: { keys: [keys.server.publicKey] },
       initiator: true,
-      versions: [7],
+      versions: [2],
     }),
-    establish(server, { keyPair: keys.server, trust: { keys: [keys.client.publicKey] }, initiator: false }),
+    establish(server, {
+      keyPair: keys.server,
+      trust: { keys: [keys.client.publicKey] },
+      initiator: false,
+      versions: [1],
+    }),
   ]);
   t.true(isSecureIpcError((results[1] as PromiseRejectedResult).reason, 'SIPC_ERR_VERSION_MISMATCH'));
   t.true(isSecureIpcError((results[0] as PromiseRejectedResult).reason, 'SIPC_ERR_HANDSHAKE_FAILED'));

@@ -65,9 +65,11 @@ test('secureListen hands out channels, tracks them, and close() closes every liv
 test('a failed handshake is reported as handshakeError with the peer info; the listener keeps serving', async (t) => {
   const { listener, connect } = await setup(t);
   const failed = once(listener, 'handshakeError') as Promise<[SecureIpcError, PeerInfo]>;
-  // XX finishes for the initiator at message 3: the refusal reaches it as a closed connection.
-  const refusedChannel = await connect(generateKeyPair());
-  await closed(refusedChannel);
+  // XX finishes for the initiator at message 3; protocol 2 makes it wait for the acceptance, so
+  // the refusal reaches it in the handshake as SIPC_ERR_REFUSED.
+  const refused = (await t.throwsAsync(connect(generateKeyPair()))) as SecureIpcError | undefined;
+  t.true(isSecureIpcError(refused, 'SIPC_ERR_REFUSED'), String(refused));
+  t.is(refused?.details?.reason, 'closed');
   const [err, peer] = await failed;
   t.true(isSecureIpcError(err, 'SIPC_ERR_UNTRUSTED_PEER'));
   t.deepEqual(peer, { transport: 'memory' });

@@ -63,9 +63,15 @@ export class FrameWriter {
    * waits for 'drain' between batches (the rest of the message must follow in order).
    *
    * `chunkSize` and `final` are for `sendChunked` (tests of a receiver's limits): chunks of at
-   * most `chunkSize` bytes, and the last frame marked last only if `final`.
+   * most `chunkSize` bytes, and the last frame marked last only if `final`. `lastFlags` are
+   * set on the last frame besides LAST (FLAG_CONTROL for a control message, sent as one frame).
    */
-  write(message: Uint8Array, chunkSize = MAX_CHUNK_SIZE, final = true): Promise<void> | undefined {
+  write(
+    message: Uint8Array,
+    chunkSize = MAX_CHUNK_SIZE,
+    final = true,
+    lastFlags = 0,
+  ): Promise<void> | undefined {
     const total = message.byteLength;
     const perBatch =
       chunkSize === MAX_CHUNK_SIZE ? BATCH_FRAMES : Math.floor(BATCH_BYTES / (chunkSize + FRAME_OVERHEAD));
@@ -83,7 +89,7 @@ export class FrameWriter {
         batch[at + 1] = bodyLength & 0xff;
         const body = batch.subarray(at + FRAME_HEADER_SIZE, at + FRAME_HEADER_SIZE + bodyLength);
         offset += size;
-        let flags = offset === total && final ? FLAG_LAST : 0;
+        let flags = offset === total && final ? FLAG_LAST | lastFlags : 0;
         this.frames++;
         this.bytes += size;
         if (

@@ -38,7 +38,14 @@ export interface ChannelOptions extends HandshakeOptions {
 }
 
 /** The channel options plus the handshake side and its internal knobs (the listener, tests). */
-export type EstablishOptions = ChannelOptions & HandshakeRunOptions;
+export type EstablishOptions = ChannelOptions &
+  HandshakeRunOptions & {
+    /**
+     * Responder on a version-2 channel: do not send the acceptance (protocol 3.8) yet; the
+     * caller (the listener, after its admission caps) sends it or the refusal.
+     */
+    deferAcceptance?: boolean | undefined;
+  };
 
 /** Events of a secure channel. */
 export interface ChannelEvents {
@@ -83,6 +90,8 @@ export interface SecureChannel extends EventEmitter<ChannelEvents> {
    * SIPC_ERR_CHANNEL_CLOSED). Never rejects.
    */
   close(error?: Error): Promise<void>;
+  /** `await using channel = await secureConnect(...)`: the graceful `close()` at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /** Validate channel options; throws `SIPC_ERR_INVALID_ARGUMENT` (or `SIPC_ERR_BAD_KEY`). */

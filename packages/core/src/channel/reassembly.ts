@@ -10,7 +10,7 @@
  * full when it is set aside. Keeping every chunk as a view let a peer make the receiver hold
  * ~128 bytes per byte counted with one-byte chunks (each a Buffer object pinning its read).
  */
-import { FLAG_LAST, FLAG_REKEY, FLAG_SIZE, MIN_TRANSPORT_FRAME_SIZE } from '../constants.js';
+import { FLAG_CONTROL, FLAG_LAST, FLAG_REKEY, FLAG_SIZE, MIN_TRANSPORT_FRAME_SIZE } from '../constants.js';
 import { createError } from '../errors.js';
 import type { NoiseCipherState } from '../handshake/cipher-state.js';
 
@@ -21,19 +21,30 @@ const TAIL_MIN_BYTES = 1024;
 /** Largest tail buffer; a fuller one is set aside and a new one started. */
 const TAIL_MAX_BYTES = 64 * 1024;
 
+/** What `open` returns for a control frame (protocol version 2); its chunk is in `control`. */
+export const CONTROL_FRAME: unique symbol = Symbol('control frame');
+
 /** Decrypts transport frames and reassembles whole messages. */
 export class Reassembly {
+  /** The chunk of the control frame `open` just returned CONTROL_FRAME for (a view, valid until the next frame). */
+  control: Uint8Array | undefined;
   private parts: Buffer[] = [];
   private partsSize = 0;
   private tail: Buffer | undefined;
   private tailLength = 0;
 
-  /** Read with `rx`; refuse messages over `maxMessageSize` bytes. */
+  /** Flag bits a frame may carry: LAST and REKEY, and CONTROL on version-2 channels. */
+  private readonly allowedFlags: number;
+
+  /** Read with `rx`; refuse messages over `maxMessageSize` bytes; `version` is the channel's protocol version. */
   constructor(
     /** The receiving cipher state (the channel wipes it on close). */
     readonly rx: NoiseCipherState,
     private readonly maxMessageSize: number,
-  ) {}
+    version = 1,
+  ) {
+    this.allowedFlags = FLAG_LAST | FLAG_REKEY | (version >= 2 ? FLAG_CONTROL : 0);
+  }
 
   /** True while a message is half received. */
   get partial(): boolean {
@@ -58,19 +69,30 @@ export class Reassembly {
   }
 
   /**
-   * Decrypt one frame (in place); returns the message it completes, or undefined. Throws
+   * Decrypt one frame (in place); returns the message it completes, undefined, or CONTROL_FRAME
+   * for a control frame (version 2; its chunk is then in `control`). Throws
    * `SIPC_ERR_DECRYPT_FAILED`, `SIPC_ERR_PROTOCOL` or `SIPC_ERR_MESSAGE_TOO_LARGE`: the channel
    * must close then.
    */
-  open(frame: Buffer): Uint8Array | undefined {
+  open(frame: Buffer): Uint8Array | typeof CONTROL_FRAME | undefined {
     if (frame.length < MIN_TRANSPORT_FRAME_SIZE)
       throw createError('SIPC_ERR_PROTOCOL', 'Transport frame shorter than a flag byte and a tag');
     const n = this.rx.decrypt(frame, frame);
     const flags = frame[0]!;
-    if ((flags & ~(FLAG_LAST | FLAG_REKEY)) !== 0)
+    if ((flags & ~this.allowedFlags) !== 0)
       throw createError('SIPC_ERR_PROTOCOL', 'Transport frame has reserved flag bits set');
     if (flags & FLAG_REKEY) this.rx.rekey();
     const chunk = frame.subarray(FLAG_SIZE, n);
+    if (flags & FLAG_CONTROL) {
+      // A control frame stands alone: never inside an application message, never continued.
+      if ((flags & FLAG_LAST) === 0 || this.partsSize > 0)
+        throw createError(
+          'SIPC_ERR_PROTOCOL',
+          'A control frame must have LAST set and must not interrupt a message',
+        );
+      this.control = chunk;
+      return CONTROL_FRAME;
+    }
     if (this.partsSize + chunk.length > this.maxMessageSize)
       throw createError(
         'SIPC_ERR_MESSAGE_TOO_LARGE',

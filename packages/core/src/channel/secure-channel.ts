@@ -5,12 +5,16 @@
  */
 import { EventEmitter } from 'node:events';
 import {
+  CONTROL_ACCEPTED,
+  CONTROL_REFUSED,
   DEFAULT_CLOSE_TIMEOUT_MS,
   DEFAULT_MAX_MESSAGE_SIZE,
   DEFAULT_REKEY,
+  FLAG_CONTROL,
   MAX_CHUNK_SIZE,
   MAX_FRAME_SIZE,
   MAX_TIMER_MS,
+  REFUSED_BUSY,
 } from '../constants.js';
 import { createError, type SecureIpcError, toSecureIpcError } from '../errors.js';
 import type { FrameReader, FrameReaderOwner } from '../framing.js';
@@ -24,7 +28,7 @@ import {
   type SecureChannel,
   validateChannelOptions,
 } from './options.js';
-import { Reassembly } from './reassembly.js';
+import { CONTROL_FRAME, Reassembly } from './reassembly.js';
 import { SendQueue } from './send-queue.js';
 
 /** Open a channel as the initiator over an established connection. */
@@ -52,8 +56,23 @@ export async function establishValidated(
   options: EstablishOptions,
 ): Promise<SecureChannelImpl> {
   const result = await performHandshake(connection, options);
-  return new SecureChannelImpl(connection, result, options);
+  const channel = new SecureChannelImpl(connection, result, options);
+  // Version 2 (protocol 3.8): the initiator's channel is open only once the responder accepted it;
+  // the responder accepts here unless its caller (the listener's admission caps) decides first.
+  if (options.initiator) await channel[kAccepted];
+  else if (options.deferAcceptance !== true) channel[kAccept]();
+  return channel;
 }
+
+/** Internal (the listener): send the acceptance of a version-2 channel (protocol 3.8); no-op on version 1. */
+export const kAccept: unique symbol = Symbol('accept');
+/**
+ * Internal (the listener): refuse the channel with `error` (locally) and, on version 2, the REFUSED
+ * control message with a public reason byte (REFUSED_BUSY), then end it; version 1 is torn down.
+ */
+export const kRefuse: unique symbol = Symbol('refuse');
+/** Internal: the initiator's wait for the acceptance (resolved at once on version 1). */
+const kAccepted: unique symbol = Symbol('accepted');
 
 /** Options of `sendChunked`. */
 export interface SendChunkedOptions {
@@ -94,6 +113,40 @@ export function sendChunked(
 }
 
 const kSendChunked: unique symbol = Symbol('sendChunked');
+
+/** The public reason a REFUSED control message gives, by its reason byte (others: unspecified). */
+function refusedByServer(reason: number | undefined): SecureIpcError {
+  if (reason === REFUSED_BUSY)
+    return createError(
+      'SIPC_ERR_REFUSED',
+      'The server refused the channel: busy (over a limit on connections); retry later',
+      { details: { reason: 'busy', retryable: true }, cause: createError('SIPC_ERR_BUSY') },
+    );
+  return createError('SIPC_ERR_REFUSED', 'The server refused the channel (no reason given)', {
+    details: { reason: 'unspecified', retryable: false },
+  });
+}
+
+/** Why a version-2 channel ended before the responder accepted it (protocol 3.8), for `connect()`. */
+function notAccepted(error: SecureIpcError | undefined): SecureIpcError {
+  if (error !== undefined && PASSED_THROUGH.has(error.code)) return error;
+  if (error === undefined || CLOSED_CODES.has(error.code))
+    return createError(
+      'SIPC_ERR_REFUSED',
+      'The server closed the connection before accepting this client: usually it does not trust ' +
+        "this client's key (or the key or its certificate is revoked or expired), or it is shutting down",
+      { details: { reason: 'closed', retryable: false }, cause: error },
+    );
+  return createError(
+    'SIPC_ERR_REFUSED',
+    `The server sent something other than the acceptance of the channel: ${error.message}`,
+    { details: { reason: 'protocol', retryable: false }, cause: error },
+  );
+}
+const PASSED_THROUGH = new Set(['SIPC_ERR_REFUSED', 'SIPC_ERR_HANDSHAKE_TIMEOUT', 'SIPC_ERR_ABORTED']);
+const CLOSED_CODES = new Set(['SIPC_ERR_CONNECTION_CLOSED', 'SIPC_ERR_TRUNCATED', 'SIPC_ERR_CHANNEL_CLOSED']);
+
+const ACCEPTED_MESSAGE = Uint8Array.of(CONTROL_ACCEPTED);
 
 /** Frames opened per `pump` call at most before yielding the event loop (see `pump`). */
 const FRAMES_PER_TURN = 1024;
@@ -141,6 +194,22 @@ export class SecureChannelImpl
   private expiryTimer: NodeJS.Timeout | undefined;
   private closeTimer: NodeJS.Timeout | undefined;
   private turnScheduled = false;
+  /** Why this side refused the channel (the 'close' event reports it). */
+  private refusal: SecureIpcError | undefined;
+  /**
+   * Version 2: the initiator waiting for the responder's acceptance (protocol 3.8), or the
+   * responder that has not sent it yet; undefined once accepted (and always on version 1).
+   */
+  private acceptance:
+    | {
+        readonly resolve: () => void;
+        readonly reject: (e: SecureIpcError) => void;
+        readonly stop: () => void;
+      }
+    | 'unsent'
+    | undefined;
+  /** The initiator's wait for the acceptance: resolved once accepted (at once on version 1). */
+  readonly [kAccepted]: Promise<void>;
 
   /** Wrap a connection whose handshake just finished. */
   constructor(connection: Connection, result: HandshakeResult, options: EstablishOptions) {
@@ -164,8 +233,13 @@ export class SecureChannelImpl
     this.reader.limit = MAX_FRAME_SIZE;
     this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
     this.closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
-    this.reassembly = new Reassembly(result.rx, this.maxMessageSize);
+    this.reassembly = new Reassembly(result.rx, this.maxMessageSize, this.version);
     this.remoteEnded = result.ended;
+    this[kAccepted] =
+      this.version >= 2 && this.role === 'initiator'
+        ? this.awaitAcceptance(result.deadline, options.signal)
+        : Promise.resolve();
+    if (this.version >= 2 && this.role === 'responder') this.acceptance = 'unsent';
 
     this.reader.handTo(this);
     if (result.expiresAt !== undefined) this.armExpiry(result.expiresAt);
@@ -278,6 +352,11 @@ export class SecureChannelImpl
     this.pump();
   }
 
+  /** `await using channel = await secureConnect(...)`: closes the channel at the end of the scope. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
   close(error?: Error): Promise<void> {
     if (error !== undefined) {
       this.destroy(toSecureIpcError(error, 'SIPC_ERR_CHANNEL_CLOSED'));
@@ -348,7 +427,20 @@ export class SecureChannelImpl
       try {
         const frame = this.reader.next();
         if (frame === undefined) break;
-        message = this.reassembly.open(frame);
+        const opened = this.reassembly.open(frame);
+        if (opened === CONTROL_FRAME) {
+          this.onControl(this.reassembly.control!);
+          if (this.finalized) return;
+          continue;
+        }
+        if (this.acceptance !== undefined)
+          throw createError(
+            'SIPC_ERR_PROTOCOL',
+            this.role === 'initiator'
+              ? 'The responder sent a transport frame before accepting the channel'
+              : 'A frame arrived before this side accepted the channel',
+          );
+        message = opened;
       } catch (err) {
         this.destroy(toSecureIpcError(err, 'SIPC_ERR_PROTOCOL'));
         return;
@@ -412,6 +504,75 @@ export class SecureChannelImpl
     }
   }
 
+  // The initiator's wait for ACCEPTED, bounded by the handshake deadline and its signal.
+  private awaitAcceptance(deadline: number, signal: AbortSignal | undefined): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () =>
+          this.destroy(
+            createError(
+              'SIPC_ERR_HANDSHAKE_TIMEOUT',
+              'The server completed the handshake but did not accept the channel within the handshake timeout',
+              { details: { waiting: 'acceptance' } },
+            ),
+          ),
+        Math.min(Math.max(deadline - Date.now(), 0), MAX_TIMER_MS),
+      );
+      const onAbort = () =>
+        this.destroy(createError('SIPC_ERR_ABORTED', undefined, { cause: signal?.reason }));
+      const stop = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      this.acceptance = { resolve, reject, stop };
+      if (signal?.aborted) queueMicrotask(onAbort);
+      else signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  // A control frame (version 2 only; the reassembly refuses the flag on version 1).
+  private onControl(body: Uint8Array): void {
+    const waiting = this.acceptance;
+    if (this.role === 'responder' || waiting === undefined || waiting === 'unsent') {
+      this.destroy(createError('SIPC_ERR_PROTOCOL', 'Unexpected control frame'));
+      return;
+    }
+    if (body.length === 1 && body[0] === CONTROL_ACCEPTED) {
+      this.acceptance = undefined;
+      waiting.stop();
+      waiting.resolve();
+      return;
+    }
+    if (body.length === 2 && body[0] === CONTROL_REFUSED) {
+      this.destroy(refusedByServer(body[1]));
+      return;
+    }
+    this.destroy(createError('SIPC_ERR_PROTOCOL', 'Malformed control message'));
+  }
+
+  /** See `kAccept`. */
+  [kAccept](): void {
+    if (this.acceptance !== 'unsent' || this.state !== 'open') return;
+    this.acceptance = undefined;
+    this.sends.writeNow(ACCEPTED_MESSAGE, MAX_CHUNK_SIZE, true, FLAG_CONTROL)?.catch(() => {});
+  }
+
+  /** See `kRefuse`: `reason` is the public reason byte of the REFUSED message. */
+  [kRefuse](error: SecureIpcError, reason: number): void {
+    if (this.acceptance !== 'unsent' || this.state !== 'open') {
+      this.destroy(error);
+      return;
+    }
+    this.acceptance = undefined;
+    this.sends
+      .writeNow(Uint8Array.of(CONTROL_REFUSED, reason), MAX_CHUNK_SIZE, true, FLAG_CONTROL)
+      ?.catch(() => {});
+    // Ended gracefully (reading and discarding until the initiator's end, within closeTimeoutMs),
+    // so that the refusal is not lost to a reset; nothing the initiator sent is delivered.
+    this.refusal = error;
+    this.close().catch(() => {});
+  }
+
   private onRemoteEnd(): void {
     if (this.reader.partial || this.reassembly.partial) {
       this.destroy(createError('SIPC_ERR_TRUNCATED', 'The peer ended the stream inside a frame or message'));
@@ -467,7 +628,13 @@ export class SecureChannelImpl
     this.reassembly.clear();
     this.backlog = [];
     this.sends.close(error);
-    this.emit('close', error);
+    const waiting = this.acceptance;
+    if (waiting !== undefined && waiting !== 'unsent') {
+      this.acceptance = undefined;
+      waiting.stop();
+      waiting.reject(notAccepted(error));
+    }
+    this.emit('close', error ?? this.refusal);
     this.closeResolve?.();
   }
 }

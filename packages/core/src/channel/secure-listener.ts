@@ -14,12 +14,13 @@ import {
   DEFAULT_MAX_CONNECTIONS_PER_KEY,
   DEFAULT_MAX_PENDING_HANDSHAKES,
   DEFAULT_MAX_PENDING_HANDSHAKES_PER_IDENTITY,
+  REFUSED_BUSY,
 } from '../constants.js';
 import { createError, type SecureIpcError, toSecureIpcError } from '../errors.js';
 import type { Connection, Listener, PeerInfo } from '../transport/contract.js';
 import { Admission, type AdmissionCaps, type AdmissionLimit, identityOf } from './admission.js';
 import { type ChannelOptions, type SecureChannel, validateChannelOptions } from './options.js';
-import { establishValidated } from './secure-channel.js';
+import { establishValidated, kAccept, kRefuse, type SecureChannelImpl } from './secure-channel.js';
 
 export type { AdmissionLimit } from './admission.js';
 
@@ -217,8 +218,14 @@ class SecureListenerImpl extends EventEmitter<SecureListenerEvents> implements S
     const onCancelable = (cancel: (reason: SecureIpcError) => void) => {
       this.cancels.set(connection, cancel);
     };
-    establishValidated(connection, { ...this.options, initiator: false, onPeerMessage, onCancelable }).then(
-      (channel) => {
+    establishValidated(connection, {
+      ...this.options,
+      initiator: false,
+      onPeerMessage,
+      onCancelable,
+      deferAcceptance: true,
+    }).then(
+      (channel: SecureChannelImpl) => {
         this.cancels.delete(connection);
         this.admission.removePending(connection);
         if (this.closing) {
@@ -228,12 +235,15 @@ class SecureListenerImpl extends EventEmitter<SecureListenerEvents> implements S
         const key = Buffer.from(channel.remoteStaticKey).toString('hex');
         const limit = this.admission.channelLimit(identity, key);
         if (limit !== undefined) {
-          // Torn down at once (not a graceful close a peer could hold open): the peer sees its
+          // Version 2: the REFUSED control message says `busy`, then the channel ends (within
+          // closeTimeoutMs). Version 1 has no such message: torn down at once, the peer sees its
           // connection close right after the handshake, before any message.
           const error = this.decide('refused', limit, identity, peer, channel.remoteStaticKey);
-          channel.close(error).catch(() => {});
+          channel[kRefuse](error, REFUSED_BUSY);
           return;
         }
+        // Protocol 3.8: trusted and admitted, so the acceptance goes out before anything else.
+        channel[kAccept]();
         this.admission.addChannel(channel, identity, key);
         this.channels.add(channel);
         channel.once('close', () => {

@@ -67,11 +67,16 @@ export class SendQueue {
 
   /**
    * Write now (call only when `idle`); undefined once the transport accepted everything.
-   * `chunkSize` and `final`: see FrameWriter.write.
+   * `chunkSize`, `final` and `lastFlags`: see FrameWriter.write.
    */
-  writeNow(message: Uint8Array, chunkSize?: number, final?: boolean): Promise<void> | undefined {
+  writeNow(
+    message: Uint8Array,
+    chunkSize?: number,
+    final?: boolean,
+    lastFlags?: number,
+  ): Promise<void> | undefined {
     try {
-      const waiting = this.writer.write(message, chunkSize, final);
+      const waiting = this.writer.write(message, chunkSize, final, lastFlags);
       if (waiting === undefined) return undefined;
       this.sending = true;
       const size = message.byteLength;

@@ -3,6 +3,7 @@
  * and their validation: a bad option is a typed `SIPC_ERR_INVALID_ARGUMENT` at the call that
  * passed it, before any byte is sent.
  */
+import { SUPPORTED_VERSIONS } from '../constants.js';
 import { createError, type SecureIpcError } from '../errors.js';
 import type { KeyPair } from '../keys/key-pair.js';
 import type { AbortOptions } from '../transport/contract.js';
@@ -31,14 +32,18 @@ export interface HandshakeOptions extends AbortOptions {
    * SIPC_ERR_HANDSHAKE_TIMEOUT.
    */
   handshakeFirstMessageTimeoutMs?: number;
+  /**
+   * Protocol versions this side speaks (default `[2, 1]`, every version this implementation
+   * knows): a non-empty list of distinct supported versions. `[1]` makes a version-1-only peer,
+   * e.g. to roll out in steps or to test against old peers.
+   */
+  versions?: readonly number[];
 }
 
 /** The handshake options plus the side and the internal knobs (tests of negotiation and vectors). */
 export interface HandshakeRunOptions extends HandshakeOptions {
   /** True for the side that sends message 1. */
   initiator: boolean;
-  /** Versions this side speaks (tests of negotiation only; default `SUPPORTED_VERSIONS`). */
-  versions?: readonly number[] | undefined;
   /** Fixed ephemeral keys (tests only). */
   generateEphemeral?: EphemeralGenerator | undefined;
   /**
@@ -73,6 +78,22 @@ export function validateHandshakeOptions(options: HandshakeOptions): void {
   validateTrust(options.trust);
   assertPositive('handshakeTimeoutMs', options.handshakeTimeoutMs);
   assertPositive('handshakeFirstMessageTimeoutMs', options.handshakeFirstMessageTimeoutMs);
+  validateVersions(options.versions);
   buildPrologue(options.appId, options.psk);
   if (options.payload !== undefined) encodePayload({}, options.payload);
+}
+
+/** Throw `SIPC_ERR_INVALID_ARGUMENT` unless `versions` is undefined or distinct supported versions. */
+function validateVersions(versions: unknown): void {
+  if (versions === undefined) return;
+  if (
+    !Array.isArray(versions) ||
+    versions.length === 0 ||
+    new Set(versions).size !== versions.length ||
+    !versions.every((v) => SUPPORTED_VERSIONS.includes(v))
+  )
+    throw createError(
+      'SIPC_ERR_INVALID_ARGUMENT',
+      `versions must be a non-empty list of distinct protocol versions from ${SUPPORTED_VERSIONS.join(', ')}`,
+    );
 }

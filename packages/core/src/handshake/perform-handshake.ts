@@ -53,6 +53,11 @@ export interface HandshakeResult {
   readonly reader: FrameReader;
   /** True if the peer already ended its side of the stream. */
   readonly ended: boolean;
+  /**
+   * When the handshake timeout runs out (`Date.now()` ms): a version-2 initiator waits for the
+   * responder's acceptance (protocol 3.8) until then.
+   */
+  readonly deadline: number;
 }
 
 /** Run the handshake on `connection`; resolves once this side has finished (initiator: after message 3). */
@@ -61,9 +66,11 @@ export async function performHandshake(
   options: HandshakeRunOptions,
 ): Promise<HandshakeResult> {
   // The options were validated by the caller (establish, secureListen), once.
+  const timeout = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+  const deadline = Date.now() + timeout;
   const io = new HandshakeIo(
     connection,
-    options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+    timeout,
     options.initiator
       ? undefined
       : (options.handshakeFirstMessageTimeoutMs ?? DEFAULT_HANDSHAKE_FIRST_MESSAGE_TIMEOUT_MS),
@@ -133,6 +140,7 @@ export async function performHandshake(
       expiresAt: verdict.expiresAt,
       reader: io.reader,
       ended,
+      deadline,
     };
   } catch (err) {
     noise?.dispose();
