@@ -53,7 +53,9 @@ function ensure(n: number): void {
   let size = buf.length * 2;
   while (size < pos + n) size *= 2;
   const next = new Uint8Array(size);
-  next.set(buf.subarray(0, pos));
+  // All of it, not only up to pos: a header written last (strings, exts, objects) goes below
+  // bytes already written beyond pos.
+  next.set(buf);
   buf = next;
   view = new DataView(buf.buffer);
 }
@@ -542,18 +544,7 @@ function validTimestamp(data: Uint8Array): boolean {
  * path of a value that cannot cross, `root` first (`params.items[3].when: ...`).
  */
 export function encodeValueShared(value: unknown, root: string, depth = 1): Uint8Array {
-  if (busy) {
-    // A getter that encodes (say, sends a request) while we encode: a fresh buffer for this one.
-    const saved = { buf, view, pos };
-    buf = new Uint8Array(256);
-    view = new DataView(buf.buffer);
-    pos = 0;
-    try {
-      return encodeValueShared(value, root, depth).slice();
-    } finally {
-      ({ buf, view, pos } = saved);
-    }
-  }
+  if (busy) return encodeNested(value, root, depth);
   busy = true;
   pos = 0;
   try {
@@ -564,6 +555,27 @@ export function encodeValueShared(value: unknown, root: string, depth = 1): Uint
   } finally {
     busy = false;
     ancestors.fill(undefined);
+  }
+}
+
+/**
+ * An encode while one is under way (a getter or a Proxy trap that encodes, say by sending a
+ * request): its own buffer and ancestors, then the outer encode's state back as it was.
+ */
+function encodeNested(value: unknown, root: string, depth: number): Uint8Array {
+  const saved = { buf, view, pos, ancestors: ancestors.slice() };
+  buf = new Uint8Array(256);
+  view = new DataView(buf.buffer);
+  pos = 0;
+  ancestors.fill(undefined);
+  try {
+    writeValue(value, depth);
+    return buf.slice(0, pos);
+  } catch (err) {
+    throw encodeError(err, root);
+  } finally {
+    ({ buf, view, pos } = saved);
+    for (let i = 0; i < ancestors.length; i++) ancestors[i] = saved.ancestors[i];
   }
 }
 
