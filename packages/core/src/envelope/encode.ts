@@ -3,7 +3,7 @@
  * the values by msgpack.
  */
 import { createError, isSecureIpcError } from '../errors.js';
-import { encodeValueShared } from '../msgpack/value-codec.js';
+import { encodeValueShared, RawMsgpack } from '../msgpack/value-codec.js';
 import { DEFAULT_ENVELOPE_LIMITS, type Envelope, EnvelopeKind } from './types.js';
 import { isId } from './validate.js';
 
@@ -96,6 +96,14 @@ function encodeBinaryPayload(pos: number, p: Uint8Array): Buffer {
   return out;
 }
 
+// A `$ping` echo: the request's own `p` bytes, copied once, straight into the result.
+function encodeRawPayload(pos: number, p: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(pos + KEY_P.length + p.byteLength);
+  head.copy(out, 0, 0, pos);
+  out.set(p, writeBytes(out, pos, KEY_P));
+  return out;
+}
+
 // What `p` is called in an encode error's path, by kind (`params.items[3]: ...`).
 const P_NAMES: Record<number, string> = {
   [EnvelopeKind.Request]: 'params',
@@ -143,6 +151,7 @@ export function encodeEnvelope(envelope: Envelope): Uint8Array {
       // the payload, copied straight from the encoder's buffer into the result.
       if (p === undefined) return Uint8Array.prototype.slice.call(head, 0, pos);
       if (p instanceof Uint8Array) return encodeBinaryPayload(pos, p);
+      if (p instanceof RawMsgpack) return encodeRawPayload(pos, p.bytes);
       const bytes = encodeValueShared(p, P_NAMES[k] ?? 'p', 2);
       const out = Buffer.allocUnsafe(pos + KEY_P.length + bytes.length);
       head.copy(out, 0, 0, pos);

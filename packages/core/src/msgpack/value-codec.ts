@@ -546,15 +546,21 @@ function validTimestamp(data: Uint8Array): boolean {
 export function encodeValueShared(value: unknown, root: string, depth = 1): Uint8Array {
   if (busy) return encodeNested(value, root, depth);
   busy = true;
+  try {
+    return write(value, root, depth);
+  } finally {
+    busy = false;
+    ancestors.fill(undefined);
+  }
+}
+
+function write(value: unknown, root: string, depth: number): Uint8Array {
   pos = 0;
   try {
     writeValue(value, depth);
     return buf.subarray(0, pos);
   } catch (err) {
     throw encodeError(err, root);
-  } finally {
-    busy = false;
-    ancestors.fill(undefined);
   }
 }
 
@@ -566,13 +572,9 @@ function encodeNested(value: unknown, root: string, depth: number): Uint8Array {
   const saved = { buf, view, pos, ancestors: ancestors.slice() };
   buf = new Uint8Array(256);
   view = new DataView(buf.buffer);
-  pos = 0;
   ancestors.fill(undefined);
   try {
-    writeValue(value, depth);
-    return buf.slice(0, pos);
-  } catch (err) {
-    throw encodeError(err, root);
+    return write(value, root, depth).slice();
   } finally {
     ({ buf, view, pos } = saved);
     for (let i = 0; i < ancestors.length; i++) ancestors[i] = saved.ancestors[i];
