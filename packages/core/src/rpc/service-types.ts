@@ -52,6 +52,7 @@ export type CrossesWire<T> = 0 extends 1 & T
       ? false
       : true;
 
+// biome-ignore lint/suspicious/noConfusingVoidType: a method declared `(): void` answers undefined, which crosses
 type TopCrosses<T> = T extends undefined | void
   ? true
   : T extends AsyncIterable<infer I>
