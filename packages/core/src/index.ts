@@ -223,6 +223,7 @@ export {
   type SchemaHandler,
 } from './rpc/server.js';
 export type {
+  CrossesWire,
   EventContext,
   EventMap,
   EventPayloadOf,
@@ -230,9 +231,11 @@ export type {
   HandlerContext,
   InputItemOf,
   MethodName,
+  NotWire,
   ParamsOf,
   PatternCheck,
   PatternTemplate,
+  Received,
   RequestArgs,
   RequestHeaders,
   RequestOptions,

@@ -19,6 +19,7 @@ import type {
   EventPayloadOf,
   MethodName,
   PatternCheck,
+  Received,
   RequestArgs,
   RequestOptions,
   ResultOf,
@@ -98,9 +99,9 @@ export class RpcClient<
    * cancels). A method that takes no params (or accepts `undefined`) is called without them:
    * `request('status')`, `request('status', undefined, { timeoutMs })`.
    */
-  request<M extends MethodName<S>>(method: M, ...args: RequestArgs<S, M>): Promise<ResultOf<S, M>> {
+  request<M extends MethodName<S>>(method: M, ...args: RequestArgs<S, M>): Promise<Received<ResultOf<S, M>>> {
     const [params, options] = args as unknown as [unknown, RequestOptions | undefined];
-    return this.#peer.request(method, params, options) as Promise<ResultOf<S, M>>;
+    return this.#peer.request(method, params, options) as Promise<Received<ResultOf<S, M>>>;
   }
 
   /** Ask the server to echo `payload` (every server answers `$ping`). */
