@@ -4,37 +4,14 @@
 // to its request id (the channel stays up).
 import test from 'ava';
 import type { SecureChannel } from '../src/channel/options.js';
-import { secureConnect } from '../src/channel/secure-channel.js';
 import { decodeEnvelope } from '../src/envelope/decode.js';
 import { EnvelopeKind } from '../src/envelope/types.js';
-import { generateKeyPair } from '../src/keys/key-pair.js';
-import { serve } from '../src/rpc/serve.js';
-import { tempSocketPath, unixTestTransport } from './fixtures/rpc-net.js';
+import { rawChannelToServer } from './fixtures/raw-rpc-peer.js';
 
 const hex = (s: string) => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
 
 async function pingServer(t: import('ava').ExecutionContext): Promise<SecureChannel> {
-  const serverKeys = generateKeyPair();
-  const clientKeys = generateKeyPair();
-  const sock = tempSocketPath();
-  const transport = unixTestTransport();
-  const address = `test-unix://${sock.path}`;
-  const server = await serve({
-    transport,
-    address,
-    keyPair: serverKeys,
-    trust: { keys: [clientKeys.publicKey] },
-  });
-  t.teardown(async () => {
-    await server.close();
-    sock.remove();
-  });
-  const ch = await secureConnect(await transport.connect(address), {
-    keyPair: clientKeys,
-    trust: { keys: [serverKeys.publicKey] },
-  });
-  t.teardown(() => ch.close());
-  return ch;
+  return (await rawChannelToServer(t)).channel;
 }
 
 /** Each answer by id, as raw bytes. */

@@ -3,7 +3,7 @@
  * the values by msgpack.
  */
 import { createError, isSecureIpcError } from '../errors.js';
-import { encodeValueShared, RawMsgpack } from '../msgpack/value-codec.js';
+import { encodeValueShared, RawMsgpack, writeShortAscii } from '../msgpack/value-codec.js';
 import { DEFAULT_ENVELOPE_LIMITS, type Envelope, EnvelopeKind } from './types.js';
 import { exceedsUtf8, headersProblem, isId } from './validate.js';
 
@@ -49,22 +49,8 @@ function writeUint(buf: Buffer, pos: number, n: number): number {
 
 /** A method or topic name as a msgpack str; short ASCII names (the usual case) byte by byte. */
 function writeName(buf: Buffer, pos: number, name: string): number {
-  const n = name.length;
-  if (n < 32) {
-    let ascii = true;
-    for (let i = 0; i < n; i++) {
-      const c = name.charCodeAt(i);
-      if (c >= 0x80) {
-        ascii = false;
-        break;
-      }
-      buf[pos + 1 + i] = c;
-    }
-    if (ascii) {
-      buf[pos] = 0xa0 | n;
-      return pos + 1 + n;
-    }
-  }
+  const end = writeShortAscii(buf, pos, name);
+  if (end >= 0) return end;
   const len = Buffer.byteLength(name, 'utf8');
   if (len < 32) buf[pos++] = 0xa0 | len;
   else if (len < 0x100) {

@@ -169,23 +169,30 @@ function wellFormed(s: string): boolean {
 const textEncoder = new TextEncoder();
 const LONE_SURROGATE = 'a string with a lone surrogate (not well-formed UTF-16) is not supported';
 
+/**
+ * A string of fewer than 32 characters, all ASCII, as a msgpack fixstr at `at` in `target` (which
+ * has room for 1 + its length): returns the position after it, or -1 (nothing usable written) for
+ * any other string. Keys and names, the usual case, are written byte by byte this way.
+ */
+export function writeShortAscii(target: Uint8Array, at: number, s: string): number {
+  const n = s.length;
+  if (n >= 32) return -1;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x80) return -1;
+    target[at + 1 + i] = c;
+  }
+  target[at] = 0xa0 | n;
+  return at + 1 + n;
+}
+
 function writeString(s: string): void {
   const n = s.length;
   if (n < 32) {
-    // Short strings (keys, names): ASCII byte by byte, anything else through the encoder.
     ensure(1 + n);
-    let ascii = true;
-    for (let i = 0; i < n; i++) {
-      const c = s.charCodeAt(i);
-      if (c >= 0x80) {
-        ascii = false;
-        break;
-      }
-      buf[pos + 1 + i] = c;
-    }
-    if (ascii) {
-      buf[pos] = 0xa0 | n;
-      pos += 1 + n;
+    const end = writeShortAscii(buf, pos, s);
+    if (end >= 0) {
+      pos = end;
       return;
     }
   }
