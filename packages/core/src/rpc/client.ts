@@ -3,6 +3,7 @@
  * `connect()` in ./serve.ts opens the transport connection and the channel for you.
  */
 import { EventEmitter } from 'node:events';
+import { type CloseInfo, closeInfoOf } from '../channel/options.js';
 import { createError, type SecureIpcError } from '../errors.js';
 import type { PeerInfo } from '../transport/contract.js';
 import { type EventListener, EventRouter } from './events.js';
@@ -26,8 +27,11 @@ export interface RpcClientOptions {
 
 /** Events of an RPC client. */
 export interface RpcClientEvents {
-  /** The channel closed (error set when it did not close cleanly). */
-  close: [error: SecureIpcError | undefined];
+  /**
+   * The channel closed (error set when it did not close cleanly); `info.reason` tells a clean
+   * close, a server that vanished (crashed, killed), revoked, expired, a protocol error apart.
+   */
+  close: [error: SecureIpcError | undefined, info: CloseInfo];
   /** A local failure with no caller to tell (a throwing event listener, a misbehaving server). */
   error: [error: unknown];
 }
@@ -52,7 +56,9 @@ export class RpcClient<
         if (this.listenerCount('error') > 0) this.emit('error', err);
       },
     });
-    channel.once('close', (error?: SecureIpcError) => this.emit('close', error));
+    channel.once('close', (error?: SecureIpcError, info?: CloseInfo) =>
+      this.emit('close', error, info ?? closeInfoOf(error)),
+    );
   }
 
   /** The server's authenticated static key. */
