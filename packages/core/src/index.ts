@@ -169,6 +169,13 @@ export {
   type RpcClientOptions,
 } from './rpc/client.js';
 export type { HandlerFailure } from './rpc/dispatcher.js';
+export {
+  DEFAULT_MAX_BUFFERED_EVENTS,
+  type EventIterator,
+  type EventIteratorOptions,
+  type MatchedEvent,
+  type ReceivedEvent,
+} from './rpc/event-stream.js';
 export type { EventListener } from './rpc/events.js';
 export {
   DEFAULT_IDEMPOTENCY_MAX_DETACHED,
@@ -191,6 +198,20 @@ export {
   type RoleGrant,
 } from './rpc/policy.js';
 export {
+  type InferSchemaInput,
+  type InferSchemaOutput,
+  MAX_ISSUE_MESSAGE_BYTES,
+  MAX_ISSUE_PATH,
+  MAX_ISSUES,
+  type MethodSchemas,
+  type StandardSchemaIssue,
+  type StandardSchemaProps,
+  type StandardSchemaResult,
+  type StandardSchemaV1,
+  type ValidationErrorData,
+  type WireIssue,
+} from './rpc/schema.js';
+export {
   type ConnectOptions,
   connect,
   type ListeningServer,
@@ -202,23 +223,30 @@ export {
   type ChannelSource,
   createServer,
   type EventDrop,
+  type ParamsSchemaCheck,
   type PublishResult,
   type RpcServer,
   type RpcServerEvents,
   type RpcServerOptions,
+  type SchemaHandler,
 } from './rpc/server.js';
 export type {
   EventContext,
   EventMap,
+  EventPayloadOf,
   Handler,
   HandlerContext,
   MethodName,
   ParamsOf,
+  PatternCheck,
+  PatternTemplate,
+  RequestArgs,
   RequestHeaders,
   RequestOptions,
   ResultOf,
   ServiceDefinition,
   StreamItemOf,
+  TopicsMatching,
 } from './rpc/service-types.js';
 export type { RpcChannel } from './rpc/session.js';
 export type { RemoteStream } from './rpc/streams.js';

@@ -141,6 +141,8 @@ export interface SecureChannel extends EventEmitter<ChannelEvents> {
    * SIPC_ERR_CHANNEL_CLOSED). Never rejects.
    */
   close(error?: Error): Promise<void>;
+  /** `await using channel = await secureConnect(...)`: the graceful `close()` at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /** Validate channel options; throws `SIPC_ERR_INVALID_ARGUMENT` (or `SIPC_ERR_BAD_KEY`). */

@@ -410,6 +410,11 @@ export class SecureChannelImpl
     this.pump();
   }
 
+  /** `await using channel = await secureConnect(...)`: closes the channel at the end of the scope. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
   close(error?: Error): Promise<void> {
     if (error !== undefined) {
       this.destroy(toSecureIpcError(error, 'SIPC_ERR_CHANNEL_CLOSED'));

@@ -6,13 +6,21 @@ import { EventEmitter } from 'node:events';
 import { type CloseInfo, closeInfoOf } from '../channel/options.js';
 import { createError, type SecureIpcError } from '../errors.js';
 import type { PeerInfo } from '../transport/contract.js';
-import { type EventListener, EventRouter } from './events.js';
+import {
+  type EventIterator,
+  type EventIteratorOptions,
+  eventIterator,
+  type MatchedEvent,
+} from './event-stream.js';
+import { type EventListener, EventRouter, guardListener, reportListenerError } from './events.js';
 import { PING, SUBSCRIBE, UNSUBSCRIBE } from './methods.js';
 import { RpcPeer } from './peer.js';
 import type {
   EventMap,
+  EventPayloadOf,
   MethodName,
-  ParamsOf,
+  PatternCheck,
+  RequestArgs,
   RequestOptions,
   ResultOf,
   ServiceDefinition,
@@ -32,7 +40,10 @@ export interface RpcClientEvents {
    * close, a server that vanished (crashed, killed), revoked, expired, a protocol error apart.
    */
   close: [error: SecureIpcError | undefined, info: CloseInfo];
-  /** A local failure with no caller to tell (a throwing event listener, a misbehaving server). */
+  /**
+   * A local failure with no caller to tell: a throwing event listener (without an `error`
+   * listener it is rethrown, see `reportListenerError`), a misbehaving server.
+   */
   error: [error: unknown];
 }
 
@@ -45,6 +56,8 @@ export class RpcClient<
   readonly #events = new EventRouter();
   /** Pattern → the server's answer to its `$subscribe`. */
   readonly #confirmations = new Map<string, Promise<void>>();
+  /** The event iterators' close callbacks (a Set, not `close` listeners: no max-listeners warning). */
+  readonly #closeWatchers = new Set<(error: SecureIpcError | undefined) => void>();
 
   /** Start an RPC session on a secure channel (as `secureConnect` returns). */
   constructor(channel: RpcChannel, options: RpcClientOptions = {}) {
@@ -56,9 +69,11 @@ export class RpcClient<
         if (this.listenerCount('error') > 0) this.emit('error', err);
       },
     });
-    channel.once('close', (error?: SecureIpcError, info?: CloseInfo) =>
-      this.emit('close', error, info ?? closeInfoOf(error)),
-    );
+    channel.once('close', (error?: SecureIpcError, info?: CloseInfo) => {
+      this.emit('close', error, info ?? closeInfoOf(error));
+      for (const watcher of [...this.#closeWatchers]) watcher(error);
+      this.#closeWatchers.clear();
+    });
   }
 
   /** The server's authenticated static key. */
@@ -81,12 +96,13 @@ export class RpcClient<
     return this.#peer.inFlight;
   }
 
-  /** Call `method`; for a stream method the result is an AsyncIterable (breaking out of it cancels). */
-  request<M extends MethodName<S>>(
-    method: M,
-    params: ParamsOf<S, M>,
-    options?: RequestOptions,
-  ): Promise<ResultOf<S, M>> {
+  /**
+   * Call `method`; for a stream method the result is an AsyncIterable (breaking out of it
+   * cancels). A method that takes no params (or accepts `undefined`) is called without them:
+   * `request('status')`, `request('status', undefined, { timeoutMs })`.
+   */
+  request<M extends MethodName<S>>(method: M, ...args: RequestArgs<S, M>): Promise<ResultOf<S, M>> {
+    const [params, options] = args as unknown as [unknown, RequestOptions | undefined];
     return this.#peer.request(method, params, options) as Promise<ResultOf<S, M>>;
   }
 
@@ -101,20 +117,27 @@ export class RpcClient<
   }
 
   /**
-   * Subscribe to server events on `pattern` (a topic or a wildcard like `files.*`); resolves,
-   * once the server accepted (SIPC_ERR_FORBIDDEN if its policy refuses), with the unsubscriber.
+   * Subscribe to server events on `pattern` (a topic or a wildcard like `files.*`, typed by the
+   * topics it can match); resolves, once the server accepted (SIPC_ERR_FORBIDDEN if its policy
+   * refuses), with the unsubscriber. A listener that throws does not stop the others: its
+   * exception is emitted as `error`, or rethrown without an `error` listener.
    */
-  subscribe<T extends Extract<keyof E, string>>(
-    pattern: T,
-    listener: EventListener<E[T]>,
+  subscribe<P extends string>(
+    pattern: P & PatternCheck<E, P>,
+    listener: EventListener<EventPayloadOf<E, P>>,
   ): Promise<() => Promise<void>>;
-  /** Subscribe with a wildcard pattern. */
-  subscribe(pattern: string, listener: EventListener): Promise<() => Promise<void>>;
-  async subscribe(pattern: string, listener: EventListener<any>): Promise<() => Promise<void>> {
+  subscribe(pattern: string, listener: EventListener<any>): Promise<() => Promise<void>> {
+    return this.#subscribe(pattern, listener);
+  }
+
+  async #subscribe(pattern: string, listener: EventListener<any>): Promise<() => Promise<void>> {
     if (typeof pattern !== 'string' || pattern.length === 0)
       throw createError('SIPC_ERR_INVALID_ARGUMENT', 'A subscription pattern is a non-empty string');
     const first = this.#events.count(pattern) === 0;
-    const remove = this.#events.add(pattern, listener);
+    const remove = this.#events.add(
+      pattern,
+      guardListener(listener, (err) => reportListenerError(this, err)),
+    );
     // A second subscriber to the same pattern waits for the first one's answer: if the server
     // refuses the pattern, both are refused.
     let confirmed = first ? undefined : this.#confirmations.get(pattern);
@@ -143,9 +166,44 @@ export class RpcClient<
     };
   }
 
+  /**
+   * The server's events on `pattern` as an async iterable, typed by the topics the pattern can
+   * match: `for await (const e of client.events('files.*')) e.topic, e.payload`. Subscribes at
+   * once (events published after this call are not missed; a refused subscription rejects the
+   * first `next()`), unsubscribes when the loop ends. At most `maxBuffered` (256) events wait for
+   * a slow consumer: beyond, the oldest is dropped and counted in `dropped` (or, with
+   * `overflow: 'error'`, the iteration fails with SIPC_ERR_BUSY). The iteration ends when the
+   * session closes cleanly and fails with SIPC_ERR_CONNECTION_CLOSED when it does not.
+   */
+  events<P extends string>(
+    pattern: P & PatternCheck<E, P>,
+    options?: EventIteratorOptions,
+  ): EventIterator<MatchedEvent<E, P>> {
+    const iterator = eventIterator(
+      (listener) => this.#subscribe(pattern, listener),
+      (listener) => {
+        const onClose = (error: SecureIpcError | undefined) =>
+          listener(
+            error === undefined
+              ? undefined
+              : createError('SIPC_ERR_CONNECTION_CLOSED', undefined, { cause: error }),
+          );
+        this.#closeWatchers.add(onClose);
+        return () => this.#closeWatchers.delete(onClose);
+      },
+      options,
+    );
+    return iterator as EventIterator<any>;
+  }
+
   /** Close the session (with an error: destroy the channel). */
   close(error?: Error): Promise<void> {
     return this.#peer.close(error);
+  }
+
+  /** `await using client = await connect(...)`: closes the session at the end of the scope. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
   }
 }
 

@@ -48,3 +48,44 @@ export class EventRouter {
     }
   }
 }
+
+/** The part of an EventEmitter that `reportListenerError` uses. */
+interface ErrorEmitter {
+  listenerCount(event: 'error'): number;
+  emit(event: 'error', error: unknown): boolean;
+}
+
+/**
+ * An exception thrown by an application's listener (an event listener, a `decision` or
+ * `handlerError` listener) is never dropped: it is emitted as `error` on `emitter` when someone
+ * listens for that, else rethrown on the next tick, so it reaches `uncaughtException` as a
+ * throwing listener of a plain EventEmitter would (Node's `captureRejections` does the same).
+ * An `error` listener that throws is rethrown the same way.
+ */
+export function reportListenerError(emitter: ErrorEmitter, error: unknown): void {
+  if (emitter.listenerCount('error') > 0) {
+    try {
+      emitter.emit('error', error);
+      return;
+    } catch (err) {
+      error = err;
+    }
+  }
+  process.nextTick(() => {
+    throw error;
+  });
+}
+
+/** `listener`, with its exceptions given to `onThrow` (so the rest of the dispatch still runs). */
+export function guardListener<T>(
+  listener: EventListener<T>,
+  onThrow: (error: unknown) => void,
+): EventListener<T> {
+  return (payload, context) => {
+    try {
+      listener(payload, context);
+    } catch (err) {
+      onThrow(err);
+    }
+  };
+}

@@ -10,12 +10,30 @@ import { EnvelopeKind as Kind } from '../envelope/types.js';
 import { createError } from '../errors.js';
 import { DEFAULT_MAX_QUEUED_EVENT_BYTES } from './byte-budget.js';
 import type { AnyHandler, HandlerFailure } from './dispatcher.js';
-import { type EventListener, EventRouter } from './events.js';
+import { type EventListener, EventRouter, guardListener, reportListenerError } from './events.js';
 import { IdempotencyCache, type IdempotencyOptions } from './idempotency.js';
 import { isReservedMethod, RESERVED_METHOD_PREFIX } from './methods.js';
 import { RpcPeer } from './peer.js';
 import { DENY_ALL, type Policy, type PolicyDecision } from './policy.js';
-import type { EventMap, Handler, MethodName, ServiceDefinition } from './service-types.js';
+import {
+  assertMethodSchemas,
+  type InferSchemaInput,
+  type InferSchemaOutput,
+  type MethodSchemas,
+  type StandardSchemaV1,
+  validatingHandler,
+} from './schema.js';
+import type {
+  EventMap,
+  EventPayloadOf,
+  Handler,
+  HandlerContext,
+  MethodName,
+  ParamsOf,
+  PatternCheck,
+  ResultOf,
+  ServiceDefinition,
+} from './service-types.js';
 import type { RpcChannel } from './session.js';
 
 /** Options of an RPC server. */
@@ -91,7 +109,11 @@ export interface RpcServerEvents {
   peer: [peer: RpcPeer];
   /** A peer session ended. */
   peerClose: [peer: RpcPeer];
-  /** A local failure with no caller to tell (a throwing event listener, a misbehaving peer). */
+  /**
+   * A local failure with no caller to tell: a listener that threw (an event, `decision` or
+   * `handlerError` listener; without an `error` listener it is rethrown, see
+   * `reportListenerError`), a misbehaving peer.
+   */
   error: [error: unknown];
   /** publish() dropped an event for a subscriber over its event budget (see `eventOverflow`). */
   eventDropped: [drop: EventDrop];
@@ -107,6 +129,31 @@ export interface RpcServerEvents {
    */
   handshakeFailed: [failure: HandshakeFailure];
 }
+
+/**
+ * `unknown` when the params schema `P` accepts every value the service type allows for `M`'s
+ * params; else a type no schema has, whose property names the problem in the compiler's message
+ * (a schema that would refuse well-typed calls fails to compile).
+ */
+export type ParamsSchemaCheck<S, M extends keyof S, P> =
+  P extends StandardSchemaV1<any, any>
+    ? [ParamsOf<S, M>] extends [InferSchemaInput<P>]
+      ? unknown
+      : {
+          readonly '~error': 'The params schema must accept every value the service type allows for this method';
+        }
+    : unknown;
+
+/**
+ * The handler of a method registered with schemas: it gets the params schema's output (or the
+ * service's params without one) and returns what the result schema accepts (or the service's result).
+ */
+export type SchemaHandler<S, M extends keyof S, P, R> = (
+  params: P extends StandardSchemaV1<any, any> ? InferSchemaOutput<P> : ParamsOf<S, M>,
+  context: HandlerContext,
+) => R extends StandardSchemaV1<any, any>
+  ? InferSchemaInput<R> | Promise<InferSchemaInput<R>>
+  : ResultOf<S, M> | Promise<ResultOf<S, M>>;
 
 /** A listener of secure channels, as `secureListen` returns. */
 export interface ChannelSource {
@@ -155,7 +202,26 @@ export class RpcServer<
   }
 
   /** Register the handler of `method` (names starting with `$` are reserved). */
-  handle<M extends MethodName<S>>(method: M, handler: Handler<S, M>): this {
+  handle<M extends MethodName<S>>(method: M, handler: Handler<S, M>): this;
+  /**
+   * Register the handler of `method` with Standard Schemas (zod, valibot, arktype, ...): `params`
+   * is validated before the handler runs, which gets the schema's output (its type inferred);
+   * invalid params reach the caller as SIPC_ERR_INVALID_ARGUMENT with the issues' paths and
+   * messages in `details.data.issues` (never the value). `result`, if given, validates a unary
+   * result before it is sent (a failure is this server's bug: SIPC_ERR_HANDLER to the caller, the
+   * issues in a `handlerError`). The params schema must accept every value the service type
+   * allows, and the result schema must produce the service's result type.
+   */
+  handle<
+    M extends MethodName<S>,
+    P extends StandardSchemaV1<any, any> | undefined = undefined,
+    R extends StandardSchemaV1<any, ResultOf<S, M>> | undefined = undefined,
+  >(
+    method: M,
+    schemas: MethodSchemas<P & ParamsSchemaCheck<S, M, P>, R>,
+    handler: SchemaHandler<S, M, P, R>,
+  ): this;
+  handle(method: string, schemasOrHandler: MethodSchemas | AnyHandler, handler?: AnyHandler): this {
     if (typeof method !== 'string' || method.length === 0 || isReservedMethod(method))
       throw createError(
         'SIPC_ERR_INVALID_ARGUMENT',
@@ -163,19 +229,33 @@ export class RpcServer<
       );
     if (this.#handlers.has(method))
       throw createError('SIPC_ERR_INVALID_ARGUMENT', `A handler for ${method} is already registered`);
-    this.#handlers.set(method, handler as AnyHandler);
+    let run: AnyHandler;
+    if (typeof schemasOrHandler === 'function') run = schemasOrHandler;
+    else {
+      assertMethodSchemas(method, schemasOrHandler);
+      if (typeof handler !== 'function')
+        throw createError('SIPC_ERR_INVALID_ARGUMENT', `The handler of ${method} must be a function`);
+      run = validatingHandler(method, schemasOrHandler, handler);
+    }
+    this.#handlers.set(method, run);
     return this;
   }
 
   /**
-   * Receive the events peers publish on topics matching `pattern` (a peer's event needs `publish`
-   * on its topic in the policy); returns the function that removes the listener.
+   * Receive the events peers publish on topics matching `pattern` (a topic or a wildcard like
+   * `files.*`, typed by the topics it can match; a peer's event needs `publish` on its topic in
+   * the policy); returns the function that removes the listener. A listener that throws does not
+   * stop the others: its exception is emitted as `error`, or rethrown without an `error` listener.
    */
-  subscribe<T extends Extract<keyof E, string>>(pattern: T, listener: EventListener<E[T]>): () => void;
-  /** Receive events on a wildcard pattern (`files.*`). */
-  subscribe(pattern: string, listener: EventListener): () => void;
+  subscribe<P extends string>(
+    pattern: P & PatternCheck<E, P>,
+    listener: EventListener<EventPayloadOf<E, P>>,
+  ): () => void;
   subscribe(pattern: string, listener: EventListener<any>): () => void {
-    return this.#events.add(pattern, listener);
+    return this.#events.add(
+      pattern,
+      guardListener(listener, (err) => reportListenerError(this, err)),
+    );
   }
 
   /**
@@ -234,9 +314,20 @@ export class RpcServer<
       maxQueuedReplyBytes: this.#options.maxQueuedReplyBytes,
       maxQueuedEventBytes: this.#options.maxQueuedEventBytes,
       wantsDecisions: () => this.listenerCount('decision') > 0,
-      onDecision: (d) => this.emit('decision', d),
+      onDecision: (d) => {
+        try {
+          this.emit('decision', d);
+        } catch (err) {
+          reportListenerError(this, err);
+        }
+      },
       onHandlerError: (f) => {
-        if (this.listenerCount('handlerError') > 0) this.emit('handlerError', f);
+        if (this.listenerCount('handlerError') === 0) return;
+        try {
+          this.emit('handlerError', f);
+        } catch (err) {
+          reportListenerError(this, err);
+        }
       },
       onError: (err) => {
         if (this.listenerCount('error') > 0) this.emit('error', err);
@@ -266,6 +357,11 @@ export class RpcServer<
     this.#sources.clear();
     await Promise.allSettled(sources.map((s) => s.close()));
     await Promise.allSettled([...this.#peers].map((p) => p.close()));
+  }
+
+  /** `await using server = await serve(...)`: stops listening and closes every session. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
   }
 }
 

@@ -86,3 +86,42 @@ export interface RequestOptions {
   /** W3C traceparent to pass along. */
   traceparent?: string;
 }
+
+/**
+ * What `client.request(method, ...)` takes after the name: the params, optional when the method
+ * takes none (`status(): Status` is called as `request('status')`) or accepts `undefined`, then
+ * the options.
+ */
+export type RequestArgs<S, M extends keyof S> = S[M] extends (...args: infer A) => unknown
+  ? A extends []
+    ? [params?: undefined, options?: RequestOptions]
+    : undefined extends A[0]
+      ? [params?: A[0], options?: RequestOptions]
+      : [params: A[0], options?: RequestOptions]
+  : never;
+
+/** A subscription pattern as a template literal type: `files.*` → `files.${string}`. */
+export type PatternTemplate<P extends string> = P extends `${infer Head}*${infer Rest}`
+  ? `${Head}${string}${PatternTemplate<Rest>}`
+  : P;
+
+/**
+ * The topics of `E` that pattern `P` can match (`*` matches any run of characters, dots
+ * included, as at run time); every string when `E` is the untyped `EventMap`.
+ */
+export type TopicsMatching<E, P extends string> = string extends keyof E
+  ? P extends `${string}*${string}`
+    ? string
+    : P
+  : Extract<keyof E, PatternTemplate<P>> & string;
+
+/** The payload of an event matched by `P`: the union of the matching topics' payloads. */
+export type EventPayloadOf<E, P extends string> = string extends keyof E
+  ? E[keyof E]
+  : E[TopicsMatching<E, P> & keyof E];
+
+/**
+ * `unknown` if pattern `P` can match a topic of `E`, else `never` (a pattern that matches no
+ * declared topic fails to compile).
+ */
+export type PatternCheck<E, P extends string> = [TopicsMatching<E, P>] extends [never] ? never : unknown;
