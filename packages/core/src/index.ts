@@ -236,6 +236,7 @@ export type {
   EventPayloadOf,
   Handler,
   HandlerContext,
+  InputItemOf,
   MethodName,
   ParamsOf,
   PatternCheck,
