@@ -6,6 +6,7 @@
  * directions of version-1 interoperation.
  */
 import {
+  type CloseInfo,
   connect,
   createClient,
   createPolicy,
@@ -186,15 +187,22 @@ export function channelSuite(test: Test, o: ConformanceOptions): void {
   });
 
   crossProcess(
-    `${o.name}: the server process killed with SIGKILL rejects pending requests with SIPC_ERR_CONNECTION_CLOSED ${needsChild(o)}`,
+    `${o.name}: the server process killed with SIGKILL rejects pending requests with SIPC_ERR_CONNECTION_CLOSED; the client's close says peer-vanished ${needsChild(o)}`,
     async (t) => {
       t.timeout(30_000);
       const ids = identities();
       const fixture = await startSecureFixture(t, o, ids, 'rpc-server');
       const client = createClient(await secureClient(t, o, fixture.address, ids));
+      const closed = new Promise<[SecureIpcError | undefined, CloseInfo]>((resolve) =>
+        client.once('close', (error, info) => resolve([error, info])),
+      );
       t.deepEqual(await client.request('echo', { n: 1 }), { n: 1 });
       const pending = Array.from({ length: 10 }, () => client.request('hang', {}));
       fixture.child.kill('SIGKILL');
+      // Protocol 2 announces every close: the kernel's end of a killed process is never "clean".
+      const [error, info] = await closed;
+      t.is(info.reason, 'peer-vanished', String(error));
+      t.true(isSecureIpcError(error, 'SIPC_ERR_CONNECTION_CLOSED'), String(error));
       const outcomes = await Promise.allSettled(pending);
       for (const outcome of outcomes) {
         t.is(outcome.status, 'rejected');

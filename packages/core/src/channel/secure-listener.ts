@@ -16,7 +16,8 @@ import {
   DEFAULT_MAX_PENDING_HANDSHAKES_PER_IDENTITY,
   REFUSED_BUSY,
 } from '../constants.js';
-import { createError, type SecureIpcError, toSecureIpcError } from '../errors.js';
+import { createError, type ErrorCode, type SecureIpcError, toSecureIpcError } from '../errors.js';
+import { presentedKeyFingerprint } from '../handshake/trust.js';
 import type { Connection, Listener, PeerInfo } from '../transport/contract.js';
 import { Admission, type AdmissionCaps, type AdmissionLimit, identityOf } from './admission.js';
 import { type ChannelOptions, type SecureChannel, validateChannelOptions } from './options.js';
@@ -56,6 +57,34 @@ export interface LimitDecision {
   readonly error: SecureIpcError;
 }
 
+/**
+ * A handshake that did not give a channel, as `handshakeFailed` reports it: never payload bytes
+ * or keys, only the peer's OS information, the fingerprint of the static key it presented (when
+ * the handshake got that far) and the reason.
+ */
+export interface HandshakeFailure {
+  /** `refused`: the peer authenticated but was not let in (trust decision, revocation, expiry, a cap); `failed`: anything else (timeout, protocol, authentication, no common version, a dropped handshake). */
+  readonly kind: 'refused' | 'failed';
+  /** The error code, e.g. SIPC_ERR_UNTRUSTED_PEER, SIPC_ERR_BUSY, SIPC_ERR_HANDSHAKE_TIMEOUT. */
+  readonly code: ErrorCode;
+  /** The typed error (its message and `cause` are local only; the peer saw a closed connection, or REFUSED busy). */
+  readonly error: SecureIpcError;
+  /** What the transport says about the peer process. */
+  readonly peer: PeerInfo | undefined;
+  /** Fingerprint (`keyFingerprint`) of the static key the peer presented in message 3, when it got that far. */
+  readonly fingerprint: string | undefined;
+  /** When (ms since the epoch). */
+  readonly at: number;
+}
+
+const REFUSAL_CODES: ReadonlySet<string> = new Set([
+  'SIPC_ERR_UNTRUSTED_PEER',
+  'SIPC_ERR_REVOKED',
+  'SIPC_ERR_CERT_EXPIRED',
+  'SIPC_ERR_BAD_CERTIFICATE',
+  'SIPC_ERR_BUSY',
+]);
+
 /** Events of a secure listener. */
 export interface SecureListenerEvents {
   /** A handshake succeeded. */
@@ -65,6 +94,8 @@ export interface SecureListenerEvents {
    * channel was refused by a connection cap (SIPC_ERR_BUSY); the listener keeps going.
    */
   handshakeError: [error: SecureIpcError, peer: PeerInfo | undefined];
+  /** The same handshakes as `handshakeError`, with the presented key's fingerprint and a kind: the feed for a server's log. */
+  handshakeFailed: [failure: HandshakeFailure];
   /** A cap was full: who was dropped or refused, and why (also reported as `handshakeError`). */
   limit: [decision: LimitDecision];
   /** The transport listener failed (a fatal accept error, as `ListenerEvents.error`); it closes next. */
@@ -168,7 +199,10 @@ class SecureListenerImpl extends EventEmitter<SecureListenerEvents> implements S
       this.listener.off('error', this.onListenerError);
       for (const cancel of this.cancels.values())
         cancel(createError('SIPC_ERR_ABORTED', 'The listener closed during the handshake'));
-      await Promise.allSettled([this.listener.close(), ...[...this.channels].map((c) => c.close())]);
+      // The channels' closes start first: each sends its CLOSE (protocol 7) before a transport
+      // whose listener close also drops its connections (the memory transport's does) can cut it.
+      const closes = [...this.channels].map((c) => c.close());
+      await Promise.allSettled([this.listener.close(), ...closes]);
       this.emit('close');
     })();
     return this.closing;
@@ -184,8 +218,28 @@ class SecureListenerImpl extends EventEmitter<SecureListenerEvents> implements S
     const error = this.admission.error(limit, identity, action);
     const max = this.admission.caps[limit];
     this.emit('limit', { action, limit, max, identity, peer, remoteStaticKey, error });
-    this.emit('handshakeError', error, peer);
+    this.failed(error, peer, remoteStaticKey);
     return error;
+  }
+
+  // Every handshake that gave no channel: `handshakeError`, then `handshakeFailed` with more.
+  private failed(error: SecureIpcError, peer: PeerInfo | undefined, remoteStaticKey?: Uint8Array): void {
+    this.emit('handshakeError', error, peer);
+    if (this.listenerCount('handshakeFailed') === 0) return;
+    const presented = error.details?.fingerprint;
+    this.emit('handshakeFailed', {
+      kind: REFUSAL_CODES.has(error.code) ? 'refused' : 'failed',
+      code: error.code,
+      error,
+      peer,
+      fingerprint:
+        remoteStaticKey !== undefined
+          ? presentedKeyFingerprint(remoteStaticKey)
+          : typeof presented === 'string'
+            ? presented
+            : undefined,
+      at: Date.now(),
+    });
   }
 
   private accept(connection: Connection): void {
@@ -256,8 +310,7 @@ class SecureListenerImpl extends EventEmitter<SecureListenerEvents> implements S
         this.cancels.delete(connection);
         this.admission.removePending(connection);
         // A dropped handshake (the only source of SIPC_ERR_HANDSHAKE_LIMIT here) was reported by its decision already.
-        if (!isDrop(err))
-          this.emit('handshakeError', toSecureIpcError(err, 'SIPC_ERR_HANDSHAKE_FAILED'), peer);
+        if (!isDrop(err)) this.failed(toSecureIpcError(err, 'SIPC_ERR_HANDSHAKE_FAILED'), peer);
       },
     );
   }

@@ -3,6 +3,7 @@
  * `connect()` in ./serve.ts opens the transport connection and the channel for you.
  */
 import { EventEmitter } from 'node:events';
+import { type CloseInfo, closeInfoOf } from '../channel/options.js';
 import { createError, type SecureIpcError } from '../errors.js';
 import type { PeerInfo } from '../transport/contract.js';
 import {
@@ -36,8 +37,11 @@ export interface RpcClientOptions {
 
 /** Events of an RPC client. */
 export interface RpcClientEvents {
-  /** The channel closed (error set when it did not close cleanly). */
-  close: [error: SecureIpcError | undefined];
+  /**
+   * The channel closed (error set when it did not close cleanly); `info.reason` tells a clean
+   * close, a server that vanished (crashed, killed), revoked, expired, a protocol error apart.
+   */
+  close: [error: SecureIpcError | undefined, info: CloseInfo];
   /**
    * A local failure with no caller to tell: a throwing event listener (without an `error`
    * listener it is rethrown, see `reportListenerError`), a misbehaving server.
@@ -67,8 +71,8 @@ export class RpcClient<
         if (this.listenerCount('error') > 0) this.emit('error', err);
       },
     });
-    channel.once('close', (error?: SecureIpcError) => {
-      this.emit('close', error);
+    channel.once('close', (error?: SecureIpcError, info?: CloseInfo) => {
+      this.emit('close', error, info ?? closeInfoOf(error));
       for (const watcher of [...this.#closeWatchers]) watcher(error);
       this.#closeWatchers.clear();
     });
