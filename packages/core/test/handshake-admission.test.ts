@@ -90,11 +90,31 @@ const closedSoon = (c: Connection): Promise<void> =>
         c.once('close', () => resolve());
       });
 
-test('per-identity cap: the 33rd silent handshake from one uid drops that uid’s oldest idle one', async (t) => {
+test('a burst of 100 simultaneous handshakes from one uid all succeed with the default caps (32 per uid): the excess waits, nobody is dropped', async (t) => {
+  const s = setup(t);
+  const channels = await Promise.all(Array.from({ length: 100 }, () => s.join('uid:1000')));
+  t.teardown(() => Promise.all(channels.map((c) => c.close())));
+  const replies = await Promise.all(
+    channels.map(async (channel, i) => {
+      const echo = once(channel, 'message');
+      await channel.send(Buffer.from(`burst ${i}`));
+      return Buffer.from((await echo)[0] as Uint8Array).toString();
+    }),
+  );
+  replies.forEach((r, i) => {
+    t.is(r, `burst ${i}`);
+  });
+  t.deepEqual(s.decisions, []);
+  t.deepEqual(s.errors, []);
+});
+
+test('per-identity cap: a 33rd silent connection displaces nobody; a newcomer whose message 1 arrived takes the slot of that uid’s oldest stale idle one', async (t) => {
   const s = setup(t);
   const flood = s.silent('uid:65534', 33);
+  const channel = await s.join('uid:65534');
+  t.teardown(() => channel.close());
   await closedSoon(flood[0]!);
-  t.is(s.decisions.length, 1);
+  t.is(s.decisions.length, 1, 'one drop, for the newcomer; the silent 33rd caused none');
   t.like(s.decisions[0], {
     action: 'dropped',
     limit: 'maxPendingHandshakesPerIdentity',
@@ -124,6 +144,8 @@ test('total cap: two uids fill all 64 slots, a client of a third uid still gets 
 test('peers the OS cannot identify share one group: they cannot take every slot either', async (t) => {
   const s = setup(t, { maxPendingHandshakes: 4, maxPendingHandshakesPerIdentity: 2 });
   s.silent(undefined, 3);
+  const channel = await s.join(undefined);
+  t.teardown(() => channel.close());
   t.like(s.decisions[0], {
     action: 'dropped',
     limit: 'maxPendingHandshakesPerIdentity',
@@ -131,7 +153,7 @@ test('peers the OS cannot identify share one group: they cannot take every slot 
   });
 });
 
-test('a handshake whose trust decision runs is never dropped: with nothing idle, the newcomer is refused', async (t) => {
+test('a handshake whose trust decision runs is never dropped: a newcomer waits for its slot; beyond 8 times the cap waiting, newcomers are refused', async (t) => {
   let release!: () => void;
   const gate = new Promise<void>((resolve) => {
     release = resolve;
@@ -141,11 +163,16 @@ test('a handshake whose trust decision runs is never dropped: with nothing idle,
     started = resolve;
   });
   const clientKey = generateKeyPair();
-  const s = setup(t, { maxPendingHandshakesPerIdentity: 1 }, [clientKey]);
+  const s = setup(t, { maxPendingHandshakesPerIdentity: 1, handshakeFirstMessageTimeoutMs: 200 }, [
+    clientKey,
+  ]);
+  let decided = 0;
   s.listener.update({
     trust: async () => {
-      started();
-      await gate;
+      if (decided++ === 0) {
+        started();
+        await gate;
+      }
       return true;
     },
   });
@@ -153,20 +180,32 @@ test('a handshake whose trust decision runs is never dropped: with nothing idle,
   // protocol 2, so is the initiator: for the acceptance).
   const deciding = s.join('uid:1000', clientKey);
   await trustStarted;
-  await new Promise((r) => setTimeout(r, 20));
-  const newcomer = s.silent('uid:1000', 1)[0]!;
-  await closedSoon(newcomer);
+  // A real newcomer: its message 1 arrives, then it waits (well past the 100 ms after which an
+  // idle or waiting handshake would be stale) without displacing the one deciding.
+  const newcomer = s.join('uid:1000', clientKey);
+  await new Promise((r) => setTimeout(r, 300));
+  t.deepEqual(s.decisions, []);
+  // 7 more parked (8 with the newcomer, 8 x the cap of 1), then the next is refused.
+  s.silent('uid:1000', 7);
+  const refused = s.silent('uid:1000', 1)[0]!;
+  await closedSoon(refused);
+  t.is(s.decisions.length, 1);
   t.like(s.decisions[0], {
     action: 'refused',
     limit: 'maxPendingHandshakesPerIdentity',
     identity: 'uid:1000',
   });
   release();
-  const channel = await deciding;
-  const echo = once(channel, 'message');
-  await channel.send(Buffer.from('decided'));
-  t.is(Buffer.from((await echo)[0] as Uint8Array).toString(), 'decided');
-  await channel.close();
+  for (const [label, pending] of [
+    ['decided', deciding],
+    ['waited', newcomer],
+  ] as const) {
+    const channel = await pending;
+    const echo = once(channel, 'message');
+    await channel.send(Buffer.from(label));
+    t.is(Buffer.from((await echo)[0] as Uint8Array).toString(), label);
+    await channel.close();
+  }
 });
 
 test('message 1 must arrive within handshakeFirstMessageTimeoutMs: silent and drip-feeding peers time out long before the handshake deadline', async (t) => {
