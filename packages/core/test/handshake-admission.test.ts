@@ -1,6 +1,7 @@
 // Issue 12, rows 4 and 5: handshake fairness (per-identity and total pending caps that drop the
 // oldest idle handshake, a short deadline for message 1, no reading while the trust decision
 // runs) and connection caps (per static key, per OS identity, total).
+import { randomBytes } from 'node:crypto';
 import { EventEmitter, once } from 'node:events';
 import test, { type ExecutionContext } from 'ava';
 import { secureConnect } from '../src/channel/secure-channel.js';
@@ -125,6 +126,46 @@ test('per-identity cap: a 33rd silent connection displaces nobody; a newcomer wh
   t.true(isSecureIpcError(s.decisions[0]!.error, 'SIPC_ERR_HANDSHAKE_LIMIT'));
   t.true(isSecureIpcError(s.errors[0], 'SIPC_ERR_HANDSHAKE_LIMIT'), 'also a handshakeError');
   t.false(flood[1]!.destroyed, 'only the oldest went');
+});
+
+/** A valid message 1 (a random ephemeral key, `{ versions: [1] }`) and then nothing: a stalled initiator. */
+function stalled(s: Setup, osIdentity: string, count: number): MemoryConnection[] {
+  const payload = Buffer.from('81a876657273696f6e739101', 'hex');
+  const made = s.silent(osIdentity, count);
+  for (const c of made) {
+    const frame = Buffer.alloc(2 + 32 + payload.length);
+    frame.writeUInt16BE(32 + payload.length, 0);
+    randomBytes(32).copy(frame, 2);
+    payload.copy(frame, 34);
+    c.write(frame);
+  }
+  return made;
+}
+
+test('a handshake past message 1 is never displaced by a newcomer of its own uid (it waits), but once stale it is by another uid’s newcomer at the total cap', async (t) => {
+  const s = setup(t, {
+    maxPendingHandshakes: 2,
+    maxPendingHandshakesPerIdentity: 1,
+    handshakeFirstMessageTimeoutMs: 200,
+  });
+  const [a] = stalled(s, 'uid:1000', 1);
+  const [b] = stalled(s, 'uid:1001', 1);
+  // Same uid as a stalled one, well past the 100 ms after which it is stale: it waits.
+  const own = s.join('uid:1000');
+  own.catch(() => {});
+  await new Promise((r) => setTimeout(r, 300));
+  t.deepEqual(s.decisions, [], 'nobody displaced for a newcomer of the same uid');
+  t.false(a!.destroyed);
+  // A third uid at the total cap (2): the stale stalled handshake of the uid holding the most goes.
+  const other = await s.join('uid:1002');
+  t.teardown(() => other.close());
+  t.is(s.decisions.length, 1);
+  t.like(s.decisions[0], { action: 'dropped', limit: 'maxPendingHandshakes', identity: 'uid:1000' });
+  await closedSoon(a!);
+  // The first uid's own newcomer then gets the slot its stalled handshake left.
+  const channel = await own;
+  t.teardown(() => channel.close());
+  t.false(b!.destroyed);
 });
 
 test('total cap: two uids fill all 64 slots, a client of a third uid still gets in and only the biggest flooder loses a slot', async (t) => {

@@ -24,7 +24,7 @@ export const UNKNOWN_IDENTITY = 'unknown';
 export type HandshakeStage =
   /** Message 1 has not completely arrived (droppable once stale). */
   | 'idle'
-  /** Message 2 sent, waiting for message 3 from the peer (droppable once stale, when no stale idle one is left). */
+  /** Message 2 sent, waiting for message 3 from the peer (droppable once stale, for a newcomer of another identity, when no stale idle one is left). */
   | 'waiting'
   /** Message 3 arrived, the trust decision runs: the peer did its part; never dropped. */
   | 'deciding';
@@ -226,7 +226,8 @@ export class Admission<T, C> {
   /**
    * Give slots to parked connections whose message 1 arrived, oldest first: a free slot, else the
    * slot of a stale handshake (the oldest stale idle one of the group holding the most, for the
-   * per-identity cap the newcomer's own group; else its oldest stale one waiting for message 3),
+   * per-identity cap the newcomer's own group; else, of another group than the newcomer's, its
+   * oldest stale one waiting for message 3),
    * which is forgotten here and returned for the listener to reset. Run it only after the
    * sockets were read (the listener defers it with setImmediate, after the event loop's poll):
    * "idle" is then what was read, not what was not yet looked at. `next` is when a handshake
@@ -242,7 +243,7 @@ export class Admission<T, C> {
       if (limit !== undefined) {
         const group =
           limit === 'maxPendingHandshakesPerIdentity' ? parked.identity : this.#pendingPerIdentity.largest();
-        const choice = group === undefined ? undefined : this.#stale(group, now);
+        const choice = group === undefined ? undefined : this.#stale(group, now, group === parked.identity);
         if (choice?.victim === undefined) {
           if (choice?.next !== undefined && (next === undefined || choice.next < next)) next = choice.next;
           continue;
@@ -293,13 +294,17 @@ export class Admission<T, C> {
     return undefined;
   }
 
-  // The group's oldest stale idle handshake, else its oldest stale one waiting for message 3;
-  // with neither, when the first of them becomes stale.
-  #stale(group: string, now: number): { victim?: T; next?: number } {
+  // The group's oldest stale idle handshake, else (for a newcomer of another group only) its
+  // oldest stale one waiting for message 3; with neither, when the first of them becomes stale.
+  // A newcomer never displaces a handshake of its own group that got past message 1: in a burst,
+  // those wait for the client's message 3, which a busy client may send late (its DH for every
+  // message 2 of the burst runs first); a stalled flood of one identity only delays that identity.
+  #stale(group: string, now: number, ownGroup: boolean): { victim?: T; next?: number } {
     let waiting: T | undefined;
     let next: number | undefined;
     for (const [handle, entry] of this.#pending) {
       if (entry.identity !== group || entry.stage === 'deciding') continue;
+      if (ownGroup && entry.stage === 'waiting') continue;
       const staleAt = entry.since + this.staleAfterMs;
       if (staleAt > now) {
         if (next === undefined || staleAt < next) next = staleAt;
