@@ -228,6 +228,7 @@ export type {
   EventPayloadOf,
   Handler,
   HandlerContext,
+  InputItemOf,
   MethodName,
   ParamsOf,
   PatternCheck,

@@ -32,7 +32,7 @@ test('ids and names of every size encode as msgpack would', (t) => {
       'x'.repeat(31),
       'y'.repeat(32),
       'z'.repeat(255),
-      'é'.repeat(200),
+      'é'.repeat(128), // 256 UTF-8 bytes: the limit counts bytes
       'w'.repeat(256),
     ]) {
       const r = decodeEnvelope(encodeEnvelope({ k: Kind.Request, id, m, p: [id] }));
@@ -48,6 +48,9 @@ test('ids and names of every size encode as msgpack would', (t) => {
   );
   const long = t.throws(() => encodeEnvelope({ k: Kind.Event, m: 'x'.repeat(257) }));
   t.true(isSecureIpcError(long, 'SIPC_ERR_INVALID_ARGUMENT'));
+  // 129 characters, 258 UTF-8 bytes: too long, though shorter than 256 UTF-16 units.
+  const wide = t.throws(() => encodeEnvelope({ k: Kind.Event, m: 'é'.repeat(129) }));
+  t.true(isSecureIpcError(wide, 'SIPC_ERR_INVALID_ARGUMENT'));
 });
 
 test('every kind round-trips', (t) => {
@@ -97,7 +100,8 @@ const invalid: Array<[string, unknown, number | undefined]> = [
   ['error with stack field', { v: 1, k: 3, id: 5, e: { code: 'X', message: 'x', stack: 's' } }, 5],
   ['error message too long', { v: 1, k: 3, id: 5, e: { code: 'X', message: 'x'.repeat(1025) } }, 5],
   ['e on a response', { v: 1, k: 2, id: 5, e: { code: 'X', message: 'x' } }, 5],
-  ['event with id', { v: 1, k: 4, id: 5, m: 't' }, 5],
+  // An event is never answered, even one that carries an id: the id is not one to answer to.
+  ['event with id', { v: 1, k: 4, id: 5, m: 't' }, undefined],
   ['event without topic', { v: 1, k: 4, p: 1 }, undefined],
   ['cancel with payload', { v: 1, k: 5, id: 5, p: 1 }, 5],
   ['stream end with payload', { v: 1, k: 7, id: 5, p: 1 }, 5],

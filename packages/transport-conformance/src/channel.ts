@@ -1,9 +1,21 @@
 /**
  * Channel sub-suite: secure channels (Noise_XX, core's `secureConnect`/`secureListen`) and RPC over
  * the transport: echo across processes, 1 byte / 64 KiB / 16 MiB messages, 10,000 messages in
- * order, 100 concurrent channels, a slow reader bounding the writer, and close semantics.
+ * order, 100 concurrent channels, a slow reader bounding the writer, close semantics, and the
+ * refusals a client learns in `connect()` (protocol version 2, docs/protocol.md 3.8) with both
+ * directions of version-1 interoperation.
  */
-import { createClient, createPolicy, createServer, isSecureIpcError, secureListen } from '@secure-ipc/core';
+import {
+  connect,
+  createClient,
+  createPolicy,
+  createServer,
+  generateKeyPair,
+  isSecureIpcError,
+  type SecureChannel,
+  type SecureIpcError,
+  secureListen,
+} from '@secure-ipc/core';
 import { STALL_BOUND, writeUntilBlocked } from './backpressure.js';
 import { digest, random } from './bytes.js';
 import type { SecureFixtureArgs } from './fixture-channel.js';
@@ -16,6 +28,7 @@ import {
   nextMessage,
   remoteSecureEchoServer,
   secureClient,
+  secureEchoServer,
   startSecureFixture,
   trusting,
 } from './secure.js';
@@ -203,4 +216,61 @@ export function channelSuite(test: Test, o: ConformanceOptions): void {
       }
     },
   );
+
+  test(`${o.name}: an untrusted client's connect() rejects with SIPC_ERR_REFUSED (${where})`, async (t) => {
+    t.timeout(30_000);
+    const ids = identities();
+    const address = await remoteSecureEchoServer(t, o, ids);
+    const stranger = generateKeyPair();
+    const err = (await t.throwsAsync(
+      connect({
+        transport: o.transport,
+        address,
+        keyPair: stranger,
+        trust: { keys: [ids.server.publicKey] },
+      }),
+    )) as SecureIpcError | undefined;
+    t.true(isSecureIpcError(err, 'SIPC_ERR_REFUSED'), String(err));
+    t.is(err?.details?.reason, 'closed');
+    // The trusted client still gets in.
+    const channel = await secureClient(t, o, address, ids);
+    t.is(channel.version, 2);
+  });
+
+  test(`${o.name}: a client over the server's connection cap: connect() rejects with SIPC_ERR_REFUSED, reason busy`, async (t) => {
+    t.timeout(30_000);
+    const ids = identities();
+    const server = await secureEchoServer(t, o, ids, { maxConnectionsPerKey: 1 });
+    const options = { transport: o.transport, address: server.address, ...trusting(ids.client, ids.server) };
+    const first = await connect(options);
+    t.teardown(() => first.close(new Error('test over')).catch(() => {}));
+    t.is(await first.ping('in'), 'in');
+    const err = (await t.throwsAsync(connect(options))) as SecureIpcError | undefined;
+    t.true(isSecureIpcError(err, 'SIPC_ERR_REFUSED'), String(err));
+    t.deepEqual(err?.details, { reason: 'busy', retryable: true });
+    t.true(isSecureIpcError(err?.cause, 'SIPC_ERR_BUSY'));
+    t.is(await first.ping('still in'), 'still in');
+  });
+
+  test(`${o.name}: version 1 interoperates both ways: a v1-only client with a v2 server, a v2 client with a v1-only server`, async (t) => {
+    t.timeout(30_000);
+    for (const [clientVersions, serverVersions] of [
+      [[1], undefined],
+      [undefined, [1]],
+    ] as const) {
+      const ids = identities();
+      const server = await secureEchoServer(t, o, ids, serverVersions ? { versions: serverVersions } : {});
+      const channel = await secureClient(
+        t,
+        o,
+        server.address,
+        ids,
+        clientVersions ? { versions: clientVersions } : {},
+      );
+      t.is(channel.version, 1);
+      const reply = nextMessage(channel);
+      await channel.send(Buffer.from('v1'));
+      t.is(Buffer.from(await reply).toString(), 'v1');
+    }
+  });
 }

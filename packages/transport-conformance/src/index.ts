@@ -3,7 +3,7 @@
  * and third parties' alike. `runTransportConformance(test, options)` registers all sub-suites with
  * the caller's ava `test`; each sub-suite is also exported on its own subpath
  * (`@secure-ipc/transport-conformance/basic`, `close`, `large`, `stress`, `channel`, `hostile`,
- * `abuse`)
+ * `abuse`, `rpc-streams`)
  * for a transport that needs only part of it. It uses only `@secure-ipc/core`'s public API.
  * The handshake flood (`@secure-ipc/transport-conformance/flood`, `handshakeFloodSuite`) is not
  * registered by `runTransportConformance`: it needs root and a transport that fills
@@ -34,6 +34,7 @@ import { closeSuite } from './close.js';
 import { hostileSuite } from './hostile.js';
 import { largeSuite } from './large.js';
 import type { ConformanceOptions, Test } from './options.js';
+import { rpcStreamsSuite } from './rpc-streams.js';
 import { stressSuite } from './stress.js';
 
 export { abuseSuite } from './abuse.js';
@@ -43,6 +44,7 @@ export { closeSuite } from './close.js';
 export { hostileSuite } from './hostile.js';
 export { largeSuite } from './large.js';
 export type { ChildTransportSpec, ConformanceOptions, Test } from './options.js';
+export { rpcStreamsSuite } from './rpc-streams.js';
 export { stressSuite } from './stress.js';
 
 /** Register every conformance case for one transport. */
@@ -54,4 +56,5 @@ export function runTransportConformance(test: Test, options: ConformanceOptions)
   channelSuite(test, options);
   hostileSuite(test, options);
   abuseSuite(test, options);
+  rpcStreamsSuite(test, options);
 }

@@ -4,11 +4,19 @@
  * generic msgpack decoder for anything else; both end in `validateEnvelope`. Never throws.
  */
 import { decodeAccepted, decodeBudgetRefusal } from '../msgpack/decode-budget.js';
-import type { DecodeResult, EnvelopeLimits } from './types.js';
+import { isIntegerAt, keyCount, mapAt, skipValue, stringAt } from '../msgpack/wire-scan.js';
+import { type DecodeResult, type Envelope, EnvelopeKind, type EnvelopeLimits } from './types.js';
 import { bad, validateEnvelope } from './validate.js';
 
-/** Decode and validate one channel message; never throws. */
-export function decodeEnvelope(bytes: Uint8Array, limits?: EnvelopeLimits): DecodeResult {
+/**
+ * Decode and validate one channel message; never throws. `protocolVersion` is the channel's
+ * (kinds 9-12 and `h.stream` are valid only on version 2).
+ */
+export function decodeEnvelope(
+  bytes: Uint8Array,
+  limits?: EnvelopeLimits,
+  protocolVersion = 1,
+): DecodeResult {
   const refusal = decodeBudgetRefusal(bytes);
   if (refusal !== undefined) {
     // Answered to the request's id when the canonical head carries one (as any invalid envelope
@@ -22,14 +30,77 @@ export function decodeEnvelope(bytes: Uint8Array, limits?: EnvelopeLimits): Deco
     );
   }
   const fast = readCanonical(bytes);
-  if (fast !== undefined) return validateEnvelope(fast, limits);
+  if (fast !== undefined) return validateEnvelope(fast, limits, protocolVersion);
   let raw: unknown;
   try {
     raw = decodeAccepted(bytes);
   } catch {
     return bad('not a single msgpack value', undefined, undefined);
   }
-  return validateEnvelope(raw, limits);
+  const result = validateEnvelope(raw, limits, protocolVersion);
+  if (!result.ok) return result;
+  const { k, id } = result.envelope;
+  const problem = encodingProblem(bytes, result.envelope);
+  if (problem === undefined) return result;
+  // An id or kind that is not a msgpack integer, or a key the map repeats, cannot be read: such an
+  // envelope is not answered (the channel closes), as one without an id.
+  const [reason, field] = problem;
+  return bad(
+    reason,
+    field === undefined || field === 'id' ? undefined : id,
+    field === undefined || field === 'k' ? undefined : k,
+  );
+}
+
+/**
+ * What the decoded value cannot show, read from the bytes of a valid envelope off the generic
+ * path: the uint fields (`v`, `k`, `id`, `h.timeout`, a credit's `p`) are msgpack integers, never
+ * floats such as 1.0; the envelope, `e` and `h` are maps of distinct str keys (the decoded map
+ * has as many keys as the encoded one has entries). Returns the reason and the top-level field
+ * at fault (undefined when the envelope's own map is). The fast path reads `v`, `k` and `id` as
+ * integers only, and checks a credit's `p` and `e` itself.
+ */
+function encodingProblem(bytes: Uint8Array, env: Envelope): [string, string | undefined] | undefined {
+  const map = mapAt(bytes, 0);
+  if (map === undefined) return ['not a map', undefined];
+  let [entries, at] = map;
+  if (entries !== keyCount(env)) return ['a map key that appears twice', undefined];
+  for (; entries > 0; entries--) {
+    const entry = stringAt(bytes, at);
+    if (entry === undefined) return ['a map key that is not a string', undefined];
+    const [key, valueAt] = entry;
+    if (
+      key === 'v' ||
+      key === 'k' ||
+      key === 'id' ||
+      (key === 'p' && (env.k === EnvelopeKind.Credit || env.k === EnvelopeKind.InputCredit))
+    ) {
+      if (!isIntegerAt(bytes, valueAt)) return [`"${key}" is not a msgpack integer`, key];
+    } else if (key === 'e') {
+      if (mapAt(bytes, valueAt)?.[0] !== keyCount(env.e!)) return ['a key that appears twice in e', key];
+    } else if (key === 'h') {
+      const reason = headerEncoding(bytes, valueAt, env.h!);
+      if (reason !== undefined) return [reason, key];
+    }
+    at = skipValue(bytes, valueAt);
+  }
+  return undefined;
+}
+
+function headerEncoding(bytes: Uint8Array, pos: number, h: object): string | undefined {
+  const map = mapAt(bytes, pos);
+  if (map === undefined) return 'headers are not a map';
+  let [entries, at] = map;
+  if (entries !== keyCount(h)) return 'a header that appears twice';
+  for (; entries > 0; entries--) {
+    const entry = stringAt(bytes, at);
+    if (entry === undefined) return 'a header key that is not a string';
+    const [key, valueAt] = entry;
+    if (key === 'timeout' && !isIntegerAt(bytes, valueAt))
+      return 'the timeout header is not a msgpack integer';
+    at = skipValue(bytes, valueAt);
+  }
+  return undefined;
 }
 
 // Method and topic names repeat: a small direct-mapped cache returns the same string without
@@ -113,8 +184,8 @@ function readHead(bytes: Uint8Array, out: Record<string, unknown>): number {
 }
 
 /**
- * The fast path for canonical envelopes (readHead, then at most one of p / e): only the last
- * value goes through msgpack. Anything else returns undefined and takes the generic decoder; both
+ * The fast path for canonical envelopes (readHead, then one of p / e / h, or p then h): only the
+ * values go through msgpack. Anything else returns undefined and takes the generic decoder; both
  * paths end in the same validateEnvelope. Profiled: about half the cost of the generic decode.
  */
 function readCanonical(bytes: Uint8Array): Record<string, unknown> | undefined {
@@ -124,9 +195,33 @@ function readCanonical(bytes: Uint8Array): Record<string, unknown> | undefined {
   if (pos < 0) return undefined;
   const more = (bytes[0]! & 0x0f) - 2 - (out.id === undefined ? 0 : 1) - (out.m === undefined ? 0 : 1);
   if (more === 0) return pos === n ? out : undefined;
-  if (more !== 1 || bytes[pos] !== 0xa1 || (bytes[pos + 1] !== 0x70 && bytes[pos + 1] !== 0x65))
+  if (bytes[pos] !== 0xa1) return undefined;
+  const first = bytes[pos + 1];
+  if (more === 2) {
+    // A request with params and headers, as the encoder writes it: p, then h.
+    if (first !== 0x70) return undefined;
+    const end = skipValue(bytes, pos + 2);
+    if (bytes[end] !== 0xa1 || bytes[end + 1] !== 0x68) return undefined;
+    try {
+      out.p = decodeAccepted(new Uint8Array(bytes.buffer, bytes.byteOffset + pos + 2, end - pos - 2));
+      out.h = decodeAccepted(new Uint8Array(bytes.buffer, bytes.byteOffset + end + 2, n - end - 2));
+    } catch {
+      return undefined;
+    }
+    return typeof out.h === 'object' && out.h !== null && headerEncoding(bytes, end + 2, out.h) === undefined
+      ? out
+      : undefined;
+  }
+  if (more !== 1 || (first !== 0x70 && first !== 0x65 && first !== 0x68)) return undefined;
+  const key = first === 0x70 ? 'p' : first === 0x65 ? 'e' : 'h';
+  // What the decoded value cannot show (a credit's float 1.0, a key twice in `e` or `h`) is left
+  // to the generic path, whose encodingProblem refuses it.
+  if (
+    key === 'p' &&
+    (out.k === EnvelopeKind.Credit || out.k === EnvelopeKind.InputCredit) &&
+    !isIntegerAt(bytes, pos + 2)
+  )
     return undefined;
-  const key = bytes[pos + 1] === 0x70 ? 'p' : 'e';
   // A plain Uint8Array view (Buffer#subarray costs a FastBuffer construction per message), so
   // binary values come out as Uint8Array views of the message.
   const rest = new Uint8Array(bytes.buffer, bytes.byteOffset + pos + 2, n - pos - 2);
@@ -137,5 +232,11 @@ function readCanonical(bytes: Uint8Array): Record<string, unknown> | undefined {
   } catch {
     return undefined;
   }
+  const h = out.h;
+  if (key === 'h' && (typeof h !== 'object' || h === null || headerEncoding(bytes, pos + 2, h) !== undefined))
+    return undefined;
+  const e = out.e;
+  if (key === 'e' && typeof e === 'object' && e !== null && mapAt(bytes, pos + 2)?.[0] !== keyCount(e))
+    return undefined;
   return out;
 }

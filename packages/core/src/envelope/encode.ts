@@ -5,7 +5,7 @@
 import { Encoder } from '@msgpack/msgpack';
 import { createError } from '../errors.js';
 import { DEFAULT_ENVELOPE_LIMITS, type Envelope } from './types.js';
-import { isId } from './validate.js';
+import { exceedsUtf8, headersProblem, isId } from './validate.js';
 
 // The envelope's fixed fields are written by hand and only the values (payload, error, headers)
 // go through msgpack: no object spread, no key strings encoded per message, and one pooled
@@ -100,8 +100,17 @@ function encodeBinaryPayload(pos: number, p: Uint8Array): Buffer {
 /** Encode an envelope (adds `v`); throws SIPC_ERR_INVALID_ARGUMENT for values msgpack cannot carry. */
 export function encodeEnvelope(envelope: Envelope): Uint8Array {
   const { k, id, m, p, e, h } = envelope;
-  if (typeof m === 'string' && m.length > DEFAULT_ENVELOPE_LIMITS.maxNameLength)
-    throw createError('SIPC_ERR_INVALID_ARGUMENT', 'The method or topic name is too long');
+  if (typeof m === 'string' && exceedsUtf8(m, DEFAULT_ENVELOPE_LIMITS.maxNameLength))
+    throw createError(
+      'SIPC_ERR_INVALID_ARGUMENT',
+      `The method or topic name is longer than ${DEFAULT_ENVELOPE_LIMITS.maxNameLength} UTF-8 bytes`,
+    );
+  if (h !== undefined) {
+    // Never sent when the peer would refuse it: the caller learns here, with the reason.
+    const problem = headersProblem(h, DEFAULT_ENVELOPE_LIMITS.maxIdempotencyKeyLength);
+    if (problem !== undefined)
+      throw createError('SIPC_ERR_INVALID_ARGUMENT', `The request headers are invalid: ${problem}`);
+  }
   if (id !== undefined && !isId(id)) throw createError('SIPC_ERR_INVALID_ARGUMENT', 'Invalid envelope id');
   let fields = 2;
   if (id !== undefined) fields++;

@@ -27,7 +27,20 @@ export const EnvelopeKind = {
   StreamEnd: 7,
   /** The requester grants `p` more stream items for request `id` (flow control). */
   Credit: 8,
+  /** Version 2: one item of request `id`'s streamed input (requester → responder). */
+  InputItem: 9,
+  /** Version 2: request `id`'s streamed input ended normally (requester → responder). */
+  InputEnd: 10,
+  /** Version 2: the responder grants `p` more input items for request `id`. */
+  InputCredit: 11,
+  /** Version 2: the responder reads no more of request `id`'s input. */
+  InputStop: 12,
 } as const;
+
+/** The highest kind of each envelope-carrying protocol version (kinds 9-12 need version 2). */
+export function maxKindOf(protocolVersion: number): EnvelopeKind {
+  return protocolVersion >= 2 ? EnvelopeKind.InputStop : EnvelopeKind.Credit;
+}
 
 /** A kind number. */
 export type EnvelopeKind = (typeof EnvelopeKind)[keyof typeof EnvelopeKind];
@@ -40,6 +53,8 @@ export interface EnvelopeHeaders {
   idem?: string;
   /** W3C traceparent of the caller's span. */
   trace?: string;
+  /** Version 2: the params are a streamed input (kinds 9 and 10 follow; no `p`). */
+  stream?: true;
 }
 
 /** An error as it crosses the wire: code and message only (plus optional data the thrower chose). */

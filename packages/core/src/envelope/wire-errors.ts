@@ -16,11 +16,26 @@ import {
   type SecureIpcError,
 } from '../errors.js';
 import type { WireError } from './types.js';
-import { ERROR_CODE } from './validate.js';
+import { ERROR_CODE, exceedsUtf8 } from './validate.js';
 
 const PUBLIC_BRAND = Symbol.for('@secure-ipc/public-error');
 const MAX_CODE_LENGTH = 64;
 const MAX_MESSAGE_LENGTH = 1024;
+/** The longest correlation id a receiver takes from `data.correlationId`, in UTF-8 bytes. */
+const MAX_CORRELATION_ID_LENGTH = 128;
+
+/**
+ * `message` as it crosses the wire: well-formed UTF-8 (a lone surrogate becomes U+FFFD) of at
+ * most MAX_MESSAGE_LENGTH bytes, cut at a character boundary when longer (docs/protocol.md).
+ */
+export function wireMessage(message: string): string {
+  const bytes = Buffer.from(message, 'utf8');
+  if (bytes.length <= MAX_MESSAGE_LENGTH)
+    return bytes.length === message.length ? message : bytes.toString('utf8');
+  let end = MAX_MESSAGE_LENGTH;
+  while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--; // never inside a character
+  return bytes.toString('utf8', 0, end);
+}
 
 /** Options of a `PublicError`. */
 export interface PublicErrorOptions {
@@ -31,8 +46,9 @@ export interface PublicErrorOptions {
 }
 
 /**
- * An error a handler means for its caller: it crosses the wire with its `code`, `message` (at
- * most 1,024 characters) and `data`. `code` is the application's own (e.g. `SHOP_EMPTY`, which the
+ * An error a handler means for its caller: it crosses the wire with its `code`, `message` and
+ * `data`; a message longer than 1,024 UTF-8 bytes crosses cut to that, at a character boundary
+ * (the local error keeps it whole). `code` is the application's own (e.g. `SHOP_EMPTY`, which the
  * caller gets as a `RemoteError` with that `remoteCode`) or a code of the error table (the caller
  * gets its typed class), in the wire's syntax (1-64 characters of `[A-Za-z0-9_.:-]`); not
  * `SIPC_ERR_REMOTE`. Anything else a handler throws reaches the caller as `SIPC_ERR_HANDLER`.
@@ -93,7 +109,7 @@ export function publicWireError(err: unknown): WireError | undefined {
   if (typeof err !== 'object' || err === null) return undefined;
   if ((err as Record<symbol, unknown>)[PUBLIC_BRAND] === true) {
     const { code, message, data } = err as PublicError;
-    const wire: WireError = { code, message: message.slice(0, MAX_MESSAGE_LENGTH) };
+    const wire: WireError = { code, message: wireMessage(message) };
     if (data !== undefined) wire.data = data;
     return wire;
   }
@@ -126,7 +142,13 @@ export function fromWireError(wire: WireError): SecureIpcError {
     const details = err.details as Record<string, unknown>;
     if (wire.data !== undefined) details.data = wire.data;
     const id = (wire.data as { correlationId?: unknown } | undefined)?.correlationId;
-    if (wire.code === 'SIPC_ERR_HANDLER' && typeof id === 'string') details.correlationId = id;
+    if (
+      wire.code === 'SIPC_ERR_HANDLER' &&
+      typeof id === 'string' &&
+      id.length > 0 &&
+      !exceedsUtf8(id, MAX_CORRELATION_ID_LENGTH)
+    )
+      details.correlationId = id;
     return err;
   }
   return new RemoteError(wire.message, { remoteCode: wire.code, data: wire.data, details: { remote: true } });

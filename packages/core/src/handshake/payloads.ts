@@ -6,6 +6,7 @@
 import { encode } from '@msgpack/msgpack';
 import { createError } from '../errors.js';
 import { boundedDecoder, decodeBounded } from '../msgpack/decode-budget.js';
+import { arrayAt, isIntegerAt, scanStringKeyedMap, skipValue } from '../msgpack/wire-scan.js';
 
 /** Keys the protocol reserves in handshake payloads. */
 export const RESERVED_PAYLOAD_KEYS: readonly string[] = ['versions', 'version'];
@@ -38,7 +39,24 @@ export function encodePayload(fixed: Record<string, unknown>, extra?: Record<str
   }
 }
 
-/** Decode and validate a payload map (string keys only); throws `SIPC_ERR_PROTOCOL`. */
+// The reserved keys' values must be msgpack integers as encoded (a float 1.0 decodes to 1 too).
+function reservedEncoding(bytes: Uint8Array, key: string, at: number): string | undefined {
+  if (key === 'version') return isIntegerAt(bytes, at) ? undefined : '"version" is not a msgpack integer';
+  if (key !== 'versions') return undefined;
+  const list = arrayAt(bytes, at);
+  if (list === undefined) return undefined; // not a list: offeredVersions says so
+  let [n, pos] = list;
+  for (; n > 0; n--) {
+    if (!isIntegerAt(bytes, pos)) return '"versions" holds an entry that is not a msgpack integer';
+    pos = skipValue(bytes, pos);
+  }
+  return undefined;
+}
+
+/**
+ * Decode and validate a payload: exactly one msgpack map, every key a str and none twice, the
+ * reserved keys' numbers msgpack integers (docs/protocol.md, 3.3); throws `SIPC_ERR_PROTOCOL`.
+ */
 export function decodePayload(bytes: Uint8Array): Record<string, unknown> {
   let value: unknown;
   try {
@@ -48,12 +66,19 @@ export function decodePayload(bytes: Uint8Array): Record<string, unknown> {
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array)
     throw createError('SIPC_ERR_PROTOCOL', 'Handshake payload is not a map');
+  // The decoded object cannot tell an integer key 1 from the string "1", or a key that appeared
+  // twice (the last one wins): the bytes can.
+  const reason = scanStringKeyedMap(bytes, 0, (key, at) => reservedEncoding(bytes, key, at));
+  if (reason !== undefined) throw createError('SIPC_ERR_PROTOCOL', `Handshake payload is invalid: ${reason}`);
   // @msgpack/msgpack builds plain objects (numeric keys become strings) and refuses a `__proto__`
   // key, so the map cannot reach a prototype and is safe to spread.
   return Object.freeze(value as Record<string, unknown>);
 }
 
-/** The versions offered in message 1: 1..16 distinct integers in 1..65535. */
+/**
+ * The versions offered in message 1: 1..16 distinct integers in 1..65535 (msgpack integers:
+ * decodePayload checked the encoding). A list with an entry twice is refused.
+ */
 export function offeredVersions(payload: Readonly<Record<string, unknown>>): number[] {
   const versions = payload.versions;
   if (
@@ -63,6 +88,8 @@ export function offeredVersions(payload: Readonly<Record<string, unknown>>): num
     !versions.every((v) => Number.isInteger(v) && v >= 1 && v <= 65_535)
   )
     throw createError('SIPC_ERR_PROTOCOL', 'Message 1 must offer "versions": a list of protocol versions');
+  if (new Set(versions).size !== versions.length)
+    throw createError('SIPC_ERR_PROTOCOL', 'Message 1 offers a version twice in "versions"');
   return versions as number[];
 }
 

@@ -24,7 +24,7 @@ import { createError, type SecureIpcError } from '../errors.js';
 import { Fifo } from './fifo.js';
 import type { RequestOptions } from './service-types.js';
 import { DEFAULT_MAX_IN_FLIGHT, noop, type Session } from './session.js';
-import { DEFAULT_STREAM_WINDOW, RemoteStream } from './streams.js';
+import { DEFAULT_STREAM_WINDOW, InputSender, isAsyncIterable, RemoteStream } from './streams.js';
 
 interface Pending {
   id: number;
@@ -33,6 +33,8 @@ interface Pending {
   /** Set once the caller has its answer (or gave up): later replies only free the slot. */
   settled: boolean;
   stream: RemoteStream<unknown> | undefined;
+  /** The sender of a streamed input (params that are an async iterable; protocol version 2). */
+  input: InputSender | undefined;
   timer: NodeJS.Timeout | undefined;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
@@ -81,6 +83,20 @@ export class Caller {
       );
     const closed = this.#session.closeError;
     if (closed !== undefined) return Promise.reject(closed);
+    if (isAsyncIterable(params)) {
+      // Checked before anything is sent: a version-1 peer would close the channel on kind 9.
+      if ((this.#session.channel.version ?? 1) < 2)
+        return Promise.reject(
+          createError(
+            'SIPC_ERR_VERSION_MISMATCH',
+            'The peer speaks protocol version 1, which has no streamed input (client or bidirectional streams); it needs version 2',
+          ),
+        );
+      if (options.idempotencyKey !== undefined)
+        return Promise.reject(
+          createError('SIPC_ERR_INVALID_ARGUMENT', 'A request with a streamed input cannot be idempotent'),
+        );
+    }
     if (signal?.aborted)
       return Promise.reject(createError('SIPC_ERR_ABORTED', undefined, { cause: signal.reason }));
     const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
@@ -137,17 +153,24 @@ export class Caller {
     }
     // The API's names become the wire's header keys here (the dispatcher maps them back).
     let h: EnvelopeHeaders | undefined;
-    if (deadline !== undefined || options.idempotencyKey !== undefined || options.traceparent !== undefined) {
+    const streamed = isAsyncIterable(params);
+    if (
+      deadline !== undefined ||
+      options.idempotencyKey !== undefined ||
+      options.traceparent !== undefined ||
+      streamed
+    ) {
       h = {};
       // The header carries what is left of the caller's budget after any wait for a slot.
       if (deadline !== undefined) h.timeout = Math.max(1, deadline - Date.now());
       if (options.idempotencyKey !== undefined) h.idem = options.idempotencyKey;
       if (options.traceparent !== undefined) h.trace = options.traceparent;
+      if (streamed) h.stream = true;
     }
     const id = this.#nextId++;
     let bytes: Uint8Array;
     try {
-      bytes = encodeEnvelope({ k: Kind.Request, id, m: method, p: params, h });
+      bytes = encodeEnvelope({ k: Kind.Request, id, m: method, p: streamed ? undefined : params, h });
     } catch (err) {
       reject(err);
       return;
@@ -159,6 +182,7 @@ export class Caller {
       reject,
       settled: false,
       stream: undefined,
+      input: undefined,
       timer: undefined,
       signal,
       onAbort: undefined,
@@ -182,6 +206,34 @@ export class Caller {
       this.#free(pending);
       reject(err);
     });
+    if (streamed && !pending.settled) pending.input = this.#sendInput(pending, params);
+  }
+
+  /** Send the items of a streamed input on credit (kinds 9, then 10), until the call is over. */
+  #sendInput(pending: Pending, source: AsyncIterable<unknown>): InputSender {
+    const { id } = pending;
+    return new InputSender(
+      source,
+      (item) => this.#session.send(encodeEnvelope({ k: Kind.InputItem, id, p: item })),
+      () => {
+        this.#session.send(encodeEnvelope({ k: Kind.InputEnd, id }))?.catch(noop);
+      },
+      (err) =>
+        this.#giveUp(
+          pending,
+          createError('SIPC_ERR_STREAM', "The request's input stream failed", { cause: err }),
+        ),
+    );
+  }
+
+  /** The peer grants `n` more input items for our request `id` (kind 11). */
+  onInputCredit(id: number, n: number): void {
+    this.#pending.get(id)?.input?.gate.grant(n);
+  }
+
+  /** The peer reads no more of our request `id`'s input (kind 12): stop pulling it. */
+  onInputStop(id: number): void {
+    this.#pending.get(id)?.input?.stop();
   }
 
   /** Send a one-way event (after any requests still waiting for a slot, to keep call order). */
@@ -227,6 +279,8 @@ export class Caller {
 
   #settle(pending: Pending): void {
     pending.settled = true;
+    // The call is over (answered, given up, closed): its input, if any, stops with it.
+    pending.input?.stop();
     if (pending.timer !== undefined) clearTimeout(pending.timer);
     if (pending.onAbort !== undefined) pending.signal?.removeEventListener('abort', pending.onAbort);
   }

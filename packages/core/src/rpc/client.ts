@@ -25,6 +25,7 @@ import type {
   ServiceDefinition,
 } from './service-types.js';
 import type { RpcChannel } from './session.js';
+import { isSubscriptionPattern, PATTERN_RULE } from './subscriptions.js';
 
 /** Options of an RPC client. */
 export interface RpcClientOptions {
@@ -127,8 +128,8 @@ export class RpcClient<
   }
 
   async #subscribe(pattern: string, listener: EventListener<any>): Promise<() => Promise<void>> {
-    if (typeof pattern !== 'string' || pattern.length === 0)
-      throw createError('SIPC_ERR_INVALID_ARGUMENT', 'A subscription pattern is a non-empty string');
+    // Checked here as the server would: a pattern it must refuse is never sent.
+    if (!isSubscriptionPattern(pattern)) throw createError('SIPC_ERR_INVALID_ARGUMENT', PATTERN_RULE);
     const first = this.#events.count(pattern) === 0;
     const remove = this.#events.add(
       pattern,

@@ -29,7 +29,7 @@ import { PING } from './methods.js';
 import type { Policy, PolicyAction, PolicyDecision } from './policy.js';
 import type { EventContext, HandlerContext, RequestHeaders } from './service-types.js';
 import { DEFAULT_MAX_IN_FLIGHT, noop, type Session } from './session.js';
-import { CreditGate, DEFAULT_STREAM_WINDOW } from './streams.js';
+import { CreditGate, DEFAULT_STREAM_WINDOW, isAsyncIterable, RemoteStream } from './streams.js';
 
 /** A handler as stored (untyped). */
 export type AnyHandler = (params: any, context: HandlerContext) => unknown;
@@ -85,6 +85,10 @@ interface Incoming {
   controller: AbortController;
   timer: NodeJS.Timeout | undefined;
   gate: CreditGate | undefined;
+  /** The request's streamed input (`h.stream`, protocol version 2): the handler's params. */
+  input: RemoteStream<unknown> | undefined;
+  /** Set once the peer ended the input (kind 10): more input is a protocol violation. */
+  inputEnded: boolean;
   /**
    * Set while this call runs a handler under an idempotency key: the execution belongs to the key,
    * not the connection, so a disconnect leaves it running (detached, within the cache's quota).
@@ -117,14 +121,6 @@ function whenAborted(signal: AbortSignal): Promise<IdempotentOutcome> {
     if (signal.aborted) resolve(abortedOutcome(signal));
     else signal.addEventListener('abort', () => resolve(abortedOutcome(signal)), { once: true });
   });
-}
-
-function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    typeof (value as Record<symbol, unknown>)[Symbol.asyncIterator] === 'function'
-  );
 }
 
 /** Runs the peer's requests and routes its events. */
@@ -178,10 +174,14 @@ export class Dispatcher {
   /** Admit request `id`; false (and the channel closed) if the peer reused the id of one in flight. */
   admit(id: number): boolean {
     if (!this.#incoming.has(id)) return true;
-    const err = createError('SIPC_ERR_PROTOCOL', 'The peer reused the id of a request in flight');
+    this.#violation('The peer reused the id of a request in flight');
+    return false;
+  }
+
+  #violation(message: string): void {
+    const err = createError('SIPC_ERR_PROTOCOL', message);
     this.#session.onError(err);
     void this.#session.channel.close(err);
-    return false;
   }
 
   /** Decide (and report) whether the peer may do `action` on `what`. */
@@ -222,6 +222,14 @@ export class Dispatcher {
       this.replyError(id, 'SIPC_ERR_BUSY', 'Too many requests in flight');
       return;
     }
+    if (env.h?.stream === true && env.h.idem !== undefined) {
+      this.replyError(
+        id,
+        'SIPC_ERR_INVALID_ARGUMENT',
+        'A request with a streamed input cannot be idempotent',
+      );
+      return;
+    }
     this.#run(id, method, handler, env);
   }
 
@@ -237,6 +245,28 @@ export class Dispatcher {
   /** The peer grants `n` more stream items for its request `id`. */
   onCredit(id: number, n: number): void {
     this.#incoming.get(id)?.gate?.grant(n);
+  }
+
+  /** One item of the streamed input of the peer's request `id` (kind 9). */
+  onInputItem(id: number, item: unknown): void {
+    const call = this.#incoming.get(id);
+    if (call === undefined) return; // answered or refused already: the item crossed the answer
+    if (call.input === undefined || call.inputEnded)
+      this.#violation('The peer sent input items for a request without a streamed input, or after its end');
+    // Once the handler stopped reading, items in flight are dropped (push accepts them).
+    else if (!call.input.push(item)) this.#violation('The peer sent input items beyond its credit');
+  }
+
+  /** The streamed input of the peer's request `id` ended (kind 10). */
+  onInputEnd(id: number): void {
+    const call = this.#incoming.get(id);
+    if (call === undefined) return;
+    if (call.input === undefined || call.inputEnded)
+      this.#violation('The peer ended an input that a request did not announce, or twice');
+    else {
+      call.inputEnded = true;
+      call.input.end();
+    }
   }
 
   /** The peer cancels its request `id`. */
@@ -297,6 +327,8 @@ export class Dispatcher {
       controller: new AbortController(),
       timer: undefined,
       gate: undefined,
+      input: undefined,
+      inputEnded: false,
       detachable: false,
       undetach: undefined,
       answered: false,
@@ -333,9 +365,31 @@ export class Dispatcher {
       });
       return;
     }
-    void this.#execute(id, handler, env.p, context, call, false).then((outcome) => {
+    const params = wire?.stream === true ? this.#input(id, call) : env.p;
+    void this.#execute(id, handler, params, context, call, false).then((outcome) => {
       if (outcome !== undefined) this.#finish(id, call, outcome);
     });
+  }
+
+  /**
+   * The streamed input of request `id`, as the handler's params: credit goes back (kind 11) as the
+   * handler reads; a handler that stops reading sends kind 12; cancel, deadline and disconnect
+   * end the handler's iteration with the signal's reason.
+   */
+  #input(id: number, call: Incoming): RemoteStream<unknown> {
+    const send = (envelope: Envelope) => {
+      if (this.#session.closeError === undefined && this.#incoming.get(id) === call)
+        this.#session.send(encodeEnvelope(envelope))?.catch(noop);
+    };
+    const input = new RemoteStream<unknown>(
+      DEFAULT_STREAM_WINDOW,
+      (n) => send({ k: Kind.InputCredit, id, p: n }),
+      () => send({ k: Kind.InputStop, id }),
+    );
+    call.input = input;
+    const { signal } = call.controller;
+    signal.addEventListener('abort', () => input.fail(signal.reason, true), { once: true });
+    return input;
   }
 
   async #runIdempotent(
@@ -494,6 +548,12 @@ export class Dispatcher {
   #release(id: number, call: Incoming): void {
     if (call.timer !== undefined) clearTimeout(call.timer);
     call.gate?.close();
+    // Answered: input still buffered is dropped, nothing more is granted or read.
+    if (call.input !== undefined && !call.input.done)
+      call.input.fail(
+        createError('SIPC_ERR_STREAM', 'The request was answered before its input ended'),
+        true,
+      );
     if (this.#incoming.get(id) === call) this.#incoming.delete(id);
   }
 

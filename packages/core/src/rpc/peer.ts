@@ -54,6 +54,8 @@ export class RpcPeer {
   readonly #dispatcher: Dispatcher;
   readonly #subscriptions: Subscriptions;
   #closeError: SecureIpcError | undefined;
+  /** The channel's protocol version: which kinds are valid (9-12 only on version 2). */
+  readonly #version: number;
   readonly #maxEventBytes: number;
   #eventBytes = 0;
   #droppedEvents = 0;
@@ -61,6 +63,7 @@ export class RpcPeer {
   /** Attach to `channel`; the peer's roles are computed once, from the channel's identity only. */
   constructor(channel: RpcChannel, options: RpcPeerOptions = {}) {
     this.channel = channel;
+    this.#version = channel.version ?? 1;
     this.peerId = keyFingerprint(channel.remoteStaticKey);
     this.roles =
       options.policy?.rolesOf({ remoteStaticKey: channel.remoteStaticKey, channelRoles: channel.roles }) ??
@@ -163,7 +166,7 @@ export class RpcPeer {
 
   #onMessage(message: Uint8Array): void {
     if (this.#closeError !== undefined) return;
-    const decoded = decodeEnvelope(message);
+    const decoded = decodeEnvelope(message, undefined, this.#version);
     if (!decoded.ok) {
       this.#onInvalid(decoded.error, decoded.id, decoded.kind);
       return;
@@ -190,17 +193,36 @@ export class RpcPeer {
       case Kind.Credit:
         this.#dispatcher.onCredit(env.id!, env.p as number);
         return;
+      case Kind.InputItem:
+        this.#dispatcher.onInputItem(env.id!, env.p);
+        return;
+      case Kind.InputEnd:
+        this.#dispatcher.onInputEnd(env.id!);
+        return;
+      case Kind.InputCredit:
+        this.#caller.onInputCredit(env.id!, env.p as number);
+        return;
+      case Kind.InputStop:
+        this.#caller.onInputStop(env.id!);
+        return;
     }
   }
 
   #onInvalid(error: SecureIpcError, id: number | undefined, kind: number | undefined): void {
-    if (id === undefined) {
-      // Nothing to answer to: the peer is broken or hostile, and the channel is no longer trusted.
+    if (id === undefined || kind === Kind.Event) {
+      // Nothing to answer to (an event is never answered, even one that carries an id): the peer
+      // is broken or hostile, and the channel is no longer trusted.
       this.#session.onError(error);
       void this.channel.close(error);
       return;
     }
-    if (kind === Kind.Response || kind === Kind.Error || kind === Kind.StreamItem || kind === Kind.StreamEnd)
+    if (
+      kind === Kind.Response ||
+      kind === Kind.Error ||
+      kind === Kind.StreamItem ||
+      kind === Kind.StreamEnd ||
+      (this.#version >= 2 && (kind === Kind.InputCredit || kind === Kind.InputStop))
+    )
       this.#caller.onInvalidReply(id, error);
     else this.#dispatcher.reply(id, { k: Kind.Error, id, e: { code: error.code, message: error.message } });
   }

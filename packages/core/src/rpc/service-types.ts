@@ -2,7 +2,8 @@
  * Typed service definitions without code generation: a service is a TypeScript interface of
  * method name → `(params) => result`. The same interface types `server.handle` and
  * `client.request`, so a renamed method or a changed params shape fails to compile on both sides.
- * A method whose result is an `AsyncIterable<T>` is a stream.
+ * A method whose result is an `AsyncIterable<T>` is a stream; one whose params are an
+ * `AsyncIterable<X>` takes a streamed input (a client stream, or bidirectional when both are).
  */
 import type { PeerInfo } from '../transport/contract.js';
 
@@ -20,6 +21,12 @@ export type ParamsOf<S, M extends keyof S> = S[M] extends (params: infer P) => u
 
 /** Result of method `M` once awaited (an AsyncIterable stays an AsyncIterable). */
 export type ResultOf<S, M extends keyof S> = S[M] extends (params: any) => infer R ? Awaited<R> : never;
+
+/**
+ * Items of a streamed input (a client-stream or bidirectional method, `(p: AsyncIterable<X>) => …`:
+ * protocol version 2), `never` for a method whose params are one value.
+ */
+export type InputItemOf<S, M extends keyof S> = ParamsOf<S, M> extends AsyncIterable<infer T> ? T : never;
 
 /** Items of a stream result, `never` for a unary method. */
 export type StreamItemOf<S, M extends keyof S> = ResultOf<S, M> extends AsyncIterable<infer T> ? T : never;
@@ -81,9 +88,15 @@ export interface RequestOptions {
   timeoutMs?: number;
   /** Abort the request: rejects with SIPC_ERR_ABORTED and a cancel is sent. */
   signal?: AbortSignal;
-  /** Idempotency key: the server runs the request at most once per key within its window. */
+  /**
+   * Idempotency key: the server runs the request at most once per key within its window. 1 to
+   * 128 UTF-8 bytes; a longer one rejects the request with SIPC_ERR_INVALID_ARGUMENT, unsent.
+   */
   idempotencyKey?: string;
-  /** W3C traceparent to pass along. */
+  /**
+   * W3C traceparent to pass along: version `00`, lowercase hex, trace-id and parent-id not all
+   * zeros; anything else rejects the request with SIPC_ERR_INVALID_ARGUMENT, unsent.
+   */
   traceparent?: string;
 }
 

@@ -19,6 +19,8 @@ export interface RpcChannel extends Pick<EventEmitter, 'on' | 'once' | 'off'> {
   readonly roles: readonly string[];
   /** True once closed. */
   readonly closed: boolean;
+  /** The negotiated protocol version (absent: 1); streamed input needs 2. */
+  readonly version?: number;
   /** Send one message; resolves when the transport accepted it. */
   send(message: Uint8Array, options?: { signal?: AbortSignal }): Promise<void>;
   /** Close (with an error: destroy). */

@@ -19,6 +19,8 @@ interface Waiter {
 /** Consumer side of a stream: an AsyncIterable fed by the RPC peer. */
 export class RemoteStream<T> implements AsyncIterable<T> {
   readonly #window: number;
+  /** Items the producer may still send: the window plus what was granted, minus what arrived. */
+  #credit: number;
   readonly #grant: (n: number) => void;
   readonly #cancel: () => void;
   #buffer = new Fifo<{ value: unknown }>();
@@ -31,6 +33,7 @@ export class RemoteStream<T> implements AsyncIterable<T> {
   /** `grant(n)` sends n more credits; `cancel()` tells the producer to stop. */
   constructor(window: number, grant: (n: number) => void, cancel: () => void) {
     this.#window = window;
+    this.#credit = window;
     this.#grant = grant;
     this.#cancel = cancel;
   }
@@ -48,6 +51,9 @@ export class RemoteStream<T> implements AsyncIterable<T> {
   /** Called by the peer for each item; false if the producer overran its credit (a protocol violation). */
   push(item: unknown): boolean {
     if (this.#done) return true;
+    // Exact accounting, so an overrun is caught even while the reader is waiting for an item.
+    if (this.#credit <= 0) return false;
+    this.#credit--;
     if (this.#waiter !== undefined) {
       const w = this.#waiter;
       this.#waiter = undefined;
@@ -55,7 +61,6 @@ export class RemoteStream<T> implements AsyncIterable<T> {
       w.resolve({ value: item, done: false });
       return true;
     }
-    if (this.buffered >= this.#window) return false;
     // Boxed, so an item that is itself undefined is not mistaken for an empty queue.
     this.#buffer.push({ value: item });
     return true;
@@ -93,7 +98,10 @@ export class RemoteStream<T> implements AsyncIterable<T> {
     if (++this.#consumed >= Math.max(1, this.#window >> 1)) {
       const n = this.#consumed;
       this.#consumed = 0;
-      if (!this.#done) this.#grant(n);
+      if (!this.#done) {
+        this.#credit += n;
+        this.#grant(n);
+      }
     }
   }
 
@@ -156,6 +164,11 @@ export class CreditGate {
     this.#release();
   }
 
+  /** True once closed. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
   /** Stop waiting for good (cancel, disconnect). */
   close(): void {
     this.#closed = true;
@@ -178,5 +191,90 @@ export class CreditGate {
     const wake = this.#wake;
     this.#wake = undefined;
     wake?.();
+  }
+}
+
+/** True for anything `for await` can iterate (a stream result, or a streamed input). */
+export function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as Record<symbol, unknown>)[Symbol.asyncIterator] === 'function'
+  );
+}
+
+/**
+ * Producer side of a streamed input (docs/protocol.md, "Streamed input"): pulls the caller's
+ * iterable one item per credit (never ahead of the window), hands each to `send` and ends with
+ * `end`. `stop()` (the responder stopped reading, answered, or the caller gave up) stops pulling
+ * and calls the iterable's `return()`; an error from the iterable (or from `send`, such as an
+ * item that cannot be encoded) goes to `fail`, and the iterable is not pulled again.
+ */
+export class InputSender {
+  readonly gate = new CreditGate(DEFAULT_STREAM_WINDOW);
+  #iterator: AsyncIterator<unknown> | undefined;
+  #returned = false;
+  #pulling = false;
+
+  /** Start pulling `source` at once (the request envelope must already be sent). */
+  constructor(
+    source: AsyncIterable<unknown>,
+    send: (item: unknown) => Promise<void> | undefined,
+    end: () => void,
+    fail: (err: unknown) => void,
+  ) {
+    void this.#run(source, send, end, fail);
+  }
+
+  /** Stop for good: no more pulls; the iterable's `return()` is called (once). */
+  stop(): void {
+    if (this.gate.closed) return;
+    this.gate.close();
+    this.#return();
+  }
+
+  async #run(
+    source: AsyncIterable<unknown>,
+    send: (item: unknown) => Promise<void> | undefined,
+    end: () => void,
+    fail: (err: unknown) => void,
+  ): Promise<void> {
+    try {
+      this.#iterator = source[Symbol.asyncIterator]();
+      if (this.gate.closed) return this.#return();
+      for (;;) {
+        // Credit first, then pull: the caller's iterable never runs more than the window ahead.
+        if (!(await this.gate.take())) return;
+        this.#pulling = true;
+        const next = await this.#iterator.next();
+        this.#pulling = false;
+        if (this.gate.closed) return;
+        if (next.done === true) {
+          this.gate.close();
+          end();
+          return;
+        }
+        const sending = send(next.value);
+        if (sending !== undefined) await sending;
+      }
+    } catch (err) {
+      if (this.gate.closed) return;
+      this.gate.close();
+      // A failing iterable is finished already; one whose item failed to send is still open.
+      if (this.#pulling) this.#returned = true;
+      else this.#return();
+      fail(err);
+    }
+  }
+
+  #return(): void {
+    if (this.#returned || this.#iterator === undefined) return;
+    this.#returned = true;
+    try {
+      const r = this.#iterator.return?.();
+      if (r !== undefined) Promise.resolve(r).catch(() => {});
+    } catch {
+      // the iterable's own cleanup failed: nothing left to tell anyone (the call is over)
+    }
   }
 }

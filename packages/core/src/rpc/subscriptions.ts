@@ -3,6 +3,7 @@
  * against the policy, bounded in number, and matched by `wants(topic)` when we publish.
  */
 import { type Envelope, EnvelopeKind as Kind } from '../envelope/types.js';
+import { exceedsUtf8 } from '../envelope/validate.js';
 import type { SecureIpcError } from '../errors.js';
 import { UNSUBSCRIBE } from './methods.js';
 import { compilePatterns, MAX_PATTERN_WILDCARDS, type NameMatcher, wildcardCount } from './patterns.js';
@@ -13,6 +14,19 @@ export const DEFAULT_MAX_SUBSCRIPTIONS = 256;
 
 /** Longest subscription pattern, in UTF-16 code units (the envelope's name limit). */
 const MAX_PATTERN_LENGTH = 256;
+
+/** What a `$subscribe` pattern must be (docs/protocol.md): the rule both ends check. */
+export const PATTERN_RULE = `A subscription pattern must be a non-empty string of at most ${MAX_PATTERN_LENGTH} UTF-8 bytes and ${MAX_PATTERN_WILDCARDS} wildcards`;
+
+/** True if `pattern` may be sent in (and is accepted from) a `$subscribe`. */
+export function isSubscriptionPattern(pattern: unknown): pattern is string {
+  return (
+    typeof pattern === 'string' &&
+    pattern.length > 0 &&
+    !exceedsUtf8(pattern, MAX_PATTERN_LENGTH) &&
+    wildcardCount(pattern) <= MAX_PATTERN_WILDCARDS
+  );
+}
 
 /** How the subscriptions decide and answer (the dispatcher's authorize and reply). */
 export interface SubscriptionResponder {
@@ -38,17 +52,8 @@ export class Subscriptions {
   /** A `$subscribe` or `$unsubscribe` request `id` for `pattern`. */
   onRequest(id: number, method: string, pattern: unknown): void {
     const responder = this.#responder;
-    if (
-      typeof pattern !== 'string' ||
-      pattern.length === 0 ||
-      pattern.length > MAX_PATTERN_LENGTH ||
-      wildcardCount(pattern) > MAX_PATTERN_WILDCARDS
-    ) {
-      responder.replyError(
-        id,
-        'SIPC_ERR_BAD_ENVELOPE',
-        `A subscription pattern must be a non-empty string of at most ${MAX_PATTERN_LENGTH} characters and ${MAX_PATTERN_WILDCARDS} wildcards`,
-      );
+    if (!isSubscriptionPattern(pattern)) {
+      responder.replyError(id, 'SIPC_ERR_BAD_ENVELOPE', PATTERN_RULE);
       return;
     }
     if (method === UNSUBSCRIBE) {

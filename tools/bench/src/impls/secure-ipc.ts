@@ -55,14 +55,20 @@ function ownKeys(s: SideSecrets): KeyPair {
   return kp;
 }
 
-export function secureIpc(socket: SipcSocket, level: SipcLevel): Impl {
-  const id = level === 'rpc' ? `sipc-${socket}` : `chan-${socket}`;
+/**
+ * A secure-ipc row. With `v1`, both ends speak only protocol version 1 (`versions: [1]`): the
+ * `-v1` rows, against which the version-2 acceptance (docs/protocol.md 3.8) is measured.
+ */
+export function secureIpc(socket: SipcSocket, level: SipcLevel, v1 = false): Impl {
+  const id = `${level === 'rpc' ? `sipc-${socket}` : `chan-${socket}`}${v1 ? '-v1' : ''}`;
+  const versions = v1 ? { versions: [1] } : {};
   return {
     id,
-    label:
+    label: `${
       level === 'rpc'
         ? `secure-ipc RPC, ${SOCKET_LABEL[socket]}`
-        : `secure-ipc channel, no RPC, ${SOCKET_LABEL[socket]}`,
+        : `secure-ipc channel, no RPC, ${SOCKET_LABEL[socket]}`
+    }${v1 ? ', protocol version 1 only' : ''}`,
     baseline: socket === 'tcp' ? 'raw-tcp' : 'raw-unix',
     security: 'Noise XX (X25519, ChaChaPoly, BLAKE2b); both static keys pinned',
     packages: ['@secure-ipc/core', `@secure-ipc/transport-${socket === 'tcp' ? 'tcp' : 'unix'}`],
@@ -90,6 +96,7 @@ export function secureIpc(socket: SipcSocket, level: SipcLevel): Impl {
       const secure = secureListen(listener, {
         keyPair: ownKeys(ctx.secrets),
         trust: { keys: [peer] },
+        ...versions,
         maxConnectionsPerKey: BENCH_MAX_CONNECTIONS,
         maxConnectionsPerIdentity: BENCH_MAX_CONNECTIONS,
         maxConnections: BENCH_MAX_CONNECTIONS,
@@ -116,8 +123,11 @@ export function secureIpc(socket: SipcSocket, level: SipcLevel): Impl {
       const keyPair = ownKeys(secrets);
       const trust = { keys: [secrets.peer as Uint8Array] };
       const transport = transportFor(socket);
-      if (level === 'rpc') return rpcClient(await connect({ transport, address, keyPair, trust }));
-      return channelClient(await secureConnect(await transport.connect(address), { keyPair, trust }));
+      if (level === 'rpc')
+        return rpcClient(await connect({ transport, address, keyPair, trust, ...versions }));
+      return channelClient(
+        await secureConnect(await transport.connect(address), { keyPair, trust, ...versions }),
+      );
     },
   };
 }

@@ -1,0 +1,15 @@
+/**
+ * Writes the conformance vectors of docs/vectors/*.json (format: docs/vectors/README.md) from
+ * this implementation: every byte string is what its encoders produce (or, for invalid inputs,
+ * a hand-made variation of it), and every expected outcome is checked against what its decoders
+ * do before anything is written, so a vector never states an outcome the implementation does not
+ * meet. test/vectors.test.ts replays the files.
+ *
+ * Run after a build: `npm run vectors -w packages/core` (node dist/scripts/generate-vectors.js).
+ */
+import { writeFileSync } from 'node:fs';
+import { buildVectors } from './vectors.js';
+
+const dir = new URL('../../../../docs/vectors/', import.meta.url);
+for (const [name, doc] of Object.entries(buildVectors()))
+  writeFileSync(new URL(`${name}.json`, dir), `${JSON.stringify(doc, null, 2)}\n`);
