@@ -12,7 +12,6 @@ import {
   createServer,
   generateKeyPair,
   isSecureIpcError,
-  type SecureChannel,
   type SecureIpcError,
   secureListen,
 } from '@secure-ipc/core';
