@@ -109,6 +109,8 @@ export async function performHandshake(
       // The handshake state (a secure-memory arena) only once message 1 is here: a silent or
       // drip-feeding connection costs a frame reader and two timers, nothing more.
       const message1 = await io.next(MAX_HANDSHAKE_MESSAGE1_SIZE);
+      const slot = options.onMessageOne?.();
+      if (slot !== undefined) await io.race(slot);
       noise = start();
       const hello = decodePayload(noise.readMessage(message1));
       progress?.(1);
