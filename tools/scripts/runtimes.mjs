@@ -121,11 +121,6 @@ const DENO_EXCLUDED = {
         'a fallback directory squatted by another user is refused naming its owner and what to do (needs root for two uids)',
       why: 'its probe runs the runtime as uid 65533 with a cleared environment, and Deno then finds no cache directory it may use (no DENO_DIR, no home): the probe never starts',
     },
-    {
-      title:
-        'unix: 100 concurrent secure channels each get their own messages back (server in a child process)',
-      why: "100 handshakes of one uid at once exceed the 32 pending per OS identity (docs/limits.md); under Deno's slower accept loop the server accepts the 33rd before it has read the first ones' message 1, so it drops those as idle and their handshakes fail (under Node it reads them first). A known limit of judging 'idle' before the socket is read, noted in issue 12's closing note",
-    },
     FLOOD,
   ],
   'packages/transport-tcp': [

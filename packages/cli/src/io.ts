@@ -62,6 +62,7 @@ const EXIT_BY_CODE: Partial<Record<ErrorCode, number>> = {
   SIPC_ERR_HANDSHAKE_FAILED: ExitCode.Auth,
   SIPC_ERR_HANDSHAKE_TIMEOUT: ExitCode.Auth,
   SIPC_ERR_UNTRUSTED_PEER: ExitCode.Auth,
+  SIPC_ERR_REFUSED: ExitCode.Auth,
   SIPC_ERR_VERSION_MISMATCH: ExitCode.Auth,
   SIPC_ERR_CERT_EXPIRED: ExitCode.Auth,
   SIPC_ERR_REVOKED: ExitCode.Auth,

@@ -59,6 +59,18 @@ export const CONTROL_ACCEPTED = 0x01;
 /** Control message REFUSED: the responder refuses the channel; one reason byte follows. */
 export const CONTROL_REFUSED = 0x02;
 
+/** Control message CLOSE: the sender ends the channel (protocol 7); one reason byte follows. */
+export const CONTROL_CLOSE = 0x03;
+
+/** CLOSE reason 0: a normal close. */
+export const CLOSE_NORMAL = 0x00;
+
+/** CLOSE reason 1: the sender revoked the receiver's key or certificate. */
+export const CLOSE_REVOKED = 0x01;
+
+/** CLOSE reason 2: the receiver's admission (e.g. its certificate) expired. */
+export const CLOSE_EXPIRED = 0x02;
+
 /** REFUSED reason 0: unspecified. */
 export const REFUSED_UNSPECIFIED = 0x00;
 

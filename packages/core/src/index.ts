@@ -13,7 +13,14 @@
  */
 
 // Channels.
-export type { ChannelEvents, ChannelOptions, RekeyOptions, SecureChannel } from './channel/options.js';
+export type {
+  ChannelEvents,
+  ChannelOptions,
+  CloseInfo,
+  CloseReason,
+  RekeyOptions,
+  SecureChannel,
+} from './channel/options.js';
 export {
   type SendChunkedOptions,
   secureAccept,
@@ -22,6 +29,7 @@ export {
 } from './channel/secure-channel.js';
 export {
   type AdmissionLimit,
+  type HandshakeFailure,
   type LimitDecision,
   type SecureListener,
   type SecureListenerEvents,
@@ -225,6 +233,7 @@ export {
   type SchemaResultOf,
 } from './rpc/server.js';
 export type {
+  CrossesWire,
   EventContext,
   EventMap,
   EventPayloadOf,
@@ -232,9 +241,11 @@ export type {
   HandlerContext,
   InputItemOf,
   MethodName,
+  NotWire,
   ParamsOf,
   PatternCheck,
   PatternTemplate,
+  Received,
   RequestArgs,
   RequestHeaders,
   RequestOptions,

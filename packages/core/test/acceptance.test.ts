@@ -4,7 +4,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { establish, kAccept, secureConnect } from '../src/channel/secure-channel.js';
 import { secureListen } from '../src/channel/secure-listener.js';
-import { isSecureIpcError, type SecureIpcError } from '../src/errors.js';
+import { createError, isSecureIpcError, type SecureIpcError } from '../src/errors.js';
 import { generateKeyPair } from '../src/keys/key-pair.js';
 import { memoryTransport } from '../src/transport/memory-transport.js';
 import { closed, messages, mitm, trustedKeys } from './helpers.js';
@@ -157,8 +157,8 @@ test('a responder that sends a message before accepting: the initiator rejects w
   t.true(isSecureIpcError(err?.cause, 'SIPC_ERR_PROTOCOL'));
 });
 
-test('a control frame from the initiator closes the responder’s channel (SIPC_ERR_PROTOCOL)', async (t) => {
-  // Initiators send no control frame in version 2: the client's own send queue writes one (as a
+test('an ACCEPTED from the initiator closes the responder’s channel (SIPC_ERR_PROTOCOL)', async (t) => {
+  // Initiators send no control frame but CLOSE: the client's own send queue writes ACCEPTED (as a
   // buggy or hostile initiator would), encrypted with the right key.
   const keys = trustedKeys();
   const { client, server } = mitm(t);
@@ -234,4 +234,90 @@ test('versions must be distinct supported versions', async (t) => {
       }),
       { code: 'SIPC_ERR_INVALID_ARGUMENT' },
     );
+});
+
+// Protocol 7 (version 2): every close is announced with CLOSE, so an end without it is a peer
+// that vanished, and revoked / expired closes are told to the peer.
+
+async function v2Pair(t: ExecutionContext, versions?: number[]) {
+  const { client, server } = mitm(t);
+  const keys = trustedKeys();
+  const extra = versions === undefined ? {} : { versions };
+  const [c, s] = await Promise.all([
+    establish(client, {
+      keyPair: keys.client,
+      trust: { keys: [keys.server.publicKey] },
+      initiator: true,
+      ...extra,
+    }),
+    establish(server, { keyPair: keys.server, trust: { keys: [keys.client.publicKey] }, initiator: false }),
+  ]);
+  t.teardown(() => c.close(new Error('over')));
+  return { c, s, serverConnection: server };
+}
+
+function closeInfo(channel: Awaited<ReturnType<typeof establish>>) {
+  return new Promise<[SecureIpcError | undefined, { reason: string; error: unknown }]>((resolve) =>
+    channel.once('close', (error, info) => resolve([error, info])),
+  );
+}
+
+test('version 2: a graceful close is clean on both sides (CLOSE, then the end)', async (t) => {
+  const { c, s } = await v2Pair(t);
+  const [client, server] = [closeInfo(c), closeInfo(s)];
+  await s.close();
+  t.deepEqual((await client)[1], { reason: 'clean', error: undefined });
+  t.is((await server)[1].reason, 'clean');
+});
+
+test('version 2: a stream that ends at a message boundary without CLOSE is a peer that vanished, not a clean close', async (t) => {
+  const { c, s, serverConnection } = await v2Pair(t);
+  const got = messages(c, 1);
+  await s.send(Buffer.from('last'));
+  await got;
+  const client = closeInfo(c);
+  // What a killed process's kernel does: end the stream, with no CLOSE from the application.
+  serverConnection.end();
+  const [error, info] = await client;
+  t.is(info.reason, 'peer-vanished');
+  t.true(isSecureIpcError(error, 'SIPC_ERR_CONNECTION_CLOSED'));
+  t.regex(error!.message, /without closing the channel/);
+});
+
+test('version 1: the same end of the stream is a clean close (version 1 cannot tell)', async (t) => {
+  const { c, serverConnection } = await v2Pair(t, [1]);
+  t.is(c.version, 1);
+  const client = closeInfo(c);
+  serverConnection.end();
+  t.deepEqual((await client)[1], { reason: 'clean', error: undefined });
+});
+
+for (const [code, reason] of [
+  ['SIPC_ERR_REVOKED', 'revoked'],
+  ['SIPC_ERR_CERT_EXPIRED', 'expired'],
+] as const)
+  test(`version 2: a channel closed here as ${reason} tells the peer, whose close says ${reason}`, async (t) => {
+    const { c, s } = await v2Pair(t);
+    const [client, server] = [closeInfo(c), closeInfo(s)];
+    await s.close(createError(code));
+    const [serverError, serverInfo] = await server;
+    t.true(isSecureIpcError(serverError, code));
+    t.is(serverInfo.reason, reason);
+    const [error, info] = await client;
+    t.is(info.reason, reason, String(error));
+    t.true(isSecureIpcError(error, code));
+    t.deepEqual(error?.details, { by: 'peer' });
+  });
+
+test('version 2: a frame after the peer’s CLOSE is a protocol error', async (t) => {
+  const { c, s } = await v2Pair(t);
+  const client = closeInfo(c);
+  const sends = (
+    s as unknown as { sends: { writeNow: (m: Uint8Array, n: number, f: boolean, x: number) => void } }
+  ).sends;
+  sends.writeNow(Uint8Array.of(3, 0), 65_518, true, 0x04);
+  sends.writeNow(Buffer.from('after close'), 65_518, true, 0);
+  const [error, info] = await client;
+  t.is(info.reason, 'protocol');
+  t.regex(error!.message, /after the peer closed/);
 });

@@ -1,6 +1,7 @@
 // Issue 12, rows 4 and 5: handshake fairness (per-identity and total pending caps that drop the
 // oldest idle handshake, a short deadline for message 1, no reading while the trust decision
 // runs) and connection caps (per static key, per OS identity, total).
+import { randomBytes } from 'node:crypto';
 import { EventEmitter, once } from 'node:events';
 import test, { type ExecutionContext } from 'ava';
 import { secureConnect } from '../src/channel/secure-channel.js';
@@ -90,11 +91,31 @@ const closedSoon = (c: Connection): Promise<void> =>
         c.once('close', () => resolve());
       });
 
-test('per-identity cap: the 33rd silent handshake from one uid drops that uid’s oldest idle one', async (t) => {
+test('a burst of 100 simultaneous handshakes from one uid all succeed with the default caps (32 per uid): the excess waits, nobody is dropped', async (t) => {
+  const s = setup(t);
+  const channels = await Promise.all(Array.from({ length: 100 }, () => s.join('uid:1000')));
+  t.teardown(() => Promise.all(channels.map((c) => c.close())));
+  const replies = await Promise.all(
+    channels.map(async (channel, i) => {
+      const echo = once(channel, 'message');
+      await channel.send(Buffer.from(`burst ${i}`));
+      return Buffer.from((await echo)[0] as Uint8Array).toString();
+    }),
+  );
+  replies.forEach((r, i) => {
+    t.is(r, `burst ${i}`);
+  });
+  t.deepEqual(s.decisions, []);
+  t.deepEqual(s.errors, []);
+});
+
+test('per-identity cap: a 33rd silent connection displaces nobody; a newcomer whose message 1 arrived takes the slot of that uid’s oldest stale idle one', async (t) => {
   const s = setup(t);
   const flood = s.silent('uid:65534', 33);
+  const channel = await s.join('uid:65534');
+  t.teardown(() => channel.close());
   await closedSoon(flood[0]!);
-  t.is(s.decisions.length, 1);
+  t.is(s.decisions.length, 1, 'one drop, for the newcomer; the silent 33rd caused none');
   t.like(s.decisions[0], {
     action: 'dropped',
     limit: 'maxPendingHandshakesPerIdentity',
@@ -105,6 +126,46 @@ test('per-identity cap: the 33rd silent handshake from one uid drops that uid’
   t.true(isSecureIpcError(s.decisions[0]!.error, 'SIPC_ERR_HANDSHAKE_LIMIT'));
   t.true(isSecureIpcError(s.errors[0], 'SIPC_ERR_HANDSHAKE_LIMIT'), 'also a handshakeError');
   t.false(flood[1]!.destroyed, 'only the oldest went');
+});
+
+/** A valid message 1 (a random ephemeral key, `{ versions: [1] }`) and then nothing: a stalled initiator. */
+function stalled(s: Setup, osIdentity: string, count: number): MemoryConnection[] {
+  const payload = Buffer.from('81a876657273696f6e739101', 'hex');
+  const made = s.silent(osIdentity, count);
+  for (const c of made) {
+    const frame = Buffer.alloc(2 + 32 + payload.length);
+    frame.writeUInt16BE(32 + payload.length, 0);
+    randomBytes(32).copy(frame, 2);
+    payload.copy(frame, 34);
+    c.write(frame);
+  }
+  return made;
+}
+
+test('a handshake past message 1 is never displaced by a newcomer of its own uid (it waits), but once stale it is by another uid’s newcomer at the total cap', async (t) => {
+  const s = setup(t, {
+    maxPendingHandshakes: 2,
+    maxPendingHandshakesPerIdentity: 1,
+    handshakeFirstMessageTimeoutMs: 200,
+  });
+  const [a] = stalled(s, 'uid:1000', 1);
+  const [b] = stalled(s, 'uid:1001', 1);
+  // Same uid as a stalled one, well past the 100 ms after which it is stale: it waits.
+  const own = s.join('uid:1000');
+  own.catch(() => {});
+  await new Promise((r) => setTimeout(r, 300));
+  t.deepEqual(s.decisions, [], 'nobody displaced for a newcomer of the same uid');
+  t.false(a!.destroyed);
+  // A third uid at the total cap (2): the stale stalled handshake of the uid holding the most goes.
+  const other = await s.join('uid:1002');
+  t.teardown(() => other.close());
+  t.is(s.decisions.length, 1);
+  t.like(s.decisions[0], { action: 'dropped', limit: 'maxPendingHandshakes', identity: 'uid:1000' });
+  await closedSoon(a!);
+  // The first uid's own newcomer then gets the slot its stalled handshake left.
+  const channel = await own;
+  t.teardown(() => channel.close());
+  t.false(b!.destroyed);
 });
 
 test('total cap: two uids fill all 64 slots, a client of a third uid still gets in and only the biggest flooder loses a slot', async (t) => {
@@ -124,6 +185,8 @@ test('total cap: two uids fill all 64 slots, a client of a third uid still gets 
 test('peers the OS cannot identify share one group: they cannot take every slot either', async (t) => {
   const s = setup(t, { maxPendingHandshakes: 4, maxPendingHandshakesPerIdentity: 2 });
   s.silent(undefined, 3);
+  const channel = await s.join(undefined);
+  t.teardown(() => channel.close());
   t.like(s.decisions[0], {
     action: 'dropped',
     limit: 'maxPendingHandshakesPerIdentity',
@@ -131,7 +194,7 @@ test('peers the OS cannot identify share one group: they cannot take every slot 
   });
 });
 
-test('a handshake whose trust decision runs is never dropped: with nothing idle, the newcomer is refused', async (t) => {
+test('a handshake whose trust decision runs is never dropped: a newcomer waits for its slot; beyond 8 times the cap waiting, newcomers are refused', async (t) => {
   let release!: () => void;
   const gate = new Promise<void>((resolve) => {
     release = resolve;
@@ -141,11 +204,16 @@ test('a handshake whose trust decision runs is never dropped: with nothing idle,
     started = resolve;
   });
   const clientKey = generateKeyPair();
-  const s = setup(t, { maxPendingHandshakesPerIdentity: 1 }, [clientKey]);
+  const s = setup(t, { maxPendingHandshakesPerIdentity: 1, handshakeFirstMessageTimeoutMs: 200 }, [
+    clientKey,
+  ]);
+  let decided = 0;
   s.listener.update({
     trust: async () => {
-      started();
-      await gate;
+      if (decided++ === 0) {
+        started();
+        await gate;
+      }
       return true;
     },
   });
@@ -153,20 +221,32 @@ test('a handshake whose trust decision runs is never dropped: with nothing idle,
   // protocol 2, so is the initiator: for the acceptance).
   const deciding = s.join('uid:1000', clientKey);
   await trustStarted;
-  await new Promise((r) => setTimeout(r, 20));
-  const newcomer = s.silent('uid:1000', 1)[0]!;
-  await closedSoon(newcomer);
+  // A real newcomer: its message 1 arrives, then it waits (well past the 100 ms after which an
+  // idle or waiting handshake would be stale) without displacing the one deciding.
+  const newcomer = s.join('uid:1000', clientKey);
+  await new Promise((r) => setTimeout(r, 300));
+  t.deepEqual(s.decisions, []);
+  // 7 more parked (8 with the newcomer, 8 x the cap of 1), then the next is refused.
+  s.silent('uid:1000', 7);
+  const refused = s.silent('uid:1000', 1)[0]!;
+  await closedSoon(refused);
+  t.is(s.decisions.length, 1);
   t.like(s.decisions[0], {
     action: 'refused',
     limit: 'maxPendingHandshakesPerIdentity',
     identity: 'uid:1000',
   });
   release();
-  const channel = await deciding;
-  const echo = once(channel, 'message');
-  await channel.send(Buffer.from('decided'));
-  t.is(Buffer.from((await echo)[0] as Uint8Array).toString(), 'decided');
-  await channel.close();
+  for (const [label, pending] of [
+    ['decided', deciding],
+    ['waited', newcomer],
+  ] as const) {
+    const channel = await pending;
+    const echo = once(channel, 'message');
+    await channel.send(Buffer.from(label));
+    t.is(Buffer.from((await echo)[0] as Uint8Array).toString(), label);
+    await channel.close();
+  }
 });
 
 test('message 1 must arrive within handshakeFirstMessageTimeoutMs: silent and drip-feeding peers time out long before the handshake deadline', async (t) => {

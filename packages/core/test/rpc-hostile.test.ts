@@ -1,14 +1,11 @@
 import test from 'ava';
-import { secureConnect } from '../src/channel/secure-channel.js';
 import { decodeEnvelope } from '../src/envelope/decode.js';
 import { encodeEnvelope } from '../src/envelope/encode.js';
 import { EnvelopeKind } from '../src/envelope/types.js';
-import { generateKeyPair } from '../src/keys/key-pair.js';
 import { DEFAULT_MAX_QUEUED_REPLY_BYTES, QUEUED_MESSAGE_OVERHEAD } from '../src/rpc/byte-budget.js';
 import { createPolicy } from '../src/rpc/policy.js';
-import { serve } from '../src/rpc/serve.js';
 import { memoryRpc } from './fixtures/memory-rpc.js';
-import { tempSocketPath, unixTestTransport } from './fixtures/rpc-net.js';
+import { rawChannelToServer } from './fixtures/raw-rpc-peer.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -16,26 +13,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 // without bound: past maxQueuedReplyBytes of queued answers it stops reading that peer
 // (byte-budget-process.test.ts measures the same with the server in its own process).
 test('a peer that never reads its answers cannot make the server queue them without bound', async (t) => {
-  const serverKeys = generateKeyPair();
-  const clientKeys = generateKeyPair();
-  const sock = tempSocketPath();
-  const transport = unixTestTransport();
-  const address = `test-unix://${sock.path}`;
-  const server = await serve({
-    transport,
-    address,
-    keyPair: serverKeys,
-    trust: { keys: [clientKeys.publicKey] },
-  });
-  t.teardown(async () => {
-    await server.close();
-    sock.remove();
-  });
-  const ch = await secureConnect(await transport.connect(address), {
-    keyPair: clientKeys,
-    trust: { keys: [serverKeys.publicKey] },
-  });
-  t.teardown(() => ch.close());
+  const { server, channel: ch } = await rawChannelToServer(t);
   // No 'message' listener: this end reads nothing, so the server's answers back up.
   const total = 6000;
   const payload = new Uint8Array(4096);

@@ -93,7 +93,7 @@ test('update() rotates the server key for new handshakes; live channels keep wor
   );
 });
 
-test('64 silent handshakes fill the limit: a new client drops the oldest idle one and gets in at once, established traffic keeps flowing', async (t) => {
+test('64 silent handshakes fill the limit: a new client drops the oldest stale idle one and gets in within half the message-1 deadline, established traffic keeps flowing', async (t) => {
   // One identity may take every slot here, so the total cap is the one hit.
   const { address, listener, connect } = await setup(t, { maxPendingHandshakesPerIdentity: 100 });
   const established = await connect();

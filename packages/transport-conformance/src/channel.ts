@@ -6,18 +6,19 @@
  * directions of version-1 interoperation.
  */
 import {
+  type CloseInfo,
   connect,
   createClient,
   createPolicy,
   createServer,
   generateKeyPair,
   isSecureIpcError,
-  type SecureChannel,
   type SecureIpcError,
   secureListen,
 } from '@secure-ipc/core';
 import { STALL_BOUND, writeUntilBlocked } from './backpressure.js';
 import { digest, random } from './bytes.js';
+import type { SecureFixtureArgs } from './fixture-channel.js';
 import { listen, needsChild } from './harness.js';
 import type { ConformanceOptions, Test } from './options.js';
 import {
@@ -96,30 +97,41 @@ export function channelSuite(test: Test, o: ConformanceOptions): void {
     t.is(next, count);
   });
 
-  test(`${o.name}: 100 concurrent secure channels each get their own messages back (${where})`, async (t) => {
-    t.timeout(60_000);
-    const ids = identities();
-    const address = await remoteSecureEchoServer(t, o, ids);
-    // Opened in batches of 32: core refuses handshakes beyond its cap of 64 in progress (by design,
-    // see secureListen's maxPendingHandshakes); all 100 channels are then open and used at once.
-    const channels: SecureChannel[] = [];
-    while (channels.length < 100) {
-      const batch = Math.min(32, 100 - channels.length);
-      channels.push(
-        ...(await Promise.all(Array.from({ length: batch }, () => secureClient(t, o, address, ids)))),
+  // A burst of one OS identity's handshakes beyond its pending cap (32 by default): the excess
+  // waits for a slot instead of displacing the burst's own handshakes, which were judged idle
+  // before their sockets were read (issue 12's leftover; under Deno it lost some). All connections
+  // are opened at once, so the server accepts many in one event-loop turn.
+  const bursts: ReadonlyArray<[number, SecureFixtureArgs['limits']]> = [
+    [100, undefined],
+    // 200 channels with one client key: above the 128 channels per static key, raised here (that
+    // cap is about established channels, not this case).
+    [200, { maxPendingHandshakes: 64, maxPendingHandshakesPerIdentity: 64, maxConnectionsPerKey: 256 }],
+  ];
+  for (const [count, limits] of bursts) {
+    const caps = limits === undefined ? 'default caps' : 'a pending cap of 64';
+    const title =
+      count === 100
+        ? `${o.name}: 100 concurrent secure channels each get their own messages back (${where})`
+        : `${o.name}: ${count} simultaneous handshakes from one OS identity all succeed with ${caps} (${where})`;
+    test(title, async (t) => {
+      t.timeout(60_000);
+      const ids = identities();
+      const address = await remoteSecureEchoServer(t, o, ids, limits);
+      const channels = await Promise.all(
+        Array.from({ length: count }, () => secureClient(t, o, address, ids)),
       );
-    }
-    const replies = await Promise.all(
-      channels.map(async (channel, i) => {
-        const reply = nextMessage(channel);
-        await channel.send(Buffer.from(`channel ${i}`));
-        return Buffer.from(await reply).toString();
-      }),
-    );
-    replies.forEach((r, i) => {
-      t.is(r, `channel ${i}`);
+      const replies = await Promise.all(
+        channels.map(async (channel, i) => {
+          const reply = nextMessage(channel);
+          await channel.send(Buffer.from(`channel ${i}`));
+          return Buffer.from(await reply).toString();
+        }),
+      );
+      replies.forEach((r, i) => {
+        t.is(r, `channel ${i}`);
+      });
     });
-  });
+  }
 
   test(`${o.name}: a paused secure reader blocks the writer's sends with bounded memory; all arrive after resume`, async (t) => {
     t.timeout(60_000);
@@ -186,15 +198,22 @@ export function channelSuite(test: Test, o: ConformanceOptions): void {
   });
 
   crossProcess(
-    `${o.name}: the server process killed with SIGKILL rejects pending requests with SIPC_ERR_CONNECTION_CLOSED ${needsChild(o)}`,
+    `${o.name}: the server process killed with SIGKILL rejects pending requests with SIPC_ERR_CONNECTION_CLOSED; the client's close says peer-vanished ${needsChild(o)}`,
     async (t) => {
       t.timeout(30_000);
       const ids = identities();
       const fixture = await startSecureFixture(t, o, ids, 'rpc-server');
       const client = createClient(await secureClient(t, o, fixture.address, ids));
+      const closed = new Promise<[SecureIpcError | undefined, CloseInfo]>((resolve) =>
+        client.once('close', (error, info) => resolve([error, info])),
+      );
       t.deepEqual(await client.request('echo', { n: 1 }), { n: 1 });
       const pending = Array.from({ length: 10 }, () => client.request('hang', {}));
       fixture.child.kill('SIGKILL');
+      // Protocol 2 announces every close: the kernel's end of a killed process is never "clean".
+      const [error, info] = await closed;
+      t.is(info.reason, 'peer-vanished', String(error));
+      t.true(isSecureIpcError(error, 'SIPC_ERR_CONNECTION_CLOSED'), String(error));
       const outcomes = await Promise.allSettled(pending);
       for (const outcome of outcomes) {
         t.is(outcome.status, 'rejected');

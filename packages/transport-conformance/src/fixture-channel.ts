@@ -4,13 +4,13 @@
  * environment (SIPC_FIXTURE_SECRET_KEY), the trusted client keys from the spec.
  */
 import {
-  type ChannelOptions,
   createPolicy,
   createServer,
   decodeKey,
   keyPairFromSecretKey,
   type Listener,
   type SecureListener,
+  type SecureListenerOptions,
   secureListen,
   type Trust,
 } from '@secure-ipc/core';
@@ -21,6 +21,11 @@ export interface SecureFixtureArgs {
   trust: string[];
   /** Application id. */
   appId?: string;
+  /** Caps of the listener (default: core's). */
+  limits?: Pick<
+    SecureListenerOptions,
+    'maxPendingHandshakes' | 'maxPendingHandshakesPerIdentity' | 'maxConnectionsPerKey'
+  >;
 }
 
 /**
@@ -32,7 +37,7 @@ export function fixtureListener(
   listener: Listener,
   trust: string[] | Trust,
   secret = process.env.SIPC_FIXTURE_SECRET_KEY,
-  options: Partial<ChannelOptions> = {},
+  options: Partial<SecureListenerOptions> = {},
 ): SecureListener {
   if (secret === undefined) throw new Error('SIPC_FIXTURE_SECRET_KEY is not set');
   return secureListen(listener, {
@@ -48,12 +53,10 @@ export function serveSecure(
   role: 'channel-echo-server' | 'rpc-server',
   args: SecureFixtureArgs,
 ): void {
-  const secure = fixtureListener(
-    listener,
-    args.trust,
-    undefined,
-    args.appId === undefined ? {} : { appId: args.appId },
-  );
+  const secure = fixtureListener(listener, args.trust, undefined, {
+    ...args.limits,
+    ...(args.appId === undefined ? {} : { appId: args.appId }),
+  });
   if (role === 'channel-echo-server') {
     secure.on('channel', (channel) => {
       channel.on('message', (m) => void channel.send(m).catch(() => {}));

@@ -16,6 +16,7 @@ import {
   secureListen,
 } from '@secure-ipc/core';
 import type { ExecutionContext } from 'ava';
+import type { SecureFixtureArgs } from './fixture-channel.js';
 import { listen } from './harness.js';
 import type { ConformanceOptions } from './options.js';
 import { type Fixture, startFixture } from './spawn.js';
@@ -62,9 +63,12 @@ export function startSecureFixture(
   o: ConformanceOptions,
   ids: Identities,
   role: 'channel-echo-server' | 'rpc-server',
+  limits?: SecureFixtureArgs['limits'],
 ): Promise<Fixture> {
+  const args: SecureFixtureArgs = { trust: [encodeKey(ids.client.publicKey)] };
+  if (limits !== undefined) args.limits = limits;
   return startFixture(t, o.child!, role, o.address(), {
-    args: { trust: [encodeKey(ids.client.publicKey)] },
+    args: { ...args },
     env: { SIPC_FIXTURE_SECRET_KEY: encodeKey(ids.server.secretKey) },
   });
 }
@@ -74,9 +78,10 @@ export async function remoteSecureEchoServer(
   t: ExecutionContext,
   o: ConformanceOptions,
   ids: Identities,
+  limits?: SecureFixtureArgs['limits'],
 ): Promise<string> {
-  if (o.child === undefined) return (await secureEchoServer(t, o, ids)).address;
-  return (await startSecureFixture(t, o, ids, 'channel-echo-server')).address;
+  if (o.child === undefined) return (await secureEchoServer(t, o, ids, limits)).address;
+  return (await startSecureFixture(t, o, ids, 'channel-echo-server', limits)).address;
 }
 
 /** Connect and run the initiator handshake; the channel is closed at teardown. */

@@ -23,9 +23,10 @@ export const usage =
 const PING_BYTES = 32;
 const PING_TIMEOUT_MS = 10_000;
 
-// In Noise XX the responder authenticates the initiator only after message 3, so a server that does
-// not trust this client can only say so by closing the channel: a close before any answer is most
-// likely that (exit 5); a close after answers is a failure of the run (exit 1).
+// In Noise XX the responder authenticates the initiator only after message 3. A protocol-2 server
+// confirms or refuses then, so its refusal is SIPC_ERR_REFUSED from connect() (exit 5); a
+// version-1 server can only close the channel: a close before any answer is most likely that
+// (exit 5); a close after answers is a failure of the run (exit 1).
 function closedEarly(done: number, count: number, answered: number): CliError {
   if (answered === 0)
     return new CliError(

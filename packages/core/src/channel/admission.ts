@@ -1,11 +1,15 @@
 /**
- * Admission of a secure listener: which pending handshake to drop when the pending caps are full,
- * and whether an established channel fits the connection caps. Pure bookkeeping, no I/O; the
- * listener acts on the answers.
+ * Admission of a secure listener: who waits for a slot when the pending caps are full, which
+ * stale pending handshake such a newcomer displaces once its message 1 arrived, and whether an
+ * established channel fits the connection caps. Pure bookkeeping, no I/O; the listener acts on
+ * the answers.
  *
- *   inbound connection ──> admitHandshake ──> (victim dropped) ──> handshake ──> admitChannel ──> channel
- *                              │ cap full, nothing droppable              │ cap full
- *                              └─> refuse the newest                     └─> refuse (SIPC_ERR_BUSY)
+ *   inbound connection ──> admitHandshake ──> handshake ─────────────────────────> channelLimit ──> channel
+ *                              │ cap full             ^ slot (a stale one dropped)        │ cap full
+ *                              v                      │                                   └─> refuse (SIPC_ERR_BUSY)
+ *                            park: read message 1 ──> review (after the sockets were read)
+ *                              │ too many parked
+ *                              └─> refuse the newest
  *
  * Peers are grouped by `PeerInfo.osIdentity` (the kernel's word, never the peer's); peers the
  * transport cannot identify share one group, `unknown`, so they cannot take every slot either.
@@ -18,9 +22,9 @@ export const UNKNOWN_IDENTITY = 'unknown';
 
 /** Where a pending handshake is, as far as admission cares. */
 export type HandshakeStage =
-  /** Waiting for message 1: the peer has done nothing yet (droppable first). */
+  /** Message 1 has not completely arrived (droppable once stale). */
   | 'idle'
-  /** Message 2 sent, waiting for message 3 from the peer (droppable when no idle one is left). */
+  /** Message 2 sent, waiting for message 3 from the peer (droppable once stale, for a newcomer of another identity, when no stale idle one is left). */
   | 'waiting'
   /** Message 3 arrived, the trust decision runs: the peer did its part; never dropped. */
   | 'deciding';
@@ -43,10 +47,22 @@ export interface AdmissionCaps {
 }
 
 /** A pending handshake as admission tracks it. */
-export interface PendingEntry {
+interface PendingEntry {
   readonly identity: string;
   stage: HandshakeStage;
+  /** When it entered its stage (ms, the listener's clock). */
+  since: number;
 }
+
+/** A connection over a pending cap: it reads message 1 (nothing else) and waits for a slot. */
+interface ParkedEntry {
+  readonly identity: string;
+  /** Set once its message 1 has arrived: it now waits for a slot (and may displace a stale handshake). */
+  admit: (() => void) | undefined;
+}
+
+/** How many connections may wait for a slot, as a multiple of the pending cap they wait for. */
+export const PARKED_PER_PENDING = 8;
 
 /** The group key of a peer. */
 export function identityOf(peer: PeerInfo | undefined): string {
@@ -87,67 +103,161 @@ const WHAT: Record<AdmissionLimit, (max: number, identity: string) => string> = 
 };
 
 /** The answer for a new inbound connection. */
-export type HandshakeAdmission<T> =
-  | { readonly admit: true; readonly drop?: { readonly victim: T; readonly limit: AdmissionLimit } }
-  | { readonly admit: false; readonly limit: AdmissionLimit };
+export type HandshakeAdmission =
+  /** A slot is free: the handshake starts. */
+  | { readonly action: 'start' }
+  /** A pending cap is full: the connection may read its message 1, then waits for a slot (`park`). */
+  | { readonly action: 'park'; readonly limit: AdmissionLimit }
+  /** So many connections already wait that this one is refused. */
+  | { readonly action: 'refuse'; readonly limit: AdmissionLimit };
+
+/** A drop that `review` decided: the listener resets `victim` (already forgotten here). */
+export interface AdmissionDrop<T> {
+  readonly victim: T;
+  readonly identity: string;
+  readonly limit: AdmissionLimit;
+}
 
 /** Bookkeeping of pending handshakes (`T` is the listener's handle, e.g. the connection) and live channels. */
 export class Admission<T, C> {
-  /** Pending handshakes, oldest first (a Map keeps insertion order). */
+  /** Pending handshakes (those holding a slot), oldest first (a Map keeps insertion order). */
   readonly #pending = new Map<T, PendingEntry>();
   readonly #pendingPerIdentity = new Tally();
+  /** Connections waiting for a slot, oldest first. */
+  readonly #parked = new Map<T, ParkedEntry>();
+  readonly #parkedPerIdentity = new Tally();
   readonly #channels = new Map<C, { identity: string; key: string }>();
   readonly #channelsPerIdentity = new Tally();
   readonly #channelsPerKey = new Tally();
 
-  constructor(readonly caps: AdmissionCaps) {}
+  /**
+   * @param staleAfterMs how long a handshake may stay idle (message 1 incomplete) or wait for
+   *   message 3 before a connection waiting for its slot may displace it.
+   */
+  constructor(
+    readonly caps: AdmissionCaps,
+    readonly staleAfterMs: number,
+  ) {}
 
-  /** Handshakes in progress. */
+  /** Handshakes holding a slot. */
   get pendingCount(): number {
     return this.#pending.size;
   }
 
+  /** Connections waiting for a slot. */
+  get parkedCount(): number {
+    return this.#parked.size;
+  }
+
   /**
-   * May a new handshake from `identity` start? When a cap is full, the oldest droppable handshake
-   * of the group holding the most (for the per-identity cap: the newcomer's own group) is named
-   * as the victim; with none droppable, the newcomer is refused. So a flood from one identity
-   * only ever displaces its own handshakes, and another identity's newcomer always gets in.
+   * May a new connection from `identity` start its handshake? With a pending cap full it is
+   * parked instead: nobody is displaced at accept time, when no socket of the burst has been read
+   * yet (a parked connection that never completes message 1 displaces nobody); `review` decides
+   * once its message 1 is here. Refused only when too many already wait.
    */
-  admitHandshake(identity: string): HandshakeAdmission<T> {
+  admitHandshake(identity: string): HandshakeAdmission {
+    const limit = this.#fullLimit(identity);
+    if (limit === undefined) return { action: 'start' };
     const { maxPendingHandshakes, maxPendingHandshakesPerIdentity } = this.caps;
-    let limit: AdmissionLimit | undefined;
-    let group: string | undefined;
-    if (this.#pendingPerIdentity.get(identity) >= maxPendingHandshakesPerIdentity) {
-      limit = 'maxPendingHandshakesPerIdentity';
-      group = identity;
-    } else if (this.#pending.size >= maxPendingHandshakes) {
-      limit = 'maxPendingHandshakes';
-      group = this.#pendingPerIdentity.largest();
-    }
-    if (limit === undefined) return { admit: true };
-    const victim = group === undefined ? undefined : this.#droppable(group);
-    return victim === undefined ? { admit: false, limit } : { admit: true, drop: { victim, limit } };
+    if (
+      this.#parkedPerIdentity.get(identity) >= maxPendingHandshakesPerIdentity * PARKED_PER_PENDING ||
+      this.#parked.size >= maxPendingHandshakes * PARKED_PER_PENDING
+    )
+      return { action: 'refuse', limit };
+    return { action: 'park', limit };
   }
 
-  /** Start tracking an admitted handshake (after its victim, if any, was removed). */
-  addPending(handle: T, identity: string): PendingEntry {
-    const entry: PendingEntry = { identity, stage: 'idle' };
-    this.#pending.set(handle, entry);
+  /** Start tracking a handshake that holds a slot (`admitHandshake` said `start`). */
+  addPending(handle: T, identity: string, now: number): void {
+    this.#pending.set(handle, { identity, stage: 'idle', since: now });
     this.#pendingPerIdentity.add(identity, 1);
-    return entry;
   }
 
-  /** Stop tracking a handshake (finished, failed or dropped); idempotent. */
+  /** Track a connection waiting for a slot (`admitHandshake` said `park`). */
+  park(handle: T, identity: string): void {
+    this.#parked.set(handle, { identity, admit: undefined });
+    this.#parkedPerIdentity.add(identity, 1);
+  }
+
+  /**
+   * Message 1 of `handle` arrived. Holding a slot: undefined, go on. Parked: a promise that
+   * resolves when `review` gives it a slot (the listener then reviews).
+   */
+  messageOneArrived(handle: T, now: number): Promise<void> | undefined {
+    const pending = this.#pending.get(handle);
+    if (pending !== undefined) {
+      pending.stage = 'waiting';
+      pending.since = now;
+      return undefined;
+    }
+    const parked = this.#parked.get(handle);
+    if (parked === undefined) return undefined;
+    return new Promise<void>((resolve) => {
+      parked.admit = resolve;
+    });
+  }
+
+  /** Message 3 of `handle` arrived: its trust decision runs, it is never dropped from now on. */
+  deciding(handle: T): void {
+    const pending = this.#pending.get(handle);
+    if (pending !== undefined) pending.stage = 'deciding';
+  }
+
+  /** Stop tracking a handshake or a parked connection (finished, failed or dropped); idempotent. */
   removePending(handle: T): void {
     const entry = this.#pending.get(handle);
-    if (entry === undefined) return;
-    this.#pending.delete(handle);
-    this.#pendingPerIdentity.add(entry.identity, -1);
+    if (entry !== undefined) {
+      this.#pending.delete(handle);
+      this.#pendingPerIdentity.add(entry.identity, -1);
+      return;
+    }
+    const parked = this.#parked.get(handle);
+    if (parked === undefined) return;
+    this.#parked.delete(handle);
+    this.#parkedPerIdentity.add(parked.identity, -1);
   }
 
-  /** Every pending handle (for close). */
-  pendingHandles(): IterableIterator<T> {
-    return this.#pending.keys();
+  /** Every pending and parked handle (for close). */
+  *pendingHandles(): IterableIterator<T> {
+    yield* this.#pending.keys();
+    yield* this.#parked.keys();
+  }
+
+  /**
+   * Give slots to parked connections whose message 1 arrived, oldest first: a free slot, else the
+   * slot of a stale handshake (the oldest stale idle one of the group holding the most, for the
+   * per-identity cap the newcomer's own group; else, of another group than the newcomer's, its
+   * oldest stale one waiting for message 3),
+   * which is forgotten here and returned for the listener to reset. Run it only after the
+   * sockets were read (the listener defers it with setImmediate, after the event loop's poll):
+   * "idle" is then what was read, not what was not yet looked at. `next` is when a handshake
+   * that is not stale yet becomes so, if a parked connection waits for that.
+   */
+  review(now: number): { drops: AdmissionDrop<T>[]; next: number | undefined } {
+    const drops: AdmissionDrop<T>[] = [];
+    let next: number | undefined;
+    for (const [handle, parked] of this.#parked) {
+      const admit = parked.admit;
+      if (admit === undefined) continue;
+      const limit = this.#fullLimit(parked.identity);
+      if (limit !== undefined) {
+        const group =
+          limit === 'maxPendingHandshakesPerIdentity' ? parked.identity : this.#pendingPerIdentity.largest();
+        const choice = group === undefined ? undefined : this.#stale(group, now, group === parked.identity);
+        if (choice?.victim === undefined) {
+          if (choice?.next !== undefined && (next === undefined || choice.next < next)) next = choice.next;
+          continue;
+        }
+        const victim = this.#pending.get(choice.victim)!;
+        this.removePending(choice.victim);
+        drops.push({ victim: choice.victim, identity: victim.identity, limit });
+      }
+      this.removePending(handle);
+      this.#pending.set(handle, { identity: parked.identity, stage: 'waiting', since: now });
+      this.#pendingPerIdentity.add(parked.identity, 1);
+      admit();
+    }
+    return { drops, next };
   }
 
   /** The cap an established channel would exceed, most specific first; undefined if it fits. */
@@ -176,15 +286,34 @@ export class Admission<T, C> {
     this.#channelsPerKey.add(entry.key, -1);
   }
 
-  // The oldest idle handshake of the group, else its oldest one waiting for message 3.
-  #droppable(group: string): T | undefined {
+  // The pending cap a new handshake of `identity` would exceed (per identity first).
+  #fullLimit(identity: string): AdmissionLimit | undefined {
+    if (this.#pendingPerIdentity.get(identity) >= this.caps.maxPendingHandshakesPerIdentity)
+      return 'maxPendingHandshakesPerIdentity';
+    if (this.#pending.size >= this.caps.maxPendingHandshakes) return 'maxPendingHandshakes';
+    return undefined;
+  }
+
+  // The group's oldest stale idle handshake, else (for a newcomer of another group only) its
+  // oldest stale one waiting for message 3; with neither, when the first of them becomes stale.
+  // A newcomer never displaces a handshake of its own group that got past message 1: in a burst,
+  // those wait for the client's message 3, which a busy client may send late (its DH for every
+  // message 2 of the burst runs first); a stalled flood of one identity only delays that identity.
+  #stale(group: string, now: number, ownGroup: boolean): { victim?: T; next?: number } {
     let waiting: T | undefined;
+    let next: number | undefined;
     for (const [handle, entry] of this.#pending) {
-      if (entry.identity !== group) continue;
-      if (entry.stage === 'idle') return handle;
-      if (entry.stage === 'waiting') waiting ??= handle;
+      if (entry.identity !== group || entry.stage === 'deciding') continue;
+      if (ownGroup && entry.stage === 'waiting') continue;
+      const staleAt = entry.since + this.staleAfterMs;
+      if (staleAt > now) {
+        if (next === undefined || staleAt < next) next = staleAt;
+        continue;
+      }
+      if (entry.stage === 'idle') return { victim: handle };
+      waiting ??= handle;
     }
-    return waiting;
+    return waiting === undefined ? { next } : { victim: waiting };
   }
 
   /** The typed error of a decision, naming the cap, its value and the group. */
@@ -194,8 +323,8 @@ export class Admission<T, C> {
     const what = WHAT[limit](max, identity);
     const message =
       action === 'dropped'
-        ? `Dropped the oldest idle handshake: ${what} (${limit})`
-        : `Refused: already ${what} (${limit})`;
+        ? `Dropped a stale handshake for a newcomer whose message 1 arrived: ${what} (${limit})`
+        : `Refused: already ${what}, and ${PARKED_PER_PENDING} times as many waiting for a slot (${limit})`;
     // Without a stack trace: it would only ever show accept(), and capturing one per dropped
     // connection was a tenth of the listener's time under a flood (the handshake flood suite).
     const depth = Error.stackTraceLimit;

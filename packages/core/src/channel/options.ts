@@ -47,12 +47,63 @@ export type EstablishOptions = ChannelOptions &
     deferAcceptance?: boolean | undefined;
   };
 
+/**
+ * Why a channel closed, coarsely: `clean` (a graceful close by either side; on a version-1 channel
+ * also any end of the stream at a message boundary), `peer-vanished` (the peer's stream ended or
+ * reset without a close: on version 2, a process that exited, crashed or was killed), `revoked`
+ * and `expired` (decided here, or told by the peer on version 2), `protocol` (the peer broke the
+ * protocol: bad frame, failed decryption, oversized message), `timeout` (a deadline here), `local`
+ * (closed here with another error).
+ */
+export type CloseReason =
+  | 'clean'
+  | 'peer-vanished'
+  | 'revoked'
+  | 'expired'
+  | 'protocol'
+  | 'timeout'
+  | 'local';
+
+/** The second argument of a channel's (and an RPC client's) `close` event. */
+export interface CloseInfo {
+  /** The class of the close. */
+  readonly reason: CloseReason;
+  /** The error, undefined for a clean close (the same as the event's first argument). */
+  readonly error: SecureIpcError | undefined;
+}
+
+const REASON_BY_CODE: Readonly<Record<string, CloseReason>> = {
+  SIPC_ERR_CONNECTION_CLOSED: 'peer-vanished',
+  SIPC_ERR_TRUNCATED: 'peer-vanished',
+  SIPC_ERR_REVOKED: 'revoked',
+  SIPC_ERR_CERT_EXPIRED: 'expired',
+  SIPC_ERR_PROTOCOL: 'protocol',
+  SIPC_ERR_DECRYPT_FAILED: 'protocol',
+  SIPC_ERR_FRAME_EMPTY: 'protocol',
+  SIPC_ERR_FRAME_TOO_LARGE: 'protocol',
+  SIPC_ERR_MESSAGE_TOO_LARGE: 'protocol',
+  SIPC_ERR_NONCE_EXHAUSTED: 'protocol',
+  SIPC_ERR_BAD_ENVELOPE: 'protocol',
+  SIPC_ERR_TIMEOUT: 'timeout',
+  SIPC_ERR_HANDSHAKE_TIMEOUT: 'timeout',
+};
+
+/** The `CloseInfo` of a close with `error` (undefined: clean). */
+export function closeInfoOf(error: SecureIpcError | undefined): CloseInfo {
+  if (error === undefined) return CLEAN;
+  return { reason: REASON_BY_CODE[error.code] ?? 'local', error };
+}
+const CLEAN: CloseInfo = Object.freeze({ reason: 'clean', error: undefined });
+
 /** Events of a secure channel. */
 export interface ChannelEvents {
   /** One whole message from the peer. */
   message: [message: Uint8Array];
-  /** The channel closed: `undefined` for a graceful end, else the reason. Emitted once. */
-  close: [error: SecureIpcError | undefined];
+  /**
+   * The channel closed: `undefined` for a graceful end, else the reason; `info` classifies it
+   * (clean, peer vanished, revoked, expired, protocol error, ...). Emitted once.
+   */
+  close: [error: SecureIpcError | undefined, info: CloseInfo];
 }
 
 /** An authenticated, encrypted message channel. */

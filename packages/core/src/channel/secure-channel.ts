@@ -5,7 +5,11 @@
  */
 import { EventEmitter } from 'node:events';
 import {
+  CLOSE_EXPIRED,
+  CLOSE_NORMAL,
+  CLOSE_REVOKED,
   CONTROL_ACCEPTED,
+  CONTROL_CLOSE,
   CONTROL_REFUSED,
   DEFAULT_CLOSE_TIMEOUT_MS,
   DEFAULT_MAX_MESSAGE_SIZE,
@@ -24,6 +28,7 @@ import type { AbortOptions, Connection, PeerInfo } from '../transport/contract.j
 import {
   type ChannelEvents,
   type ChannelOptions,
+  closeInfoOf,
   type EstablishOptions,
   type SecureChannel,
   validateChannelOptions,
@@ -148,6 +153,32 @@ const CLOSED_CODES = new Set(['SIPC_ERR_CONNECTION_CLOSED', 'SIPC_ERR_TRUNCATED'
 
 const ACCEPTED_MESSAGE = Uint8Array.of(CONTROL_ACCEPTED);
 
+/** The CLOSE reason byte a local close with `error` sends (protocol 7): revoked and expired are told. */
+function closeReasonByte(error: SecureIpcError | undefined): number {
+  if (error?.code === 'SIPC_ERR_REVOKED') return CLOSE_REVOKED;
+  if (error?.code === 'SIPC_ERR_CERT_EXPIRED') return CLOSE_EXPIRED;
+  return CLOSE_NORMAL;
+}
+
+/** What the peer's CLOSE reason means here: undefined for a normal close. */
+function peerCloseError(reason: number): SecureIpcError | undefined {
+  if (reason === CLOSE_REVOKED)
+    return createError(
+      'SIPC_ERR_REVOKED',
+      "The peer closed the channel: it revoked this side's key or certificate",
+      {
+        details: { by: 'peer' },
+      },
+    );
+  if (reason === CLOSE_EXPIRED)
+    return createError(
+      'SIPC_ERR_CERT_EXPIRED',
+      "The peer closed the channel: this side's admission (its certificate) expired",
+      { details: { by: 'peer' } },
+    );
+  return undefined;
+}
+
 /** Frames opened per `pump` call at most before yielding the event loop (see `pump`). */
 const FRAMES_PER_TURN = 1024;
 
@@ -194,8 +225,14 @@ export class SecureChannelImpl
   private expiryTimer: NodeJS.Timeout | undefined;
   private closeTimer: NodeJS.Timeout | undefined;
   private turnScheduled = false;
-  /** Why this side refused the channel (the 'close' event reports it). */
-  private refusal: SecureIpcError | undefined;
+  /** Why this side refused the channel, or the peer's CLOSE reason (the 'close' event reports it). */
+  private closeReason: SecureIpcError | undefined;
+  /** Version 2: this side sent its CLOSE (or REFUSED); nothing more goes out. */
+  private closeSent = false;
+  /** Version 2: the reason byte of the peer's CLOSE, once it arrived; no frame may follow it. */
+  private peerClosed: number | undefined;
+  /** Tearing down after a CLOSE with a reason: our end is sent and reads are discarded until the peer goes. */
+  private lingering = false;
   /**
    * Version 2: the initiator waiting for the responder's acceptance (protocol 3.8), or the
    * responder that has not sent it yet; undefined once accepted (and always on version 1).
@@ -273,12 +310,33 @@ export class SecureChannelImpl
     // After a clean end the decoder may still hold frames (a paused reader): deliver them first;
     // onRemoteEnd finishes the close once they are read.
     else if (this.remoteEnded) this.pump();
-    else this.destroy(createError('SIPC_ERR_CONNECTION_CLOSED'));
+    // The peer said CLOSE, then its stream reset rather than ended: it closed all the same.
+    else if (this.peerClosed !== undefined) this.finalize(undefined);
+    else this.destroy(createError('SIPC_ERR_CONNECTION_CLOSED', this.vanishedMessage()));
+  }
+
+  private vanishedMessage(): string | undefined {
+    return this.version >= 2
+      ? 'The peer went away without closing the channel (its process exited, crashed or was killed, or the connection broke)'
+      : undefined;
+  }
+
+  // Version 2: announce the end of the channel (protocol 7), once, if the acceptance is behind us.
+  private sendClose(reason: number): void {
+    if (this.version < 2 || this.closeSent || this.acceptance !== undefined) return;
+    this.closeSent = true;
+    this.sends
+      .writeNow(Uint8Array.of(CONTROL_CLOSE, reason), MAX_CHUNK_SIZE, true, FLAG_CONTROL)
+      ?.catch(() => {});
   }
 
   /** FrameReaderOwner: the connection failed. */
   onFailure(error: SecureIpcError): void {
-    this.destroy(error);
+    // After the peer's CLOSE a reset is how its end may arrive (a listener close destroys its
+    // connections): the channel was closed all the same, for the reason the CLOSE gave.
+    if (this.peerClosed !== undefined && error.code === 'SIPC_ERR_CONNECTION_CLOSED')
+      this.finalize(undefined);
+    else this.destroy(error);
   }
 
   /** True once closing started. */
@@ -374,6 +432,7 @@ export class SecureChannelImpl
     this.pump();
     const end = () => {
       if (this.state === 'closed') return;
+      this.sendClose(CLOSE_NORMAL);
       this.ended = true;
       this.connection.end();
       // Keep reading until the peer ends too (or the deadline), so no reset hits data in flight.
@@ -433,6 +492,8 @@ export class SecureChannelImpl
           if (this.finalized) return;
           continue;
         }
+        if (this.peerClosed !== undefined)
+          throw createError('SIPC_ERR_PROTOCOL', 'A frame arrived after the peer closed the channel');
         if (this.acceptance !== undefined)
           throw createError(
             'SIPC_ERR_PROTOCOL',
@@ -533,7 +594,17 @@ export class SecureChannelImpl
   // A control frame (version 2 only; the reassembly refuses the flag on version 1).
   private onControl(body: Uint8Array): void {
     const waiting = this.acceptance;
-    if (this.role === 'responder' || waiting === undefined || waiting === 'unsent') {
+    if (waiting === undefined) {
+      // Accepted: the only control message now is the peer's CLOSE, once.
+      if (body.length === 2 && body[0] === CONTROL_CLOSE && this.peerClosed === undefined) {
+        this.peerClosed = body[1]!;
+        this.closeReason = peerCloseError(body[1]!);
+        return;
+      }
+      this.destroy(createError('SIPC_ERR_PROTOCOL', 'Unexpected control frame'));
+      return;
+    }
+    if (this.role === 'responder' || waiting === 'unsent') {
       this.destroy(createError('SIPC_ERR_PROTOCOL', 'Unexpected control frame'));
       return;
     }
@@ -569,13 +640,19 @@ export class SecureChannelImpl
       ?.catch(() => {});
     // Ended gracefully (reading and discarding until the initiator's end, within closeTimeoutMs),
     // so that the refusal is not lost to a reset; nothing the initiator sent is delivered.
-    this.refusal = error;
+    this.closeReason = error;
+    this.closeSent = true;
     this.close().catch(() => {});
   }
 
   private onRemoteEnd(): void {
     if (this.reader.partial || this.reassembly.partial) {
       this.destroy(createError('SIPC_ERR_TRUNCATED', 'The peer ended the stream inside a frame or message'));
+      return;
+    }
+    if (this.state === 'open' && this.version >= 2 && this.peerClosed === undefined) {
+      // Version 2 announces every close: an end without CLOSE is a peer that went away.
+      this.destroy(createError('SIPC_ERR_CONNECTION_CLOSED', this.vanishedMessage()));
       return;
     }
     // The transport is already gone (a close right after the end): nothing left to flush.
@@ -608,10 +685,34 @@ export class SecureChannelImpl
 
   private destroy(error: SecureIpcError | undefined): void {
     if (this.state === 'closed') return;
+    const reason = closeReasonByte(error);
+    if (reason !== CLOSE_NORMAL && this.version >= 2 && !this.closeSent && this.acceptance === undefined) {
+      // Revoked or expired here: tell the peer (CLOSE with the reason) and end our stream rather
+      // than reset it, so the CLOSE is not lost; what the peer still sends is discarded.
+      this.sendClose(reason);
+      this.sends.writer.uncork();
+      this.linger();
+      this.finalize(error);
+      return;
+    }
     // Hand what this tick wrote to the transport first, as an uncorked write would have.
     this.sends.writer.uncork();
     this.connection.destroy();
     this.finalize(error);
+  }
+
+  // End our stream and discard input until the peer closes, at most closeTimeoutMs.
+  private linger(): void {
+    this.lingering = true;
+    const connection = this.connection;
+    this.reader.detach();
+    connection.on('data', () => {});
+    connection.on('error', () => {});
+    const timer = setTimeout(() => connection.destroy(), this.closeTimeoutMs);
+    timer.unref?.();
+    connection.once('close', () => clearTimeout(timer));
+    connection.end();
+    connection.resume();
   }
 
   // Single exit: wipe keys, fail pending work, emit 'close' once.
@@ -621,7 +722,7 @@ export class SecureChannelImpl
     clearTimeout(this.expiryTimer);
     clearTimeout(this.closeTimer);
     this.sends.writer.uncork();
-    if (!this.connection.destroyed) this.connection.destroy();
+    if (!this.connection.destroyed && !this.lingering) this.connection.destroy();
     this.reader.detach(); // late errors after teardown are expected, not uncaught
     this.sends.writer.tx.destroy();
     this.reassembly.rx.destroy();
@@ -634,7 +735,8 @@ export class SecureChannelImpl
       waiting.stop();
       waiting.reject(notAccepted(error));
     }
-    this.emit('close', error ?? this.refusal);
+    const reported = error ?? this.closeReason;
+    this.emit('close', reported, closeInfoOf(reported));
     this.closeResolve?.();
   }
 }

@@ -2,13 +2,17 @@
  * A listener wrapper that runs the responder handshake on every inbound connection, caps the
  * handshakes in progress (in total and per OS identity) and the established channels (in total,
  * per OS identity and per static key), and tracks the live channels. Established channels are
- * independent of pending handshakes. When a pending cap is full, the oldest idle handshake of the
- * identity holding the most is dropped instead of refusing the newcomer (admission.ts), so a flood
- * of silent connections from one user cannot lock out another; every drop and refusal is a
+ * independent of pending handshakes. When a pending cap is full the newcomer waits for a slot
+ * (reading only its message 1); once its message 1 is here it takes a free slot, or the slot of a
+ * stale handshake (idle or waiting for message 3 for half the message-1 deadline) of its own
+ * identity (per-identity cap) or of the identity holding the most (total cap), judged after the
+ * sockets were read (admission.ts). So a burst of one client's handshakes all get through, and a
+ * flood of silent connections from one user cannot lock out another; every drop and refusal is a
  * `limit` decision event.
  */
 import { EventEmitter } from 'node:events';
 import {
+  DEFAULT_HANDSHAKE_FIRST_MESSAGE_TIMEOUT_MS,
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_MAX_CONNECTIONS_PER_IDENTITY,
   DEFAULT_MAX_CONNECTIONS_PER_KEY,
@@ -16,7 +20,8 @@ import {
   DEFAULT_MAX_PENDING_HANDSHAKES_PER_IDENTITY,
   REFUSED_BUSY,
 } from '../constants.js';
-import { createError, type SecureIpcError, toSecureIpcError } from '../errors.js';
+import { createError, type ErrorCode, type SecureIpcError, toSecureIpcError } from '../errors.js';
+import { presentedKeyFingerprint } from '../handshake/trust.js';
 import type { Connection, Listener, PeerInfo } from '../transport/contract.js';
 import { Admission, type AdmissionCaps, type AdmissionLimit, identityOf } from './admission.js';
 import { type ChannelOptions, type SecureChannel, validateChannelOptions } from './options.js';
@@ -26,9 +31,9 @@ export type { AdmissionLimit } from './admission.js';
 
 /** Options of `secureListen`. */
 export interface SecureListenerOptions extends ChannelOptions {
-  /** Most handshakes in progress at once (default 64); when full, the oldest idle one of the identity holding the most is dropped. */
+  /** Most handshakes in progress at once (default 64); when full, newcomers wait for a slot, and one whose message 1 arrived may displace a stale handshake of the identity holding the most. */
   maxPendingHandshakes?: number;
-  /** Most handshakes in progress from one OS identity (default 32); when full, that identity's oldest idle one is dropped. */
+  /** Most handshakes in progress from one OS identity (default 32); when full, its newcomers wait for a slot, and one whose message 1 arrived may displace a stale handshake of that identity. */
   maxPendingHandshakesPerIdentity?: number;
   /** Most established channels (default 1,024); beyond it a new channel is refused with SIPC_ERR_BUSY. */
   maxConnections?: number;
@@ -56,6 +61,34 @@ export interface LimitDecision {
   readonly error: SecureIpcError;
 }
 
+/**
+ * A handshake that did not give a channel, as `handshakeFailed` reports it: never payload bytes
+ * or keys, only the peer's OS information, the fingerprint of the static key it presented (when
+ * the handshake got that far) and the reason.
+ */
+export interface HandshakeFailure {
+  /** `refused`: the peer authenticated but was not let in (trust decision, revocation, expiry, a cap); `failed`: anything else (timeout, protocol, authentication, no common version, a dropped handshake). */
+  readonly kind: 'refused' | 'failed';
+  /** The error code, e.g. SIPC_ERR_UNTRUSTED_PEER, SIPC_ERR_BUSY, SIPC_ERR_HANDSHAKE_TIMEOUT. */
+  readonly code: ErrorCode;
+  /** The typed error (its message and `cause` are local only; the peer saw a closed connection, or REFUSED busy). */
+  readonly error: SecureIpcError;
+  /** What the transport says about the peer process. */
+  readonly peer: PeerInfo | undefined;
+  /** Fingerprint (`keyFingerprint`) of the static key the peer presented in message 3, when it got that far. */
+  readonly fingerprint: string | undefined;
+  /** When (ms since the epoch). */
+  readonly at: number;
+}
+
+const REFUSAL_CODES: ReadonlySet<string> = new Set([
+  'SIPC_ERR_UNTRUSTED_PEER',
+  'SIPC_ERR_REVOKED',
+  'SIPC_ERR_CERT_EXPIRED',
+  'SIPC_ERR_BAD_CERTIFICATE',
+  'SIPC_ERR_BUSY',
+]);
+
 /** Events of a secure listener. */
 export interface SecureListenerEvents {
   /** A handshake succeeded. */
@@ -65,6 +98,8 @@ export interface SecureListenerEvents {
    * channel was refused by a connection cap (SIPC_ERR_BUSY); the listener keeps going.
    */
   handshakeError: [error: SecureIpcError, peer: PeerInfo | undefined];
+  /** The same handshakes as `handshakeError`, with the presented key's fingerprint and a kind: the feed for a server's log. */
+  handshakeFailed: [failure: HandshakeFailure];
   /** A cap was full: who was dropped or refused, and why (also reported as `handshakeError`). */
   limit: [decision: LimitDecision];
   /** The transport listener failed (a fatal accept error, as `ListenerEvents.error`); it closes next. */
@@ -117,6 +152,8 @@ class SecureListenerImpl extends EventEmitter<SecureListenerEvents> implements S
   /** How to stop each pending handshake (handed over by the handshake itself). */
   private readonly cancels = new Map<Connection, (reason: SecureIpcError) => void>();
   private closing: Promise<void> | undefined;
+  private reviewQueued = false;
+  private reviewTimer: NodeJS.Timeout | undefined;
   private readonly onConnection = (connection: Connection) => this.accept(connection);
   private readonly onListenerClose = () => {
     this.close().catch(() => {});
@@ -133,7 +170,12 @@ class SecureListenerImpl extends EventEmitter<SecureListenerEvents> implements S
   ) {
     super();
     validateChannelOptions(options);
-    this.admission = new Admission(capsOf(options));
+    // A handshake is stale (a parked newcomer may take its slot) after half the message-1 deadline
+    // idle or waiting for message 3: a client sends message 1 on connect and message 3 one round trip
+    // after message 2, so only a silent, drip-feeding or stalled peer is that late.
+    const firstMessageMs =
+      options.handshakeFirstMessageTimeoutMs ?? DEFAULT_HANDSHAKE_FIRST_MESSAGE_TIMEOUT_MS;
+    this.admission = new Admission(capsOf(options), firstMessageMs / 2);
     const {
       maxPendingHandshakes: _1,
       maxPendingHandshakesPerIdentity: _2,
@@ -166,13 +208,58 @@ class SecureListenerImpl extends EventEmitter<SecureListenerEvents> implements S
       this.listener.off('connection', this.onConnection);
       this.listener.off('close', this.onListenerClose);
       this.listener.off('error', this.onListenerError);
+      clearTimeout(this.reviewTimer);
       for (const cancel of this.cancels.values())
         cancel(createError('SIPC_ERR_ABORTED', 'The listener closed during the handshake'));
-      await Promise.allSettled([this.listener.close(), ...[...this.channels].map((c) => c.close())]);
+      // The channels' closes start first: each sends its CLOSE (protocol 7) before a transport
+      // whose listener close also drops its connections (the memory transport's does) can cut it.
+      const closes = [...this.channels].map((c) => c.close());
+      await Promise.allSettled([this.listener.close(), ...closes]);
       this.emit('close');
     })();
     return this.closing;
   }
+
+  // A handshake or parked connection ended: its slot may be a parked one's.
+  private release(connection: Connection): void {
+    const had = this.admission.pendingCount;
+    this.admission.removePending(connection);
+    if (this.admission.parkedCount > 0 && this.admission.pendingCount < had) this.scheduleReview();
+  }
+
+  /**
+   * Review the parked connections after the event loop's poll phase (setImmediate): the sockets
+   * that have bytes in the kernel were read by then, so a burst accepted in one turn is judged
+   * by what its connections sent, not by the order in which they were accepted.
+   */
+  private scheduleReview(): void {
+    if (this.reviewQueued || this.closing) return;
+    this.reviewQueued = true;
+    setImmediate(this.runReview);
+  }
+
+  private readonly runReview = () => {
+    this.reviewQueued = false;
+    clearTimeout(this.reviewTimer);
+    this.reviewTimer = undefined;
+    if (this.closing) return;
+    const { drops, next } = this.admission.review(performance.now());
+    for (const { victim, identity, limit } of drops) {
+      // Forgotten already (its slot is the newcomer's), then stopped: its handshake rejects with
+      // this decision's SIPC_ERR_HANDSHAKE_LIMIT, which the rejection handler leaves alone.
+      const error = this.decide('dropped', limit, identity, victim.peer);
+      reset(victim);
+      this.cancels.get(victim)?.(error);
+    }
+    // A parked connection waits for a handshake to become stale: look again then.
+    if (next !== undefined)
+      this.reviewTimer = setTimeout(this.scheduleReviewNow, Math.max(1, Math.ceil(next - performance.now())));
+  };
+
+  private readonly scheduleReviewNow = () => {
+    this.reviewTimer = undefined;
+    this.scheduleReview();
+  };
 
   private decide(
     action: 'dropped' | 'refused',
@@ -184,8 +271,28 @@ class SecureListenerImpl extends EventEmitter<SecureListenerEvents> implements S
     const error = this.admission.error(limit, identity, action);
     const max = this.admission.caps[limit];
     this.emit('limit', { action, limit, max, identity, peer, remoteStaticKey, error });
-    this.emit('handshakeError', error, peer);
+    this.failed(error, peer, remoteStaticKey);
     return error;
+  }
+
+  // Every handshake that gave no channel: `handshakeError`, then `handshakeFailed` with more.
+  private failed(error: SecureIpcError, peer: PeerInfo | undefined, remoteStaticKey?: Uint8Array): void {
+    this.emit('handshakeError', error, peer);
+    if (this.listenerCount('handshakeFailed') === 0) return;
+    const presented = error.details?.fingerprint;
+    this.emit('handshakeFailed', {
+      kind: REFUSAL_CODES.has(error.code) ? 'refused' : 'failed',
+      code: error.code,
+      error,
+      peer,
+      fingerprint:
+        remoteStaticKey !== undefined
+          ? presentedKeyFingerprint(remoteStaticKey)
+          : typeof presented === 'string'
+            ? presented
+            : undefined,
+      at: Date.now(),
+    });
   }
 
   private accept(connection: Connection): void {
@@ -196,24 +303,23 @@ class SecureListenerImpl extends EventEmitter<SecureListenerEvents> implements S
     }
     const identity = identityOf(peer);
     const admission = this.admission.admitHandshake(identity);
-    if (!admission.admit) {
+    if (admission.action === 'refuse') {
       connection.on('error', () => {});
       reset(connection);
       this.decide('refused', admission.limit, identity, peer);
       return;
     }
-    if (admission.drop !== undefined) {
-      const { victim, limit } = admission.drop;
-      // Forget it first (its slot is the newcomer's), then stop it: its handshake rejects with
-      // SIPC_ERR_ABORTED, which the rejection handler below leaves to this decision.
-      this.admission.removePending(victim);
-      const error = this.decide('dropped', limit, identityOf(victim.peer), victim.peer);
-      reset(victim);
-      this.cancels.get(victim)?.(error);
-    }
-    const entry = this.admission.addPending(connection, identity);
+    // Over a pending cap the connection is parked: it reads its message 1 under the same
+    // deadlines, then waits for a slot (review), holding no handshake state meanwhile.
+    if (admission.action === 'park') this.admission.park(connection, identity);
+    else this.admission.addPending(connection, identity, performance.now());
     const onPeerMessage = (message: 1 | 2 | 3) => {
-      entry.stage = message === 1 ? 'waiting' : 'deciding';
+      if (message === 3) this.admission.deciding(connection);
+    };
+    const onMessageOne = () => {
+      const slot = this.admission.messageOneArrived(connection, performance.now());
+      if (slot !== undefined) this.scheduleReview();
+      return slot;
     };
     const onCancelable = (cancel: (reason: SecureIpcError) => void) => {
       this.cancels.set(connection, cancel);
@@ -222,12 +328,13 @@ class SecureListenerImpl extends EventEmitter<SecureListenerEvents> implements S
       ...this.options,
       initiator: false,
       onPeerMessage,
+      onMessageOne,
       onCancelable,
       deferAcceptance: true,
     }).then(
       (channel: SecureChannelImpl) => {
         this.cancels.delete(connection);
-        this.admission.removePending(connection);
+        this.release(connection);
         if (this.closing) {
           channel.close().catch(() => {});
           return;
@@ -254,10 +361,9 @@ class SecureListenerImpl extends EventEmitter<SecureListenerEvents> implements S
       },
       (err: unknown) => {
         this.cancels.delete(connection);
-        this.admission.removePending(connection);
+        this.release(connection);
         // A dropped handshake (the only source of SIPC_ERR_HANDSHAKE_LIMIT here) was reported by its decision already.
-        if (!isDrop(err))
-          this.emit('handshakeError', toSecureIpcError(err, 'SIPC_ERR_HANDSHAKE_FAILED'), peer);
+        if (!isDrop(err)) this.failed(toSecureIpcError(err, 'SIPC_ERR_HANDSHAKE_FAILED'), peer);
       },
     );
   }

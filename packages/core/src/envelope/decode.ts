@@ -3,8 +3,16 @@
  * depth, lengths, cost), then a fast path for the canonical layout the encoder writes, the
  * generic msgpack decoder for anything else; both end in `validateEnvelope`. Never throws.
  */
-import { decodeAccepted, decodeBudgetRefusal } from '../msgpack/decode-budget.js';
-import { isIntegerAt, keyCount, mapAt, skipValue, stringAt } from '../msgpack/wire-scan.js';
+import { decodeBudgetRefusal } from '../msgpack/decode-budget.js';
+import { decodeValue, RawMsgpack, topLevelValueSpan, ValueDecodeError } from '../msgpack/value-codec.js';
+import {
+  isIntegerAt,
+  keyCount,
+  mapAt,
+  scanStringKeyedMap,
+  skipValue,
+  stringAt,
+} from '../msgpack/wire-scan.js';
 import { type DecodeResult, type Envelope, EnvelopeKind, type EnvelopeLimits } from './types.js';
 import { bad, validateEnvelope } from './validate.js';
 
@@ -18,26 +26,24 @@ export function decodeEnvelope(
   protocolVersion = 1,
 ): DecodeResult {
   const refusal = decodeBudgetRefusal(bytes);
-  if (refusal !== undefined) {
-    // Answered to the request's id when the canonical head carries one (as any invalid envelope
-    // whose id can be read), without decoding anything else.
-    const head: Record<string, unknown> = {};
-    const read = readHead(bytes, head) >= 0;
-    return bad(
-      refusal,
-      read ? (head.id as number | undefined) : undefined,
-      read ? (head.k as number) : undefined,
-    );
-  }
-  const fast = readCanonical(bytes);
-  if (fast !== undefined) return validateEnvelope(fast, limits, protocolVersion);
+  if (refusal !== undefined) return refused(bytes, refusal);
+  let fast: Record<string, unknown> | undefined;
   let raw: unknown;
   try {
-    raw = decodeAccepted(bytes);
-  } catch {
+    fast = readCanonical(bytes);
+    if (fast !== undefined) return validated(fast, limits, protocolVersion, bytes, fast.p);
+    raw = decodeValue(bytes);
+  } catch (err) {
+    if (err instanceof ValueDecodeError) {
+      const reason = `an invalid value (${err.message})`;
+      // A key the envelope's own map repeats, or that is not a str, makes its id ambiguous: such
+      // an envelope is never answered (the channel closes), as one without an id.
+      if (scanStringKeyedMap(bytes, 0) !== undefined) return bad(reason, undefined, undefined);
+      return refused(bytes, reason);
+    }
     return bad('not a single msgpack value', undefined, undefined);
   }
-  const result = validateEnvelope(raw, limits, protocolVersion);
+  const result = validated(raw, limits, protocolVersion, bytes, undefined);
   if (!result.ok) return result;
   const { k, id } = result.envelope;
   const problem = encodingProblem(bytes, result.envelope);
@@ -102,6 +108,53 @@ function headerEncoding(bytes: Uint8Array, pos: number, h: object): string | und
   }
   return undefined;
 }
+
+// Answered to the request's id when the canonical head carries one (as any invalid envelope whose
+// id can be read), without decoding anything else.
+function refused(bytes: Uint8Array, reason: string): DecodeResult {
+  const head: Record<string, unknown> = {};
+  const read = readHead(bytes, head) >= 0;
+  return bad(
+    reason,
+    read ? (head.id as number | undefined) : undefined,
+    read ? (head.k as number) : undefined,
+  );
+}
+
+/**
+ * Validate; a valid `$ping` request's `p` then becomes the bytes it arrived as (RawMsgpack), so
+ * the echo returns every value exactly as sent (float 32, non-canonical lengths, any key type).
+ * `fastP` is the fast path's `p` (its bytes lie at fastPStart..fastPEnd).
+ */
+function validated(
+  raw: unknown,
+  limits: EnvelopeLimits | undefined,
+  protocolVersion: number,
+  bytes: Uint8Array,
+  fastP: unknown,
+): DecodeResult {
+  const result = validateEnvelope(raw, limits, protocolVersion);
+  if (!result.ok) return result;
+  const env = result.envelope;
+  // The reserved method's name (rpc/methods.ts PING), spelled here: envelope sits below rpc.
+  if (env.k !== EnvelopeKind.Request || env.p === undefined || env.m !== '$ping') return result;
+  if (fastP !== undefined) {
+    env.p = new RawMsgpack(view(bytes, fastPStart, fastPEnd));
+    return result;
+  }
+  const span = topLevelValueSpan(bytes, 'p');
+  if (span !== undefined) env.p = new RawMsgpack(view(bytes, span[0], span[1]));
+  return result;
+}
+
+// A plain Uint8Array view (Buffer#subarray builds a FastBuffer: slower).
+function view(bytes: Uint8Array, start: number, end: number): Uint8Array {
+  return new Uint8Array(bytes.buffer, bytes.byteOffset + start, end - start);
+}
+
+// Where the `p` readCanonical decoded lies in the message (for the `$ping` echo).
+let fastPStart = 0;
+let fastPEnd = 0;
 
 // Method and topic names repeat: a small direct-mapped cache returns the same string without
 // building it again (checked byte for byte, so a collision only costs a rebuild).
@@ -202,12 +255,11 @@ function readCanonical(bytes: Uint8Array): Record<string, unknown> | undefined {
     if (first !== 0x70) return undefined;
     const end = skipValue(bytes, pos + 2);
     if (bytes[end] !== 0xa1 || bytes[end + 1] !== 0x68) return undefined;
-    try {
-      out.p = decodeAccepted(new Uint8Array(bytes.buffer, bytes.byteOffset + pos + 2, end - pos - 2));
-      out.h = decodeAccepted(new Uint8Array(bytes.buffer, bytes.byteOffset + end + 2, n - end - 2));
-    } catch {
-      return undefined;
-    }
+    // Both at depth 2, inside the envelope's map; ValueDecodeError for a refused value.
+    out.p = decodeValue(view(bytes, pos + 2, end), 2);
+    out.h = decodeValue(view(bytes, end + 2, n), 2);
+    fastPStart = pos + 2;
+    fastPEnd = end;
     return typeof out.h === 'object' && out.h !== null && headerEncoding(bytes, end + 2, out.h) === undefined
       ? out
       : undefined;
@@ -225,18 +277,16 @@ function readCanonical(bytes: Uint8Array): Record<string, unknown> | undefined {
   // A plain Uint8Array view (Buffer#subarray costs a FastBuffer construction per message), so
   // binary values come out as Uint8Array views of the message.
   const rest = new Uint8Array(bytes.buffer, bytes.byteOffset + pos + 2, n - pos - 2);
-  try {
-    // decode() refuses trailing bytes, so the value is exactly the rest of the message; the
-    // budget accepted the whole message, so this part is within it.
-    out[key] = decodeAccepted(rest);
-  } catch {
-    return undefined;
-  }
+  // The budget accepted the whole message, so this part (the rest of it: decodeValue refuses
+  // trailing bytes) is within it; it sits at depth 2, inside the envelope's map. Throws
+  // ValueDecodeError for a value the value model refuses (a key twice in `e` or `h` included).
+  out[key] = decodeValue(rest, 2);
+  fastPStart = pos + 2;
+  fastPEnd = n;
+  // What the decoded value cannot show (a header's float timeout) is left to the generic path,
+  // whose encodingProblem refuses it.
   const h = out.h;
   if (key === 'h' && (typeof h !== 'object' || h === null || headerEncoding(bytes, pos + 2, h) !== undefined))
-    return undefined;
-  const e = out.e;
-  if (key === 'e' && typeof e === 'object' && e !== null && mapAt(bytes, pos + 2)?.[0] !== keyCount(e))
     return undefined;
   return out;
 }

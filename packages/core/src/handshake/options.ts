@@ -53,6 +53,12 @@ export interface HandshakeRunOptions extends HandshakeOptions {
   onCancelable?: ((cancel: (reason: SecureIpcError) => void) => void) | undefined;
   /** Told each time a handshake message from the peer arrived (1 or 3 for the responder, 2 for the initiator): the listener's notion of progress. */
   onPeerMessage?: ((message: 1 | 2 | 3) => void) | undefined;
+  /**
+   * Responder: called once message 1 has arrived, before the handshake state is made. A promise
+   * returned holds the handshake there (reads paused, the deadlines running) until it resolves:
+   * the listener's wait for a pending slot.
+   */
+  onMessageOne?: (() => Promise<void> | undefined) | undefined;
 }
 
 /** Throw `SIPC_ERR_INVALID_ARGUMENT` unless `value` is undefined or a positive finite number. */

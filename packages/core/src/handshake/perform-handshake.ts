@@ -94,7 +94,7 @@ export async function performHandshake(
     if (options.initiator) {
       noise = start();
       io.write(noise.writeMessage(encodePayload({ versions: [...versions] })));
-      remotePayload = decodePayload(noise.readMessage(await io.next(MAX_FRAME_SIZE)));
+      remotePayload = decodePayload(readMessage2(noise, await io.next(MAX_FRAME_SIZE)));
       progress?.(2);
       version = chosenVersion(remotePayload, versions);
       // The responder cannot have sent anything else yet (it waits for message 3): keep reading
@@ -109,6 +109,8 @@ export async function performHandshake(
       // The handshake state (a secure-memory arena) only once message 1 is here: a silent or
       // drip-feeding connection costs a frame reader and two timers, nothing more.
       const message1 = await io.next(MAX_HANDSHAKE_MESSAGE1_SIZE);
+      const slot = options.onMessageOne?.();
+      if (slot !== undefined) await io.race(slot);
       noise = start();
       const hello = decodePayload(noise.readMessage(message1));
       progress?.(1);
@@ -147,6 +149,24 @@ export async function performHandshake(
     const error = localError(err);
     io.abort(error);
     throw error;
+  }
+}
+
+/**
+ * Read message 2. It fails authentication when the two sides' prologues differ (another
+ * application id or psk) or the responder is not speaking this protocol: say so, since that is
+ * what an operator meets (a wrong --app-id or psk, or the address of another service).
+ */
+function readMessage2(noise: NoiseHandshake, frame: Uint8Array): Uint8Array {
+  try {
+    return noise.readMessage(frame);
+  } catch (err) {
+    throw createError(
+      'SIPC_ERR_HANDSHAKE_FAILED',
+      'Handshake message 2 failed authentication: the server uses another application id (appId) ' +
+        'or pre-shared key (psk), or it is not a secure-ipc server (or the handshake was altered on the way)',
+      { cause: err, details: { message: 2 } },
+    );
   }
 }
 

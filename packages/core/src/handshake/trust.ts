@@ -4,7 +4,8 @@
  */
 
 import { sodium } from '../crypto/sodium.js';
-import { createError, type SecureIpcError } from '../errors.js';
+import { createError, isSecureIpcError, type SecureIpcError } from '../errors.js';
+import { keyFingerprint } from '../keys/key-pair.js';
 import { toKey } from '../keys/key-text.js';
 import type { PeerInfo } from '../transport/contract.js';
 
@@ -59,8 +60,31 @@ function pinnedKeys(keys: ReadonlyArray<Uint8Array | string>): Uint8Array[] {
   return keys.map((k) => toKey(k, 'A pinned key'));
 }
 
-/** Decide whether the authenticated peer is trusted; resolves the verdict or rejects `SIPC_ERR_UNTRUSTED_PEER`. */
+/**
+ * Decide whether the authenticated peer is trusted; resolves the verdict or rejects
+ * `SIPC_ERR_UNTRUSTED_PEER` (or `SIPC_ERR_CERT_EXPIRED`) naming the presented key's fingerprint
+ * in its message and `details.fingerprint`.
+ */
 export async function evaluateTrust(trust: Trust, ctx: TrustContext): Promise<TrustVerdict> {
+  try {
+    return await decide(trust, ctx);
+  } catch (err) {
+    if (!isSecureIpcError(err, 'SIPC_ERR_UNTRUSTED_PEER') && !isSecureIpcError(err, 'SIPC_ERR_CERT_EXPIRED'))
+      throw err;
+    const fingerprint = presentedKeyFingerprint(ctx.remoteStaticKey);
+    throw createError(err.code, `${err.message} (presented key ${fingerprint})`, {
+      cause: err.cause,
+      details: { ...err.details, fingerprint },
+    });
+  }
+}
+
+/** How errors and events name a key a peer presented: its `keyFingerprint` (`BLAKE2b:...`). */
+export function presentedKeyFingerprint(remoteStaticKey: Uint8Array): string {
+  return keyFingerprint(remoteStaticKey);
+}
+
+async function decide(trust: Trust, ctx: TrustContext): Promise<TrustVerdict> {
   if (typeof trust !== 'function') {
     let match = false;
     // Compare against every pinned key (no early exit) with sodium_memcmp (constant time).

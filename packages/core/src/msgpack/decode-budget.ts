@@ -15,8 +15,9 @@
  * - containers nested deeper than MAX_DECODE_DEPTH (the outermost container is depth 1);
  * - a string, binary or ext longer than the bytes left, an array of more elements than bytes left
  *   (each takes at least one), a map of more than half that many entries;
- * - a map key that is not a string or a number (the decoder refuses those too, but only after
- *   decoding them);
+ * - a map key that is a container or an ext (keys are scalars: str, int, float, bin, nil, bool);
+ * - an ext of the registered types 1 (Map) and 2 (Set) whose payload is not exactly one array (of
+ *   an even length for 1): their items are walked as part of the value, like any container's;
  * - trailing bytes, a truncated value, the unused type byte 0xc1;
  * - a total cost over DECODE_COST_PER_BYTE x bytes + DECODE_COST_ALLOWANCE, where each item costs
  *   its estimated heap in bytes (DECODE_COSTS below: V8 x64 sizes, each at or above the size
@@ -65,6 +66,8 @@ export const DECODE_COSTS = {
 // `%` is a call to fmod: it made the pass cost as much as the decode, in the envelope micro A/B).
 const left = new Uint32Array(MAX_DECODE_DEPTH + 1);
 const mapLevel = new Uint8Array(MAX_DECODE_DEPTH + 1);
+// Where the payload of the ext 1 / ext 2 open at each level ends, or 0 for a plain container.
+const extEnd = new Float64Array(MAX_DECODE_DEPTH + 1);
 
 const C = DECODE_COSTS;
 
@@ -87,7 +90,7 @@ export function decodeBudgetRefusal(bytes: Uint8Array): string | undefined {
     let entries = -1; // >= 0: a container with this many entries
     let isMap = false;
     let item = 0;
-    let stringOrNumber = true;
+    let ext = false;
     if (b < 0x80 || b >= 0xe0) {
       // fixint: a small integer, no heap
     } else if (b < 0x90) {
@@ -105,7 +108,6 @@ export function decodeBudgetRefusal(bytes: Uint8Array): string | undefined {
         case 0xc0: // nil
         case 0xc2: // false
         case 0xc3: // true
-          stringOrNumber = false;
           break;
         case 0xc1:
           return 'unused type byte 0xc1';
@@ -114,14 +116,13 @@ export function decodeBudgetRefusal(bytes: Uint8Array): string | undefined {
         case 0xc6: // bin 8/16/32
           field = 1 << (b - 0xc4);
           item = C.binary;
-          stringOrNumber = false;
           break;
         case 0xc7:
         case 0xc8:
         case 0xc9: // ext 8/16/32: length, then the type byte
           field = 1 << (b - 0xc7);
           item = C.ext;
-          stringOrNumber = false;
+          ext = true;
           break;
         case 0xca: // float 32
         case 0xce: // uint 32
@@ -152,7 +153,7 @@ export function decodeBudgetRefusal(bytes: Uint8Array): string | undefined {
         case 0xd8: // fixext 1/2/4/8/16: the type byte, then the data
           len = 1 + (1 << (b - 0xd4));
           item = C.ext;
-          stringOrNumber = false;
+          ext = true;
           break;
         case 0xd9:
         case 0xda:
@@ -181,9 +182,43 @@ export function decodeBudgetRefusal(bytes: Uint8Array): string | undefined {
         } else len = b >= 0xc7 ? n + 1 : n; // ext: the type byte too
       }
     }
-    if (isKey && (entries >= 0 || !stringOrNumber)) return 'a map key that is not a string or a number';
+    if (isKey && (entries >= 0 || ext)) return 'a map key that is a container or an ext';
     pos += head;
-    if (entries >= 0) {
+    if (ext && len <= end - pos && (bytes[pos] === 1 || bytes[pos] === 2)) {
+      // ext 1 (Map) / ext 2 (Set): one array, its items walked in place (section 8.1, rule 2).
+      const isMapExt = bytes[pos] === 1;
+      const stop = pos + len;
+      const a = pos + 1 < stop ? bytes[pos + 1]! : -1;
+      let n: number;
+      if ((a & 0xf0) === 0x90) {
+        n = a & 0x0f;
+        pos += 2;
+      } else if (a === 0xdc && pos + 4 <= stop) {
+        n = (bytes[pos + 2]! << 8) | bytes[pos + 3]!;
+        pos += 4;
+      } else if (a === 0xdd && pos + 6 <= stop) {
+        n =
+          bytes[pos + 2]! * 0x1000000 + ((bytes[pos + 3]! << 16) | (bytes[pos + 4]! << 8) | bytes[pos + 5]!);
+        pos += 6;
+      } else return 'an ext 1 or 2 whose payload is not an array';
+      if (isMapExt && (n & 1) === 1) return 'an ext 1 with an odd number of items';
+      if (depth + 1 > MAX_DECODE_DEPTH) return `containers nested deeper than ${MAX_DECODE_DEPTH}`;
+      if (n > stop - pos) return 'a container longer than the bytes left';
+      // A Map or Set: its object, and a hash table entry per item or pair.
+      cost +=
+        C.slot +
+        C.ext +
+        (isMapExt ? C.map + C.mapStore + (C.mapEntry * n) / 2 : C.array + C.arrayStore + C.mapEntry * n);
+      if (cost > budget) return 'over its decode budget';
+      if (n > 0) {
+        depth++;
+        left[depth] = n;
+        mapLevel[depth] = isMapExt ? 1 : 0;
+        extEnd[depth] = stop;
+        continue;
+      }
+      if (pos !== stop) return 'trailing bytes in an ext payload';
+    } else if (entries >= 0) {
       if (depth + 1 > MAX_DECODE_DEPTH) return `containers nested deeper than ${MAX_DECODE_DEPTH}`;
       const items = isMap ? 2 * entries : entries;
       if (items > end - pos) return 'a container longer than the bytes left';
@@ -197,6 +232,7 @@ export function decodeBudgetRefusal(bytes: Uint8Array): string | undefined {
         depth++;
         left[depth] = items;
         mapLevel[depth] = isMap ? 1 : 0;
+        extEnd[depth] = 0;
         continue;
       }
     } else {
@@ -208,6 +244,8 @@ export function decodeBudgetRefusal(bytes: Uint8Array): string | undefined {
     // One item done; a container whose last item this was is one item done in its parent.
     while (--left[depth]! === 0) {
       if (depth === 0) return pos === end ? undefined : 'trailing bytes';
+      if (extEnd[depth] !== 0 && pos !== extEnd[depth])
+        return 'an ext payload longer or shorter than its items';
       depth--;
     }
   }
@@ -237,12 +275,4 @@ export function decodeBounded(bytes: Uint8Array, decoder: Decoder = unlimited): 
   const refusal = decodeBudgetRefusal(bytes);
   if (refusal !== undefined) throw new RangeError(`msgpack value refused: ${refusal}`);
   return decoder.decode(bytes);
-}
-
-/**
- * Decode a value that lies inside one `decodeBudgetRefusal` already accepted (the envelope's fast
- * path decodes its last field this way): it is within that budget by construction.
- */
-export function decodeAccepted(part: Uint8Array): unknown {
-  return unlimited.decode(part);
 }

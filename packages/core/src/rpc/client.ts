@@ -3,6 +3,7 @@
  * `connect()` in ./serve.ts opens the transport connection and the channel for you.
  */
 import { EventEmitter } from 'node:events';
+import { type CloseInfo, closeInfoOf } from '../channel/options.js';
 import { createError, type SecureIpcError } from '../errors.js';
 import type { PeerInfo } from '../transport/contract.js';
 import {
@@ -19,6 +20,7 @@ import type {
   EventPayloadOf,
   MethodName,
   PatternCheck,
+  Received,
   RequestArgs,
   RequestOptions,
   ResultOf,
@@ -35,8 +37,11 @@ export interface RpcClientOptions {
 
 /** Events of an RPC client. */
 export interface RpcClientEvents {
-  /** The channel closed (error set when it did not close cleanly). */
-  close: [error: SecureIpcError | undefined];
+  /**
+   * The channel closed (error set when it did not close cleanly); `info.reason` tells a clean
+   * close, a server that vanished (crashed, killed), revoked, expired, a protocol error apart.
+   */
+  close: [error: SecureIpcError | undefined, info: CloseInfo];
   /**
    * A local failure with no caller to tell: a throwing event listener (without an `error`
    * listener it is rethrown, see `reportListenerError`), a misbehaving server.
@@ -66,8 +71,8 @@ export class RpcClient<
         if (this.listenerCount('error') > 0) this.emit('error', err);
       },
     });
-    channel.once('close', (error?: SecureIpcError) => {
-      this.emit('close', error);
+    channel.once('close', (error?: SecureIpcError, info?: CloseInfo) => {
+      this.emit('close', error, info ?? closeInfoOf(error));
       for (const watcher of [...this.#closeWatchers]) watcher(error);
       this.#closeWatchers.clear();
     });
@@ -98,9 +103,9 @@ export class RpcClient<
    * cancels). A method that takes no params (or accepts `undefined`) is called without them:
    * `request('status')`, `request('status', undefined, { timeoutMs })`.
    */
-  request<M extends MethodName<S>>(method: M, ...args: RequestArgs<S, M>): Promise<ResultOf<S, M>> {
+  request<M extends MethodName<S>>(method: M, ...args: RequestArgs<S, M>): Promise<Received<ResultOf<S, M>>> {
     const [params, options] = args as unknown as [unknown, RequestOptions | undefined];
-    return this.#peer.request(method, params, options) as Promise<ResultOf<S, M>>;
+    return this.#peer.request(method, params, options) as Promise<Received<ResultOf<S, M>>>;
   }
 
   /** Ask the server to echo `payload` (every server answers `$ping`). */

@@ -35,6 +35,9 @@ import { CreditGate, DEFAULT_STREAM_WINDOW, isAsyncIterable, RemoteStream } from
 /** A handler as stored (untyped). */
 export type AnyHandler = (params: any, context: HandlerContext) => unknown;
 
+/** The `$ping` handler: the payload back, unchanged. */
+const echo: AnyHandler = (params) => params;
+
 /** What the dispatcher serves and how it reports. */
 export interface DispatcherOptions {
   /** Method → handler (the server's registry); without it only `$ping` is answered. */
@@ -206,7 +209,14 @@ export class Dispatcher {
     const id = env.id!;
     const method = env.m!;
     if (method === PING) {
-      if (this.authorize('call', method)) this.reply(id, { k: Kind.Response, id, p: env.p });
+      // `p` arrives as its own bytes (envelope/decode.ts), echoed as they are. With an
+      // idempotency key it runs like any method, so a repeat gets the first payload back.
+      if (!this.authorize('call', method)) return;
+      if (env.h?.idem === undefined || this.#options.idempotency === undefined)
+        this.reply(id, { k: Kind.Response, id, p: env.p });
+      else if (this.#incoming.size >= this.#maxIncoming)
+        this.replyError(id, 'SIPC_ERR_BUSY', 'Too many requests in flight');
+      else this.#run(id, method, echo, env);
       return;
     }
     // Authorize before looking the method up, so a peer cannot probe which methods exist.

@@ -82,6 +82,8 @@ export async function serve<S extends object = ServiceDefinition, E extends obje
       secure.once('close', () => enforcer.close());
       revocation = enforcer;
     }
+    // Refused and failed handshakes, on the server a caller holds (never payload bytes or keys).
+    secure.on('handshakeFailed', (failure) => server.emit('handshakeFailed', failure));
     server.listen(secure);
   } catch (err) {
     await listener.close();

@@ -4,6 +4,7 @@
  * listener (`server.listen(secureListener)`); `serve()` in ./serve.ts does both for you.
  */
 import { EventEmitter } from 'node:events';
+import type { HandshakeFailure } from '../channel/secure-listener.js';
 import { encodeEnvelope } from '../envelope/encode.js';
 import { EnvelopeKind as Kind } from '../envelope/types.js';
 import { createError } from '../errors.js';
@@ -123,6 +124,12 @@ export interface RpcServerEvents {
    * `correlationId` only; here is the real error (never the params), for the server's log.
    */
   handlerError: [failure: HandlerFailure];
+  /**
+   * `serve()` only: a handshake that gave no channel (refused: untrusted, revoked, expired, over
+   * a cap; or failed: timeout, protocol, authentication), with the peer's OS information, the
+   * presented key's fingerprint when known and the reason code; never payload bytes.
+   */
+  handshakeFailed: [failure: HandshakeFailure];
 }
 
 /**

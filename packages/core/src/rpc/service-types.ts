@@ -16,11 +16,110 @@ export type EventMap = { [topic: string]: unknown };
 /** Method names of a service. */
 export type MethodName<S> = Extract<keyof S, string>;
 
-/** Params of method `M`. */
-export type ParamsOf<S, M extends keyof S> = S[M] extends (params: infer P) => unknown ? P : never;
+/** Params of method `M` (a type that cannot cross the wire becomes `NotWire`: calls fail to compile). */
+export type ParamsOf<S, M extends keyof S> = S[M] extends (params: infer P) => unknown
+  ? WireParams<P, M>
+  : never;
 
-/** Result of method `M` once awaited (an AsyncIterable stays an AsyncIterable). */
-export type ResultOf<S, M extends keyof S> = S[M] extends (params: any) => infer R ? Awaited<R> : never;
+/** Result of method `M` once awaited (an AsyncIterable stays an AsyncIterable); `NotWire` if it cannot cross. */
+export type ResultOf<S, M extends keyof S> = S[M] extends (params: any) => infer R
+  ? CrossesWire<Awaited<R>> extends true
+    ? Awaited<R>
+    : NotWire<'result', M>
+  : never;
+
+/**
+ * What a method's params or result is when it cannot cross the wire (docs/protocol.md, "Values"):
+ * no value has this type, so a handler or a call of that method fails to compile, naming it.
+ */
+export interface NotWire<What extends string, M> {
+  readonly 'cannot cross the wire (docs/protocol.md, Values)': [What, M];
+}
+
+/**
+ * The types the value model carries (docs/protocol.md, "Values"), checked deeply: null, boolean,
+ * number, bigint, string, Uint8Array (Buffer too), Date, arrays and tuples of them (no undefined
+ * items), objects of them (undefined properties are omitted), Map with scalar keys (string,
+ * number, bigint, boolean, null, Uint8Array), Set. Not: functions, symbols, Error, Promise, other
+ * typed arrays, ArrayBuffer, RegExp, WeakMap/WeakSet and other objects with methods. A top-level params or
+ * result may also be undefined (absent) or an AsyncIterable of a crossing type (a stream).
+ * `any` and `unknown` pass (the run-time check still applies). `true` if `T` crosses.
+ */
+export type CrossesWire<T> = 0 extends 1 & T
+  ? true
+  : unknown extends T
+    ? true
+    : false extends TopCrosses<T>
+      ? false
+      : true;
+
+// biome-ignore lint/suspicious/noConfusingVoidType: a method declared `(): void` answers undefined, which crosses
+type TopCrosses<T> = T extends undefined | void
+  ? true
+  : T extends AsyncIterable<infer I>
+    ? false extends Crosses<I, 8>
+      ? false
+      : true
+    : Crosses<T, 8>;
+
+// Each level one less; at the bottom a type is taken as crossing (recursive types stay finite).
+type Less = [never, 0, 1, 2, 3, 4, 5, 6, 7, 8];
+type WireKey = string | number | bigint | boolean | null | Uint8Array;
+
+/** `true`, `false` or `boolean` (some members of the union do not cross). */
+type Crosses<T, D extends number> = [D] extends [never]
+  ? true
+  : 0 extends 1 & T
+    ? true
+    : unknown extends T
+      ? true
+      : T extends string | number | boolean | bigint | null | Date | Uint8Array
+        ? true
+        : T extends undefined | symbol | ((...args: any) => any)
+          ? false
+          : // Map and Set first: structurally, a Map is a WeakMap and a Set a WeakSet.
+            T extends ReadonlyMap<infer K, infer V>
+            ? [K] extends [WireKey]
+              ? Crosses<V, Less[D]>
+              : false
+            : T extends ReadonlySet<infer V>
+              ? Crosses<V, Less[D]>
+              : T extends Error | Promise<unknown> | ArrayBufferView | ArrayBuffer | RegExp
+                ? false
+                : T extends readonly (infer U)[]
+                  ? Crosses<U, Less[D]>
+                  : T extends object
+                    ? {
+                        [K in keyof T]-?: K extends symbol
+                          ? false
+                          : Crosses<Exclude<T[K], undefined>, Less[D]>;
+                      }[keyof T]
+                    : false;
+
+/**
+ * What a value of type `T` arrives as: a bigint as `number | bigint` (integers within 2^53 arrive
+ * as numbers), a Buffer as a Uint8Array, a ReadonlyMap/ReadonlySet as a Map/Set, containers
+ * mapped item by item.
+ */
+export type Received<T> = 0 extends 1 & T
+  ? T
+  : T extends bigint
+    ? number | bigint
+    : T extends Uint8Array
+      ? Uint8Array
+      : T extends string | number | boolean | null | undefined | Date
+        ? T
+        : T extends AsyncIterable<infer I>
+          ? AsyncIterable<Received<I>>
+          : T extends ReadonlyMap<infer K, infer V>
+            ? Map<Received<K>, Received<V>>
+            : T extends ReadonlySet<infer V>
+              ? Set<Received<V>>
+              : T extends readonly unknown[]
+                ? { -readonly [K in keyof T]: Received<T[K]> }
+                : T extends object
+                  ? { [K in keyof T]: Received<T[K]> }
+                  : T;
 
 /**
  * Items of a streamed input (a client-stream or bidirectional method, `(p: AsyncIterable<X>) => …`:
@@ -78,7 +177,7 @@ export interface EventContext {
 
 /** A handler for method `M` of service `S`. */
 export type Handler<S, M extends keyof S> = (
-  params: ParamsOf<S, M>,
+  params: Received<ParamsOf<S, M>>,
   context: HandlerContext,
 ) => ResultOf<S, M> | Promise<ResultOf<S, M>>;
 
@@ -109,9 +208,12 @@ export type RequestArgs<S, M extends keyof S> = S[M] extends (...args: infer A) 
   ? A extends []
     ? [params?: undefined, options?: RequestOptions]
     : undefined extends A[0]
-      ? [params?: A[0], options?: RequestOptions]
-      : [params: A[0], options?: RequestOptions]
+      ? [params?: WireParams<A[0], M>, options?: RequestOptions]
+      : [params: WireParams<A[0], M>, options?: RequestOptions]
   : never;
+
+// The params as declared, or NotWire when they cannot cross (see ParamsOf).
+type WireParams<P, M> = CrossesWire<P> extends true ? P : NotWire<'params', M>;
 
 /** A subscription pattern as a template literal type: `files.*` → `files.${string}`. */
 export type PatternTemplate<P extends string> = P extends `${infer Head}*${infer Rest}`

@@ -149,6 +149,45 @@ function envelopeCases(encode: (e: unknown) => Uint8Array, decode: (b: Uint8Arra
       },
     );
   }
+  // Structured values (the value codec, docs/protocol.md "Values"): a small params object and
+  // a response of 100 records.
+  const records = Array.from({ length: 100 }, (_, i) => ({
+    id: i,
+    name: `item-${i}`,
+    ok: i % 2 === 0,
+    score: i + 0.5,
+  }));
+  const shapes: [string, unknown][] = [
+    [
+      'request with small object params',
+      {
+        k: 1,
+        id: 12345,
+        m: 'files.read',
+        p: { path: '/var/log/app.log', offset: 1024, length: 4096, follow: false },
+      },
+    ],
+    ['response with 100 records', { k: 2, id: 12345, p: records }],
+  ];
+  for (const [what, envelope] of shapes) {
+    const bytes = encode(envelope);
+    out.push(
+      {
+        name: `envelope encode, ${what}`,
+        bytes: bytes.length,
+        run: () => {
+          encode(envelope);
+        },
+      },
+      {
+        name: `envelope decode+validate, ${what}`,
+        bytes: bytes.length,
+        run: () => {
+          if ((decode(bytes) as { ok?: boolean }).ok !== true) throw new Error('envelope did not decode');
+        },
+      },
+    );
+  }
   return out;
 }
 
