@@ -292,15 +292,47 @@ const TRACE = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
 
 type Outcome = 'answer' | 'close' | 'fail-request';
 
+/**
+ * What a receiver does with an invalid envelope whose id and kind it could read (docs/protocol.md,
+ * "Validation"): no id, or an event, closes; a reply kind fails its own request; else answered.
+ */
+export function envelopeOutcome(
+  id: number | undefined,
+  kind: number | undefined,
+  protocolVersion: number,
+): Outcome {
+  if (id === undefined || kind === 4) return 'close';
+  const reply =
+    kind === 2 ||
+    kind === 3 ||
+    kind === 6 ||
+    kind === 7 ||
+    (protocolVersion >= 2 && (kind === 11 || kind === 12));
+  return reply ? 'fail-request' : 'answer';
+}
+
 function envelopes(): unknown {
-  const valid: Array<{ name: string; hex: string; envelope: unknown; canonical: boolean }> = [];
-  const addValid = (name: string, env: Envelope | string) => {
+  // `protocolVersion` (omitted: 1) is the channel's: kinds 9-12 and `h.stream` exist on version 2 only.
+  const valid: Array<{
+    name: string;
+    hex: string;
+    envelope: unknown;
+    canonical: boolean;
+    protocolVersion?: number;
+  }> = [];
+  const addValid = (name: string, env: Envelope | string, protocolVersion = 1) => {
     const bytes = typeof env === 'string' ? unhex(env) : encodeEnvelope(env);
-    const r = decodeEnvelope(bytes);
+    const r = decodeEnvelope(bytes, undefined, protocolVersion);
     expect(r.ok, `${name}: not valid`);
     if (!r.ok) return;
     const canonical = Buffer.from(encodeEnvelope(r.envelope)).equals(Buffer.from(bytes));
-    valid.push({ name, hex: hex(bytes), envelope: envelopeJson(r.envelope), canonical });
+    valid.push({
+      name,
+      hex: hex(bytes),
+      envelope: envelopeJson(r.envelope),
+      canonical,
+      ...(protocolVersion === 1 ? {} : { protocolVersion }),
+    });
   };
   addValid('request', { k: 1, id: 1, m: '$ping', p: 'hello' });
   addValid('request without p (no value)', { k: 1, id: 2, m: '$ping' });
@@ -341,17 +373,36 @@ function envelopes(): unknown {
   addValid('request, id as uint 64', '84 a1 76 01 a1 6b 01 a2 6964 cf 0000000000000009 a1 6d a1 61');
   addValid('request, v as uint 8', '84 a1 76 cc 01 a1 6b 01 a2 6964 09 a1 6d a1 61');
 
-  const invalid: Array<{ name: string; hex: string; outcome: Outcome; id?: number; code: string }> = [];
-  const addInvalid = (name: string, bytes: string | Uint8Array, outcome: Outcome, id?: number) => {
+  const invalid: Array<{
+    name: string;
+    hex: string;
+    outcome: Outcome;
+    id?: number;
+    code: string;
+    protocolVersion?: number;
+  }> = [];
+  const addInvalid = (
+    name: string,
+    bytes: string | Uint8Array,
+    outcome: Outcome,
+    id?: number,
+    protocolVersion = 1,
+  ) => {
     const b = typeof bytes === 'string' ? unhex(bytes) : Buffer.from(bytes);
-    const r = decodeEnvelope(b);
+    const r = decodeEnvelope(b, undefined, protocolVersion);
     expect(!r.ok, `${name}: valid`);
     if (r.ok) return;
-    const reply = r.kind === 2 || r.kind === 3 || r.kind === 6 || r.kind === 7;
-    const got: Outcome = r.id === undefined || r.kind === 4 ? 'close' : reply ? 'fail-request' : 'answer';
+    const got = envelopeOutcome(r.id, r.kind, protocolVersion);
     expect(got === outcome, `${name}: ${got}, wanted ${outcome}`);
     if (outcome !== 'close') expect(r.id === id, `${name}: id ${r.id}, wanted ${id}`);
-    invalid.push({ name, hex: hex(b), outcome, ...(id === undefined ? {} : { id }), code: r.error.code });
+    invalid.push({
+      name,
+      hex: hex(b),
+      outcome,
+      ...(id === undefined ? {} : { id }),
+      code: r.error.code,
+      ...(protocolVersion === 1 ? {} : { protocolVersion }),
+    });
   };
   const request = (extra: Record<string, unknown>) => encode({ v: 1, k: 1, id: 1, m: '$ping', ...extra });
   addInvalid('v is 2', request({ v: 2 }), 'answer', 1);
@@ -373,7 +424,11 @@ function envelopes(): unknown {
     'close',
   );
   addInvalid('an unknown field', request({ x: 1 }), 'answer', 1);
-  addInvalid('an integer key (the id is not readable: closed)', '85 a1 76 01 a1 6b 01 a2 6964 01 a1 6d a5 2470696e67 01 01', 'close');
+  addInvalid(
+    'an integer key (the id is not readable: closed)',
+    '85 a1 76 01 a1 6b 01 a2 6964 01 a1 6d a5 2470696e67 01 01',
+    'close',
+  );
   addInvalid('the key id twice', '85 a1 76 01 a1 6b 01 a2 6964 01 a1 6d a5 2470696e67 a2 6964 02', 'close');
   addInvalid('kind 9', request({ k: 9 }), 'answer', 1);
   addInvalid('kind 0', request({ k: 0 }), 'answer', 1);
@@ -471,6 +526,54 @@ function envelopes(): unknown {
     1,
   );
   addInvalid('p on a stream end', encode({ v: 1, k: 7, id: 1, p: 1 }), 'fail-request', 1);
+
+  // Protocol version 2 (docs/protocol.md, "Streamed input"): kinds 9-12 and h.stream.
+  addValid(
+    'v2: request announcing a streamed input (h.stream, no p)',
+    { k: 1, id: 20, m: 'upload', h: { stream: true } },
+    2,
+  );
+  addValid('v2: input item', { k: 9, id: 20, p: { chunk: new Uint8Array([1, 2]) } }, 2);
+  addValid('v2: input item without p (no value)', { k: 9, id: 20 }, 2);
+  addValid('v2: input end', { k: 10, id: 20 }, 2);
+  addValid('v2: input credit', { k: 11, id: 20, p: 8 }, 2);
+  addValid('v2: input stop', { k: 12, id: 20 }, 2);
+  addInvalid(
+    'v1: h.stream on a version-1 channel',
+    encode({ v: 1, k: 1, id: 1, m: 'upload', h: { stream: true } }),
+    'answer',
+    1,
+  );
+  addInvalid(
+    'v1: input credit (kind 11) on a version-1 channel',
+    encode({ v: 1, k: 11, id: 1, p: 8 }),
+    'answer',
+    1,
+  );
+  addInvalid(
+    'v2: h.stream with a p',
+    encode({ v: 1, k: 1, id: 1, m: 'upload', p: 1, h: { stream: true } }),
+    'answer',
+    1,
+    2,
+  );
+  addInvalid(
+    'v2: h.stream that is not true',
+    encode({ v: 1, k: 1, id: 1, m: 'upload', h: { stream: 1 } }),
+    'answer',
+    1,
+    2,
+  );
+  addInvalid('v2: kind 13', encode({ v: 1, k: 13, id: 1 }), 'answer', 1, 2);
+  addInvalid('v2: input credit of 0', encode({ v: 1, k: 11, id: 1, p: 0 }), 'fail-request', 1, 2);
+  addInvalid(
+    'v2: input credit as float 64 8.0',
+    '84 a1 76 01 a1 6b 0b a2 6964 01 a1 70 cb 4020000000000000',
+    'fail-request',
+    1,
+    2,
+  );
+  addInvalid('v2: input stop with a p', encode({ v: 1, k: 12, id: 1, p: 1 }), 'fail-request', 1, 2);
 
   // Valid envelopes whose id names nothing the receiver has in flight: ignored, nothing sent.
   const ignored = [
