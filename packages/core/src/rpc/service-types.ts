@@ -144,7 +144,11 @@ export interface HandlerContext {
   readonly peer: PeerInfo;
   /** What the caller sent along with the request (validated; absent fields were not sent). */
   readonly headers: RequestHeaders;
-  /** Fires on cancel (reason SIPC_ERR_CANCELLED), deadline (SIPC_ERR_TIMEOUT) and disconnect (SIPC_ERR_CONNECTION_CLOSED). */
+  /**
+   * Fires on cancel (reason SIPC_ERR_CANCELLED), deadline (SIPC_ERR_TIMEOUT) and disconnect
+   * (SIPC_ERR_CONNECTION_CLOSED), and when an item of a streamed input fails the params schema
+   * (reason: that SIPC_ERR_INVALID_ARGUMENT `PublicError`, which ended the call).
+   */
   readonly signal: AbortSignal;
 }
 
