@@ -243,6 +243,7 @@ export type {
   ParamsOf,
   PatternCheck,
   PatternTemplate,
+  PublishPayload,
   Received,
   RequestArgs,
   RequestHeaders,
