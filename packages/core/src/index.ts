@@ -245,6 +245,7 @@ export type {
   ParamsOf,
   PatternCheck,
   PatternTemplate,
+  PublishPayload,
   Received,
   RequestArgs,
   RequestHeaders,

@@ -85,6 +85,20 @@ export function serverTypes(server: RpcServer<Good & Bad>): void {
   server.handle('b.typed', () => new Float64Array(1));
 }
 
+interface Events {
+  'e.ok': { n: bigint; at: Date };
+  'e.fn': { onDone: () => void };
+}
+
+export function publishTypes(client: RpcClient<Good, Events>, server: RpcServer<Good, Events>): void {
+  void client.publish('e.ok', { n: 1n, at: new Date() });
+  void server.publish('e.ok', { n: 1n, at: new Date() });
+  // @ts-expect-error an event payload holding a function cannot cross
+  void client.publish('e.fn', { onDone: () => {} });
+  // @ts-expect-error the same on the server
+  void server.publish('e.fn', { onDone: () => {} });
+}
+
 // The received mapping, checked structurally.
 const mapped: Received<{ n: bigint; b: Buffer; m: ReadonlyMap<string, bigint[]> }> = {
   n: 1,

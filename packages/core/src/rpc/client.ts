@@ -20,6 +20,7 @@ import type {
   EventPayloadOf,
   MethodName,
   PatternCheck,
+  PublishPayload,
   Received,
   RequestArgs,
   RequestOptions,
@@ -114,7 +115,7 @@ export class RpcClient<
   }
 
   /** Send a one-way event to the server (the server's policy needs `publish` on the topic). */
-  publish<T extends Extract<keyof E, string>>(topic: T, payload: E[T]): Promise<void> {
+  publish<T extends Extract<keyof E, string>>(topic: T, payload: PublishPayload<E, T>): Promise<void> {
     return this.#peer.publish(topic, payload);
   }
 

@@ -32,6 +32,7 @@ import type {
   MethodName,
   ParamsOf,
   PatternCheck,
+  PublishPayload,
   ResultOf,
   ServiceDefinition,
   StreamItemOf,
@@ -291,7 +292,10 @@ export class RpcServer<
    * subscriber over it (see `maxQueuedEventBytes`, `eventOverflow`); resolves at once with the
    * counts. A dropped event is never retried.
    */
-  async publish<T extends Extract<keyof E, string>>(topic: T, payload: E[T]): Promise<PublishResult> {
+  async publish<T extends Extract<keyof E, string>>(
+    topic: T,
+    payload: PublishPayload<E, T>,
+  ): Promise<PublishResult> {
     const bytes = encodeEnvelope({ k: Kind.Event, m: topic, p: payload });
     let queued = 0;
     let dropped = 0;

@@ -234,6 +234,13 @@ export type TopicsMatching<E, P extends string> = string extends keyof E
     : P
   : Extract<keyof E, PatternTemplate<P>> & string;
 
+/**
+ * The payload `publish` takes for topic `T`: its declared type, or `NotWire` when that cannot cross
+ * the wire (docs/protocol.md, "Values"), so such a publish fails to compile, naming the topic.
+ */
+export type PublishPayload<E, T extends keyof E> =
+  CrossesWire<E[T]> extends true ? E[T] : NotWire<'payload', T>;
+
 /** The payload of an event matched by `P`: the union of the matching topics' payloads. */
 export type EventPayloadOf<E, P extends string> = string extends keyof E
   ? E[keyof E]
