@@ -33,6 +33,7 @@ import type {
   ParamsOf,
   PatternCheck,
   PublishPayload,
+  Received,
   ResultOf,
   ServiceDefinition,
   StreamItemOf,
@@ -163,7 +164,8 @@ export type SchemaResultOf<S, M extends keyof S> =
 
 /**
  * The handler of a method registered with schemas: it gets the params schema's output (an
- * `AsyncIterable` of it for a streamed input; the service's params without a schema) and returns
+ * `AsyncIterable` of it for a streamed input; without a schema, the service's params as they
+ * arrive, `Received`, like a plain handler's) and returns
  * what the result schema accepts (an `AsyncIterable` of it for a stream; the service's result
  * without one).
  */
@@ -172,7 +174,7 @@ export type SchemaHandler<S, M extends keyof S, P, R> = (
     ? IsStream<ParamsOf<S, M>> extends true
       ? AsyncIterable<InferSchemaOutput<P>>
       : InferSchemaOutput<P>
-    : ParamsOf<S, M>,
+    : Received<ParamsOf<S, M>>,
   context: HandlerContext,
 ) => R extends StandardSchemaV1<any, any>
   ? IsStream<ResultOf<S, M>> extends true
