@@ -97,6 +97,17 @@ export function publishTypes(client: RpcClient<Good, Events>, server: RpcServer<
   void client.publish('e.fn', { onDone: () => {} });
   // @ts-expect-error the same on the server
   void server.publish('e.fn', { onDone: () => {} });
+  // Listeners get what arrives: a bigint as number | bigint.
+  client.subscribe('e.ok', (p) => {
+    const n: number | bigint = p.n;
+    // @ts-expect-error a bigint payload field arrives as number | bigint
+    const only: bigint = p.n;
+    void [n, only];
+  });
+  server.subscribe('e.o*', (p) => {
+    const at: Date = p.at;
+    void at;
+  });
 }
 
 // The received mapping, checked structurally.

@@ -12,7 +12,7 @@
  * message size limit).
  */
 import { createError, isSecureIpcError, type SecureIpcError } from '../errors.js';
-import type { EventContext, TopicsMatching } from './service-types.js';
+import type { EventContext, Received, TopicsMatching } from './service-types.js';
 
 /** Default bound of an event iterator's queue, in events. */
 export const DEFAULT_MAX_BUFFERED_EVENTS = 256;
@@ -42,7 +42,7 @@ export interface ReceivedEvent<T extends string = string, P = unknown> {
  * (`files.*` → `{ topic: 'files.created'; payload: ... } | { topic: 'files.deleted'; ... }`).
  */
 export type MatchedEvent<E, P extends string> = {
-  [T in TopicsMatching<E, P>]: ReceivedEvent<T, T extends keyof E ? E[T] : E[keyof E]>;
+  [T in TopicsMatching<E, P>]: ReceivedEvent<T, Received<T extends keyof E ? E[T] : E[keyof E]>>;
 }[TopicsMatching<E, P>];
 
 /** An async iterator of the events matching a pattern; ending it unsubscribes. */

@@ -241,10 +241,13 @@ export type TopicsMatching<E, P extends string> = string extends keyof E
 export type PublishPayload<E, T extends keyof E> =
   CrossesWire<E[T]> extends true ? E[T] : NotWire<'payload', T>;
 
-/** The payload of an event matched by `P`: the union of the matching topics' payloads. */
+/**
+ * The payload of an event matched by `P` as a listener receives it: the union of the matching
+ * topics' payloads, mapped as values arrive (`Received`: a `bigint` as `number | bigint`, ...).
+ */
 export type EventPayloadOf<E, P extends string> = string extends keyof E
-  ? E[keyof E]
-  : E[TopicsMatching<E, P> & keyof E];
+  ? Received<E[keyof E]>
+  : Received<E[TopicsMatching<E, P> & keyof E]>;
 
 /**
  * `unknown` if pattern `P` can match a topic of `E`, else `never` (a pattern that matches no
