@@ -11,8 +11,10 @@ import { EnvelopeKind as Kind } from '../src/envelope/types.js';
 import { isSecureIpcError } from '../src/errors.js';
 import type { AnyHandler } from '../src/rpc/dispatcher.js';
 import { RpcPeer } from '../src/rpc/peer.js';
+import { createPolicy } from '../src/rpc/policy.js';
 import type { InputItemOf } from '../src/rpc/service-types.js';
 import { InputSender, RemoteStream } from '../src/rpc/streams.js';
+import { memoryRpc } from './fixtures/memory-rpc.js';
 import { channelPair, closed, endless, messages } from './helpers.js';
 
 const V2 = 2;
@@ -287,4 +289,42 @@ test('$ping, $subscribe and $unsubscribe take no streamed input: SIPC_ERR_INVALI
   t.is(await caller.request('$ping', 'after'), 'after');
   t.true(state.returned);
   t.deepEqual(errors, []);
+});
+
+// Over the memory transport every delivery is a nextTick: a stream whose consumer keeps up would
+// run without an event-loop turn and starve the process's timers (the caller's abort timer here)
+// unless its producer yields once per window (streams.ts windowTurn). Both directions.
+test('an endless stream over the memory transport leaves timers running: a timer aborts it, each way', async (t) => {
+  t.timeout(30_000);
+  const everyone = createPolicy({ defaultRoles: ['all'], roles: { all: { call: ['*'] } } });
+  const { server, client } = await memoryRpc(t, { policy: everyone });
+  let received = 0;
+  server.handle('sink', async (items: AsyncIterable<unknown>) => {
+    for await (const _ of items) received++;
+    return received;
+  });
+  server.handle('source', async function* () {
+    for (let i = 0; ; i++) yield i;
+  });
+  const input = endless((i) => i);
+  const upload = client.request('sink', input.source, { signal: AbortSignal.timeout(200) });
+  const up = await t.throwsAsync(upload);
+  t.true(isSecureIpcError(up, 'SIPC_ERR_TIMEOUT') || isSecureIpcError(up, 'SIPC_ERR_ABORTED'), String(up));
+  t.true(input.state.returned);
+  t.true(received > 16, `items went through before the timer (${received})`);
+
+  const ticks = { n: 0 };
+  const interval = setInterval(() => ticks.n++, 10);
+  t.teardown(() => clearInterval(interval));
+  const controller = new AbortController();
+  setTimeout(() => controller.abort(new Error('enough')), 200);
+  let got = 0;
+  const err = await t.throwsAsync(async () => {
+    const stream = (await client.request('source', undefined, {
+      signal: controller.signal,
+    })) as AsyncIterable<number>;
+    for await (const _ of stream) got++;
+  });
+  t.true(isSecureIpcError(err, 'SIPC_ERR_ABORTED'), String(err));
+  t.true(got > 16 && ticks.n > 0, `items ${got}, timer ticks ${ticks.n}`);
 });

@@ -30,7 +30,7 @@ import type { Policy, PolicyAction, PolicyDecision } from './policy.js';
 import { checkedItems, hasInputCheck } from './schema.js';
 import type { EventContext, HandlerContext, RequestHeaders } from './service-types.js';
 import { DEFAULT_MAX_IN_FLIGHT, noop, type Session } from './session.js';
-import { CreditGate, DEFAULT_STREAM_WINDOW, isAsyncIterable, RemoteStream } from './streams.js';
+import { CreditGate, DEFAULT_STREAM_WINDOW, isAsyncIterable, RemoteStream, windowTurn } from './streams.js';
 
 /** A handler as stored (untyped). */
 export type AnyHandler = (params: any, context: HandlerContext) => unknown;
@@ -519,7 +519,10 @@ export class Dispatcher {
     if (call.controller.signal.aborted) gate.close();
     let end: Envelope | undefined;
     try {
+      let sent = 0;
       for await (const item of source) {
+        const loopTurn = windowTurn(sent++);
+        if (loopTurn !== undefined) await loopTurn;
         if (!(await gate.take())) break;
         // Room in the peer's answer budget before encoding: a stream waiting for it holds no
         // encoded item, and streams never queue past the budget (one item over it at most).

@@ -204,6 +204,17 @@ export function isAsyncIterable(value: unknown): value is AsyncIterable<unknown>
 }
 
 /**
+ * A turn of the event loop once per window of items sent (undefined in between): a producer whose
+ * consumer reads as fast as it is sent, over a transport that delivers without an I/O turn (the
+ * memory transport: nextTick all the way), would otherwise keep timers, aborts and every other
+ * task of the process waiting. Over a socket the turn is there anyway; this costs one per window.
+ */
+export function windowTurn(sent: number): Promise<void> | undefined {
+  if (sent === 0 || sent % DEFAULT_STREAM_WINDOW !== 0) return undefined;
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/**
  * Producer side of a streamed input (docs/protocol.md, "Streamed input"): pulls the caller's
  * iterable one item per credit (never ahead of the window), hands each to `send` and ends with
  * `end`. `stop()` (the responder stopped reading, answered, or the caller gave up) stops pulling
@@ -242,7 +253,10 @@ export class InputSender {
     try {
       this.#iterator = source[Symbol.asyncIterator]();
       if (this.gate.closed) return this.#return();
-      for (;;) {
+      for (let sent = 0; ; sent++) {
+        const turn = windowTurn(sent);
+        if (turn !== undefined) await turn;
+        if (this.gate.closed) return this.#return();
         // Credit first, then pull: the caller's iterable never runs more than the window ahead.
         if (!(await this.gate.take())) return;
         this.#pulling = true;
