@@ -133,7 +133,7 @@ const DENO_EXCLUDED = {
     {
       title:
         'tcp: abuse, row 6: a peer with no role flooding $ping without reading pauses its own reads; the server holds at most its reply budget',
-      why: 'the server holds what it should under Deno too (32 answers queued, 8.0 MiB charged; JS heap and ArrayBuffers +0.6 MiB during and after), but its RSS kept growing after the flood ended (+38.8 MiB during, +70.9 MiB after; bound 64 MiB; under Node and over unix sockets under Deno it stays within): memory Deno\'s TCP layer retains outside the JS heap, measured, not yet reduced',
+      why: "the server holds what it should under Deno too (32 answers queued, 8.0 MiB charged; JS heap and ArrayBuffers +0.6 MiB during and after), but its RSS kept growing after the flood ended (+38.8 MiB during, +70.9 MiB after; bound 64 MiB; under Node and over unix sockets under Deno it stays within): memory Deno's TCP layer retains outside the JS heap, measured, not yet reduced",
     },
   ],
 };
