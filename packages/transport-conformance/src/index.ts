@@ -48,7 +48,8 @@ export { rpcStreamsSuite } from './rpc-streams.js';
 export { stressSuite } from './stress.js';
 
 /** Register every conformance case for one transport. */
-export function runTransportConformance(test: Test, options: ConformanceOptions): void {
+export function runTransportConformance(suiteTest: Test, options: ConformanceOptions): void {
+  const test = options.serial === true ? serialOnly(suiteTest) : suiteTest;
   basicSuite(test, options);
   closeSuite(test, options);
   largeSuite(test, options);
@@ -57,4 +58,16 @@ export function runTransportConformance(test: Test, options: ConformanceOptions)
   hostileSuite(test, options);
   abuseSuite(test, options);
   rpcStreamsSuite(test, options);
+}
+
+/** `test` whose cases all run serially: `test(...)` is `test.serial(...)`, `test.skip` its skip. */
+function serialOnly(test: Test): Test {
+  const serial = test.serial;
+  const run = (...args: Parameters<typeof serial>) => serial(...args);
+  return Object.assign(run, test, {
+    serial,
+    skip: serial.skip,
+    only: serial.only,
+    failing: serial.failing,
+  }) as unknown as Test;
 }
