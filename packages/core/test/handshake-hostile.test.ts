@@ -6,19 +6,7 @@ import { isSecureIpcError, type SecureIpcError } from '../src/errors.js';
 import { generateKeyPair } from '../src/keys/key-pair.js';
 import type { Connection } from '../src/transport/contract.js';
 import { memoryPair } from '../src/transport/memory-transport.js';
-import { closed, connectionPair, handshake, messages, mitm, trustedKeys } from './helpers.js';
-
-// Everything one raw end receives until the connection ends or closes.
-function collect(conn: Connection): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  conn.on('data', (c: Buffer) => chunks.push(Buffer.from(c)));
-  conn.on('error', () => {});
-  return new Promise((resolve) => {
-    const done = () => resolve(Buffer.concat(chunks));
-    conn.once('end', done);
-    conn.once('close', done);
-  });
-}
+import { closed, collect, connectionPair, handshake, messages, mitm, trustedKeys } from './helpers.js';
 
 function responder(conn: Connection, extra: Record<string, unknown> = {}) {
   const keys = trustedKeys();

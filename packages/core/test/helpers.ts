@@ -203,3 +203,15 @@ export function endless<T>(item: (i: number) => T): {
   })();
   return { source, state };
 }
+
+/** Everything one raw end receives until the connection ends or closes. */
+export function collect(conn: Connection): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  conn.on('data', (c: Buffer) => chunks.push(Buffer.from(c)));
+  conn.on('error', () => {});
+  return new Promise((resolve) => {
+    const done = () => resolve(Buffer.concat(chunks));
+    conn.once('end', done);
+    conn.once('close', done);
+  });
+}

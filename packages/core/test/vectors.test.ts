@@ -25,6 +25,7 @@ import { decodeValue, RawMsgpack } from '../src/msgpack/value-codec.js';
 import { serve } from '../src/rpc/serve.js';
 import type { Connection } from '../src/transport/contract.js';
 import { memoryPair, memoryTransport } from '../src/transport/memory-transport.js';
+import { collect } from './helpers.js';
 
 // dist/test/vectors.test.js: the repository root is four levels up.
 const dir = new URL('../../../../docs/vectors/', import.meta.url);
@@ -76,17 +77,6 @@ test('handshake payload vectors: each is accepted or rejected as stated', (t) =>
     t.deepEqual(payloadOutcome(v), want, v.name);
   }
 });
-
-function collect(conn: Connection): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  conn.on('data', (c: Buffer) => chunks.push(Buffer.from(c)));
-  conn.on('error', () => {});
-  return new Promise((resolve) => {
-    const done = () => resolve(Buffer.concat(chunks));
-    conn.once('end', done);
-    conn.once('close', done);
-  });
-}
 
 test('handshake message 1 vectors, live: a rejected payload gets no message 2, an accepted one does', async (t) => {
   const { vectors } = load('handshake-payloads');

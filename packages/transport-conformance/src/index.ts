@@ -60,7 +60,11 @@ export function runTransportConformance(suiteTest: Test, options: ConformanceOpt
   rpcStreamsSuite(test, options);
 }
 
-/** `test` whose cases all run serially: `test(...)` is `test.serial(...)`, `test.skip` its skip. */
+/**
+ * `test` whose cases all run serially: `test(...)` is `test.serial(...)`. `test.skip` maps to
+ * `test.serial.skip` only so that the suite's own skips (a cross-process case without `child`, an
+ * abuse row that cannot run here: each states its reason in its title) keep their meaning.
+ */
 function serialOnly(test: Test): Test {
   const serial = test.serial;
   const run = (...args: Parameters<typeof serial>) => serial(...args);
