@@ -4,7 +4,13 @@
  * generic msgpack decoder for anything else; both end in `validateEnvelope`. Never throws.
  */
 import { decodeBudgetRefusal } from '../msgpack/decode-budget.js';
-import { decodeValue, RawMsgpack, topLevelValueSpan, ValueDecodeError } from '../msgpack/value-codec.js';
+import {
+  AsciiStringCache,
+  decodeValue,
+  RawMsgpack,
+  topLevelValueSpan,
+  ValueDecodeError,
+} from '../msgpack/value-codec.js';
 import {
   isIntegerAt,
   keyCount,
@@ -156,32 +162,8 @@ function view(bytes: Uint8Array, start: number, end: number): Uint8Array {
 let fastPStart = 0;
 let fastPEnd = 0;
 
-// Method and topic names repeat: a small direct-mapped cache returns the same string without
-// building it again (checked byte for byte, so a collision only costs a rebuild).
-const nameCache: (string | undefined)[] = new Array(256).fill(undefined);
-
-function readAsciiName(bytes: Uint8Array, start: number, len: number): string | undefined {
-  let hash = len;
-  for (let i = start; i < start + len; i++) {
-    const c = bytes[i]!;
-    if (c >= 0x80) return undefined;
-    hash = (hash * 31 + c) & 0xff;
-  }
-  const cached = nameCache[hash];
-  if (cached !== undefined && cached.length === len) {
-    let same = true;
-    for (let j = 0; j < len; j++)
-      if (cached.charCodeAt(j) !== bytes[start + j]) {
-        same = false;
-        break;
-      }
-    if (same) return cached;
-  }
-  let name = '';
-  for (let i = start; i < start + len; i++) name += String.fromCharCode(bytes[i]!);
-  nameCache[hash] = name;
-  return name;
-}
+// Method and topic names repeat: a small cache returns the same string without building it again.
+const nameCache = new AsciiStringCache(256);
 
 function readUint(bytes: Uint8Array, pos: number): [value: number, next: number] | undefined {
   const t = bytes[pos]!;
@@ -227,7 +209,7 @@ function readHead(bytes: Uint8Array, out: Record<string, unknown>): number {
     const len = t & 0x1f;
     const start = pos + 3;
     if (start + len > n) return pos;
-    const m = readAsciiName(bytes, start, len);
+    const m = nameCache.read(bytes, start, len);
     if (m === undefined) return pos; // non-ASCII names take the generic path
     out.m = m;
     pos = start + len;

@@ -640,25 +640,37 @@ function float64(p: number): number {
   return f64[0]!;
 }
 
-// Short ASCII map keys repeat: a direct-mapped cache returns the same string without rebuilding it.
-const keyCache: (string | undefined)[] = new Array(1024).fill(undefined);
+/**
+ * A direct-mapped cache of short ASCII strings (map keys, method and topic names repeat): `read`
+ * returns the same string without building it again, checked byte for byte, so a collision only
+ * costs a rebuild. `size` is a power of two.
+ */
+export class AsciiStringCache {
+  readonly #slots: (string | undefined)[];
+  readonly #mask: number;
 
-function readString(n: number, key: boolean): string {
-  const start = at;
-  at += n;
-  if (n === 0) return '';
-  if (n <= 24) {
-    let hash = n;
-    for (let i = start; i < start + n; i++) {
+  constructor(size: number) {
+    this.#slots = new Array(size).fill(undefined);
+    this.#mask = size - 1;
+  }
+
+  /**
+   * The string of `bytes[start, start + len)` if every byte is ASCII, else undefined; from the
+   * cache when `remember` (the cache is neither read nor written otherwise).
+   */
+  read(bytes: Uint8Array, start: number, len: number, remember = true): string | undefined {
+    const mask = this.#mask;
+    let hash = len;
+    for (let i = start; i < start + len; i++) {
       const c = bytes[i]!;
-      if (c >= 0x80) return decodeUtf8(start, n);
-      hash = (hash * 31 + c) & 0x3ff;
+      if (c >= 0x80) return undefined;
+      hash = (hash * 31 + c) & mask;
     }
-    if (key) {
-      const cached = keyCache[hash];
-      if (cached !== undefined && cached.length === n) {
+    if (remember) {
+      const cached = this.#slots[hash];
+      if (cached !== undefined && cached.length === len) {
         let same = true;
-        for (let j = 0; j < n; j++)
+        for (let j = 0; j < len; j++)
           if (cached.charCodeAt(j) !== bytes[start + j]) {
             same = false;
             break;
@@ -667,10 +679,19 @@ function readString(n: number, key: boolean): string {
       }
     }
     let s = '';
-    for (let i = start; i < start + n; i++) s += String.fromCharCode(bytes[i]!);
-    if (key) keyCache[hash] = s;
+    for (let i = start; i < start + len; i++) s += String.fromCharCode(bytes[i]!);
+    if (remember) this.#slots[hash] = s;
     return s;
   }
+}
+
+const keyCache = new AsciiStringCache(1024);
+
+function readString(n: number, key: boolean): string {
+  const start = at;
+  at += n;
+  if (n === 0) return '';
+  if (n <= 24) return keyCache.read(bytes, start, n, key) ?? decodeUtf8(start, n);
   return decodeUtf8(start, n);
 }
 
