@@ -1,45 +1,21 @@
-// Issue 13, "server vs spec" and "ambiguities": regression tests of what docs/protocol.md decides
-// (its changelog, "Spec decisions"), over a real server and client in memory where the behaviour
-// is the server's. The byte-level cases (float-encoded uints, non-string keys, duplicate keys,
-// versions) are conformance vectors, replayed by vectors.test.ts.
-import { randomUUID } from 'node:crypto';
 import { encode } from '@msgpack/msgpack';
 import test, { type ExecutionContext } from 'ava';
 import type { SecureChannel } from '../src/channel/options.js';
-import { secureConnect } from '../src/channel/secure-channel.js';
 import { decodeEnvelope } from '../src/envelope/decode.js';
 import { encodeEnvelope } from '../src/envelope/encode.js';
 import type { Envelope } from '../src/envelope/types.js';
 import { fromWireError, PublicError, publicWireError, wireMessage } from '../src/envelope/wire-errors.js';
 import { isSecureIpcError, type SecureIpcError } from '../src/errors.js';
 import { decodePayload, offeredVersions } from '../src/handshake/payloads.js';
-import { generateKeyPair } from '../src/keys/key-pair.js';
 import { createPolicy } from '../src/rpc/policy.js';
-import { serve } from '../src/rpc/serve.js';
-import { memoryTransport } from '../src/transport/memory-transport.js';
 import { memoryRpc } from './fixtures/memory-rpc.js';
+import { rawChannelToServer } from './fixtures/raw-rpc-peer.js';
 
 const everything = createPolicy({ roles: { all: { call: ['*'] } }, defaultRoles: ['all'] });
 
 // A served server (default policy: $ping only) and a raw channel to it.
 async function rawPeer(t: ExecutionContext): Promise<SecureChannel> {
-  const serverKeys = generateKeyPair();
-  const clientKeys = generateKeyPair();
-  const transport = memoryTransport();
-  const address = `memory://decisions-${randomUUID()}`;
-  const server = await serve({
-    transport,
-    address,
-    keyPair: serverKeys,
-    trust: { keys: [clientKeys.publicKey] },
-  });
-  t.teardown(() => server.close());
-  const channel = await secureConnect(await transport.connect(address), {
-    keyPair: clientKeys,
-    trust: { keys: [serverKeys.publicKey] },
-  });
-  t.teardown(() => channel.close());
-  return channel;
+  return (await rawChannelToServer(t, 'memory')).channel;
 }
 
 // Send one envelope and resolve with the server's next one.
