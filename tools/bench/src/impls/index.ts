@@ -13,6 +13,8 @@ import { zeromqCurve } from './zeromq-curve.js';
 const FACTORIES: Record<string, () => Impl> = {
   'raw-unix': () => rawNet('unix'),
   'raw-tcp': () => rawNet('tcp'),
+  'raw-v1-unix': () => rawNet('unix', 'v1'),
+  'raw-v1-tcp': () => rawNet('tcp', 'v1'),
   'sipc-unix': () => secureIpc('unix', 'rpc'),
   'sipc-tcp': () => secureIpc('tcp', 'rpc'),
   'sipc-local': () => secureIpc('local', 'rpc'),
@@ -44,6 +46,7 @@ export function defaultRowIds(): string[] {
   return [
     'raw-unix',
     'raw-tcp',
+    'raw-v1-unix',
     'sipc-unix',
     'sipc-tcp',
     'sipc-local',

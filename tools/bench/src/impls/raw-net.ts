@@ -1,25 +1,36 @@
 /**
- * Baseline: Node `net` with secure-ipc's framing (raw-framing.ts) and no crypto, no handshake, no
- * envelope. Every secure-ipc row is divided by the raw row over the same socket kind.
+ * Baselines: Node `net` with no crypto, no handshake, no envelope. `raw-unix` / `raw-tcp` frame
+ * each message behind a plain 4-byte length (the physical limit: every secure row is divided by
+ * the one over the same socket kind); `raw-v1-unix` / `raw-v1-tcp` use secure-ipc's v1 frame
+ * layout instead (2-byte frames, flag byte, chunks), an extra row (raw-framing.ts).
  */
 import { type Impl, KIND_ECHO, makeMessage } from '../impl.js';
 import { connectNet, listenNet, type NetKind } from '../net-endpoint.js';
-import { FrameReader, writeFramedMessage } from '../raw-framing.js';
+import { FrameReader, PrefixReader, writeFramedMessage, writePrefixedMessage } from '../raw-framing.js';
 import { ReplyQueue } from '../reply-queue.js';
 import { waitForDrain } from '../stream-util.js';
 
-export function rawNet(kind: NetKind): Impl {
+/** How a raw row frames its messages (raw-framing.ts). */
+export type RawFraming = 'prefix' | 'v1';
+
+const FRAMINGS = {
+  prefix: { Reader: PrefixReader, write: writePrefixedMessage, id: '', label: '4-byte length prefix' },
+  v1: { Reader: FrameReader, write: writeFramedMessage, id: '-v1', label: 'v1 frames' },
+} as const;
+
+export function rawNet(kind: NetKind, framing: RawFraming = 'prefix'): Impl {
+  const { Reader, write: writeMessage, id, label } = FRAMINGS[framing];
   return {
-    id: `raw-${kind}`,
-    label: `raw net (${kind === 'unix' ? 'Unix socket' : 'TCP loopback'}), no crypto`,
+    id: `raw${id}-${kind}`,
+    label: `raw net (${kind === 'unix' ? 'Unix socket' : 'TCP loopback'}), ${label}, no crypto`,
     baseline: `raw-${kind}`,
     security: 'none (baseline)',
     packages: [],
     secrets: async () => ({ server: {}, client: {} }),
     async serve(ctx) {
       return listenNet(kind, ctx.dir, (socket) => {
-        const reader = new FrameReader((m) => {
-          if (m[0] === KIND_ECHO) writeFramedMessage(socket, m);
+        const reader = new Reader((m) => {
+          if (m[0] === KIND_ECHO) writeMessage(socket, m);
         });
         socket.on('data', (d: Buffer) => reader.push(d));
         socket.on('error', () => socket.destroy());
@@ -28,20 +39,20 @@ export function rawNet(kind: NetKind): Impl {
     async connect(address) {
       const socket = await connectNet(kind, address);
       const replies = new ReplyQueue();
-      const reader = new FrameReader((m) => replies.deliver(m));
+      const reader = new Reader((m) => replies.deliver(m));
       socket.on('data', (d: Buffer) => reader.push(d));
       socket.on('error', (e) => replies.failAll(e));
       socket.on('close', () => replies.failAll(new Error('connection closed')));
       const flushMessage = makeMessage(KIND_ECHO, 1);
       const request = (m: Buffer) => {
         const p = replies.expect();
-        writeFramedMessage(socket, m);
+        writeMessage(socket, m);
         return p;
       };
       return {
         request,
         send: async (m) => {
-          if (!writeFramedMessage(socket, m)) await waitForDrain(socket);
+          if (!writeMessage(socket, m)) await waitForDrain(socket);
         },
         flush: async () => {
           await request(flushMessage);

@@ -16,7 +16,11 @@ export interface RowSummary {
   n: Partial<Record<Metric, number>>;
 }
 
-/** A target of issue 7: ratio `metric / baseline` must be `<=` or `>=` the limit. */
+/**
+ * A target of issue 14 that is a ratio to the raw baseline (4-byte length prefix, same socket
+ * kind): ratio `metric / baseline` must be `<=` or `>=` the limit. The issue's other targets
+ * (against secret-stream, the crypto bound and the handshake floor) are not judged here yet.
+ */
 export interface Target {
   name: string;
   metric: Metric;
@@ -25,12 +29,9 @@ export interface Target {
 }
 
 export const TARGETS: Target[] = [
-  { name: 'round trip p50', metric: 'rttP50Us', op: '<=', limit: 1.1 },
-  { name: 'round trip p99', metric: 'rttP99Us', op: '<=', limit: 1.3 },
+  { name: 'round trip p50', metric: 'rttP50Us', op: '<=', limit: 1.3 },
   { name: 'pipelined req/s (64 in flight)', metric: 'pipelinedPerSec', op: '>=', limit: 0.6 },
-  { name: 'bulk 64 KiB MB/s', metric: 'bulkMBps', op: '>=', limit: 0.45 },
-  { name: 'connect → first authenticated reply p50', metric: 'connectP50Ms', op: '<=', limit: 2.0 },
-  { name: 'RSS per idle connection (both sides)', metric: 'rssPerConnKiB', op: '<=', limit: 1.5 },
+  { name: 'RSS per idle connection (both sides)', metric: 'rssPerConnKiB', op: '<=', limit: 2.5 },
 ];
 
 export interface TargetVerdict {
