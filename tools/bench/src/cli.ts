@@ -13,7 +13,7 @@ import { defaultRowIds, implById } from './impls/index.js';
 import { loadAverage, machineInfo, packageVersion } from './machine.js';
 import { type MicroResult, runMicro } from './micro/run.js';
 import { renderMarkdown } from './report/markdown.js';
-import { judgeTargets, summarize } from './report/summary.js';
+import { judgeHandshake, judgeTargets, limitsFrom, summarize } from './report/summary.js';
 import { renderSvg } from './report/svg.js';
 
 const RESULTS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../results');
@@ -41,7 +41,11 @@ async function main(): Promise<void> {
     e2e = await runEndToEnd(rowIds, opts.plan, execArgv, log);
   }
   const summary = e2e ? summarize(e2e) : [];
-  const verdicts = judgeTargets(summary, 'sipc-');
+  const limits = limitsFrom(micro);
+  const verdicts = [
+    ...judgeTargets(summary, ['sipc-', 'chan-'], limits),
+    ...(micro.length > 0 ? [judgeHandshake(micro)] : []),
+  ];
 
   const packages = new Set(['noise-protocol', 'sodium-native', '@msgpack/msgpack', 'noise-handshake']);
   for (const id of rowIds) for (const p of implById(id).packages) packages.add(p);
@@ -58,6 +62,7 @@ async function main(): Promise<void> {
     e2e,
     summary,
     verdicts,
+    limits,
     micro,
     notes,
     versions,

@@ -7,7 +7,7 @@ import type { E2eResult, Metric } from '../e2e.js';
 import type { MachineInfo } from '../machine.js';
 import type { MicroResult } from '../micro/run.js';
 import type { Plan } from '../plan.js';
-import type { RowSummary, TargetVerdict } from './summary.js';
+import type { Limits, RowSummary, TargetVerdict } from './summary.js';
 
 export interface ReportInput {
   startedAt: Date;
@@ -19,6 +19,7 @@ export interface ReportInput {
   e2e: E2eResult | undefined;
   summary: RowSummary[];
   verdicts: TargetVerdict[];
+  limits: Limits;
   micro: MicroResult[];
   notes: string[];
   versions: [string, string][];
@@ -86,22 +87,24 @@ export function renderMarkdown(r: ReportInput): string {
     out.push('');
 
     out.push(
-      '## Targets (issue 14, the ratios to raw), secure-ipc rows',
+      '## Targets (issue 14), secure-ipc rows',
       '',
-      'Those against secret-stream, the crypto bound and the handshake floor are not judged by this report yet.',
+      'Each ratio is the median of per-round ratios to its reference: raw (4-byte prefix, same socket kind),',
+      `${'`'}secret-stream-unix${'`'} measured in the same rounds, the crypto bound, or raw connect + 1.5 × core's in-memory`,
+      'handshake (both from the micro benchmarks of this run, see "Limits"). "not measured": the reference was not in this run.',
       '',
     );
     if (r.verdicts.length === 0) {
       out.push('No secure-ipc row was measured in this run, so no target could be judged.', '');
     } else {
       out.push(
-        '| target | row | measured ratio (median of rounds) | per-round range | limit | verdict |',
-        '|---|---|---|---|---|---|',
+        '| target | row | against | measured ratio (median of rounds) | per-round range | limit | verdict |',
+        '|---|---|---|---|---|---|---|',
       );
       for (const v of r.verdicts) {
         const verdict = v.met === undefined ? 'not measured' : v.met ? 'met' : '**not met**';
         out.push(
-          `| ${v.target.name} | ${v.rowId} | ${v.ratio === undefined ? '–' : `${v.ratio.toFixed(3)}×`} | ` +
+          `| ${v.target.name} | ${v.rowId} | ${v.target.against} | ${v.ratio === undefined ? '–' : `${v.ratio.toFixed(3)}×`} | ` +
             `${v.range === undefined ? '–' : `${v.range[0].toFixed(2)}-${v.range[1].toFixed(2)}×`} | ` +
             `${v.target.op} ${v.target.limit.toFixed(2)}× | ${verdict} |`,
         );
@@ -115,6 +118,18 @@ export function renderMarkdown(r: ReportInput): string {
       for (const s of errors) for (const e of s.row.errors) out.push(`- ${s.row.id}: ${e}`);
       out.push('');
     }
+  }
+
+  const l = r.limits;
+  if (l.cryptoBoundMBps !== undefined || l.handshakeFloorUs !== undefined) {
+    out.push(
+      '## Limits (this machine, one core, from the micro benchmarks below)',
+      '',
+      `- Crypto bound: ChaCha20-Poly1305 encrypt at 64 KiB (the bulk message size): ${num(l.cryptoBoundMBps, 0)} MB/s`,
+      `- Handshake floor: 6 X25519 DH (ee, es, se on each side) × ${num(l.dhUs, 1)} µs + 2 key pairs × ${num(l.keyPairUs, 1)} µs = ${num(l.handshakeFloorUs, 0)} µs of CPU`,
+      `- In-memory XX handshake, both roles: noise-handshake ${num(l.noiseHandshakeUs, 0)} µs; core (channel included) ${num(l.coreHandshakeUs, 0)} µs`,
+      '',
+    );
   }
 
   if (r.micro.length > 0) {

@@ -34,7 +34,7 @@ export function renderSvg(rows: RowSummary[], title: string): string {
     `<text x="${WIDTH - 10}" y="24" font-size="11" text-anchor="end" fill="#555">ratio to raw net over the same socket kind (raw = 1.0)</text>`,
   );
   for (const panel of PANELS) {
-    const target = TARGETS.find((t) => t.metric === panel.metric);
+    const target = TARGETS.find((t) => t.metric === panel.metric && t.against === 'raw');
     const ratios = bars.map((s) => s.ratio[panel.metric]).filter((x): x is number => x !== undefined);
     const max = Math.min(CAP, Math.max(1, target?.limit ?? 1, ...ratios) * 1.08);
     const xOf = (v: number) => LABEL_W + (Math.min(v, max) / max) * BAR_W;
