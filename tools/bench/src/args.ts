@@ -18,7 +18,7 @@ export interface Options {
   cpuProfDir: string | undefined;
 }
 
-export const USAGE = `usage: npm run bench -- [--quick] [--rows id,id] [--rounds N] [--scenarios a,b] [--inflight N] [--rss-rounds N]
+export const USAGE = `usage: npm run bench -- [--quick] [--rows id,id] [--rounds N] [--scenarios a,b] [--inflight N] [--rss-rounds N] [--sweep-rounds N]
        [--idle N] [--no-micro] [--micro REGEX] [--no-e2e] [--out DIR] [--name BASE] [--cpu-prof DIR]`;
 
 export function parseArgs(argv: readonly string[]): Options {
@@ -71,6 +71,9 @@ export function parseArgs(argv: readonly string[]): Options {
         break;
       case '--rss-rounds':
         plan.rssRounds = count();
+        break;
+      case '--sweep-rounds':
+        plan.sweep.rounds = count();
         break;
       case '--idle':
         plan.idle = count();

@@ -12,6 +12,7 @@ import { type E2eResult, runEndToEnd } from './e2e.js';
 import { defaultRowIds, implById } from './impls/index.js';
 import { loadAverage, machineInfo, packageVersion } from './machine.js';
 import { type MicroResult, runMicro } from './micro/run.js';
+import { renderSizeCurves } from './report/curves.js';
 import { renderMarkdown } from './report/markdown.js';
 import { judgeHandshake, judgeTargets, limitsFrom, summarize } from './report/summary.js';
 import { renderSvg } from './report/svg.js';
@@ -75,6 +76,13 @@ async function main(): Promise<void> {
     `${base}.svg`,
     renderSvg(summary, `secure-ipc benchmark, ${opts.plan.mode} run, ${startedAt.toISOString()}`),
   );
+  const curves =
+    e2e &&
+    renderSizeCurves(
+      e2e.rows,
+      `cost against payload size, ${opts.plan.mode} run, ${startedAt.toISOString()}`,
+    );
+  if (curves !== undefined) fs.writeFileSync(`${base}.sizes.svg`, curves);
   fs.writeFileSync(`${base}.json`, `${JSON.stringify({ ...input, summary: undefined }, null, 1)}\n`);
   log(
     `wrote ${base}.md, .svg and .json in ${((finishedAt.getTime() - startedAt.getTime()) / 1000).toFixed(1)} s`,

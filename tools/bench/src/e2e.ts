@@ -37,6 +37,8 @@ export interface RowResult {
   security: string;
   packages: string[];
   rounds: Record<Metric, (number | undefined)[]>;
+  /** The payload-size sweep: per size (as a string), per round; absent when the row was not swept. */
+  sweep?: Record<string, { rttP50Us: (number | undefined)[]; mbPerSec: (number | undefined)[] }>;
   errors: string[];
 }
 
@@ -117,6 +119,11 @@ export async function runEndToEnd(
       }
     }
   }
+  await sweepSizes(
+    running().filter((row) => plan.sweep.rows.includes(row.impl.id)),
+    plan,
+    log,
+  );
   await Promise.all(live.map(stop));
 
   for (let r = 0; r < plan.rssRounds; r++) {
@@ -189,6 +196,40 @@ async function rssBoth(row: Live): Promise<[number, number]> {
     row.server!.call<number>({ op: 'rss' }, 30_000),
   ]);
   return [c, s];
+}
+
+/**
+ * Round trip (p50) and bulk (MB/s) at every payload size of the sweep, rounds interleaved over the
+ * rows like the main rounds. Counts scale down with the size (a 16 MiB round trip takes tens of
+ * milliseconds) and every measurement stops at the sweep's time cap.
+ */
+async function sweepSizes(rows: Live[], plan: Plan, log: (line: string) => void): Promise<void> {
+  const { sizes, rounds, maxMs } = plan.sweep;
+  if (rows.length === 0 || rounds === 0) return;
+  for (const row of rows)
+    row.result.sweep = Object.fromEntries(
+      sizes.map((size) => [String(size), { rttP50Us: [], mbPerSec: [] }]),
+    );
+  for (let r = 0; r < rounds; r++) {
+    log(`payload-size sweep round ${r + 1}/${rounds} over ${rows.length} rows (load ${loadAverage()})`);
+    for (const size of sizes) {
+      const iterations = Math.max(5, Math.min(1000, Math.floor((64 * 2 ** 20) / size)));
+      for (const row of rows) {
+        const at = row.result.sweep![String(size)]!;
+        const rt = await runScenario(row, 'roundTrip', { iterations, warmup: 3, size, maxMs }).catch((e) => {
+          fail(row, `sweep round trip ${size} B`, e);
+          return undefined;
+        });
+        at.rttP50Us[r] = (rt as RoundTripResult | undefined)?.p50Us;
+        const bytes = Math.max(32 * 2 ** 20, 8 * size);
+        const bulk = await runScenario(row, 'bulk', { size, bytes, maxMs }).catch((e) => {
+          fail(row, `sweep bulk ${size} B`, e);
+          return undefined;
+        });
+        at.mbPerSec[r] = (bulk as { mbPerSec: number } | undefined)?.mbPerSec;
+      }
+    }
+  }
 }
 
 function runScenario(row: Live, scenario: Scenario, params: Record<string, number>) {

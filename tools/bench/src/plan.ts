@@ -20,10 +20,30 @@ export interface Plan {
   pipelined: PipelinedParams;
   bulk: BulkParams;
   connect: ConnectParams;
+  /** The payload-size sweep (issue 14, item 3): round trip and bulk at each size, on `rows`. */
+  sweep: SweepParams;
   /** Timed length of one micro benchmark round, and how many rounds. */
   microMs: number;
   microRounds: number;
 }
+
+export interface SweepParams {
+  /** Payload sizes in bytes, smallest first. */
+  sizes: number[];
+  /** Interleaved rounds (0: no sweep). */
+  rounds: number;
+  /** Time cap of each round-trip and bulk measurement. */
+  maxMs: number;
+  /** The rows swept, where they are in the run. */
+  rows: string[];
+}
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+// The largest size every swept row carries: secure-ipc's 16 MiB message holds the envelope too,
+// and secret-stream's length field is 24 bits (16 MiB - 1).
+const LARGEST = 16 * MiB - KiB;
+const SWEEP_ROWS = ['raw-unix', 'sipc-unix', 'secret-stream-unix'];
 
 export const FULL: Plan = {
   mode: 'full',
@@ -35,6 +55,12 @@ export const FULL: Plan = {
   pipelined: { total: 30_000, inflight: 64, size: 64, maxMs: 3000 },
   bulk: { size: 64 * 1024, bytes: 512 * 2 ** 20, maxMs: 2500 },
   connect: { count: 150, size: 64, maxMs: 4000 },
+  sweep: {
+    sizes: [64, KiB, 16 * KiB, 64 * KiB, 256 * KiB, MiB, 4 * MiB, LARGEST],
+    rounds: 3,
+    maxMs: 1500,
+    rows: SWEEP_ROWS,
+  },
   microMs: 250,
   microRounds: 5,
 };
@@ -49,6 +75,7 @@ export const QUICK: Plan = {
   pipelined: { total: 1000, inflight: 64, size: 64, maxMs: 500 },
   bulk: { size: 64 * 1024, bytes: 8 * 2 ** 20, maxMs: 250 },
   connect: { count: 10, size: 64, maxMs: 1000 },
+  sweep: { sizes: [64, 64 * KiB, MiB], rounds: 1, maxMs: 200, rows: SWEEP_ROWS },
   microMs: 40,
   microRounds: 2,
 };

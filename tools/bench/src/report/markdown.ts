@@ -7,6 +7,7 @@ import type { E2eResult, Metric } from '../e2e.js';
 import type { MachineInfo } from '../machine.js';
 import type { MicroResult } from '../micro/run.js';
 import type { Plan } from '../plan.js';
+import { sizeLabel, sweepMedians } from './curves.js';
 import type { Limits, RowSummary, TargetVerdict } from './summary.js';
 
 export interface ReportInput {
@@ -109,6 +110,25 @@ export function renderMarkdown(r: ReportInput): string {
             `${v.target.op} ${v.target.limit.toFixed(2)}× | ${verdict} |`,
         );
       }
+      out.push('');
+    }
+
+    const swept = r.e2e.rows.filter((row) => row.sweep !== undefined);
+    if (swept.length > 0) {
+      out.push(
+        '## How cost grows with the payload size (curves: `*.sizes.svg`)',
+        '',
+        'Medians of the sweep rounds: round trip p50 µs / bulk one-way MB/s, at each payload size.',
+        '',
+        `| size | ${swept.map((row) => row.label).join(' | ')} |`,
+        `|---|${swept.map(() => '---|').join('')}`,
+      );
+      const rt = swept.map((row) => sweepMedians(row, 'rttP50Us'));
+      const mb = swept.map((row) => sweepMedians(row, 'mbPerSec'));
+      rt[0]!.forEach((p, i) => {
+        const cells = swept.map((_, j) => `${num(rt[j]![i]?.value, 1)} / ${num(mb[j]![i]?.value, 0)}`);
+        out.push(`| ${sizeLabel(p.size)} | ${cells.join(' | ')} |`);
+      });
       out.push('');
     }
 

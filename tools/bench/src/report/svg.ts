@@ -22,7 +22,7 @@ const BAR_W = 540;
 const ROW_H = 18;
 const CAP = 12;
 
-const esc = (s: string) =>
+export const esc = (s: string) =>
   s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 export function renderSvg(rows: RowSummary[], title: string): string {
@@ -76,9 +76,14 @@ export function renderSvg(rows: RowSummary[], title: string): string {
     }
     y += 24;
   }
+  return svgDocument(WIDTH, y, parts);
+}
+
+/** A standalone SVG 1.1 document of `width` x `height` on white, holding `parts`. */
+export function svgDocument(width: number, height: number, parts: readonly string[]): string {
   return [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${y}" viewBox="0 0 ${WIDTH} ${y}" font-family="sans-serif">`,
-    `<rect width="${WIDTH}" height="${y}" fill="#fff"/>`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif">`,
+    `<rect width="${width}" height="${height}" fill="#fff"/>`,
     ...parts,
     '</svg>',
     '',

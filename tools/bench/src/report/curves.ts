@@ -1,0 +1,102 @@
+/**
+ * Hand-written SVG line charts of how cost grows with the payload size (issue 14, item 3): round
+ * trip p50 and bulk throughput against the size, one line per swept row, both axes logarithmic
+ * (sizes 64 B to 16 MiB, values over several decades). Medians of the sweep's rounds; a size a row
+ * failed at leaves a gap in its line, never an invented point.
+ */
+import type { RowResult } from '../e2e.js';
+import { median } from '../stats.js';
+import { esc, svgDocument } from './svg.js';
+
+/** Median per size of one sweep series, or undefined where no round produced a value. */
+export function sweepMedians(
+  row: RowResult,
+  series: 'rttP50Us' | 'mbPerSec',
+): { size: number; value: number | undefined }[] {
+  return Object.entries(row.sweep ?? {})
+    .map(([size, at]) => {
+      const present = at[series].filter((v): v is number => v !== undefined && Number.isFinite(v) && v > 0);
+      return { size: Number(size), value: present.length === 0 ? undefined : median(present) };
+    })
+    .sort((a, b) => a.size - b.size);
+}
+
+const COLORS = ['#8b949e', '#1f6feb', '#d1242f', '#2da44e', '#bf8700'];
+// Panel width and height, and its margins (left: value labels, right: the legend).
+const [W, H, L, R, T, B] = [760, 300, 70, 200, 40, 40] as const;
+
+export function sizeLabel(n: number): string {
+  if (n >= 2 ** 20) return `${+(n / 2 ** 20).toFixed(3)} MiB`;
+  if (n >= 1024) return `${+(n / 1024).toFixed(1)} KiB`;
+  return `${n} B`;
+}
+
+function panel(rows: RowResult[], series: 'rttP50Us' | 'mbPerSec', title: string, y0: number): string[] {
+  const lines = rows.map((row) => sweepMedians(row, series));
+  const sizes = [...new Set(lines.flat().map((p) => p.size))].sort((a, b) => a - b);
+  const values = lines.flat().flatMap((p) => (p.value === undefined ? [] : [p.value]));
+  const out = [`<text x="10" y="${y0 + 20}" font-size="13" font-weight="bold">${esc(title)}</text>`];
+  if (sizes.length < 2 || values.length === 0) {
+    out.push(`<text x="${L}" y="${y0 + 60}" font-size="12" fill="#999">not measured</text>`);
+    return out;
+  }
+  const lx0 = Math.log10(sizes[0]!);
+  const lx1 = Math.log10(sizes.at(-1)!);
+  const ly0 = Math.floor(Math.log10(Math.min(...values)));
+  const ly1 = Math.ceil(Math.log10(Math.max(...values)) + 1e-9);
+  const x = (size: number) => L + ((Math.log10(size) - lx0) / (lx1 - lx0)) * (W - L - R);
+  const y = (v: number) => y0 + T + (1 - (Math.log10(v) - ly0) / Math.max(1, ly1 - ly0)) * (H - T - B);
+  for (let d = ly0; d <= ly1; d++) {
+    const yy = y(10 ** d).toFixed(1);
+    out.push(
+      `<line x1="${L}" y1="${yy}" x2="${W - R}" y2="${yy}" stroke="#ddd"/>`,
+      `<text x="${L - 6}" y="${yy}" font-size="10" text-anchor="end">${(10 ** d).toLocaleString('en-US')}</text>`,
+    );
+  }
+  for (const size of sizes) {
+    const xx = x(size).toFixed(1);
+    out.push(
+      `<line x1="${xx}" y1="${y0 + T}" x2="${xx}" y2="${y0 + H - B}" stroke="#eee"/>`,
+      `<text x="${xx}" y="${y0 + H - B + 14}" font-size="10" text-anchor="middle">${esc(sizeLabel(size))}</text>`,
+    );
+  }
+  lines.forEach((points, i) => {
+    const color = COLORS[i % COLORS.length]!;
+    let path = '';
+    let pen = false;
+    for (const p of points) {
+      if (p.value === undefined) {
+        pen = false;
+        continue;
+      }
+      path += `${pen ? 'L' : 'M'}${x(p.size).toFixed(1)} ${y(p.value).toFixed(1)} `;
+      pen = true;
+      out.push(
+        `<circle cx="${x(p.size).toFixed(1)}" cy="${y(p.value).toFixed(1)}" r="2.5" fill="${color}"/>`,
+      );
+    }
+    out.push(
+      `<path d="${path.trim()}" fill="none" stroke="${color}" stroke-width="2"/>`,
+      `<text x="${W - R + 10}" y="${y0 + T + 14 + i * 16}" font-size="11" fill="${color}">${esc(rows[i]!.label)}</text>`,
+    );
+  });
+  return out;
+}
+
+/** The sweep's two panels as one SVG document, or undefined when no row was swept. */
+export function renderSizeCurves(rows: RowResult[], title: string): string | undefined {
+  const swept = rows.filter((r) => r.sweep !== undefined);
+  if (swept.length === 0) return undefined;
+  const parts = [
+    `<text x="10" y="20" font-size="15" font-weight="bold">${esc(title)}</text>`,
+    ...panel(swept, 'rttP50Us', 'Round trip p50 (µs) against payload size, lower is better', 20),
+    ...panel(
+      swept,
+      'mbPerSec',
+      'Bulk one-way throughput (MB/s) against message size, higher is better',
+      20 + H,
+    ),
+  ];
+  const height = 20 + 2 * H + 10;
+  return svgDocument(W, height, parts);
+}
