@@ -18,7 +18,7 @@ export interface Options {
   cpuProfDir: string | undefined;
 }
 
-export const USAGE = `usage: npm run bench -- [--quick] [--rows id,id] [--rounds N] [--scenarios a,b] [--inflight N] [--rss-rounds N] [--sweep-rounds N]
+export const USAGE = `usage: npm run bench -- [--quick] [--rows id,id] [--rounds N] [--scenarios a,b] [--inflight N] [--rss-rounds N] [--sweep-rounds N] [--conn-counts N,N] [--no-conn-sweep]
        [--idle N] [--no-micro] [--micro REGEX] [--no-e2e] [--out DIR] [--name BASE] [--cpu-prof DIR]`;
 
 export function parseArgs(argv: readonly string[]): Options {
@@ -74,6 +74,16 @@ export function parseArgs(argv: readonly string[]): Options {
         break;
       case '--sweep-rounds':
         plan.sweep.rounds = count();
+        break;
+      case '--conn-counts': {
+        const list = value().split(',').map(Number);
+        if (list.some((n) => !Number.isInteger(n) || n < 1))
+          throw new Error('--conn-counts takes connection counts >= 1, comma-separated');
+        plan.connSweep.counts = list;
+        break;
+      }
+      case '--no-conn-sweep':
+        plan.connSweep.counts = [];
         break;
       case '--idle':
         plan.idle = count();

@@ -12,7 +12,7 @@ import { type E2eResult, runEndToEnd } from './e2e.js';
 import { defaultRowIds, implById } from './impls/index.js';
 import { loadAverage, machineInfo, packageVersion } from './machine.js';
 import { type MicroResult, runMicro } from './micro/run.js';
-import { renderSizeCurves } from './report/curves.js';
+import { renderConnCurves, renderSizeCurves } from './report/curves.js';
 import { renderMarkdown } from './report/markdown.js';
 import { judgeHandshake, judgeTargets, limitsFrom, summarize } from './report/summary.js';
 import { renderSvg } from './report/svg.js';
@@ -83,6 +83,10 @@ async function main(): Promise<void> {
       `cost against payload size, ${opts.plan.mode} run, ${startedAt.toISOString()}`,
     );
   if (curves !== undefined) fs.writeFileSync(`${base}.sizes.svg`, curves);
+  const connCurves =
+    e2e &&
+    renderConnCurves(e2e.rows, `cost against connections, ${opts.plan.mode} run, ${startedAt.toISOString()}`);
+  if (connCurves !== undefined) fs.writeFileSync(`${base}.connections.svg`, connCurves);
   fs.writeFileSync(`${base}.json`, `${JSON.stringify({ ...input, summary: undefined }, null, 1)}\n`);
   log(
     `wrote ${base}.md, .svg and .json in ${((finishedAt.getTime() - startedAt.getTime()) / 1000).toFixed(1)} s`,

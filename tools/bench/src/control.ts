@@ -13,6 +13,8 @@ export type ControlRequest =
   | { op: 'connect'; row: string; secrets: SideSecrets; address: string }
   | { op: 'run'; scenario: 'roundTrip' | 'pipelined' | 'bulk' | 'connect'; params: Record<string, number> }
   | { op: 'open-idle'; n: number }
+  | { op: 'grow-idle'; n: number }
+  | { op: 'conn-load'; durationMs: number; size: number }
   | { op: 'close-idle' }
   | { op: 'rss' }
   | { op: 'close' };

@@ -39,6 +39,12 @@ export interface RowResult {
   rounds: Record<Metric, (number | undefined)[]>;
   /** The payload-size sweep: per size (as a string), per round; absent when the row was not swept. */
   sweep?: Record<string, { rttP50Us: (number | undefined)[]; mbPerSec: (number | undefined)[] }>;
+  /**
+   * The connection sweep, per connection count (as a string): requests/s and p99 µs with every
+   * connection busy, and RSS growth of both sides (KiB) over the same processes with no extra
+   * connection; absent when the row was not swept.
+   */
+  connSweep?: Record<string, { perSec?: number; p99Us?: number; rssKiB?: number }>;
   errors: string[];
 }
 
@@ -154,8 +160,55 @@ export async function runEndToEnd(
       }
     }
   }
+  await sweepConnections(
+    live.filter(
+      (row) =>
+        plan.connSweep.rows.includes(row.impl.id) && !row.result.errors.some((e) => e.startsWith('setup')),
+    ),
+    plan,
+    execArgv,
+    log,
+  );
   loads.push(loadAverage());
   return { rows: live.map((l) => l.result), loads };
+}
+
+/**
+ * The connection sweep, one row at a time in fresh processes: grow to each count of connections
+ * (each proven by one answered request), read RSS on both sides, then load all of them at once.
+ * One pass: at 10,000 connections a row takes tens of seconds of handshakes.
+ */
+async function sweepConnections(rows: Live[], plan: Plan, execArgv: string[], log: (line: string) => void) {
+  const { counts, durationMs } = plan.connSweep;
+  if (rows.length === 0 || counts.length === 0) return;
+  for (const row of rows) {
+    log(`connection sweep of ${row.impl.id}: ${counts.join(', ')} connections (load ${loadAverage()})`);
+    await start(row, execArgv).catch((e) => fail(row, 'connection sweep setup', e));
+    if (row.client === undefined) continue;
+    const sweep: NonNullable<RowResult['connSweep']> = {};
+    row.result.connSweep = sweep;
+    try {
+      await row.client.call({ op: 'open-idle', n: RSS_WARMUP }, 120_000);
+      await row.client.call({ op: 'close-idle' }, 60_000);
+      const [c0, s0] = await rssBoth(row);
+      for (const n of counts) {
+        const at: { perSec?: number; p99Us?: number; rssKiB?: number } = {};
+        sweep[String(n)] = at;
+        await row.client.call({ op: 'grow-idle', n }, 600_000);
+        const [c1, s1] = await rssBoth(row);
+        at.rssKiB = (c1 - c0 + (s1 - s0)) / 1024;
+        const load = await row.client.call<{ perSec: number; p99Us: number }>(
+          { op: 'conn-load', durationMs, size: 64 },
+          RUN_TIMEOUT,
+        );
+        at.perSec = load.perSec;
+        at.p99Us = load.p99Us;
+      }
+    } catch (e) {
+      fail(row, 'connection sweep', e);
+    }
+    await stop(row);
+  }
 }
 
 async function startAll(rows: Live[], execArgv: string[]): Promise<void> {

@@ -22,6 +22,8 @@ export interface Plan {
   connect: ConnectParams;
   /** The payload-size sweep (issue 14, item 3): round trip and bulk at each size, on `rows`. */
   sweep: SweepParams;
+  /** The connection sweep (issue 14, item 3): load, p99 and memory at each connection count. */
+  connSweep: ConnSweepParams;
   /** Timed length of one micro benchmark round, and how many rounds. */
   microMs: number;
   microRounds: number;
@@ -34,6 +36,15 @@ export interface SweepParams {
   rounds: number;
   /** Time cap of each round-trip and bulk measurement. */
   maxMs: number;
+  /** The rows swept, where they are in the run. */
+  rows: string[];
+}
+
+export interface ConnSweepParams {
+  /** Open connections at each step, smallest first (0 steps: no sweep). */
+  counts: number[];
+  /** How long all connections send at each step. */
+  durationMs: number;
   /** The rows swept, where they are in the run. */
   rows: string[];
 }
@@ -61,6 +72,7 @@ export const FULL: Plan = {
     maxMs: 1500,
     rows: SWEEP_ROWS,
   },
+  connSweep: { counts: [1, 10, 100, 1000, 10_000], durationMs: 2000, rows: SWEEP_ROWS },
   microMs: 250,
   microRounds: 5,
 };
@@ -76,6 +88,7 @@ export const QUICK: Plan = {
   bulk: { size: 64 * 1024, bytes: 8 * 2 ** 20, maxMs: 250 },
   connect: { count: 10, size: 64, maxMs: 1000 },
   sweep: { sizes: [64, 64 * KiB, MiB], rounds: 1, maxMs: 200, rows: SWEEP_ROWS },
+  connSweep: { counts: [1, 10], durationMs: 200, rows: SWEEP_ROWS },
   microMs: 40,
   microRounds: 2,
 };

@@ -134,3 +134,39 @@ export async function openIdle(impl: Impl, address: string, secrets: SideSecrets
   }
   return clients;
 }
+
+export interface ConnectionLoadResult {
+  perSec: number;
+  p50Us: number;
+  p99Us: number;
+}
+
+/**
+ * Every connection of `clients` at once, each with one `size`-byte echo request in flight at a
+ * time, for `durationMs`: requests per second over all of them, and the latency percentiles of
+ * every request answered (the connection sweep of issue 14, item 3).
+ */
+export async function connectionLoad(
+  clients: BenchClient[],
+  p: { durationMs: number; size: number },
+): Promise<ConnectionLoadResult> {
+  if (clients.length === 0) throw new Error('no connections open');
+  const m = makeMessage(KIND_ECHO, p.size);
+  const samples: number[] = [];
+  const start = now();
+  const lane = async (c: BenchClient) => {
+    // Each connection answers at least one request, so a slow row still yields its percentiles.
+    do {
+      const t0 = now();
+      await c.request(m);
+      samples.push(now() - t0);
+    } while (now() - start < p.durationMs);
+  };
+  await Promise.all(clients.map(lane));
+  const elapsed = now() - start;
+  return {
+    perSec: (samples.length / elapsed) * 1000,
+    p50Us: percentile(samples, 50) * 1000,
+    p99Us: percentile(samples, 99) * 1000,
+  };
+}

@@ -7,7 +7,7 @@
 import type { ControlRequest } from './control.js';
 import type { BenchClient, BenchServer, Impl, SideSecrets } from './impl.js';
 import { implById } from './impls/index.js';
-import { bulk, connectLatency, openIdle, pipelined, roundTrip } from './scenarios.js';
+import { bulk, connectionLoad, connectLatency, openIdle, pipelined, roundTrip } from './scenarios.js';
 
 let impl: Impl | undefined;
 let server: BenchServer | undefined;
@@ -52,6 +52,11 @@ async function handle(req: ControlRequest): Promise<unknown> {
     case 'open-idle':
       idle = await openIdle(impl!, address, secrets, req.n);
       return idle.length;
+    case 'grow-idle':
+      idle.push(...(await openIdle(impl!, address, secrets, req.n - idle.length)));
+      return idle.length;
+    case 'conn-load':
+      return connectionLoad(idle, req);
     case 'close-idle':
       await Promise.all(idle.map((c) => c.close()));
       idle = [];

@@ -1,7 +1,13 @@
 /** The payload-size curves: medians per size, gaps where a size failed, one line per swept row. */
 import test from 'ava';
 import { METRICS, type RowResult } from '../src/e2e.js';
-import { renderSizeCurves, sizeLabel, sweepMedians } from '../src/report/curves.js';
+import {
+  connSeries,
+  renderConnCurves,
+  renderSizeCurves,
+  sizeLabel,
+  sweepMedians,
+} from '../src/report/curves.js';
 
 function row(id: string, sweep: RowResult['sweep']): RowResult {
   const rounds = Object.fromEntries(METRICS.map((m) => [m, []])) as unknown as RowResult['rounds'];
@@ -48,4 +54,31 @@ test('one path per swept row per panel, a point per measured size; no sweep, no 
   t.is(sizeLabel(16 * 2 ** 20 - 1024), '15.999 MiB');
   t.is(sizeLabel(2 ** 20), '1 MiB');
   t.is(sizeLabel(64 * 1024), '64 KiB');
+});
+
+test('the connection sweep: series by count, RSS growth at or below zero is a gap (noise), three panels', (t) => {
+  const swept: RowResult = {
+    ...row('sipc-unix', undefined),
+    connSweep: {
+      '100': { perSec: 900, p99Us: 800, rssKiB: 4000 },
+      '1': { perSec: 1000, p99Us: 100, rssKiB: -12 },
+      '10': { perSec: 950, rssKiB: 300 },
+    },
+  };
+  t.deepEqual(
+    connSeries(swept, 'rssKiB').map((p) => [p.size, p.value]),
+    [
+      [1, undefined],
+      [10, 300],
+      [100, 4000],
+    ],
+  );
+  t.deepEqual(
+    connSeries(swept, 'p99Us').map((p) => p.value),
+    [100, undefined, 800],
+  );
+  const svg = renderConnCurves([swept], 'T')!;
+  t.is(svg.match(/<path /g)?.length, 3);
+  t.is(svg.match(/<circle /g)?.length, 3 + 2 + 2);
+  t.is(renderConnCurves([row('x', undefined)], 'T'), undefined);
 });

@@ -1,8 +1,9 @@
 /**
- * Hand-written SVG line charts of how cost grows with the payload size (issue 14, item 3): round
- * trip p50 and bulk throughput against the size, one line per swept row, both axes logarithmic
- * (sizes 64 B to 16 MiB, values over several decades). Medians of the sweep's rounds; a size a row
- * failed at leaves a gap in its line, never an invented point.
+ * Hand-written SVG line charts of how cost grows (issue 14, item 3): round trip p50 and bulk
+ * throughput against the payload size, and throughput, p99 and memory against the number of
+ * connections; one line per swept row, both axes logarithmic (64 B to 16 MiB, 1 to 10,000
+ * connections, values over several decades). Payload sizes: medians of the sweep's rounds. A point
+ * a row failed at leaves a gap in its line, never an invented point.
  */
 import type { RowResult } from '../e2e.js';
 import { median } from '../stats.js';
@@ -31,10 +32,15 @@ export function sizeLabel(n: number): string {
   return `${n} B`;
 }
 
-function panel(rows: RowResult[], series: 'rttP50Us' | 'mbPerSec', title: string, y0: number): string[] {
-  const lines = rows.map((row) => sweepMedians(row, series));
-  const sizes = [...new Set(lines.flat().map((p) => p.size))].sort((a, b) => a - b);
-  const values = lines.flat().flatMap((p) => (p.value === undefined ? [] : [p.value]));
+/** One row's line: a value (or a gap) at each x. */
+interface Line {
+  label: string;
+  points: { size: number; value: number | undefined }[];
+}
+
+function panel(lines: Line[], title: string, y0: number, xLabel: (x: number) => string): string[] {
+  const sizes = [...new Set(lines.flatMap((l) => l.points.map((p) => p.size)))].sort((a, b) => a - b);
+  const values = lines.flatMap((l) => l.points.flatMap((p) => (p.value === undefined ? [] : [p.value])));
   const out = [`<text x="10" y="${y0 + 20}" font-size="13" font-weight="bold">${esc(title)}</text>`];
   if (sizes.length < 2 || values.length === 0) {
     out.push(`<text x="${L}" y="${y0 + 60}" font-size="12" fill="#999">not measured</text>`);
@@ -57,10 +63,10 @@ function panel(rows: RowResult[], series: 'rttP50Us' | 'mbPerSec', title: string
     const xx = x(size).toFixed(1);
     out.push(
       `<line x1="${xx}" y1="${y0 + T}" x2="${xx}" y2="${y0 + H - B}" stroke="#eee"/>`,
-      `<text x="${xx}" y="${y0 + H - B + 14}" font-size="10" text-anchor="middle">${esc(sizeLabel(size))}</text>`,
+      `<text x="${xx}" y="${y0 + H - B + 14}" font-size="10" text-anchor="middle">${esc(xLabel(size))}</text>`,
     );
   }
-  lines.forEach((points, i) => {
+  lines.forEach(({ label, points }, i) => {
     const color = COLORS[i % COLORS.length]!;
     let path = '';
     let pen = false;
@@ -77,26 +83,65 @@ function panel(rows: RowResult[], series: 'rttP50Us' | 'mbPerSec', title: string
     }
     out.push(
       `<path d="${path.trim()}" fill="none" stroke="${color}" stroke-width="2"/>`,
-      `<text x="${W - R + 10}" y="${y0 + T + 14 + i * 16}" font-size="11" fill="${color}">${esc(rows[i]!.label)}</text>`,
+      `<text x="${W - R + 10}" y="${y0 + T + 14 + i * 16}" font-size="11" fill="${color}">${esc(label)}</text>`,
     );
   });
   return out;
 }
 
-/** The sweep's two panels as one SVG document, or undefined when no row was swept. */
+/** The payload-size sweep's two panels as one SVG document, or undefined when no row was swept. */
 export function renderSizeCurves(rows: RowResult[], title: string): string | undefined {
   const swept = rows.filter((r) => r.sweep !== undefined);
   if (swept.length === 0) return undefined;
-  const parts = [
-    `<text x="10" y="20" font-size="15" font-weight="bold">${esc(title)}</text>`,
-    ...panel(swept, 'rttP50Us', 'Round trip p50 (µs) against payload size, lower is better', 20),
-    ...panel(
-      swept,
-      'mbPerSec',
-      'Bulk one-way throughput (MB/s) against message size, higher is better',
-      20 + H,
-    ),
-  ];
-  const height = 20 + 2 * H + 10;
-  return svgDocument(W, height, parts);
+  const lines = (series: 'rttP50Us' | 'mbPerSec') =>
+    swept.map((row) => ({ label: row.label, points: sweepMedians(row, series) }));
+  return chart(
+    title,
+    [
+      ['Round trip p50 (µs) against payload size, lower is better', lines('rttP50Us')],
+      ['Bulk one-way throughput (MB/s) against message size, higher is better', lines('mbPerSec')],
+    ],
+    sizeLabel,
+  );
+}
+
+/** One series of the connection sweep, by connection count. */
+export function connSeries(row: RowResult, series: 'perSec' | 'p99Us' | 'rssKiB'): Line['points'] {
+  return Object.entries(row.connSweep ?? {})
+    .map(([n, at]) => ({
+      size: Number(n),
+      value: at[series] !== undefined && at[series]! > 0 ? at[series] : undefined,
+    }))
+    .sort((a, b) => a.size - b.size);
+}
+
+/** The connection sweep's three panels as one SVG document, or undefined when no row was swept. */
+export function renderConnCurves(rows: RowResult[], title: string): string | undefined {
+  const swept = rows.filter((r) => r.connSweep !== undefined);
+  if (swept.length === 0) return undefined;
+  const lines = (series: 'perSec' | 'p99Us' | 'rssKiB') =>
+    swept.map((row) => ({ label: row.label, points: connSeries(row, series) }));
+  return chart(
+    title,
+    [
+      [
+        'Requests/s with every connection busy (64 B echo, one in flight each), higher is better',
+        lines('perSec'),
+      ],
+      ['Round trip p99 (µs) with every connection busy, lower is better', lines('p99Us')],
+      [
+        'RSS of both sides (KiB) above the same processes with no connection, lower is better',
+        lines('rssKiB'),
+      ],
+    ],
+    (n) => n.toLocaleString('en-US'),
+  );
+}
+
+function chart(title: string, panels: [string, Line[]][], xLabel: (x: number) => string): string {
+  const parts = [`<text x="10" y="20" font-size="15" font-weight="bold">${esc(title)}</text>`];
+  panels.forEach(([name, lines], i) => {
+    parts.push(...panel(lines, name, 20 + i * H, xLabel));
+  });
+  return svgDocument(W, 20 + panels.length * H + 10, parts);
 }

@@ -7,7 +7,7 @@ import type { E2eResult, Metric } from '../e2e.js';
 import type { MachineInfo } from '../machine.js';
 import type { MicroResult } from '../micro/run.js';
 import type { Plan } from '../plan.js';
-import { sizeLabel, sweepMedians } from './curves.js';
+import { connSeries, sizeLabel, sweepMedians } from './curves.js';
 import type { Limits, RowSummary, TargetVerdict } from './summary.js';
 
 export interface ReportInput {
@@ -129,6 +129,36 @@ export function renderMarkdown(r: ReportInput): string {
         const cells = swept.map((_, j) => `${num(rt[j]![i]?.value, 1)} / ${num(mb[j]![i]?.value, 0)}`);
         out.push(`| ${sizeLabel(p.size)} | ${cells.join(' | ')} |`);
       });
+      out.push('');
+    }
+
+    const connSwept = r.e2e.rows.filter((row) => row.connSweep !== undefined);
+    if (connSwept.length > 0) {
+      out.push(
+        '## How cost grows with the connections (curves: `*.connections.svg`)',
+        '',
+        'One pass per row in fresh processes: at each count, RSS growth of both sides (each connection proven by one reply,',
+        'after GC), then every connection busy with one 64-byte echo in flight: requests/s / p99 µs / RSS KiB.',
+        '',
+        `| connections | ${connSwept.map((row) => row.label).join(' | ')} |`,
+        `|---|${connSwept.map(() => '---|').join('')}`,
+      );
+      const series = connSwept.map((row) => [
+        connSeries(row, 'perSec'),
+        connSeries(row, 'p99Us'),
+        connSeries(row, 'rssKiB'),
+      ]);
+      const counts = [...new Set(series.flatMap((rows) => rows[0]!.map((p) => p.size)))].sort(
+        (a, b) => a - b,
+      );
+      for (const n of counts) {
+        const cells = series.map((rows) =>
+          rows
+            .map((points, k) => num(points.find((p) => p.size === n)?.value, k === 0 ? 0 : k === 1 ? 1 : 0))
+            .join(' / '),
+        );
+        out.push(`| ${n.toLocaleString('en-US')} | ${cells.join(' | ')} |`);
+      }
       out.push('');
     }
 
