@@ -175,8 +175,9 @@ export async function runEndToEnd(
 
 /**
  * The connection sweep, one row at a time in fresh processes: grow to each count of connections
- * (each proven by one answered request), read RSS on both sides, then load all of them at once.
- * One pass: at 10,000 connections a row takes tens of seconds of handshakes.
+ * (each proven by one answered request) and read RSS on both sides; then close them all, and grow
+ * again, loading all of them at once at each count. At 10,000 connections a row takes tens of
+ * seconds of handshakes per pass.
  */
 async function sweepConnections(rows: Live[], plan: Plan, execArgv: string[], log: (line: string) => void) {
   const { counts, durationMs } = plan.connSweep;
@@ -191,18 +192,21 @@ async function sweepConnections(rows: Live[], plan: Plan, execArgv: string[], lo
       await row.client.call({ op: 'open-idle', n: RSS_WARMUP }, 120_000);
       await row.client.call({ op: 'close-idle' }, 60_000);
       const [c0, s0] = await rssBoth(row);
+      // Memory first, with no load at all: a load step grows the heaps (young generation, buffer
+      // pools), which would be counted against the connections of every later step.
       for (const n of counts) {
-        const at: { perSec?: number; p99Us?: number; rssKiB?: number } = {};
-        sweep[String(n)] = at;
         await row.client.call({ op: 'grow-idle', n }, 600_000);
         const [c1, s1] = await rssBoth(row);
-        at.rssKiB = (c1 - c0 + (s1 - s0)) / 1024;
+        sweep[String(n)] = { rssKiB: (c1 - c0 + (s1 - s0)) / 1024 };
+      }
+      await row.client.call({ op: 'close-idle' }, 120_000);
+      for (const n of counts) {
+        await row.client.call({ op: 'grow-idle', n }, 600_000);
         const load = await row.client.call<{ perSec: number; p99Us: number }>(
           { op: 'conn-load', durationMs, size: 64 },
           RUN_TIMEOUT,
         );
-        at.perSec = load.perSec;
-        at.p99Us = load.p99Us;
+        Object.assign(sweep[String(n)]!, { perSec: load.perSec, p99Us: load.p99Us });
       }
     } catch (e) {
       fail(row, 'connection sweep', e);

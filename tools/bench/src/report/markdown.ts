@@ -137,8 +137,9 @@ export function renderMarkdown(r: ReportInput): string {
       out.push(
         '## How cost grows with the connections (curves: `*.connections.svg`)',
         '',
-        'One pass per row in fresh processes: at each count, RSS growth of both sides (each connection proven by one reply,',
-        'after GC), then every connection busy with one 64-byte echo in flight: requests/s / p99 µs / RSS KiB.',
+        'Per row in fresh processes: a pass reading the RSS growth of both sides at each count (each connection proven by',
+        'one reply, after GC; "–" where it was at or below zero), then a pass with every connection busy with one 64-byte',
+        'echo in flight at each count: requests/s / p99 µs / RSS KiB.',
         '',
         `| connections | ${connSwept.map((row) => row.label).join(' | ')} |`,
         `|---|${connSwept.map(() => '---|').join('')}`,
