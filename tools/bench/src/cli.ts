@@ -71,21 +71,12 @@ async function main(): Promise<void> {
   const dir = opts.out ? path.resolve(opts.out) : RESULTS;
   fs.mkdirSync(dir, { recursive: true });
   const base = path.join(dir, opts.name);
+  const when = `${opts.plan.mode} run, ${startedAt.toISOString()}`;
   fs.writeFileSync(`${base}.md`, renderMarkdown(input));
-  fs.writeFileSync(
-    `${base}.svg`,
-    renderSvg(summary, `secure-ipc benchmark, ${opts.plan.mode} run, ${startedAt.toISOString()}`),
-  );
-  const curves =
-    e2e &&
-    renderSizeCurves(
-      e2e.rows,
-      `cost against payload size, ${opts.plan.mode} run, ${startedAt.toISOString()}`,
-    );
+  fs.writeFileSync(`${base}.svg`, renderSvg(summary, `secure-ipc benchmark, ${when}`));
+  const curves = e2e && renderSizeCurves(e2e.rows, `cost against payload size, ${when}`);
   if (curves !== undefined) fs.writeFileSync(`${base}.sizes.svg`, curves);
-  const connCurves =
-    e2e &&
-    renderConnCurves(e2e.rows, `cost against connections, ${opts.plan.mode} run, ${startedAt.toISOString()}`);
+  const connCurves = e2e && renderConnCurves(e2e.rows, `cost against connections, ${when}`);
   if (connCurves !== undefined) fs.writeFileSync(`${base}.connections.svg`, connCurves);
   fs.writeFileSync(`${base}.json`, `${JSON.stringify({ ...input, summary: undefined }, null, 1)}\n`);
   log(

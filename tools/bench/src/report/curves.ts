@@ -9,17 +9,22 @@ import type { RowResult } from '../e2e.js';
 import { median } from '../stats.js';
 import { esc, svgDocument } from './svg.js';
 
-/** Median per size of one sweep series, or undefined where no round produced a value. */
-export function sweepMedians(
-  row: RowResult,
-  series: 'rttP50Us' | 'mbPerSec',
-): { size: number; value: number | undefined }[] {
-  return Object.entries(row.sweep ?? {})
-    .map(([size, at]) => {
-      const present = at[series].filter((v): v is number => v !== undefined && Number.isFinite(v) && v > 0);
-      return { size: Number(size), value: present.length === 0 ? undefined : median(present) };
-    })
+/** A value (or a gap) at each x of a sweep. */
+export type Points = { size: number; value: number | undefined }[];
+
+/** The points of a sweep's record keyed by x (as a string), smallest x first. */
+function pointsOf<T>(record: Record<string, T> | undefined, read: (at: T) => number | undefined): Points {
+  return Object.entries(record ?? {})
+    .map(([x, at]) => ({ size: Number(x), value: read(at) }))
     .sort((a, b) => a.size - b.size);
+}
+
+/** Median per size of one sweep series, or undefined where no round produced a value. */
+export function sweepMedians(row: RowResult, series: 'rttP50Us' | 'mbPerSec'): Points {
+  return pointsOf(row.sweep, (at) => {
+    const present = at[series].filter((v): v is number => v !== undefined && Number.isFinite(v) && v > 0);
+    return present.length === 0 ? undefined : median(present);
+  });
 }
 
 const COLORS = ['#8b949e', '#1f6feb', '#d1242f', '#2da44e', '#bf8700'];
@@ -35,7 +40,7 @@ export function sizeLabel(n: number): string {
 /** One row's line: a value (or a gap) at each x. */
 interface Line {
   label: string;
-  points: { size: number; value: number | undefined }[];
+  points: Points;
 }
 
 function panel(lines: Line[], title: string, y0: number, xLabel: (x: number) => string): string[] {
@@ -106,13 +111,10 @@ export function renderSizeCurves(rows: RowResult[], title: string): string | und
 }
 
 /** One series of the connection sweep, by connection count. */
-export function connSeries(row: RowResult, series: 'perSec' | 'p99Us' | 'rssKiB'): Line['points'] {
-  return Object.entries(row.connSweep ?? {})
-    .map(([n, at]) => ({
-      size: Number(n),
-      value: at[series] !== undefined && at[series]! > 0 ? at[series] : undefined,
-    }))
-    .sort((a, b) => a.size - b.size);
+export function connSeries(row: RowResult, series: 'perSec' | 'p99Us' | 'rssKiB'): Points {
+  return pointsOf(row.connSweep, (at) =>
+    at[series] !== undefined && at[series]! > 0 ? at[series] : undefined,
+  );
 }
 
 /** The connection sweep's three panels as one SVG document, or undefined when no row was swept. */

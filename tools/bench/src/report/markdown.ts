@@ -3,11 +3,11 @@
  * benchmarks, the versions and every error a row hit. Values are printed as measured; a row that
  * failed a scenario shows a dash and its error is listed, never a filled-in number.
  */
-import type { E2eResult, Metric } from '../e2e.js';
+import type { E2eResult, Metric, RowResult } from '../e2e.js';
 import type { MachineInfo } from '../machine.js';
 import type { MicroResult } from '../micro/run.js';
 import type { Plan } from '../plan.js';
-import { connSeries, sizeLabel, sweepMedians } from './curves.js';
+import { connSeries, type Points, sizeLabel, sweepMedians } from './curves.js';
 import type { Limits, RowSummary, TargetVerdict } from './summary.js';
 
 export interface ReportInput {
@@ -113,55 +113,64 @@ export function renderMarkdown(r: ReportInput): string {
       out.push('');
     }
 
-    const swept = r.e2e.rows.filter((row) => row.sweep !== undefined);
-    if (swept.length > 0) {
+    // Each swept row's series; a table cell joins the row's values at one x with " / ".
+    const table = (
+      heading: string[],
+      xName: string,
+      rows: RowResult[],
+      series: (row: RowResult) => { points: Points; digits: number }[],
+      xLabel: (x: number) => string,
+    ) => {
+      if (rows.length === 0) return;
+      const all = rows.map(series);
+      const xs = [...new Set(all.flatMap((s) => s.flatMap((one) => one.points.map((p) => p.size))))].sort(
+        (a, b) => a - b,
+      );
       out.push(
+        ...heading,
+        '',
+        `| ${xName} | ${rows.map((row) => row.label).join(' | ')} |`,
+        `|---|${rows.map(() => '---|').join('')}`,
+      );
+      for (const x of xs) {
+        const cells = all.map((s) =>
+          s.map(({ points, digits }) => num(points.find((p) => p.size === x)?.value, digits)).join(' / '),
+        );
+        out.push(`| ${xLabel(x)} | ${cells.join(' | ')} |`);
+      }
+      out.push('');
+    };
+    table(
+      [
         '## How cost grows with the payload size (curves: `*.sizes.svg`)',
         '',
         'Medians of the sweep rounds: round trip p50 µs / bulk one-way MB/s, at each payload size.',
-        '',
-        `| size | ${swept.map((row) => row.label).join(' | ')} |`,
-        `|---|${swept.map(() => '---|').join('')}`,
-      );
-      const rt = swept.map((row) => sweepMedians(row, 'rttP50Us'));
-      const mb = swept.map((row) => sweepMedians(row, 'mbPerSec'));
-      rt[0]!.forEach((p, i) => {
-        const cells = swept.map((_, j) => `${num(rt[j]![i]?.value, 1)} / ${num(mb[j]![i]?.value, 0)}`);
-        out.push(`| ${sizeLabel(p.size)} | ${cells.join(' | ')} |`);
-      });
-      out.push('');
-    }
-
-    const connSwept = r.e2e.rows.filter((row) => row.connSweep !== undefined);
-    if (connSwept.length > 0) {
-      out.push(
+      ],
+      'size',
+      r.e2e.rows.filter((row) => row.sweep !== undefined),
+      (row) => [
+        { points: sweepMedians(row, 'rttP50Us'), digits: 1 },
+        { points: sweepMedians(row, 'mbPerSec'), digits: 0 },
+      ],
+      sizeLabel,
+    );
+    table(
+      [
         '## How cost grows with the connections (curves: `*.connections.svg`)',
         '',
         'Per row in fresh processes: a pass reading the RSS growth of both sides at each count (each connection proven by',
         'one reply, after GC; "–" where it was at or below zero), then a pass with every connection busy with one 64-byte',
         'echo in flight at each count: requests/s / p99 µs / RSS KiB.',
-        '',
-        `| connections | ${connSwept.map((row) => row.label).join(' | ')} |`,
-        `|---|${connSwept.map(() => '---|').join('')}`,
-      );
-      const series = connSwept.map((row) => [
-        connSeries(row, 'perSec'),
-        connSeries(row, 'p99Us'),
-        connSeries(row, 'rssKiB'),
-      ]);
-      const counts = [...new Set(series.flatMap((rows) => rows[0]!.map((p) => p.size)))].sort(
-        (a, b) => a - b,
-      );
-      for (const n of counts) {
-        const cells = series.map((rows) =>
-          rows
-            .map((points, k) => num(points.find((p) => p.size === n)?.value, k === 0 ? 0 : k === 1 ? 1 : 0))
-            .join(' / '),
-        );
-        out.push(`| ${n.toLocaleString('en-US')} | ${cells.join(' | ')} |`);
-      }
-      out.push('');
-    }
+      ],
+      'connections',
+      r.e2e.rows.filter((row) => row.connSweep !== undefined),
+      (row) => [
+        { points: connSeries(row, 'perSec'), digits: 0 },
+        { points: connSeries(row, 'p99Us'), digits: 1 },
+        { points: connSeries(row, 'rssKiB'), digits: 0 },
+      ],
+      (n) => n.toLocaleString('en-US'),
+    );
 
     const errors = r.summary.filter((s) => s.row.errors.length > 0);
     if (errors.length > 0) {
