@@ -71,7 +71,7 @@ export function writePrefixedMessage(out: Writable, message: Uint8Array): boolea
  * Unconsumed socket reads, oldest first: the two readers' shared buffer. `take` slices (no copy)
  * when the bytes sit in one read, else copies them into one buffer.
  */
-class ReadQueue {
+export class ReadQueue {
   // Reads from #head on are unconsumed (an index, not shift(): a message that arrives in many
   // small reads would make shift() quadratic).
   #queue: Buffer[] = [];

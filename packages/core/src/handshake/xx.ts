@@ -14,8 +14,8 @@
  * allocates every key buffer with sodium_malloc (mmap + guard pages + mlock, about 40 µs each
  * here), eleven per side counting Split(), bound at require time so it cannot be configured.
  * Measured here (CPU time, both sides of one handshake, in memory): 1.42 ms through
- * HandshakeState, 0.72 ms this way. noise-protocol's SymmetricState, CipherState, hash (HKDF)
- * and DH functions (noise.ts) are pure functions over caller-provided buffers, so we give them
+ * HandshakeState, 0.72 ms this way. noise-protocol's SymmetricState, CipherState, hash and DH
+ * functions (noise.ts; the HKDF is core's own there) are pure functions over caller-provided buffers, so we give them
  * our own state: one arena per handshake (still locked, guarded and wiped) taken from a
  * sodium_malloc'd slab (crypto/secure-memory.ts). noise-protocol still does every Noise
  * operation (MixHash, MixKey, EncryptAndHash, DecryptAndHash, Split, Rekey) and libsodium every

@@ -5,7 +5,7 @@
 import type { Impl } from '../impl.js';
 import { grpcUnix, hasOpenssl } from './grpc.js';
 import { nodeIpc } from './node-ipc.js';
-import { rawNet } from './raw-net.js';
+import { rawNet, sealedNet } from './raw-net.js';
 import { secretStream } from './secret-stream.js';
 import { secureIpc } from './secure-ipc.js';
 import { zeromqCurve } from './zeromq-curve.js';
@@ -15,6 +15,7 @@ const FACTORIES: Record<string, () => Impl> = {
   'raw-tcp': () => rawNet('tcp'),
   'raw-v1-unix': () => rawNet('unix', 'v1'),
   'raw-v1-tcp': () => rawNet('tcp', 'v1'),
+  'sealed-unix': () => sealedNet('unix'),
   'sipc-unix': () => secureIpc('unix', 'rpc'),
   'sipc-tcp': () => secureIpc('tcp', 'rpc'),
   'sipc-local': () => secureIpc('local', 'rpc'),
