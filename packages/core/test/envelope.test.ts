@@ -1,7 +1,13 @@
 import { decode, encode } from '@msgpack/msgpack';
 import test from 'ava';
 import { decodeEnvelope } from '../src/envelope/decode.js';
-import { encodeEnvelope } from '../src/envelope/encode.js';
+import {
+  encodeEnvelope,
+  encodeEnvelopeSplit,
+  joinEnvelope,
+  SPLIT_MIN_BYTES,
+  type SplitEnvelope,
+} from '../src/envelope/encode.js';
 import { EnvelopeKind as Kind } from '../src/envelope/types.js';
 import { validateEnvelope } from '../src/envelope/validate.js';
 import { fromWireError, opaqueWireError, PublicError, publicWireError } from '../src/envelope/wire-errors.js';
@@ -274,4 +280,30 @@ test('binary payloads encode byte for byte as msgpack would (bin 8, 16 and 32)',
       t.true(r.ok && Buffer.from(r.envelope.p as Uint8Array).equals(p));
     }
   }
+});
+
+test('a split envelope joins to the bytes encodeEnvelope writes; small payloads and other values are not split', (t) => {
+  for (const size of [0, 1, SPLIT_MIN_BYTES - 1, SPLIT_MIN_BYTES, 65_535, 65_536, 70_000]) {
+    const p = Buffer.alloc(size, 3);
+    for (const env of [
+      { k: Kind.Event, m: 'bulk', p },
+      { k: Kind.Request, id: 9, m: 'put', p },
+      { k: Kind.Response, id: 300, p },
+    ]) {
+      const split = encodeEnvelopeSplit(env);
+      t.deepEqual(Buffer.from(joinEnvelope(split)), Buffer.from(encodeEnvelope(env)), `size ${size}`);
+      if (size < SPLIT_MIN_BYTES) t.true(split instanceof Uint8Array, `size ${size} is one buffer`);
+      else {
+        t.false(split instanceof Uint8Array, `size ${size} is split`);
+        const { head, body, byteLength } = split as SplitEnvelope;
+        t.is(body, p, 'the payload itself, not a copy');
+        t.is(byteLength, head.byteLength + size);
+      }
+    }
+  }
+  t.true(
+    encodeEnvelopeSplit({ k: Kind.Response, id: 1, p: { a: Buffer.alloc(10_000) } }) instanceof Uint8Array,
+  );
+  const withHeaders = { k: Kind.Request, id: 2, m: 'x', p: Buffer.alloc(10_000), h: { timeout: 5 } };
+  t.true(encodeEnvelopeSplit(withHeaders) instanceof Uint8Array);
 });

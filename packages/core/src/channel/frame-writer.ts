@@ -65,16 +65,25 @@ export class FrameWriter {
    * `chunkSize` and `final` are for `sendChunked` (tests of a receiver's limits): chunks of at
    * most `chunkSize` bytes, and the last frame marked last only if `final`. `lastFlags` are
    * set on the last frame besides LAST (FLAG_CONTROL for a control message, sent as one frame).
+   *
+   * With `tail`, the message is `message` followed by `tail` (an RPC envelope and its binary
+   * payload, not joined: each is copied once, straight into the frames). A message that needs
+   * more than one batch is joined first, so nothing is read from `tail` after this call returns.
    */
   write(
     message: Uint8Array,
     chunkSize = MAX_CHUNK_SIZE,
     final = true,
     lastFlags = 0,
+    tail?: Uint8Array,
   ): Promise<void> | undefined {
-    const total = message.byteLength;
     const perBatch =
       chunkSize === MAX_CHUNK_SIZE ? BATCH_FRAMES : Math.floor(BATCH_BYTES / (chunkSize + FRAME_OVERHEAD));
+    if (tail !== undefined && message.byteLength + tail.byteLength > perBatch * chunkSize) {
+      message = Buffer.concat([message, tail]);
+      tail = undefined;
+    }
+    const total = message.byteLength + (tail?.byteLength ?? 0);
     let offset = 0;
     const writeBatch = (): boolean => {
       const now = Date.now();
@@ -100,7 +109,8 @@ export class FrameWriter {
           flags |= FLAG_REKEY;
         body[0] = flags;
         // A one-frame message is copied as is (a subarray per message showed in the profiles).
-        body.set(size === total ? message : message.subarray(offset - size, offset), FLAG_SIZE);
+        if (tail !== undefined) copySpan(message, tail, offset - size, offset, body, FLAG_SIZE);
+        else body.set(size === total ? message : message.subarray(offset - size, offset), FLAG_SIZE);
         this.tx.encrypt(body, body.subarray(0, FLAG_SIZE + size));
         if (flags & FLAG_REKEY) {
           this.tx.rekey();
@@ -121,4 +131,27 @@ export class FrameWriter {
       while (offset < total) if (!writeBatch()) await this.waitDrain();
     })();
   }
+}
+
+// Copy bytes [from, to) of `first` followed by `second` into `out` at `at`.
+function copySpan(
+  first: Uint8Array,
+  second: Uint8Array,
+  from: number,
+  to: number,
+  out: Uint8Array,
+  at: number,
+): void {
+  const split = first.byteLength;
+  if (from < split) {
+    const end = Math.min(to, split);
+    out.set(from === 0 && end === split ? first : first.subarray(from, end), at);
+    at += end - from;
+    from = end;
+  }
+  if (from < to)
+    out.set(
+      from === split && to - split === second.byteLength ? second : second.subarray(from - split, to - split),
+      at,
+    );
 }

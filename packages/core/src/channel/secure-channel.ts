@@ -189,6 +189,13 @@ const FRAMES_PER_TURN = 1024;
  */
 export const kTrySend: unique symbol = Symbol.for('@secure-ipc/core/channel.trySend');
 
+/**
+ * Internal, the RPC layer: `kTrySend` of the message `head` followed by `tail` (an envelope and
+ * its binary payload), each copied once into the frames instead of being joined first. Joined
+ * (copied now) when the send must wait, so a queued message never depends on the caller's buffer.
+ */
+export const kTrySendSplit: unique symbol = Symbol.for('@secure-ipc/core/channel.trySendSplit');
+
 /** The channel implementation (exported for tests; use the `SecureChannel` interface). */
 export class SecureChannelImpl
   extends EventEmitter<ChannelEvents>
@@ -388,6 +395,13 @@ export class SecureChannelImpl
     )
       return this.sends.writeNow(message);
     return this.send(message);
+  }
+
+  /** See `kTrySendSplit`. */
+  [kTrySendSplit](head: Uint8Array, tail: Uint8Array): Promise<void> | undefined {
+    if (this.state === 'open' && this.sends.idle && head.byteLength + tail.byteLength <= this.maxMessageSize)
+      return this.sends.writeNow(head, MAX_CHUNK_SIZE, true, 0, tail);
+    return this.send(Buffer.concat([head, tail]));
   }
 
   /** See `sendChunked` (arguments checked there). */

@@ -67,19 +67,20 @@ export class SendQueue {
 
   /**
    * Write now (call only when `idle`); undefined once the transport accepted everything.
-   * `chunkSize`, `final` and `lastFlags`: see FrameWriter.write.
+   * `chunkSize`, `final`, `lastFlags` and `tail`: see FrameWriter.write.
    */
   writeNow(
     message: Uint8Array,
     chunkSize?: number,
     final?: boolean,
     lastFlags?: number,
+    tail?: Uint8Array,
   ): Promise<void> | undefined {
     try {
-      const waiting = this.writer.write(message, chunkSize, final, lastFlags);
+      const waiting = this.writer.write(message, chunkSize, final, lastFlags, tail);
       if (waiting === undefined) return undefined;
       this.sending = true;
-      const size = message.byteLength;
+      const size = message.byteLength + (tail?.byteLength ?? 0);
       this.bytes += size;
       return waiting.finally(() => {
         this.bytes -= size;

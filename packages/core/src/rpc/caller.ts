@@ -12,7 +12,12 @@
  * a cancel, and the slot is freed by the peer's answer to it.
  */
 import { MAX_TIMER_MS } from '../constants.js';
-import { encodeEnvelope } from '../envelope/encode.js';
+import {
+  type EncodedEnvelope,
+  encodeEnvelope,
+  encodeEnvelopeSplit,
+  joinEnvelope,
+} from '../envelope/encode.js';
 import {
   type Envelope,
   type EnvelopeHeaders,
@@ -168,9 +173,9 @@ export class Caller {
       if (streamed) h.stream = true;
     }
     const id = this.#nextId++;
-    let bytes: Uint8Array;
+    let bytes: EncodedEnvelope;
     try {
-      bytes = encodeEnvelope({ k: Kind.Request, id, m: method, p: streamed ? undefined : params, h });
+      bytes = encodeEnvelopeSplit({ k: Kind.Request, id, m: method, p: streamed ? undefined : params, h });
     } catch (err) {
       reject(err);
       return;
@@ -238,9 +243,9 @@ export class Caller {
 
   /** Send a one-way event (after any requests still waiting for a slot, to keep call order). */
   publish(topic: string, payload?: unknown): Promise<void> {
-    let bytes: Uint8Array;
+    let bytes: EncodedEnvelope;
     try {
-      bytes = encodeEnvelope({ k: Kind.Event, m: topic, p: payload });
+      bytes = encodeEnvelopeSplit({ k: Kind.Event, m: topic, p: payload });
     } catch (err) {
       return Promise.reject(err);
     }
@@ -248,15 +253,17 @@ export class Caller {
   }
 
   /** Send an already encoded event envelope (the server encodes a publish once for all peers). */
-  sendEncoded(bytes: Uint8Array): Promise<void> {
+  sendEncoded(bytes: EncodedEnvelope): Promise<void> {
     return this.trySendEncoded(bytes) ?? Promise.resolve();
   }
 
   /** Like sendEncoded, but undefined when the event was written at once (the channel's fast path). */
-  trySendEncoded(bytes: Uint8Array): Promise<void> | undefined {
+  trySendEncoded(encoded: EncodedEnvelope): Promise<void> | undefined {
     const { channel, closeError } = this.#session;
     if (closeError !== undefined) return Promise.reject(closeError);
-    if (this.#queue.size === 0) return this.#session.send(bytes);
+    if (this.#queue.size === 0) return this.#session.send(encoded);
+    // Waits behind queued requests: joined now, so the bytes sent are the payload as it was.
+    const bytes = joinEnvelope(encoded);
     return new Promise((resolve, reject) => {
       this.#queue.push({
         usesSlot: false,

@@ -13,7 +13,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { MAX_TIMER_MS } from '../constants.js';
-import { encodeEnvelope } from '../envelope/encode.js';
+import { type EncodedEnvelope, encodeEnvelope, encodeEnvelopeSplit } from '../envelope/encode.js';
 import {
   type Envelope,
   type EnvelopeHeaders,
@@ -301,9 +301,9 @@ export class Dispatcher {
    * of `method`.
    */
   reply(id: number, envelope: Envelope, method = ''): void {
-    let bytes: Uint8Array;
+    let bytes: EncodedEnvelope;
     try {
-      bytes = encodeEnvelope(envelope);
+      bytes = encodeEnvelopeSplit(envelope);
     } catch (err) {
       bytes = encodeEnvelope({ k: Kind.Error, id, e: this.#opaque(err, method) });
     }

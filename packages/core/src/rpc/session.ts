@@ -5,7 +5,8 @@
  * each get it at construction and never hold one another's state.
  */
 import type { EventEmitter } from 'node:events';
-import { kTrySend } from '../channel/secure-channel.js';
+import { kTrySend, kTrySendSplit } from '../channel/secure-channel.js';
+import { type EncodedEnvelope, joinEnvelope } from '../envelope/encode.js';
 import type { SecureIpcError } from '../errors.js';
 import type { PeerInfo } from '../transport/contract.js';
 
@@ -41,7 +42,7 @@ export interface Session {
   /** Set once the channel closed: what every later call rejects with. */
   readonly closeError: SecureIpcError | undefined;
   /** Send an envelope on the fast path where the channel has one (requests and replies). */
-  send(bytes: Uint8Array): Promise<void> | undefined;
+  send(bytes: EncodedEnvelope): Promise<void> | undefined;
   /** Report a local failure that has no caller to reject. */
   onError(error: unknown): void;
 }
@@ -50,8 +51,17 @@ export interface Session {
  * The secure channel's internal fast send skips a promise, a closure and a microtask per message
  * when the write is accepted at once; any other RpcChannel goes through send().
  */
-export function fastSend(channel: RpcChannel, bytes: Uint8Array): Promise<void> | undefined {
-  const fast = channel as RpcChannel & { [kTrySend]?: (m: Uint8Array) => Promise<void> | undefined };
+export function fastSend(channel: RpcChannel, bytes: EncodedEnvelope): Promise<void> | undefined {
+  const fast = channel as RpcChannel & {
+    [kTrySend]?: (m: Uint8Array) => Promise<void> | undefined;
+    [kTrySendSplit]?: (head: Uint8Array, tail: Uint8Array) => Promise<void> | undefined;
+  };
+  if (!(bytes instanceof Uint8Array)) {
+    // A split envelope (a large binary payload, not copied yet): the secure channel copies both
+    // parts straight into its frames; any other channel gets them joined.
+    if (fast[kTrySendSplit] !== undefined) return fast[kTrySendSplit](bytes.head, bytes.body);
+    return channel.send(joinEnvelope(bytes));
+  }
   return fast[kTrySend] !== undefined ? fast[kTrySend](bytes) : channel.send(bytes);
 }
 
