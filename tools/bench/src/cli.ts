@@ -14,7 +14,7 @@ import { loadAverage, machineInfo, packageVersion } from './machine.js';
 import { type MicroResult, runMicro } from './micro/run.js';
 import { renderConnCurves, renderSizeCurves } from './report/curves.js';
 import { renderMarkdown } from './report/markdown.js';
-import { judgeHandshake, judgeTargets, limitsFrom, summarize } from './report/summary.js';
+import { judgeHandshake, judgeTargets, limitsFrom, summarize, withBulkCeiling } from './report/summary.js';
 import { renderSvg } from './report/svg.js';
 
 const RESULTS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../results');
@@ -42,7 +42,7 @@ async function main(): Promise<void> {
     e2e = await runEndToEnd(rowIds, opts.plan, execArgv, log);
   }
   const summary = e2e ? summarize(e2e) : [];
-  const limits = limitsFrom(micro);
+  const limits = withBulkCeiling(limitsFrom(micro), summary);
   const verdicts = [
     ...judgeTargets(summary, ['sipc-', 'chan-'], limits),
     ...(micro.length > 0 ? [judgeHandshake(micro)] : []),

@@ -5,7 +5,15 @@
 import test from 'ava';
 import { type E2eResult, METRICS, type RowResult } from '../src/e2e.js';
 import type { MicroResult } from '../src/micro/run.js';
-import { judgeHandshake, judgeTargets, LIMIT_CASES, limitsFrom, summarize } from '../src/report/summary.js';
+import {
+  bulkCeilingMBps,
+  judgeHandshake,
+  judgeTargets,
+  LIMIT_CASES,
+  limitsFrom,
+  summarize,
+  withBulkCeiling,
+} from '../src/report/summary.js';
 
 function row(
   id: string,
@@ -90,4 +98,20 @@ test('the in-memory handshake is judged round by round as time (1 / ops) against
   t.is(v.ratio, 1.25);
   t.deepEqual(v.range, [0.5, 2.5]);
   t.false(v.met);
+});
+
+test('the bulk ceiling: the AEAD and the socket I/O of every byte on one core, from the same run', (t) => {
+  t.is(bulkCeilingMBps(1000, 1000), 500);
+  t.is(bulkCeilingMBps(1200, 600), 400);
+  t.is(bulkCeilingMBps(undefined, 600), undefined);
+  t.is(bulkCeilingMBps(1200, 0), undefined);
+  const e2e: E2eResult = { rows: [RAW, SIPC], loads: [] } as unknown as E2eResult;
+  const limits = withBulkCeiling(limitsFrom(LIMITS), summarize(e2e));
+  t.is(limits.rawBulkMBps, 1000);
+  t.is(limits.bulkCeilingMBps, 1 / (1 / limits.cryptoBoundMBps! + 1 / 1000));
+  const noRaw = withBulkCeiling(
+    limitsFrom(LIMITS),
+    summarize({ rows: [SIPC], loads: [] } as unknown as E2eResult),
+  );
+  t.is(noRaw.bulkCeilingMBps, undefined);
 });

@@ -188,8 +188,12 @@ export function renderMarkdown(r: ReportInput): string {
       `- Crypto bound: ChaCha20-Poly1305 encrypt at 64 KiB (the bulk message size): ${num(l.cryptoBoundMBps, 0)} MB/s`,
       `- Handshake floor: 6 X25519 DH (ee, es, se on each side) × ${num(l.dhUs, 1)} µs + 2 key pairs × ${num(l.keyPairUs, 1)} µs = ${num(l.handshakeFloorUs, 0)} µs of CPU`,
       `- In-memory XX handshake, both roles: noise-handshake ${num(l.noiseHandshakeUs, 0)} µs; core (channel included) ${num(l.coreHandshakeUs, 0)} µs`,
-      '',
     );
+    if (l.bulkCeilingMBps !== undefined && l.cryptoBoundMBps !== undefined)
+      out.push(
+        `- Bulk ceiling of one core per side (derived, not measured): the AEAD over every byte and that byte's socket I/O on the same core, 1 / (1/${num(l.cryptoBoundMBps, 0)} + 1/${num(l.rawBulkMBps, 0)} MB/s of \`raw-unix\` bulk) = ${num(l.bulkCeilingMBps, 0)} MB/s, ${num(l.bulkCeilingMBps / l.cryptoBoundMBps, 2)}× the crypto bound`,
+      );
+    out.push('');
   }
 
   if (r.micro.length > 0) {

@@ -86,6 +86,31 @@ export interface Limits {
   /** A full XX handshake in memory, both roles: noise-handshake's and core's (channel included), µs. */
   noiseHandshakeUs?: number;
   coreHandshakeUs?: number;
+  /** `raw-unix` bulk of the same run, MB/s, and the bulk ceiling derived from it (`bulkCeilingMBps`). */
+  rawBulkMBps?: number;
+  bulkCeilingMBps?: number;
+}
+
+/**
+ * The most a design can carry in bulk when each side's one core does both the AEAD over every
+ * byte (at `cryptoMBps`) and that byte's socket I/O (at most `rawMBps`, what raw sustains with no
+ * crypto): per byte, 1/crypto + 1/raw seconds on the busier side, with perfect overlap of the two
+ * sides. A derived upper bound, not a measurement; undefined when either input is missing.
+ */
+export function bulkCeilingMBps(
+  cryptoMBps: number | undefined,
+  rawMBps: number | undefined,
+): number | undefined {
+  if (cryptoMBps === undefined || rawMBps === undefined || !(cryptoMBps > 0) || !(rawMBps > 0))
+    return undefined;
+  return 1 / (1 / cryptoMBps + 1 / rawMBps);
+}
+
+/** `limits` with the raw-unix bulk of `rows` and the bulk ceiling filled in. */
+export function withBulkCeiling(limits: Limits, rows: readonly RowSummary[]): Limits {
+  const rawBulkMBps = rows.find((r) => r.row.id === 'raw-unix')?.median.bulkMBps;
+  const bulkCeiling = bulkCeilingMBps(limits.cryptoBoundMBps, rawBulkMBps);
+  return bulkCeiling === undefined ? limits : { ...limits, rawBulkMBps, bulkCeilingMBps: bulkCeiling };
 }
 
 /** The micro case names the limits are read from (micro/*.ts). */
