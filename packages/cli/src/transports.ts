@@ -6,7 +6,7 @@
 import type { Transport } from '@secure-ipc/core';
 import { selectTransport } from '@secure-ipc/core/transport';
 import { tcpTransport } from '@secure-ipc/transport-tcp';
-import { unixTransport } from '@secure-ipc/transport-unix';
+import { type UnixTransportOptions, unixTransport } from '@secure-ipc/transport-unix';
 import { pipeTransport } from '@secure-ipc/transport-win';
 import { CliError, ExitCode } from './io.js';
 
@@ -14,6 +14,8 @@ import { CliError, ExitCode } from './io.js';
 export interface CliTransportOptions {
   /** Let TCP bind a non-loopback address (`--allow-remote`). */
   allowRemote?: boolean;
+  /** transport-unix's options (`--allow-uid`, `--allow-gid`, `--socket-mode`, `--socket-group`). */
+  unix?: UnixTransportOptions;
 }
 
 /** The transport for `address`, or a usage error naming the supported schemes. */
@@ -21,7 +23,7 @@ export function transportFor(address: string, options: CliTransportOptions = {})
   const all: Transport[] =
     process.platform === 'win32'
       ? [pipeTransport(), tcpTransport({ allowRemote: options.allowRemote === true })]
-      : [unixTransport(), tcpTransport({ allowRemote: options.allowRemote === true })];
+      : [unixTransport(options.unix), tcpTransport({ allowRemote: options.allowRemote === true })];
   const t = selectTransport(address, all);
   if (!t) {
     const schemes = all.flatMap((x) => x.schemes).join(', ');

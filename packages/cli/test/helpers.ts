@@ -20,13 +20,19 @@ export interface CliRun {
 /** Run `secure-ipc ARGS` as a separate process; `input` goes to stdin. */
 export function cli(
   args: string[],
-  options: { input?: string; cwd?: string; onStdout?: (soFar: string) => void } = {},
+  options: { input?: string; cwd?: string; onStdout?: (soFar: string) => void; uid?: number } = {},
 ): Promise<CliRun> {
   return new Promise((resolve) => {
     const child = execFile(
       process.execPath,
       [cliMain, ...args],
-      { cwd: options.cwd, timeout: 60_000, maxBuffer: 4 * 1024 * 1024 },
+      {
+        cwd: options.cwd,
+        timeout: 60_000,
+        maxBuffer: 4 * 1024 * 1024,
+        // As another user (root only): that user and its group of the same number.
+        ...(options.uid === undefined ? {} : { uid: options.uid, gid: options.uid }),
+      },
       (err, stdout, stderr) => {
         const code = err ? ((err as { code?: number }).code ?? 1) : 0;
         resolve({ code: typeof code === 'number' ? code : 1, stdout, stderr });

@@ -15,6 +15,7 @@ import { isMainThread } from 'node:worker_threads';
 import { type AbortOptions, createError } from '@secure-ipc/core';
 import { LISTEN_BACKLOG } from '@secure-ipc/core/transport';
 import { checkPathLength } from './address.js';
+import { directoryModeFor, type UnixSocketAccess } from './socket-access.js';
 
 /** The identity of the socket file we bound, to recognise it at close. */
 export interface SocketIdentity {
@@ -73,16 +74,28 @@ function insecureDirectory(dir: string, st: Stats, problem: string, use: Directo
 }
 
 /**
- * Create `dir` 0700 if absent (its parent must exist), then verify it; returns its mode.
- * Throws SIPC_ERR_INSECURE_DIRECTORY naming the problem (and, for a `local://` directory owned by
- * someone else, its owner and what to do).
+ * Create `dir` if absent (its parent must exist), then verify it; returns its mode. Created 0700,
+ * or for a socket other users may reach (`access`), 0710 with the socket's group (the group may
+ * traverse it, nobody may list it) or 0711 (anyone may traverse it); an existing directory is
+ * left as it is. Throws SIPC_ERR_INSECURE_DIRECTORY naming the problem (and, for a `local://`
+ * directory owned by someone else, its owner and what to do).
  */
-export async function ensureSecureDirectory(dir: string, use: DirectoryUse = {}): Promise<number> {
+export async function ensureSecureDirectory(
+  dir: string,
+  use: DirectoryUse = {},
+  access: UnixSocketAccess = {},
+): Promise<number> {
+  const mode = directoryModeFor(access);
+  let created = false;
   try {
     await fs.mkdir(dir, { mode: 0o700 });
-    // The umask may have stripped owner bits; set exactly 0700 on the directory we just made.
-    await fs.chmod(dir, 0o700);
+    created = true;
+    if (mode === 0o710 && access.socketGroup !== undefined)
+      await fs.chown(dir, process.geteuid!(), access.socketGroup);
+    // The umask may have stripped bits; set exactly the mode on the directory we just made.
+    await fs.chmod(dir, mode);
   } catch (err) {
+    if (created) await fs.rmdir(dir).catch(() => undefined);
     if (code(err) !== 'EEXIST') throw listenFailed(`Cannot create the socket directory ${dir}`, err);
   }
   const st = await fs.lstat(dir);
@@ -171,8 +184,9 @@ function listenOn(server: net.Server, socketPath: string): Promise<void> {
 }
 
 /**
- * Bind `server` at `socketPath` (in the verified directory of mode `dirMode`), owner-only, and
- * return the inode bound.
+ * Bind `server` at `socketPath` (in the verified directory of mode `dirMode`), owner-only unless
+ * `access` widens it (its mode and group are set before the socket gets its name), and return the
+ * inode bound.
  *
  * Why not a plain listen(socketPath): libuv unlinks the bound path by name when the server closes,
  * which would delete another server's socket if ours had been replaced meanwhile. So we bind a
@@ -189,6 +203,7 @@ export async function bindOwnerOnly(
   server: net.Server,
   socketPath: string,
   dirMode: number,
+  access: UnixSocketAccess = {},
 ): Promise<SocketIdentity> {
   if (!isMainThread && (dirMode & 0o077) !== 0) {
     throw createError(
@@ -212,7 +227,9 @@ export async function bindOwnerOnly(
     }
   }
   try {
-    await fs.chmod(temp, 0o600);
+    // Group first, then mode: the name clients use appears (link) only once both are final.
+    if (access.socketGroup !== undefined) await fs.chown(temp, process.geteuid!(), access.socketGroup);
+    await fs.chmod(temp, access.socketMode ?? 0o600);
     await fs.link(temp, socketPath);
   } catch (err) {
     await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -35,6 +35,7 @@ export {
 export type { UnixCredentialPolicy } from './credential-policy.js';
 export type { UnixListener } from './listener.js';
 export type { UnixPeerCredentials } from './peer-credentials.js';
+export type { UnixSocketAccess } from './socket-access.js';
 export {
   type UnixBusyOptions,
   type UnixConnectOptions,

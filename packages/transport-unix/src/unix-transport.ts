@@ -32,6 +32,7 @@ import {
 } from './hardening.js';
 import { UnixListener, unixPeer } from './listener.js';
 import { readPeerCredentials } from './peer-credentials.js';
+import { mergeSocketAccess, type UnixSocketAccess, validateSocketAccess, widened } from './socket-access.js';
 
 /** How long a connect waits out a full listen backlog. */
 export interface UnixBusyOptions {
@@ -42,11 +43,18 @@ export interface UnixBusyOptions {
   connectBusyTimeoutMs?: number | undefined;
 }
 
-/** Options of `unixTransport()`: the credential policy of both sides, where `local://` lives, the busy wait. */
-export interface UnixTransportOptions extends UnixCredentialPolicy, LocalDirectoryOptions, UnixBusyOptions {}
+/**
+ * Options of `unixTransport()`: the credential policy of both sides, where `local://` lives, the
+ * busy wait, and the access of the socket files it listens on.
+ */
+export interface UnixTransportOptions
+  extends UnixCredentialPolicy,
+    LocalDirectoryOptions,
+    UnixBusyOptions,
+    UnixSocketAccess {}
 
-/** Options of `listen`: the policy applied to connecting clients, overriding the transport's. */
-export interface UnixListenOptions extends AbortOptions, UnixCredentialPolicy {}
+/** Options of `listen`: the policy applied to connecting clients and the socket's access, overriding the transport's. */
+export interface UnixListenOptions extends AbortOptions, UnixCredentialPolicy, UnixSocketAccess {}
 
 /** Options of `connect`: the policy applied to the server and the busy wait, overriding the transport's. */
 export interface UnixConnectOptions extends AbortOptions, UnixCredentialPolicy, UnixBusyOptions {}
@@ -70,6 +78,7 @@ export class UnixTransport implements Transport {
   constructor(options: UnixTransportOptions = {}) {
     validatePolicy(options);
     validateBusyTimeout(options.connectBusyTimeoutMs);
+    validateSocketAccess(options);
     this.#options = { ...options };
   }
 
@@ -86,18 +95,25 @@ export class UnixTransport implements Transport {
   async listen(address: string, options: UnixListenOptions = {}): Promise<Listener> {
     this.#platformCheck();
     validatePolicy(options);
+    validateSocketAccess(options);
     if (options.signal?.aborted) throw abortError(options);
     const parsed = parseUnixAddress(address, this.#options);
     const policy = mergePolicy(this.#options, options);
+    const access = mergeSocketAccess(this.#options, options);
+    if ((widened(access) || access.socketGroup !== undefined) && (parsed.kind === 'abstract' || parsed.local))
+      throw createError(
+        'SIPC_ERR_INVALID_ARGUMENT',
+        `socketMode and socketGroup apply to unix:// socket paths only, not to ${parsed.kind === 'abstract' ? 'unix-abstract: names (they have no file permissions)' : 'local:// (a per-user directory no one else may enter)'}`,
+      );
     const server = net.createServer({ pauseOnConnect: false });
     if (parsed.kind === 'abstract') {
       await listenServer(server, { path: netPath(parsed) }, address);
       return this.#finishListen(address, server, policy, async () => {}, options);
     }
-    const dirMode = await ensureSecureDirectory(path.dirname(parsed.path), { local: parsed.local });
+    const dirMode = await ensureSecureDirectory(path.dirname(parsed.path), { local: parsed.local }, access);
     if (options.signal?.aborted) throw abortError(options);
     await clearStaleSocket(parsed.path, options);
-    const identity = await bindOwnerOnly(server, parsed.path, dirMode);
+    const identity = await bindOwnerOnly(server, parsed.path, dirMode, access);
     return this.#finishListen(address, server, policy, () => removeIfOurs(parsed.path, identity), options);
   }
 

@@ -14,10 +14,11 @@ import { describePeer } from '../peer-line.js';
 import { allowUnmarkedOption, loadKeyOption } from '../secret-key-input.js';
 import { ms, percentile } from '../stats.js';
 import { transportFor } from '../transports.js';
+import { unixOptionsFrom, unixPeerOptions } from '../unix-options.js';
 
 /** Usage line. */
 export const usage =
-  'secure-ipc ping ADDRESS --key FILE (--server-key PUBKEY | --cert FILE --trust-ca PUBKEY ...) [--app-id ID] [--count N] [--interval MS] [--allow-unmarked-key]';
+  'secure-ipc ping ADDRESS --key FILE (--server-key PUBKEY | --cert FILE --trust-ca PUBKEY ...) [--app-id ID] [--count N] [--interval MS] [--allow-unmarked-key] [--allow-uid UID ...] [--allow-gid GID ...]';
 
 // Each ping carries fresh random bytes so an echo cannot be a stale or forged answer.
 const PING_BYTES = 32;
@@ -49,6 +50,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
       'app-id': { type: 'string' },
       count: { type: 'string' },
       interval: { type: 'string' },
+      ...unixPeerOptions,
     },
     true,
   );
@@ -57,7 +59,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
   const keyFile = required(values.key, 'key');
   const count = positiveInt(values.count, 'count', 4);
   const interval = nonNegativeInt(values.interval, 'interval', 1000);
-  const transport = transportFor(address);
+  const transport = transportFor(address, { unix: unixOptionsFrom(values) });
   const keyPair = await loadKeyOption(keyFile, io, values['allow-unmarked-key'] === true);
   try {
     const { trust, payload } = await resolveTrust({

@@ -19,10 +19,11 @@ import { CliError, type CliIo, describeError, ExitCode, println } from '../io.js
 import { describePeer } from '../peer-line.js';
 import { allowUnmarkedOption, loadKeyOption } from '../secret-key-input.js';
 import { transportFor } from '../transports.js';
+import { unixOptionsFrom, unixPeerOptions, unixSocketOptions } from '../unix-options.js';
 
 /** Usage line. */
 export const usage =
-  'secure-ipc serve --listen ADDRESS --key FILE (--allow PUBKEY ... | --cert FILE --trust-ca PUBKEY ... [--revocations FILE]) [--app-id ID] [--allow-remote] [--allow-unmarked-key]';
+  'secure-ipc serve --listen ADDRESS --key FILE (--allow PUBKEY ... | --cert FILE --trust-ca PUBKEY ... [--revocations FILE]) [--app-id ID] [--allow-remote] [--allow-unmarked-key] [--allow-uid UID ...] [--allow-gid GID ...] [--socket-mode 0600|0660|0666] [--socket-group GROUP]';
 
 /** Resolves on the first of SIGINT / SIGTERM (or when `signal` aborts, for tests). */
 function untilStopped(signal?: AbortSignal): Promise<string> {
@@ -52,12 +53,17 @@ export async function run(argv: string[], io: CliIo, stop?: AbortSignal): Promis
     revocations: { type: 'string' },
     'app-id': { type: 'string' },
     'allow-remote': { type: 'boolean' },
+    ...unixPeerOptions,
+    ...unixSocketOptions,
   });
   const address = required(values.listen, 'listen');
   const keyFile = required(values.key, 'key');
   if ((values['trust-ca'] ?? []).length === 0 && values.cert !== undefined)
     throw new CliError('--cert needs --trust-ca (the authorities whose certificates clients present)');
-  const transport = transportFor(address, { allowRemote: values['allow-remote'] === true });
+  const transport = transportFor(address, {
+    allowRemote: values['allow-remote'] === true,
+    unix: unixOptionsFrom(values),
+  });
   const keyPair = await loadKeyOption(keyFile, io, values['allow-unmarked-key'] === true);
   let revocations: WatchedRevocationList | undefined;
   try {

@@ -1,0 +1,128 @@
+// serve --socket-mode / --socket-group / --allow-uid / --allow-gid and ping --allow-uid, through the
+// real binary: a root server reached by a client process of uid 65534 (nobody, group 65534 nogroup).
+import { chmodSync, chownSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import test, { type ExecutionContext } from 'ava';
+import { CliError } from '../src/io.js';
+import { parseMode, resolveGroup, unixOptionsFrom } from '../src/unix-options.js';
+import { cli, keyFile, serve, tempDir } from './helpers.js';
+
+const NOBODY = 65534;
+const rootOnLinux = process.platform === 'linux' && process.geteuid?.() === 0;
+function asRootOnLinux(title: string, fn: (t: ExecutionContext) => Promise<void>): void {
+  if (rootOnLinux) test(title, fn);
+  else test.skip(`${title} (skipped: needs root on Linux to run the client as uid 65534)`, fn);
+}
+
+/** A root server's key and a key file uid 65534 owns, in directories that user may traverse. */
+async function crossUserSetup(t: ExecutionContext) {
+  const dir = await tempDir(t);
+  chmodSync(dir, 0o711);
+  const server = await keyFile(dir, 'server.key');
+  const clientDir = join(dir, 'client');
+  mkdirSync(clientDir, { mode: 0o700 });
+  const client = await keyFile(clientDir, 'client.key');
+  chownSync(clientDir, NOBODY, NOBODY);
+  chownSync(client.path, NOBODY, NOBODY);
+  const address = `unix://${join(dir, 'svc', 's.sock')}`;
+  return {
+    dir,
+    address,
+    serveArgs: ['--listen', address, '--key', server.path, '--allow', client.pub],
+    pingArgs: ['ping', address, '--key', client.path, '--server-key', server.pub, '--interval', '0'],
+  };
+}
+
+asRootOnLinux(
+  'serve --socket-mode 0660 --socket-group nogroup --allow-uid 65534: a client of uid 65534 pings a root server',
+  async (t) => {
+    const { dir, address, serveArgs, pingArgs } = await crossUserSetup(t);
+    const s = await serve(t, [
+      ...serveArgs,
+      '--socket-mode',
+      '0660',
+      '--socket-group',
+      'nogroup',
+      '--allow-uid',
+      String(NOBODY),
+    ]);
+    t.is(s.firstLine, `listening ${address}`);
+    const sock = join(dir, 'svc', 's.sock');
+    t.like(statSync(sock), { uid: 0, gid: NOBODY });
+    t.is(statSync(sock).mode & 0o777, 0o660);
+    const args = [...pingArgs, '--count', '2'];
+    const refused = await cli(args, { uid: NOBODY });
+    t.is(refused.code, 4, refused.stderr); // exit 4: peer OS credentials refused
+    t.regex(
+      refused.stderr,
+      /SIPC_ERR_PEER_CREDENTIALS/,
+      'by default the client accepts only a server of its own uid',
+    );
+    const ok = await cli([...args, '--allow-uid', '0'], { uid: NOBODY });
+    t.is(ok.code, 0, ok.stderr);
+    t.regex(ok.stdout, /\(pid \d+, uid 0, gid 0 via unix\)/);
+    t.regex(ok.stdout, /2 pings, 0 failed/);
+    t.regex(s.stderr(), /connected/);
+    t.is(await s.stop(), 0);
+  },
+);
+
+asRootOnLinux(
+  'serve without --allow-uid refuses a client of another uid at accept, even on a 0666 socket',
+  async (t) => {
+    const { serveArgs, pingArgs } = await crossUserSetup(t);
+    const s = await serve(t, [...serveArgs, '--socket-mode', '0666']);
+    const r = await cli([...pingArgs, '--count', '1', '--allow-uid', '0'], { uid: NOBODY });
+    t.not(r.code, 0);
+    t.is(await s.stop(), 0);
+    t.regex(s.stderr(), /rejected a connection: .*SIPC_ERR_PEER_CREDENTIALS/);
+  },
+);
+
+test('the Unix options: bad values are usage errors (exit 2) naming the option', async (t) => {
+  const dir = await tempDir(t);
+  const server = await keyFile(dir, 'server.key');
+  const base = [
+    'serve',
+    '--listen',
+    `unix://${join(dir, 'run', 's.sock')}`,
+    '--key',
+    server.path,
+    '--allow',
+    server.pub,
+  ];
+  for (const [extra, message] of [
+    [['--socket-mode', 'rw'], /--socket-mode must be an octal mode/],
+    [['--socket-mode', '0644'], /socketMode must be 0o600, 0o660 or 0o666/],
+    [['--socket-group', 'no-such-group-here'], /no such group in \/etc\/group; give the numeric group id/],
+    [['--allow-uid', 'root'], /--allow-uid must be a numeric id/],
+    [['--allow-gid=-1'], /--allow-gid must be a numeric id/],
+  ] as const) {
+    const r = await cli([...base, ...extra]);
+    t.is(r.code, 2, `${extra.join(' ')}: ${r.stderr}`);
+    t.regex(r.stderr, message);
+  }
+});
+
+test('parseMode, resolveGroup and the Windows refusal', async (t) => {
+  t.is(parseMode('0660'), 0o660);
+  t.is(parseMode('660'), 0o660);
+  t.is(parseMode('0o666'), 0o666);
+  t.throws(() => parseMode('0x1b6'), { instanceOf: CliError });
+  const dir = await tempDir(t);
+  const groups = join(dir, 'group');
+  writeFileSync(groups, 'root:x:0:\nhelper:x:1234:alice,bob\nbroken:x:notanumber:\n');
+  t.is(resolveGroup('helper', groups), 1234);
+  t.is(resolveGroup('4321', groups), 4321);
+  t.throws(() => resolveGroup('broken', groups), { message: /no such group/ });
+  t.throws(() => resolveGroup('helper', join(dir, 'missing')), { message: /cannot read/ });
+  t.deepEqual(unixOptionsFrom({}), {});
+  t.deepEqual(unixOptionsFrom({ 'allow-uid': ['0', '1000'], 'socket-mode': '0660', 'socket-group': '5' }), {
+    allowedUids: [0, 1000],
+    socketMode: 0o660,
+    socketGroup: 5,
+  });
+  t.throws(() => unixOptionsFrom({ 'allow-uid': ['0'] }, 'win32'), {
+    message: /--allow-uid is for Unix sockets/,
+  });
+});
