@@ -8,11 +8,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { createError } from '@secure-ipc/core';
 import { invalidAddress, localAppId } from '@secure-ipc/core/transport';
+import { activationName } from './activation.js';
 
 /** A parsed address: a socket file path, or a Linux abstract socket name. */
 export type UnixAddress =
   | { readonly kind: 'path'; readonly path: string; readonly local: boolean }
-  | { readonly kind: 'abstract'; readonly name: string };
+  | { readonly kind: 'abstract'; readonly name: string }
+  /** `systemd:NAME`: a listening socket the service manager handed over (activation.ts). */
+  | { readonly kind: 'inherited'; readonly name: string };
 
 /** Where `local://` sockets live; see `localDirectory`. */
 export interface LocalDirectoryOptions {
@@ -107,7 +110,10 @@ export function localDirectory(options: LocalDirectoryOptions = {}): string {
   return path.join(os.tmpdir(), 'secure-ipc');
 }
 
-/** Parse `unix:///abs/path`, `unix-abstract:NAME` (Linux) or `local://APP-ID`; throws typed errors. */
+/**
+ * Parse `unix:///abs/path`, `unix-abstract:NAME` (Linux), `local://APP-ID` or `systemd:NAME`
+ * (Linux); throws typed errors.
+ */
 export function parseUnixAddress(address: string, options: LocalDirectoryOptions = {}): UnixAddress {
   if (typeof address !== 'string') throw invalidAddress(String(address), 'not a string');
   if (address.includes('\0')) throw invalidAddress(address, 'contains a NUL byte');
@@ -133,7 +139,18 @@ export function parseUnixAddress(address: string, options: LocalDirectoryOptions
   if (address.startsWith('local://')) {
     return { kind: 'path', path: resolveLocalPath(address, options), local: true };
   }
-  throw invalidAddress(address, 'transport-unix handles unix://, unix-abstract: (Linux) and local://');
+  if (address.startsWith('systemd:')) {
+    if (process.platform !== 'linux')
+      throw createError(
+        'SIPC_ERR_UNSUPPORTED_PLATFORM',
+        'systemd: addresses (socket activation by systemd) exist only on Linux; with launchd, listen on the socket path the plist names',
+      );
+    return { kind: 'inherited', name: activationName(address) };
+  }
+  throw invalidAddress(
+    address,
+    'transport-unix handles unix://, unix-abstract: (Linux), local:// and systemd: (Linux, socket activation)',
+  );
 }
 
 /**
@@ -153,5 +170,10 @@ export function resolveLocalPath(address: string, options: LocalDirectoryOptions
 
 /** The string Node's `net` takes for a parsed address (abstract names get the leading NUL). */
 export function netPath(address: UnixAddress): string {
+  if (address.kind === 'inherited')
+    throw createError(
+      'SIPC_ERR_INVALID_ADDRESS',
+      `systemd:${address.name} names a socket handed to a service; connect to the socket's path (unix://...)`,
+    );
   return address.kind === 'abstract' ? `\0${address.name}` : address.path;
 }

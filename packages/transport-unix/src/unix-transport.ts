@@ -15,6 +15,7 @@ import {
   socketConnection,
   TRANSPORT_BRAND,
 } from '@secure-ipc/core/transport';
+import { handedOverFd } from './activation.js';
 import { type LocalDirectoryOptions, netPath, parseUnixAddress } from './address.js';
 import { connectRetryingBusy, DEFAULT_CONNECT_BUSY_TIMEOUT_MS, validateBusyTimeout } from './busy-retry.js';
 import {
@@ -59,9 +60,18 @@ export interface UnixListenOptions extends AbortOptions, UnixCredentialPolicy, U
 /** Options of `connect`: the policy applied to the server and the busy wait, overriding the transport's. */
 export interface UnixConnectOptions extends AbortOptions, UnixCredentialPolicy, UnixBusyOptions {}
 
+/** Why socketMode / socketGroup do not apply to an address kind. */
+const ACCESS_ELSEWHERE = {
+  abstract: 'unix-abstract: names (they have no file permissions)',
+  local: 'local:// (a per-user directory no one else may enter)',
+  inherited: 'systemd: sockets (set SocketMode= and SocketGroup= in the .socket unit)',
+} as const;
+
 function supportedSchemes(): readonly string[] {
   if (process.platform === 'win32') return [];
-  return process.platform === 'linux' ? ['unix:', 'unix-abstract:', 'local:'] : ['unix:', 'local:'];
+  return process.platform === 'linux'
+    ? ['unix:', 'unix-abstract:', 'local:', 'systemd:']
+    : ['unix:', 'local:'];
 }
 
 /** Listens and connects on Unix domain sockets, hardened (see the package README). */
@@ -100,12 +110,28 @@ export class UnixTransport implements Transport {
     const parsed = parseUnixAddress(address, this.#options);
     const policy = mergePolicy(this.#options, options);
     const access = mergeSocketAccess(this.#options, options);
-    if ((widened(access) || access.socketGroup !== undefined) && (parsed.kind === 'abstract' || parsed.local))
+    const where = parsed.kind === 'path' ? (parsed.local ? 'local' : undefined) : parsed.kind;
+    if ((widened(access) || access.socketGroup !== undefined) && where !== undefined)
       throw createError(
         'SIPC_ERR_INVALID_ARGUMENT',
-        `socketMode and socketGroup apply to unix:// socket paths only, not to ${parsed.kind === 'abstract' ? 'unix-abstract: names (they have no file permissions)' : 'local:// (a per-user directory no one else may enter)'}`,
+        `socketMode and socketGroup apply to unix:// socket paths only, not to ${ACCESS_ELSEWHERE[where]}`,
       );
     const server = net.createServer({ pauseOnConnect: false });
+    if (parsed.kind === 'inherited') {
+      const fd = handedOverFd(address, parsed.name);
+      // net.Server#listen takes a handle object { fd } (its types know only port/path/host options).
+      await listenServer(server, { fd } as net.ListenOptions, address);
+      // A TCP socket handed over here has an address object; a Unix one has none (Node keeps no path for an fd).
+      if (server.address() !== null) {
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        throw createError(
+          'SIPC_ERR_LISTEN_FAILED',
+          `Cannot listen on ${address}: the socket handed over is not a Unix socket (ListenStream= must name a path)`,
+        );
+      }
+      // The service manager owns the socket file: it is never removed here.
+      return this.#finishListen(address, server, policy, async () => {}, options);
+    }
     if (parsed.kind === 'abstract') {
       await listenServer(server, { path: netPath(parsed) }, address);
       return this.#finishListen(address, server, policy, async () => {}, options);
