@@ -18,6 +18,13 @@ export interface Command {
   readonly usage: string;
   /** Run with the arguments after the command name; resolves with the exit code. */
   run(argv: string[], io: CliIo): Promise<number>;
+  /** Its subcommands, if it has any (`cert issue`): error lines name the one that failed. */
+  readonly subcommands?: readonly string[];
+}
+
+/** True when `argv` asks for help (`--help` or `-h` anywhere, as every command's first option). */
+function asksForHelp(argv: readonly string[]): boolean {
+  return argv.includes('--help') || argv.includes('-h');
 }
 
 /** Every command, by name. */
@@ -86,10 +93,16 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     help(io.stderr);
     return ExitCode.Usage;
   }
+  if (asksForHelp(rest)) {
+    println(io.stdout, `usage: ${command.usage}`);
+    return ExitCode.Ok;
+  }
+  // `secure-ipc cert issue: ...`: the subcommand that failed, when there is one.
+  const sub = rest[0] !== undefined && command.subcommands?.includes(rest[0]) ? ` ${rest[0]}` : '';
   try {
     return await command.run(rest, io);
   } catch (err) {
-    println(io.stderr, `secure-ipc ${name}: ${describeError(err)}`);
+    println(io.stderr, `secure-ipc ${name}${sub}: ${describeError(err)}`);
     const code = exitCodeOf(err);
     if (code === ExitCode.Usage) println(io.stderr, `usage: ${command.usage}`);
     return code;

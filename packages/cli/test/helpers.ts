@@ -1,6 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -90,17 +89,5 @@ export function serve(t: ExecutionContext, args: string[]): Promise<Served> {
     const rl = createInterface({ input: child.stdout! });
     rl.once('line', (firstLine) => resolve({ child, firstLine, stderr: () => errText, stop }));
     void exited.then((code) => reject(new Error(`serve exited with ${code} before printing: ${errText}`)));
-  });
-}
-
-/** A loopback TCP port that was free a moment ago (the OS picked it; a tiny reuse race remains). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
   });
 }

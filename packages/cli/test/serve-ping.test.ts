@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
-import { cli, freePort, keyFile, serve, tempDir } from './helpers.js';
+import { cli, keyFile, serve, tempDir } from './helpers.js';
 
 async function pair(t: Parameters<typeof tempDir>[0]) {
   const dir = await tempDir(t);
@@ -48,24 +48,12 @@ test('serve + ping over tcp loopback with an app id', async (t) => {
     '--app-id',
     'x',
   ]);
+  // The address as bound: port 0 is replaced by the port the OS picked.
   const address = s.firstLine.replace(/^listening /, '');
-  t.is(address, 'tcp://127.0.0.1:0', 'prints the address as given');
-  // With port 0 the printed address does not name the real port, so ping a known free port instead.
-  await s.stop();
-  const port = await freePort();
-  const s2 = await serve(t, [
-    '--listen',
-    `tcp://127.0.0.1:${port}`,
-    '--key',
-    server.path,
-    '--allow',
-    client.pub,
-    '--app-id',
-    'x',
-  ]);
+  t.regex(address, /^tcp:\/\/127\.0\.0\.1:[1-9]\d*$/);
   const ok = await cli([
     'ping',
-    `tcp://127.0.0.1:${port}`,
+    address,
     '--key',
     client.path,
     '--server-key',
@@ -81,7 +69,7 @@ test('serve + ping over tcp loopback with an app id', async (t) => {
   t.regex(ok.stdout, /via tcp/);
   const wrongApp = await cli([
     'ping',
-    `tcp://127.0.0.1:${port}`,
+    address,
     '--key',
     client.path,
     '--server-key',
@@ -93,7 +81,7 @@ test('serve + ping over tcp loopback with an app id', async (t) => {
   ]);
   t.is(wrongApp.code, 5, 'another application id fails the handshake');
   t.regex(wrongApp.stderr, /SIPC_ERR_HANDSHAKE_FAILED/);
-  t.is(await s2.stop(), 0);
+  t.is(await s.stop(), 0);
 });
 
 test('ping refuses a server whose key is not the pinned one (exit 5) and the server refuses unknown clients', async (t) => {

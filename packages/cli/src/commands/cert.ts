@@ -21,6 +21,9 @@ export const usage =
   'secure-ipc cert issue --ca FILE --pubkey KEY --name NAME [--role ROLE ...] [--ttl DURATION] --out FILE\n' +
   '  secure-ipc cert inspect FILE';
 
+/** The subcommands (error lines name them: `secure-ipc cert issue: ...`). */
+export const subcommands = ['issue', 'inspect'] as const;
+
 async function issue(argv: string[], io: CliIo): Promise<number> {
   const { values } = parse(argv, {
     ca: { type: 'string' },

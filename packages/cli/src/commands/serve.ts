@@ -100,7 +100,8 @@ export async function run(argv: string[], io: CliIo, stop?: AbortSignal): Promis
     );
     secure.on('handshakeError', (err) => println(io.stderr, `rejected a connection: ${describeError(err)}`));
     listener.on('reject', (err) => println(io.stderr, `rejected a connection: ${describeError(err)}`));
-    println(io.stdout, `listening ${address}`);
+    // The address as bound: for tcp://127.0.0.1:0, with the port the OS picked.
+    println(io.stdout, `listening ${listener.address}`);
     // A fatal listener error (the transport can no longer accept) stops the server with exit 4.
     const failed = new AbortController();
     secure.on('error', (err) => {
