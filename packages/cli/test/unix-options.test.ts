@@ -126,3 +126,21 @@ test('parseMode, resolveGroup and the Windows refusal', async (t) => {
     message: /--allow-uid is for Unix sockets/,
   });
 });
+
+asRootOnLinux(
+  'serve --listen local://system/APP as root; ping from uid 65534 needs no --allow-uid (a system endpoint must be root’s)',
+  async (t) => {
+    const { serveArgs, pingArgs } = await crossUserSetup(t);
+    const address = `local://system/sipc-cli-test-${process.pid}`;
+    const listenAt = [...serveArgs];
+    listenAt[1] = address;
+    const s = await serve(t, [...listenAt, '--socket-mode', '0666', '--allow-uid', String(NOBODY)]);
+    t.is(s.firstLine, `listening ${address}`);
+    const ping = [...pingArgs];
+    ping[1] = address;
+    const r = await cli([...ping, '--count', '1'], { uid: NOBODY });
+    t.is(r.code, 0, r.stderr);
+    t.regex(r.stdout, /\(pid \d+, uid 0, gid 0 via unix\)/);
+    t.is(await s.stop(), 0);
+  },
+);

@@ -7,20 +7,39 @@ import { lstatSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createError } from '@secure-ipc/core';
-import { invalidAddress, localAppId } from '@secure-ipc/core/transport';
+import { invalidAddress, isLocalAppId, localAppId } from '@secure-ipc/core/transport';
 import { activationName } from './activation.js';
 
 /** A parsed address: a socket file path, or a Linux abstract socket name. */
 export type UnixAddress =
-  | { readonly kind: 'path'; readonly path: string; readonly local: boolean }
+  /** A socket file: `unix://`, `local://APP` (`local`) or `local://system/APP` (`system`). */
+  | { readonly kind: 'path'; readonly path: string; readonly local: boolean; readonly system?: boolean }
   | { readonly kind: 'abstract'; readonly name: string }
   /** `systemd:NAME`: a listening socket the service manager handed over (activation.ts). */
   | { readonly kind: 'inherited'; readonly name: string };
 
-/** Where `local://` sockets live; see `localDirectory`. */
+/** Where `local://` sockets live; see `localDirectory` and `systemDirectory`. */
 export interface LocalDirectoryOptions {
   /** Use this directory instead of the per-user default (it is still created and verified). */
   runtimeDirectory?: string | undefined;
+  /**
+   * Where `local://system/APP` sockets live instead of `/run/secure-ipc-system` (Linux) or
+   * `/var/run/secure-ipc-system` (macOS); it is still created (0711) or verified as root's, and
+   * its parent verified as root's. For tests and unusual layouts: both sides must agree.
+   */
+  systemDirectory?: string | undefined;
+}
+
+/** The prefix of system endpoints: `local://system/APP`, served by root for every user. */
+export const SYSTEM_PREFIX = 'local://system/';
+
+/**
+ * The directory of `local://system/APP` sockets unless configured: `/run/secure-ipc-system` on
+ * Linux, `/var/run/secure-ipc-system` on macOS. A sibling of root's own `local://` directory, not
+ * inside it: that one stays closed to every other user.
+ */
+export function systemDirectory(options: LocalDirectoryOptions = {}): string {
+  return options.systemDirectory ?? `${rootLocalDirectory()}-system`;
 }
 
 /**
@@ -136,6 +155,9 @@ export function parseUnixAddress(address: string, options: LocalDirectoryOptions
     checkPathLength(name, 'abstract socket name');
     return { kind: 'abstract', name };
   }
+  if (address.startsWith(SYSTEM_PREFIX)) {
+    return { kind: 'path', path: resolveLocalPath(address, options), local: false, system: true };
+  }
   if (address.startsWith('local://')) {
     return { kind: 'path', path: resolveLocalPath(address, options), local: true };
   }
@@ -155,14 +177,26 @@ export function parseUnixAddress(address: string, options: LocalDirectoryOptions
 
 /**
  * The concrete socket path a `local://APP-ID` address stands for on this machine and user, e.g.
- * `/run/user/1000/secure-ipc/my-app.sock` (for the CLI and logs to print).
+ * `/run/user/1000/secure-ipc/my-app.sock`, or of `local://system/APP-ID`, e.g.
+ * `/run/secure-ipc-system/my-app.sock` (for the CLI and logs to print).
  */
 export function resolveLocalPath(address: string, options: LocalDirectoryOptions = {}): string {
-  // The id rule (core's localAppId) is shared with transport-win; the path is this package's.
-  const appId = localAppId(address);
   if (process.platform === 'win32') {
     throw createError('SIPC_ERR_UNSUPPORTED_PLATFORM', 'On Windows local:// is handled by transport-win');
   }
+  if (typeof address === 'string' && address.startsWith(SYSTEM_PREFIX)) {
+    const appId = address.slice(SYSTEM_PREFIX.length);
+    if (!isLocalAppId(appId))
+      throw invalidAddress(
+        address,
+        'expected local://system/APP-ID, the id 1-64 characters of A-Z a-z 0-9 . _ - starting with a letter or digit',
+      );
+    const p = path.join(systemDirectory(options), `${appId}.sock`);
+    checkPathLength(p);
+    return p;
+  }
+  // The id rule (core's localAppId) is shared with transport-win; the path is this package's.
+  const appId = localAppId(address);
   const p = path.join(localDirectory(options), `${appId}.sock`);
   checkPathLength(p);
   return p;

@@ -41,12 +41,23 @@ function octal(mode: number): string {
   return `0${(mode & 0o777).toString(8)}`;
 }
 
-/** Why `st` (the lstat of `dir`) is not a safe socket directory, or undefined if it is. */
-export function directoryProblem(dir: string, st: Stats): string | undefined {
-  const uid = process.geteuid!();
+/**
+ * Why `st` (the lstat of `dir`) is not a safe socket directory, or undefined if it is: it must be
+ * a real directory owned by this process's user (or by root, for a system endpoint's) that group
+ * and others cannot write.
+ */
+export function directoryProblem(
+  dir: string,
+  st: Stats,
+  owner: 'self' | 'root' = 'self',
+): string | undefined {
   if (st.isSymbolicLink()) return `${dir} is a symbolic link (refusing to follow it)`;
   if (!st.isDirectory()) return `${dir} is not a directory`;
-  if (st.uid !== uid) return `${dir} is owned by uid ${st.uid}, not by the current user (uid ${uid})`;
+  const uid = owner === 'root' ? 0 : process.geteuid!();
+  if (st.uid !== uid)
+    return owner === 'root'
+      ? `${dir} is owned by uid ${st.uid}, not by root`
+      : `${dir} is owned by uid ${st.uid}, not by the current user (uid ${uid})`;
   if ((st.mode & 0o022) !== 0) return `${dir} is writable by group or others (mode ${octal(st.mode)})`;
   return undefined;
 }
@@ -114,6 +125,62 @@ export async function verifySecureDirectory(dir: string, use: DirectoryUse = {})
   }
   const problem = directoryProblem(dir, st);
   if (problem !== undefined) throw insecureDirectory(dir, st, problem, use);
+}
+
+/**
+ * The directory of `local://system/APP` sockets, for the listener (root): created 0711 if absent
+ * (any user may traverse it, nobody may list or write it), else verified as root's and not
+ * writable by group or others, and given traversal for others if it lacks it. Its parent must
+ * exist and be root's, not writable by group or others (it is verified, never changed). Returns
+ * the directory's mode.
+ */
+export async function ensureSystemDirectory(dir: string): Promise<number> {
+  const parent = path.dirname(dir);
+  const up = await fs.lstat(parent).catch((err) => {
+    throw listenFailed(`Cannot inspect ${parent}`, err);
+  });
+  const parentProblem = directoryProblem(parent, up, 'root');
+  if (parentProblem !== undefined) throw insecureDirectory(parent, up, parentProblem, {});
+  try {
+    await fs.mkdir(dir, { mode: 0o700 });
+    await fs.chmod(dir, 0o711);
+  } catch (err) {
+    if (code(err) !== 'EEXIST') throw listenFailed(`Cannot create the socket directory ${dir}`, err);
+  }
+  const st = await fs.lstat(dir);
+  const problem = directoryProblem(dir, st, 'root');
+  if (problem !== undefined) throw insecureDirectory(dir, st, problem, {});
+  if ((st.mode & 0o011) === 0o011) return st.mode;
+  const mode = (st.mode & 0o700) | 0o011;
+  await fs.chmod(dir, mode);
+  return mode;
+}
+
+/**
+ * The client side of `local://system/APP`: the system directory, its parent and the socket must
+ * be root's (the directories not writable by group or others), else SIPC_ERR_INSECURE_DIRECTORY;
+ * anything absent is left to the connect's own error.
+ */
+export async function verifySystemSocket(socketPath: string): Promise<void> {
+  const dir = path.dirname(socketPath);
+  for (const d of [path.dirname(dir), dir]) {
+    const st = await fs.lstat(d).catch(() => undefined);
+    if (st === undefined) return;
+    const problem = directoryProblem(d, st, 'root');
+    if (problem !== undefined) throw insecureDirectory(d, st, problem, {});
+  }
+  const st = await fs.lstat(socketPath).catch(() => undefined);
+  if (st === undefined) return;
+  if (!st.isSocket())
+    throw createError('SIPC_ERR_NOT_A_SOCKET', `${socketPath} is not a socket`, {
+      details: { path: socketPath },
+    });
+  if (st.uid !== 0)
+    throw createError(
+      'SIPC_ERR_INSECURE_DIRECTORY',
+      `The system socket ${socketPath} is owned by uid ${st.uid}, not by root: refusing to connect`,
+      { details: { path: socketPath, ownerUid: st.uid } },
+    );
 }
 
 /** Resolve with the probe's outcome: 'live' if something accepts, else the connect error code. */

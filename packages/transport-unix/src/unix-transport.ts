@@ -28,8 +28,10 @@ import {
   bindOwnerOnly,
   clearStaleSocket,
   ensureSecureDirectory,
+  ensureSystemDirectory,
   removeIfOurs,
   verifySecureDirectory,
+  verifySystemSocket,
 } from './hardening.js';
 import { UnixListener, unixPeer } from './listener.js';
 import { readPeerCredentials } from './peer-credentials.js';
@@ -59,6 +61,17 @@ export interface UnixListenOptions extends AbortOptions, UnixCredentialPolicy, U
 
 /** Options of `connect`: the policy applied to the server and the busy wait, overriding the transport's. */
 export interface UnixConnectOptions extends AbortOptions, UnixCredentialPolicy, UnixBusyOptions {}
+
+/**
+ * A system endpoint's server must be root: unless the caller named who may serve (uids, gids or
+ * any user), a client of `local://system/APP` accepts only uid 0, whatever its own uid.
+ */
+function systemServerPolicy(parsed: { kind: string; system?: boolean }, policy: UnixCredentialPolicy) {
+  if (parsed.system !== true) return policy;
+  if (policy.allowedUids !== undefined || policy.allowedGids !== undefined || policy.allowAnyUser === true)
+    return policy;
+  return { ...policy, allowedUids: [0] };
+}
 
 /** Why socketMode / socketGroup do not apply to an address kind. */
 const ACCESS_ELSEWHERE = {
@@ -136,7 +149,15 @@ export class UnixTransport implements Transport {
       await listenServer(server, { path: netPath(parsed) }, address);
       return this.#finishListen(address, server, policy, async () => {}, options);
     }
-    const dirMode = await ensureSecureDirectory(path.dirname(parsed.path), { local: parsed.local }, access);
+    let dirMode: number;
+    if (parsed.system === true) {
+      if (process.geteuid!() !== 0)
+        throw createError(
+          'SIPC_ERR_INVALID_ARGUMENT',
+          `local://system/ addresses are served by root (this process runs as uid ${process.geteuid!()}); a service account can serve a unix:// path with socketMode`,
+        );
+      dirMode = await ensureSystemDirectory(path.dirname(parsed.path));
+    } else dirMode = await ensureSecureDirectory(path.dirname(parsed.path), { local: parsed.local }, access);
     if (options.signal?.aborted) throw abortError(options);
     await clearStaleSocket(parsed.path, options);
     const identity = await bindOwnerOnly(server, parsed.path, dirMode, access);
@@ -169,7 +190,8 @@ export class UnixTransport implements Transport {
     const parsed = parseUnixAddress(address, this.#options);
     if (parsed.kind === 'path' && parsed.local)
       await verifySecureDirectory(path.dirname(parsed.path), { local: true });
-    const policy = mergePolicy(this.#options, options);
+    if (parsed.kind === 'path' && parsed.system === true) await verifySystemSocket(parsed.path);
+    const policy = systemServerPolicy(parsed, mergePolicy(this.#options, options));
     const busyTimeoutMs =
       options.connectBusyTimeoutMs ?? this.#options.connectBusyTimeoutMs ?? DEFAULT_CONNECT_BUSY_TIMEOUT_MS;
     const socket = await connectRetryingBusy(

@@ -1,14 +1,11 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { type Connection, isSecureIpcError, type PeerInfo } from '@secure-ipc/core';
 import test, { type ExecutionContext } from 'ava';
 import { checkCredentials } from '../src/credential-policy.js';
 import { type UnixTransportOptions, unixTransport } from '../src/index.js';
-import { tempDir } from './helpers.js';
+import { PEER, peerProcess, tempDir } from './helpers.js';
 
-const PEER = fileURLToPath(new URL('./fixtures/peer.js', import.meta.url));
 const NOBODY = 65534;
 const linux = process.platform === 'linux';
 // Explicit platform gates. Cross-uid cases need root to run a child as uid 65534 (CI runs as root);
@@ -17,20 +14,11 @@ const asRootOnLinux = linux && process.geteuid?.() === 0 ? test : test.skip;
 const onLinux = linux ? test : test.skip;
 const onMac = process.platform === 'darwin' ? test : test.skip;
 
-const NO_KOFFI = new URL('./fixtures/no-koffi.js', import.meta.url).href;
+const _NO_KOFFI = new URL('./fixtures/no-koffi.js', import.meta.url).href;
 
-/** Run the peer fixture (as `uid` if given, without koffi if asked); returns a function that waits for its next stdout line. */
+/** Run the peer fixture (as `uid` if given, without koffi if asked). */
 function peer(t: ExecutionContext, args: string[], uid?: number, noKoffi = false) {
-  const child = spawn(process.execPath, [...(noKoffi ? ['--import', NO_KOFFI] : []), PEER, ...args], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-    ...(uid === undefined ? {} : { uid, gid: uid }),
-  });
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await once(child, 'exit').catch(() => undefined);
-  });
-  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
-  return { child, next: async () => (await lines.next()).value as string };
+  return peerProcess(t, args, { ...(uid === undefined ? {} : { uid }), noKoffi });
 }
 
 function abstractAddress(): string {

@@ -1,18 +1,11 @@
-// socketMode / socketGroup (src/socket-access.ts): a root service reachable by exactly the users
-// it names. The file permissions decide who may connect(); SO_PEERCRED still decides who is
-// accepted. Cross-user cases run a child as uid 65534 (nobody, group 65534 nogroup), which needs root.
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { chmodSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { type Connection, isSecureIpcError, type PeerInfo } from '@secure-ipc/core';
 import test, { type ExecutionContext } from 'ava';
 import { unixTransport } from '../src/index.js';
-import { tempDir } from './helpers.js';
+import { peerProcess, tempDir } from './helpers.js';
 
-const PEER = fileURLToPath(new URL('./fixtures/peer.js', import.meta.url));
 const NOBODY = 65534;
 const linux = process.platform === 'linux';
 const root = process.geteuid?.() === 0;
@@ -37,17 +30,7 @@ function traversableBase(t: ExecutionContext): string {
 
 /** The peer fixture as uid/gid 65534: connect to `address` trusting a server of uid 0. */
 function nobodyConnects(t: ExecutionContext, address: string) {
-  const child = spawn(process.execPath, [PEER, 'connect', address, '{"allowedUids":[0]}'], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-    uid: NOBODY,
-    gid: NOBODY,
-  });
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await once(child, 'exit').catch(() => undefined);
-  });
-  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
-  return { child, next: async () => (await lines.next()).value as string };
+  return peerProcess(t, ['connect', address, '{"allowedUids":[0]}'], { uid: NOBODY });
 }
 
 asRootOnLinux(
