@@ -84,6 +84,15 @@ const BUN_EXCLUDED = {
         'by default the server rejects a client of another uid: reject event with SIPC_ERR_PEER_CREDENTIALS',
       why: "the refusal holds under Bun, but Bun's net client reports the server's immediate hang-up as a failed connect (SIPC_ERR_CONNECT_FAILED), where the test expects Node's order: connected, then closed",
     },
+    {
+      title:
+        'socketMode 0o666: every user may connect(), and the credential policy still refuses one it does not allow',
+      why: "the same as the row above, on a 0666 socket file: the refusal holds, but in 1 of 10 runs under Bun 1.4.5 the client saw the server's immediate hang-up as a failed connect instead of connected, then closed",
+    },
+    {
+      title: 'the credential policy applies to a handed-over socket as to one bound here',
+      why: "the same race on a socket systemd-socket-activate handed over: the refusal holds, but Bun's client may report the hang-up as a failed connect, where the test expects the connect to succeed and then close",
+    },
     NO_KOFFI_PEER,
     LAZY_KOFFI,
     FLOOD,

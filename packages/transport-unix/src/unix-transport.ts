@@ -134,8 +134,9 @@ export class UnixTransport implements Transport {
       const fd = handedOverFd(address, parsed.name);
       // net.Server#listen takes a handle object { fd } (its types know only port/path/host options).
       await listenServer(server, { fd } as net.ListenOptions, address);
-      // A TCP socket handed over here has an address object; a Unix one has none (Node keeps no path for an fd).
-      if (server.address() !== null) {
+      // A TCP socket handed over here has a port; a Unix one none (Node gives null for an fd, Bun {}).
+      const bound = server.address();
+      if (bound !== null && typeof bound === 'object' && typeof bound.port === 'number') {
         await new Promise<void>((resolve) => server.close(() => resolve()));
         throw createError(
           'SIPC_ERR_LISTEN_FAILED',

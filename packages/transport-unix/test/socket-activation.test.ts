@@ -5,6 +5,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
+import net from 'node:net';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -38,7 +39,9 @@ async function activate(t: ExecutionContext, path: string, address: string, poli
     if (tool.exitCode === null && tool.signalCode === null) tool.kill('SIGKILL');
     await once(tool, 'exit').catch(() => undefined);
   });
-  for (let i = 0; i < 200 && !existsSync(path); i++) await sleep(25);
+  // A path: wait until the tool has bound it. A TCP address: give the tool a moment to bind.
+  if (path.startsWith('/')) for (let i = 0; i < 200 && !existsSync(path); i++) await sleep(25);
+  else await sleep(300);
   const lines = createInterface({ input: tool.stdout! })[Symbol.asyncIterator]();
   return { tool, next: async () => (await lines.next()).value as string };
 }
@@ -88,6 +91,21 @@ withActivator('a name that was not handed over fails the listen with the names t
     /^error SIPC_ERR_LISTEN_FAILED .*no socket named other was handed over \(names: helper\)/,
   );
 });
+
+withActivator(
+  'a TCP socket handed over is refused: transport-unix listens on Unix sockets only',
+  async (t) => {
+    const probe = net.createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const { port } = probe.address() as net.AddressInfo;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const service = await activate(t, `127.0.0.1:${port}`, 'systemd:helper');
+    const client = net.connect(port, '127.0.0.1');
+    client.on('error', () => {});
+    t.teardown(() => void client.destroy());
+    t.regex(await service.next(), /^error SIPC_ERR_LISTEN_FAILED .*not a Unix socket/);
+  },
+);
 
 test('LISTEN_* are read as sd_listen_fds reads them', (t) => {
   t.regex(readHandedOver({}, 10).missing!, /no socket was handed over/);
