@@ -15,7 +15,7 @@ import { isMainThread } from 'node:worker_threads';
 import { type AbortOptions, createError } from '@secure-ipc/core';
 import { LISTEN_BACKLOG } from '@secure-ipc/core/transport';
 import { checkPathLength } from './address.js';
-import { directoryModeFor, type UnixSocketAccess } from './socket-access.js';
+import type { UnixSocketAccess } from './socket-access.js';
 
 /** The identity of the socket file we bound, to recognise it at close. */
 export interface SocketIdentity {
@@ -66,6 +66,8 @@ export function directoryProblem(
 export interface DirectoryUse {
   /** The directory is the `local://` directory of this user (not one named by a `unix://` path). */
   local?: boolean | undefined;
+  /** Who must own it: this process's user (default), or root (a `local://system/` directory). */
+  owner?: 'self' | 'root' | undefined;
 }
 
 function insecureDirectory(dir: string, st: Stats, problem: string, use: DirectoryUse): Error {
@@ -85,24 +87,23 @@ function insecureDirectory(dir: string, st: Stats, problem: string, use: Directo
 }
 
 /**
- * Create `dir` if absent (its parent must exist), then verify it; returns its mode. Created 0700,
- * or for a socket other users may reach (`access`), 0710 with the socket's group (the group may
- * traverse it, nobody may list it) or 0711 (anyone may traverse it); an existing directory is
- * left as it is. Throws SIPC_ERR_INSECURE_DIRECTORY naming the problem (and, for a `local://`
- * directory owned by someone else, its owner and what to do).
+ * Create `dir` with `mode` if absent (its parent must exist), then verify it; returns its mode.
+ * The mode is 0700, or for a socket other users may reach `directoryModeFor(access)`: 0710 with
+ * `group` (the group may traverse it, nobody may list it) or 0711 (anyone may traverse it); an
+ * existing directory is left as it is. Throws SIPC_ERR_INSECURE_DIRECTORY naming the problem
+ * (and, for a `local://` directory owned by someone else, its owner and what to do).
  */
 export async function ensureSecureDirectory(
   dir: string,
   use: DirectoryUse = {},
-  access: UnixSocketAccess = {},
+  mode = 0o700,
+  group?: number,
 ): Promise<number> {
-  const mode = directoryModeFor(access);
   let created = false;
   try {
     await fs.mkdir(dir, { mode: 0o700 });
     created = true;
-    if (mode === 0o710 && access.socketGroup !== undefined)
-      await fs.chown(dir, process.geteuid!(), access.socketGroup);
+    if (group !== undefined) await fs.chown(dir, process.geteuid!(), group);
     // The umask may have stripped bits; set exactly the mode on the directory we just made.
     await fs.chmod(dir, mode);
   } catch (err) {
@@ -110,7 +111,7 @@ export async function ensureSecureDirectory(
     if (code(err) !== 'EEXIST') throw listenFailed(`Cannot create the socket directory ${dir}`, err);
   }
   const st = await fs.lstat(dir);
-  const problem = directoryProblem(dir, st);
+  const problem = directoryProblem(dir, st, use.owner);
   if (problem !== undefined) throw insecureDirectory(dir, st, problem, use);
   return st.mode;
 }
@@ -123,7 +124,7 @@ export async function verifySecureDirectory(dir: string, use: DirectoryUse = {})
   } catch {
     return; // Absent: the connect itself will fail with the OS error.
   }
-  const problem = directoryProblem(dir, st);
+  const problem = directoryProblem(dir, st, use.owner);
   if (problem !== undefined) throw insecureDirectory(dir, st, problem, use);
 }
 
@@ -136,24 +137,12 @@ export async function verifySecureDirectory(dir: string, use: DirectoryUse = {})
  */
 export async function ensureSystemDirectory(dir: string): Promise<number> {
   const parent = path.dirname(dir);
-  const up = await fs.lstat(parent).catch((err) => {
-    throw listenFailed(`Cannot inspect ${parent}`, err);
-  });
-  const parentProblem = directoryProblem(parent, up, 'root');
-  if (parentProblem !== undefined) throw insecureDirectory(parent, up, parentProblem, {});
-  try {
-    await fs.mkdir(dir, { mode: 0o700 });
-    await fs.chmod(dir, 0o711);
-  } catch (err) {
-    if (code(err) !== 'EEXIST') throw listenFailed(`Cannot create the socket directory ${dir}`, err);
-  }
-  const st = await fs.lstat(dir);
-  const problem = directoryProblem(dir, st, 'root');
-  if (problem !== undefined) throw insecureDirectory(dir, st, problem, {});
-  if ((st.mode & 0o011) === 0o011) return st.mode;
-  const mode = (st.mode & 0o700) | 0o011;
-  await fs.chmod(dir, mode);
-  return mode;
+  await verifySecureDirectory(parent, { owner: 'root' });
+  const mode = await ensureSecureDirectory(dir, { owner: 'root' }, 0o711);
+  if ((mode & 0o011) === 0o011) return mode;
+  const traversable = (mode & 0o700) | 0o011;
+  await fs.chmod(dir, traversable);
+  return traversable;
 }
 
 /**
@@ -163,12 +152,8 @@ export async function ensureSystemDirectory(dir: string): Promise<number> {
  */
 export async function verifySystemSocket(socketPath: string): Promise<void> {
   const dir = path.dirname(socketPath);
-  for (const d of [path.dirname(dir), dir]) {
-    const st = await fs.lstat(d).catch(() => undefined);
-    if (st === undefined) return;
-    const problem = directoryProblem(d, st, 'root');
-    if (problem !== undefined) throw insecureDirectory(d, st, problem, {});
-  }
+  await verifySecureDirectory(path.dirname(dir), { owner: 'root' });
+  await verifySecureDirectory(dir, { owner: 'root' });
   const st = await fs.lstat(socketPath).catch(() => undefined);
   if (st === undefined) return;
   if (!st.isSocket())

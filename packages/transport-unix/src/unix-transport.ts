@@ -35,7 +35,13 @@ import {
 } from './hardening.js';
 import { UnixListener, unixPeer } from './listener.js';
 import { readPeerCredentials } from './peer-credentials.js';
-import { mergeSocketAccess, type UnixSocketAccess, validateSocketAccess, widened } from './socket-access.js';
+import {
+  directoryModeFor,
+  mergeSocketAccess,
+  type UnixSocketAccess,
+  validateSocketAccess,
+  widened,
+} from './socket-access.js';
 
 /** How long a connect waits out a full listen backlog. */
 export interface UnixBusyOptions {
@@ -158,7 +164,12 @@ export class UnixTransport implements Transport {
           `local://system/ addresses are served by root (this process runs as uid ${process.geteuid!()}); a service account can serve a unix:// path with socketMode`,
         );
       dirMode = await ensureSystemDirectory(path.dirname(parsed.path));
-    } else dirMode = await ensureSecureDirectory(path.dirname(parsed.path), { local: parsed.local }, access);
+    } else {
+      // The group on the directory only where the group alone may traverse it (0710).
+      const mode = directoryModeFor(access);
+      const group = mode === 0o710 ? access.socketGroup : undefined;
+      dirMode = await ensureSecureDirectory(path.dirname(parsed.path), { local: parsed.local }, mode, group);
+    }
     if (options.signal?.aborted) throw abortError(options);
     await clearStaleSocket(parsed.path, options);
     const identity = await bindOwnerOnly(server, parsed.path, dirMode, access);

@@ -18,7 +18,7 @@ function asRootOnLinux(title: string, fn: (t: ExecutionContext) => Promise<void>
 }
 function onUnix(title: string, fn: (t: ExecutionContext) => Promise<void> | void): void {
   if (unix) test(title, fn);
-  else test.skip(`${title} (skipped: Unix sockets)`, fn);
+  else test.skip(`${title} (skipped: Unix domain socket files do not exist on Windows)`, fn);
 }
 
 /** A directory under the temp dir that another user may traverse (mkdtemp makes it 0700). */

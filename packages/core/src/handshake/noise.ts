@@ -2,7 +2,8 @@
  * The one module that imports `noise-protocol`: the Noise_XX_25519_ChaChaPoly_BLAKE2b primitives
  * (DH, SymmetricState and CipherState, ChaChaPoly Rekey) over caller-provided buffers. The HKDF
  * that SymmetricState calls is this module's own (`hkdf`, HMAC-BLAKE2b on libsodium, checked
- * against noise-protocol's in the tests): noise-protocol's made a fifth of a handshake's time. Everything else in core goes through `NoiseHandshake` (xx.ts) and `NoiseCipherState`
+ * against noise-protocol's in the tests): noise-protocol's made a fifth of a handshake's time.
+ * Everything else in core goes through `NoiseHandshake` (xx.ts) and `NoiseCipherState`
  * (cipher-state.ts), so the backend could be swapped here alone.
  */
 import cipherFactory from 'noise-protocol/cipher.js';
