@@ -126,9 +126,11 @@ test('three peers sending one-byte chunks to a server in another process: its RS
     `${JSON.stringify({ path, serverSecret: encodeKey(serverKeys.secretKey), clientPublic: encodeKey(clientKeys.publicKey), maxMessageSize: MAX })}\n`,
   );
   t.is(await nextLine(), 'ready');
-  const rss = async () => {
+  /** The server's RSS and its JS-held bytes (heap used + ArrayBuffers), after a full GC. */
+  const usage = async () => {
     child.stdin!.write('rss\n');
-    return Number((await nextLine()).split(' ')[1]);
+    const [, rss, held] = (await nextLine()).split(' ').map(Number);
+    return { rss: rss!, held: held! };
   };
   const open = async () => {
     const socket = net.connect(path);
@@ -142,7 +144,7 @@ test('three peers sending one-byte chunks to a server in another process: its RS
     return { socket, channel };
   };
   const peers = await Promise.all([open(), open(), open()]);
-  const before = await rss();
+  const before = await usage();
   // Each sends MAX - 1 one-byte non-final chunks (all counted, none completing a message),
   // straight on the socket with the channel's own sending key.
   const CHUNKS = MAX - 1;
@@ -163,10 +165,17 @@ test('three peers sending one-byte chunks to a server in another process: its RS
   const [reply] = (await echoed) as [Uint8Array];
   t.is(Buffer.from(reply).toString(), 'still here');
   await new Promise((r) => setTimeout(r, 500));
-  const after = await rss();
-  const growth = (after - before) / 2 ** 20;
-  t.log(`server RSS growth with 3 x ${CHUNKS} one-byte chunks held: ${growth.toFixed(1)} MiB`);
-  // 3 x 2 x 512 KiB is the budget's bound; the rest is slack for the allocator and the heap.
-  t.true(growth < 40, `RSS grew ${growth.toFixed(1)} MiB`);
+  const after = await usage();
+  const growth = (after.rss - before.rss) / 2 ** 20;
+  const held = (after.held - before.held) / 2 ** 20;
+  t.log(
+    `server growth with 3 x ${CHUNKS} one-byte chunks held: RSS ${growth.toFixed(1)} MiB, JS heap + ArrayBuffers ${held.toFixed(1)} MiB`,
+  );
+  // 3 x (2 x 512 KiB + 1 KiB) is the budget's bound on what the channels hold (JS heap +
+  // ArrayBuffers measured 1.7-1.8 MiB under Node 20; Deno's count leaves the buffers out, so it is
+  // logged, not checked). RSS also counts what the runtime keeps after ~30 MB of socket reads:
+  // measured 7.5-27 MiB under Node 20, 36-40.5 MiB under Deno 2.9.6 (outside its JS heap; 40.5
+  // failed the earlier 40 MiB bound in CI). Before the budget it grew 238 MiB: 64 MiB tells them apart.
+  t.true(growth < 64, `RSS grew ${growth.toFixed(1)} MiB`);
   for (const p of [...peers, legit]) p.socket.destroy();
 });
