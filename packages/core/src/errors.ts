@@ -73,9 +73,12 @@ export const ERROR_TABLE = {
   SIPC_ERR_KEYSTORE: ['KeystoreError', 'The OS keystore operation failed'],
 } as const;
 
+/** Every code of the error table (`SIPC_ERR_...`, listed in docs/errors.md). */
 export type ErrorCode = keyof typeof ERROR_TABLE;
 
+/** Options of a secure-ipc error. */
 export interface SecureIpcErrorOptions {
+  /** The underlying error (an OS error, the failed step), kept as the standard `cause`. */
   cause?: unknown;
   /** Extra machine-readable detail (never secrets or payloads). */
   details?: Record<string, unknown>;
@@ -83,8 +86,11 @@ export interface SecureIpcErrorOptions {
 
 /** Base class of every secure-ipc error. */
 export class SecureIpcError extends Error {
+  /** The stable code to match on (never the message). */
   readonly code: ErrorCode;
+  /** Extra machine-readable detail, per code (docs/errors.md); never secrets or payloads. */
   readonly details: Record<string, unknown> | undefined;
+  /** The brand that `isSecureIpcError` checks, so errors of another copy of this package match too. */
   readonly [BRAND] = true;
 
   constructor(code: ErrorCode, message?: string, options: SecureIpcErrorOptions = {}) {
@@ -112,7 +118,9 @@ export interface RemoteErrorOptions extends SecureIpcErrorOptions {
  * crosses as SIPC_ERR_HANDLER): a proxy that means to pass it on wraps it in a `PublicError`.
  */
 export class RemoteError extends SecureIpcError {
+  /** Always `SIPC_ERR_REMOTE`. */
   static readonly code = 'SIPC_ERR_REMOTE';
+  /** Always `SIPC_ERR_REMOTE`: the peer's own code is `remoteCode`. */
   declare readonly code: 'SIPC_ERR_REMOTE';
   /** The code the peer sent. */
   readonly remoteCode: string;
@@ -127,6 +135,7 @@ export class RemoteError extends SecureIpcError {
 }
 
 /** The error type of `code` (`RemoteError` for SIPC_ERR_REMOTE). */
+/** The error type `isSecureIpcError(value, code)` narrows to: `RemoteError` for SIPC_ERR_REMOTE. */
 export type SecureIpcErrorOf<C extends ErrorCode> = C extends 'SIPC_ERR_REMOTE'
   ? RemoteError
   : SecureIpcError & { readonly code: C };
@@ -155,6 +164,7 @@ type CodeOfName<N extends ErrorClassName> = {
 /** A generated error class: `new Errors.HandshakeFailedError(message?, { cause })`. */
 export type ErrorClass<C extends ErrorCode> = {
   new (message?: string, options?: SecureIpcErrorOptions): SecureIpcError & { readonly code: C };
+  /** The code of the errors this class makes. */
   readonly code: C;
 };
 

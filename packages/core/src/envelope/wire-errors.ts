@@ -58,6 +58,7 @@ export class PublicError extends Error {
   readonly code: string;
   /** The detail the caller gets (undefined if none). */
   readonly data: unknown;
+  /** Marks it public (crosses the wire), also for a `PublicError` of another copy of this package. */
   readonly [PUBLIC_BRAND] = true;
 
   constructor(code: string, message: string, options: PublicErrorOptions = {}) {

@@ -33,7 +33,10 @@ export interface TrustDecision {
 
 /** Either pinned keys (Uint8Array or base64) or a function; a decision may carry roles. */
 export type Trust =
-  | { keys: ReadonlyArray<Uint8Array | string> }
+  | {
+      /** The peers' static public keys: 32 bytes each, or their 44-character base64 (`encodeKey`). */
+      keys: ReadonlyArray<Uint8Array | string>;
+    }
   | ((ctx: TrustContext) => boolean | TrustDecision | Promise<boolean | TrustDecision>);
 
 /** A trust decision after validation: allowed, with roles and an optional expiry. */

@@ -28,7 +28,12 @@ export interface PolicyOptions {
   /** Role name → what it may do. */
   roles: Readonly<Record<string, RoleGrant>>;
   /** Roles given to peers by static key (Uint8Array or base64 text). */
-  peers?: ReadonlyArray<{ key: Uint8Array | string; roles: readonly string[] }>;
+  peers?: ReadonlyArray<{
+    /** The peer's static public key: 32 bytes, or its 44-character base64 (`encodeKey`). */
+    key: Uint8Array | string;
+    /** Role names of `roles` this peer has. */
+    roles: readonly string[];
+  }>;
   /** Roles every authenticated peer has (default none). */
   defaultRoles?: readonly string[];
 }

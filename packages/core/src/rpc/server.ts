@@ -186,8 +186,11 @@ export type SchemaHandler<S, M extends keyof S, P, R> = (
 export interface ChannelSource {
   /** Where it listens. */
   readonly address?: string;
+  /** Add a listener for each authenticated channel. */
   on(event: 'channel', listener: (channel: RpcChannel) => void): unknown;
+  /** Remove a listener added with `on`. */
   off(event: 'channel', listener: (channel: RpcChannel) => void): unknown;
+  /** Stop listening (the RPC server's `close()` calls it). */
   close(): Promise<void>;
 }
 
