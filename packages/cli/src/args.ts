@@ -9,6 +9,9 @@ import { CliError } from './io.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
+/** The `--json` option of every command: results and errors as one JSON object per line on stdout. */
+export const jsonOption = { json: { type: 'boolean' } } as const;
+
 /** Parse `argv` against `options`, turning parseArgs' errors into usage errors. */
 export function parse<O extends Options>(
   argv: string[],
@@ -27,7 +30,9 @@ export function parse<O extends Options>(
   try {
     return parseArgs({ args: argv, options, strict: true, allowPositionals }) as never;
   } catch (err) {
-    throw new CliError((err as Error).message.replace(/\. To specify a positional.*$/s, ''));
+    // Its first line only: the rest is advice for other spellings, or about positionals.
+    const [first = ''] = (err as Error).message.split('\n');
+    throw new CliError(first.replace(/\. To specify a positional.*$/s, ''));
   }
 }
 

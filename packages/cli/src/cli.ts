@@ -3,13 +3,23 @@
  * ./commands and exports `usage` and `run(argv, io) → exit code`.
  */
 import * as ca from './commands/ca.js';
+import * as call from './commands/call.js';
 import * as cert from './commands/cert.js';
 import * as keygen from './commands/keygen.js';
 import * as ping from './commands/ping.js';
 import * as pubkey from './commands/pubkey.js';
 import * as revoke from './commands/revoke.js';
 import * as serve from './commands/serve.js';
-import { CliError, type CliIo, describeError, ExitCode, exitCodeOf, println } from './io.js';
+import {
+  CliError,
+  type CliIo,
+  describeError,
+  ExitCode,
+  errorJSON,
+  exitCodeOf,
+  printJSON,
+  println,
+} from './io.js';
 import { cliVersion } from './version.js';
 
 /** A command module. */
@@ -27,12 +37,18 @@ function asksForHelp(argv: readonly string[]): boolean {
   return argv.includes('--help') || argv.includes('-h');
 }
 
+/** True when `argv` asks for JSON output: a failure is then reported as one JSON object on stdout. */
+function asksForJson(argv: readonly string[]): boolean {
+  return argv.includes('--json');
+}
+
 /** Every command, by name. */
 export const commands: Readonly<Record<string, Command>> = {
   keygen,
   pubkey,
   serve,
   ping,
+  call,
   ca,
   cert,
   revoke,
@@ -45,7 +61,7 @@ function help(stream: NodeJS.WritableStream): void {
   println(stream, '  secure-ipc --help | -h');
   println(
     stream,
-    'exit codes: 0 ok, 1 failed, 2 usage, 3 key/file, 4 address/listen/connect, 5 authentication',
+    'exit codes: 0 ok, 1 failed, 2 usage, 3 key/file, 4 address/listen/connect, 5 authentication, 6 the server answered with an error',
   );
 }
 
@@ -102,9 +118,18 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   try {
     return await command.run(rest, io);
   } catch (err) {
-    println(io.stderr, `secure-ipc ${name}${sub}: ${describeError(err)}`);
-    const code = exitCodeOf(err);
-    if (code === ExitCode.Usage) println(io.stderr, `usage: ${command.usage}`);
+    return reportFailure(err, `${name}${sub}`, command, asksForJson(rest), io);
+  }
+}
+
+/** Report a command's failure (one line on stderr, or one JSON object on stdout); resolves the exit code. */
+function reportFailure(err: unknown, name: string, command: Command, json: boolean, io: CliIo): number {
+  const code = exitCodeOf(err);
+  if (json) {
+    printJSON(io.stdout, errorJSON(err, name));
     return code;
   }
+  println(io.stderr, `secure-ipc ${name}: ${describeError(err)}`);
+  if (code === ExitCode.Usage) println(io.stderr, `usage: ${command.usage}`);
+  return code;
 }

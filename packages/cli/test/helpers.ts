@@ -6,8 +6,11 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { ExecutionContext } from 'ava';
 
-/** The built CLI entry point. */
-export const cliMain = fileURLToPath(new URL('../src/main.js', import.meta.url));
+/** The real binary: the committed bin file npm links, which loads the built dist/src/main.js. */
+export const cliMain = fileURLToPath(new URL('../../bin/secure-ipc.js', import.meta.url));
+
+/** The test server with methods besides `$ping` (test/fixtures/rpc-server.ts, built). */
+export const rpcServerMain = fileURLToPath(new URL('./fixtures/rpc-server.js', import.meta.url));
 
 /** Result of one CLI run in its own process. */
 export interface CliRun {
@@ -64,18 +67,50 @@ export async function keyFile(dir: string, name: string): Promise<{ path: string
   return { path, pub: pub.stdout.trim() };
 }
 
-/** A running `secure-ipc serve`: its first stdout line, and a stop() that sends SIGTERM and waits. */
+/** `secure-ipc cert issue` for `pubkey`, signed by the authority key file `ca`, written to `out`. */
+export function issueCert(o: {
+  ca: string;
+  pubkey: string;
+  name: string;
+  out: string;
+  roles?: string[];
+  extra?: string[];
+}): Promise<CliRun> {
+  const roles = (o.roles ?? []).flatMap((r) => ['--role', r]);
+  return cli([
+    'cert',
+    'issue',
+    '--ca',
+    o.ca,
+    '--pubkey',
+    o.pubkey,
+    '--name',
+    o.name,
+    ...roles,
+    '--out',
+    o.out,
+    ...(o.extra ?? []),
+  ]);
+}
+
+/** A running server process: its first stdout line, and a stop() that sends SIGTERM and waits. */
 export interface Served {
   child: ChildProcess;
   firstLine: string;
+  /** Everything it printed on stdout so far. */
+  stdout: () => string;
   stderr: () => string;
   stop: (signal?: NodeJS.Signals) => Promise<number | null>;
 }
 
-/** Start `secure-ipc serve ARGS`; resolves after its first stdout line (or rejects if it exits first). */
-export function serve(t: ExecutionContext, args: string[]): Promise<Served> {
-  const child = spawn(process.execPath, [cliMain, 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** Start `node SCRIPT ARGS`; resolves after its first stdout line (or rejects if it exits first). */
+export function spawnServer(t: ExecutionContext, script: string, args: string[]): Promise<Served> {
+  const child = spawn(process.execPath, [script, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let outText = '';
   let errText = '';
+  child.stdout!.on('data', (d) => {
+    outText += String(d);
+  });
   child.stderr!.on('data', (d) => {
     errText += String(d);
   });
@@ -87,7 +122,16 @@ export function serve(t: ExecutionContext, args: string[]): Promise<Served> {
   t.teardown(() => stop('SIGKILL'));
   return new Promise((resolve, reject) => {
     const rl = createInterface({ input: child.stdout! });
-    rl.once('line', (firstLine) => resolve({ child, firstLine, stderr: () => errText, stop }));
-    void exited.then((code) => reject(new Error(`serve exited with ${code} before printing: ${errText}`)));
+    rl.once('line', (firstLine) =>
+      resolve({ child, firstLine, stdout: () => outText, stderr: () => errText, stop }),
+    );
+    void exited.then((code) =>
+      reject(new Error(`${script} exited with ${code} before printing: ${errText}`)),
+    );
   });
+}
+
+/** Start `secure-ipc serve ARGS`; resolves after its first stdout line (or rejects if it exits first). */
+export function serve(t: ExecutionContext, args: string[]): Promise<Served> {
+  return spawnServer(t, cliMain, ['serve', ...args]);
 }

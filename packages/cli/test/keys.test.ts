@@ -57,7 +57,7 @@ test('pubkey rejects garbage on stdin and a malformed key file (exit 3)', async 
   t.regex(r2.stderr, /SIPC_ERR_BAD_KEY/);
 });
 
-test('usage errors: unknown command, unknown option, missing file (exit 2 or 3, clear message)', async (t) => {
+test('usage errors: unknown command, unknown option (exit 2), missing file (exit 3), clear messages', async (t) => {
   const none = await cli([]);
   t.is(none.code, 2);
   t.regex(none.stderr, /usage:/);
@@ -68,7 +68,7 @@ test('usage errors: unknown command, unknown option, missing file (exit 2 or 3, 
   t.is(opt.code, 2);
   t.regex(opt.stderr, /Unknown option '--bogus'/);
   const missing = await cli(['pubkey', '--key', '/nonexistent/key']);
-  t.not(missing.code, 0);
+  t.is(missing.code, 3, 'a missing key file is a file problem (error-lines.test.ts: every command)');
   t.regex(missing.stderr, /Cannot open \/nonexistent\/key/);
   const help = await cli(['--help']);
   t.is(help.code, 0);

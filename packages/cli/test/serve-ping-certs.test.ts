@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import test from 'ava';
-import { cli, keyFile, serve, tempDir } from './helpers.js';
+import { cli, issueCert, keyFile, serve, tempDir } from './helpers.js';
 
 test('serve + ping with certificates: trusted authority admits, revocation cuts a live ping, then refuses', async (t) => {
   const dir = await tempDir(t);
@@ -15,22 +15,14 @@ test('serve + ping with certificates: trusted authority admits, revocation cuts 
     ['server', server.pub, 'service'],
     ['client', client.pub, 'app'],
   ] as const) {
-    const issued = await cli([
-      'cert',
-      'issue',
-      '--ca',
-      caFile,
-      '--pubkey',
-      pub,
-      '--name',
-      who,
-      '--role',
-      role,
-      '--ttl',
-      '15m',
-      '--out',
-      join(dir, `${who}.cert`),
-    ]);
+    const issued = await issueCert({
+      ca: caFile,
+      pubkey: pub,
+      name: who,
+      roles: [role],
+      out: join(dir, `${who}.cert`),
+      extra: ['--ttl', '15m'],
+    });
     t.is(issued.code, 0, issued.stderr);
   }
   const rev = join(dir, 'revoked.json');

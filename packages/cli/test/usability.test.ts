@@ -10,6 +10,7 @@ const EVERY = [
   ['pubkey'],
   ['serve'],
   ['ping'],
+  ['call'],
   ['ca'],
   ['ca', 'init'],
   ['ca', 'pubkey'],

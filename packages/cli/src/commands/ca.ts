@@ -1,20 +1,20 @@
 /**
  * `secure-ipc ca init --out FILE`: a new certificate authority key in FILE (0600); prints its
- * public key. `secure-ipc ca pubkey --key FILE`: prints the public key of an existing one.
+ * public key. `secure-ipc ca pubkey --key FILE`: prints the public key of an existing one. With
+ * `--json`, one JSON line (package README, "JSON output").
  */
 import {
   encodeKey,
   generateAuthority,
-  isSecureIpcError,
   readAuthorityFile,
   writeAuthorityFile,
   zeroAuthority,
 } from '@secure-ipc/core';
-import { parse, required } from '../args.js';
-import { CliError, type CliIo, describeError, ExitCode, println } from '../io.js';
+import { jsonOption, parse, required } from '../args.js';
+import { CliError, type CliIo, ExitCode, println, reporter } from '../io.js';
 
 /** Usage lines. */
-export const usage = 'secure-ipc ca init --out FILE\n  secure-ipc ca pubkey --key FILE';
+export const usage = 'secure-ipc ca init --out FILE [--json]\n  secure-ipc ca pubkey --key FILE [--json]';
 
 /** The subcommands (error lines name them: `secure-ipc ca pubkey: ...`). */
 export const subcommands = ['init', 'pubkey'] as const;
@@ -25,37 +25,33 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
   if (sub === 'pubkey') return pubkey(rest, io);
   if (sub !== 'init')
     throw new CliError(`unknown ca subcommand ${JSON.stringify(sub ?? '')} (expected init or pubkey)`);
-  const { values } = parse(rest, { out: { type: 'string' } });
+  const { values } = parse(rest, { out: { type: 'string' }, ...jsonOption });
   const out = required(values.out, 'out');
   const authority = generateAuthority();
   try {
     await writeAuthorityFile(out, authority);
   } catch (err) {
-    // An existing file is never overwritten: it may be someone's CA key.
-    if (isSecureIpcError(err, 'SIPC_ERR_INVALID_ARGUMENT')) {
-      const exists = (err.cause as { code?: string } | undefined)?.code === 'EEXIST';
-      throw new CliError(
-        exists
-          ? `cannot create ${out}: it must not exist yet`
-          : `cannot create ${out}: ${describeError(err)}`,
-        ExitCode.KeyOrFile,
-      );
-    }
-    throw err;
+    // An existing file is never overwritten: it may be someone's CA key. Any other failure is
+    // core's (a file problem, exit 3).
+    if ((err as { cause?: { code?: unknown } }).cause?.code !== 'EEXIST') throw err;
+    throw new CliError(`cannot create ${out}: it must not exist yet`, ExitCode.KeyOrFile, { cause: err });
   } finally {
     zeroAuthority(authority);
   }
-  println(io.stderr, `wrote authority key to ${out} (mode 0600); trust it with --trust-ca <the key below>`);
-  println(io.stdout, encodeKey(authority.publicKey));
+  const publicKey = encodeKey(authority.publicKey);
+  if (values.json !== true)
+    println(io.stderr, `wrote authority key to ${out} (mode 0600); trust it with --trust-ca <the key below>`);
+  reporter(io, values.json)({ authorityKeyFile: out, publicKey }, publicKey);
   return ExitCode.Ok;
 }
 
 // The authority's public key, to give to verifiers (--trust-ca); the secret half is wiped at once.
 async function pubkey(argv: string[], io: CliIo): Promise<number> {
-  const { values } = parse(argv, { key: { type: 'string' } });
+  const { values } = parse(argv, { key: { type: 'string' }, ...jsonOption });
   const authority = await readAuthorityFile(required(values.key, 'key'));
   try {
-    println(io.stdout, encodeKey(authority.publicKey));
+    const publicKey = encodeKey(authority.publicKey);
+    reporter(io, values.json)({ publicKey }, publicKey);
   } finally {
     zeroAuthority(authority);
   }

@@ -1,7 +1,7 @@
 /**
  * `secure-ipc cert issue ...`: sign a certificate for a static public key with an authority key
  * file. `secure-ipc cert inspect FILE`: print a certificate as JSON with whether its signature
- * verifies under the issuer key it names (exit 1 when it does not).
+ * verifies under the issuer key it names (exit 1 when it does not). With `--json`, one JSON line each.
  */
 import {
   certificateSignatureValid,
@@ -12,14 +12,14 @@ import {
   writeCertificateFile,
   zeroAuthority,
 } from '@secure-ipc/core';
-import { parse, publicKeyArg, required } from '../args.js';
+import { jsonOption, parse, publicKeyArg, required } from '../args.js';
 import { parseDuration } from '../duration.js';
-import { CliError, type CliIo, ExitCode, println } from '../io.js';
+import { CliError, type CliIo, ExitCode, printJSON, println } from '../io.js';
 
 /** Usage lines. */
 export const usage =
-  'secure-ipc cert issue --ca FILE --pubkey KEY --name NAME [--role ROLE ...] [--ttl DURATION] --out FILE\n' +
-  '  secure-ipc cert inspect FILE';
+  'secure-ipc cert issue --ca FILE --pubkey KEY --name NAME [--role ROLE ...] [--ttl DURATION] --out FILE [--json]\n' +
+  '  secure-ipc cert inspect FILE [--json]';
 
 /** The subcommands (error lines name them: `secure-ipc cert issue: ...`). */
 export const subcommands = ['issue', 'inspect'] as const;
@@ -32,6 +32,7 @@ async function issue(argv: string[], io: CliIo): Promise<number> {
     role: { type: 'string', multiple: true },
     ttl: { type: 'string' },
     out: { type: 'string' },
+    ...jsonOption,
   });
   const caFile = required(values.ca, 'ca');
   const subjectKey = publicKeyArg(required(values.pubkey, 'pubkey'), 'pubkey');
@@ -43,8 +44,12 @@ async function issue(argv: string[], io: CliIo): Promise<number> {
   try {
     const cert = issueCertificate(authority, { subjectKey, name, roles: values.role ?? [], ttlMs });
     await writeCertificateFile(out, cert);
-    println(io.stderr, `wrote certificate serial ${cert.serial} for ${name} to ${out}`);
-    println(io.stdout, JSON.stringify(certificateToJSON(cert), null, 2));
+    if (values.json === true)
+      printJSON(io.stdout, { certificateFile: out, certificate: certificateToJSON(cert) });
+    else {
+      println(io.stderr, `wrote certificate serial ${cert.serial} for ${name} to ${out}`);
+      println(io.stdout, JSON.stringify(certificateToJSON(cert), null, 2));
+    }
     return ExitCode.Ok;
   } finally {
     zeroAuthority(authority);
@@ -52,25 +57,20 @@ async function issue(argv: string[], io: CliIo): Promise<number> {
 }
 
 async function inspect(argv: string[], io: CliIo): Promise<number> {
-  const { positionals } = parse(argv, {}, true);
+  const { values, positionals } = parse(argv, jsonOption, true);
   if (positionals.length !== 1) throw new CliError('cert inspect takes exactly one FILE');
   const cert = await readCertificateFile(positionals[0]!);
   const signatureValid = certificateSignatureValid(cert);
   const now = Date.now();
-  println(
-    io.stdout,
-    JSON.stringify(
-      {
-        ...certificateToJSON(cert),
-        // Valid under the issuer key named in the certificate; whether that issuer is trusted is
-        // the verifier's --trust-ca decision.
-        signatureValid,
-        validNow: now >= cert.notBefore && now < cert.notAfter,
-      },
-      null,
-      2,
-    ),
-  );
+  const inspected = {
+    ...certificateToJSON(cert),
+    // Valid under the issuer key named in the certificate; whether that issuer is trusted is
+    // the verifier's --trust-ca decision.
+    signatureValid,
+    validNow: now >= cert.notBefore && now < cert.notAfter,
+  };
+  // The same object: indented for a person, one line with --json.
+  println(io.stdout, JSON.stringify(inspected, null, values.json === true ? undefined : 2));
   return signatureValid ? ExitCode.Ok : ExitCode.Failed;
 }
 

@@ -1,7 +1,8 @@
 /**
  * `secure-ipc keygen [--out FILE] [--import FILE|-]`: a new X25519 secret key — or, with
  * `--import`, the key of an existing file or of stdin, unmarked (old secure-ipc, `wg genkey`) or
- * not — as a marked secret key file (docs/protocol.md "Files"), on stdout or in FILE (0600).
+ * not — as a marked secret key file (docs/protocol.md "Files"), on stdout or in FILE (0600). With
+ * `--json` (which needs `--out`): one line with the file and the public key, never the secret.
  */
 import {
   encodeKey,
@@ -11,46 +12,72 @@ import {
   writeSecretKeyFile,
   zeroKeyPair,
 } from '@secure-ipc/core';
-import { parse } from '../args.js';
-import { CliError, type CliIo, describeError, ExitCode, println } from '../io.js';
+import { jsonOption, parse } from '../args.js';
+import { CliError, type CliIo, ExitCode, printJSON, println } from '../io.js';
 import { loadSecretKey } from '../secret-key-input.js';
 
 /** Usage line. */
-export const usage = 'secure-ipc keygen [--out FILE] [--import FILE|-]';
+export const usage = 'secure-ipc keygen [--out FILE] [--import FILE|-] [--json]';
 
-async function keyToConvert(from: string, io: CliIo): Promise<KeyPair> {
+/** The key to write: a new one, or the one `--import` names, and where it came from. */
+interface KeyToWrite {
+  keyPair: KeyPair;
+  /** `--import`'s FILE (or `-`), and whether that key was unmarked. */
+  imported?: { from: string; unmarked: boolean };
+}
+
+async function keyToWrite(from: string | undefined, io: CliIo): Promise<KeyToWrite> {
+  if (from === undefined) return { keyPair: generateKeyPair() };
   // Converting an unmarked key is the point of --import: it is accepted without the opt-in flag.
   const { keyPair, unmarked } = await loadSecretKey(from === '-' ? undefined : from, io, true);
-  println(
-    io.stderr,
-    `imported ${unmarked ? 'the unmarked' : 'the'} secret key of ${from === '-' ? 'stdin' : from}; public key: ${encodeKey(keyPair.publicKey)} ` +
-      '(check it is the one your peers pin)',
+  return { keyPair, imported: { from, unmarked } };
+}
+
+function importedLine(key: KeyToWrite): string | undefined {
+  if (key.imported === undefined) return undefined;
+  const { from, unmarked } = key.imported;
+  return (
+    `imported ${unmarked ? 'the unmarked' : 'the'} secret key of ${from === '-' ? 'stdin' : from}; public key: ${encodeKey(key.keyPair.publicKey)} ` +
+    '(check it is the one your peers pin)'
   );
-  return keyPair;
+}
+
+// An existing file is never overwritten; any other failure is core's (a file problem, exit 3).
+async function writeKeyFile(out: string, key: KeyPair): Promise<void> {
+  await writeSecretKeyFile(out, key.secretKey).catch((err: unknown) => {
+    if ((err as { cause?: { code?: unknown } }).cause?.code !== 'EEXIST') throw err;
+    throw new CliError(`cannot create ${out}: the file exists (never overwritten)`, ExitCode.KeyOrFile, {
+      cause: err,
+    });
+  });
 }
 
 /** Run the command; resolves with the exit code. */
 export async function run(argv: string[], io: CliIo): Promise<number> {
-  const { values } = parse(argv, { out: { type: 'string' }, import: { type: 'string' } });
-  const kp = values.import !== undefined ? await keyToConvert(values.import, io) : generateKeyPair();
+  const { values } = parse(argv, { out: { type: 'string' }, import: { type: 'string' }, ...jsonOption });
+  const json = values.json === true;
+  // JSON output is for logs and scripts: a secret key never goes into it (README, "JSON output").
+  if (json && values.out === undefined)
+    throw new CliError('--json needs --out FILE: the secret key is written to FILE, never printed as JSON');
+  const key = await keyToWrite(values.import, io);
   try {
-    if (values.out !== undefined) {
-      await writeSecretKeyFile(values.out, kp.secretKey).catch((err: unknown) => {
-        const os = (err as { cause?: { code?: string } }).cause?.code;
-        throw new CliError(
-          `cannot create ${values.out}: ${os === 'EEXIST' ? 'the file exists (never overwritten)' : (os ?? describeError(err))}`,
-          ExitCode.KeyOrFile,
-        );
-      });
-      println(
-        io.stderr,
-        `wrote secret key to ${values.out} (mode 0600); public key: ${encodeKey(kp.publicKey)}`,
-      );
-    } else {
-      io.stdout.write(secretKeyToText(kp.secretKey));
+    const line = importedLine(key);
+    if (line !== undefined && !json) println(io.stderr, line);
+    if (values.out === undefined) {
+      io.stdout.write(secretKeyToText(key.keyPair.secretKey));
+      return ExitCode.Ok;
     }
+    await writeKeyFile(values.out, key.keyPair);
+    const publicKey = encodeKey(key.keyPair.publicKey);
+    if (json)
+      printJSON(io.stdout, {
+        secretKeyFile: values.out,
+        publicKey,
+        ...(key.imported ? { importedFrom: key.imported.from, unmarked: key.imported.unmarked } : {}),
+      });
+    else println(io.stderr, `wrote secret key to ${values.out} (mode 0600); public key: ${publicKey}`);
     return ExitCode.Ok;
   } finally {
-    zeroKeyPair(kp);
+    zeroKeyPair(key.keyPair);
   }
 }

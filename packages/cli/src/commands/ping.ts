@@ -2,23 +2,21 @@
  * `secure-ipc ping ADDRESS --key FILE --server-key PUBKEY [--app-id ID] [--count N] [--interval MS]`, or with
  * certificates `--cert FILE --trust-ca PUBKEY [--trust-ca PUBKEY ...]` in place of `--server-key`:
  * one channel, N `$ping` round trips; prints each round trip and min / median / p99. Exits non-zero
- * if any ping fails or the channel closes early.
+ * if any ping fails or the channel closes early. With `--json`: one JSON line per event (connected,
+ * each ping, the summary; package README, "JSON output").
  */
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { connect, zeroKeyPair } from '@secure-ipc/core';
-import { nonNegativeInt, parse, positiveInt, required } from '../args.js';
-import { resolveTrust } from '../identity-options.js';
-import { CliError, type CliIo, describeError, ExitCode, println } from '../io.js';
-import { describePeer } from '../peer-line.js';
-import { allowUnmarkedOption, loadKeyOption } from '../secret-key-input.js';
+import type { RpcClient } from '@secure-ipc/core';
+import { jsonOption, nonNegativeInt, parse, positiveInt } from '../args.js';
+import { clientOptions, withClient } from '../client-options.js';
+import { CliError, type CliIo, describeError, ExitCode, errorJSON, type Report, reporter } from '../io.js';
+import { describePeer, peerJSON } from '../peer-line.js';
 import { ms, percentile } from '../stats.js';
-import { transportFor } from '../transports.js';
-import { unixOptionsFrom, unixPeerOptions } from '../unix-options.js';
 
 /** Usage line. */
 export const usage =
-  'secure-ipc ping ADDRESS --key FILE (--server-key PUBKEY | --cert FILE --trust-ca PUBKEY ...) [--app-id ID] [--count N] [--interval MS] [--allow-unmarked-key] [--allow-uid UID ...] [--allow-gid GID ...]';
+  'secure-ipc ping ADDRESS --key FILE (--server-key PUBKEY | --cert FILE --trust-ca PUBKEY ...) [--app-id ID] [--count N] [--interval MS] [--json] [--allow-unmarked-key] [--allow-uid UID ...] [--allow-gid GID ...]';
 
 // Each ping carries fresh random bytes so an echo cannot be a stale or forged answer.
 const PING_BYTES = 32;
@@ -37,80 +35,79 @@ function closedEarly(done: number, count: number, answered: number): CliError {
   return new CliError(`the channel closed early after ${done} of ${count} pings`, ExitCode.Failed);
 }
 
+/** Milliseconds rounded to the microsecond, for JSON (null when there is no value). */
+function msJSON(value: number): number | null {
+  return Number.isFinite(value) ? Math.round(value * 1000) / 1000 : null;
+}
+
+/** One `$ping` round trip: its time in ms, or throws. */
+async function roundTrip(client: RpcClient): Promise<number> {
+  const payload = randomBytes(PING_BYTES);
+  const t0 = process.hrtime.bigint();
+  const echo = await client.ping(payload, { timeoutMs: PING_TIMEOUT_MS });
+  const rtt = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (!(echo instanceof Uint8Array) || !payload.equals(echo)) throw new Error('the echo does not match');
+  return rtt;
+}
+
+/** `count` round trips `interval` ms apart, each reported; resolves with their times and the failures. */
+async function pingLoop(
+  client: RpcClient,
+  report: Report,
+  count: number,
+  interval: number,
+): Promise<{ rtts: number[]; failures: number }> {
+  const rtts: number[] = [];
+  let failures = 0;
+  for (let i = 1; i <= count; i++) {
+    if (client.closed) throw closedEarly(i - 1, count, rtts.length);
+    try {
+      const rtt = await roundTrip(client);
+      rtts.push(rtt);
+      report({ event: 'ping', seq: i, rttMs: msJSON(rtt) }, `ping ${i}: ${ms(rtt)}`);
+    } catch (err) {
+      failures++;
+      report(
+        { event: 'ping', seq: i, ...errorJSON(err, 'ping') },
+        `ping ${i}: failed: ${describeError(err)}`,
+      );
+      if (client.closed) throw closedEarly(i, count, rtts.length);
+    }
+    if (i < count && interval > 0) await sleep(interval);
+  }
+  return { rtts, failures };
+}
+
 /** Run the command; resolves with the exit code. */
 export async function run(argv: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parse(
     argv,
-    {
-      key: { type: 'string' },
-      ...allowUnmarkedOption,
-      'server-key': { type: 'string', multiple: true },
-      cert: { type: 'string' },
-      'trust-ca': { type: 'string', multiple: true },
-      'app-id': { type: 'string' },
-      count: { type: 'string' },
-      interval: { type: 'string' },
-      ...unixPeerOptions,
-    },
+    { ...clientOptions, count: { type: 'string' }, interval: { type: 'string' }, ...jsonOption },
     true,
   );
   if (positionals.length !== 1) throw new CliError('give exactly one ADDRESS');
   const address = positionals[0]!;
-  const keyFile = required(values.key, 'key');
   const count = positiveInt(values.count, 'count', 4);
   const interval = nonNegativeInt(values.interval, 'interval', 1000);
-  const transport = transportFor(address, { unix: unixOptionsFrom(values) });
-  const keyPair = await loadKeyOption(keyFile, io, values['allow-unmarked-key'] === true);
-  try {
-    const { trust, payload } = await resolveTrust({
-      keyPair,
-      pinned: values['server-key'] ?? [],
-      pinnedOption: 'server-key',
-      certFile: values.cert,
-      authorities: values['trust-ca'] ?? [],
-    });
-    const client = await connect({
-      transport,
-      address,
-      keyPair,
-      trust,
-      ...(payload ? { payload } : {}),
-      ...(values['app-id'] !== undefined ? { appId: values['app-id'] } : {}),
-    });
-    println(
-      io.stdout,
+  const report = reporter(io, values.json);
+  return withClient(address, values, io, async (client) => {
+    report(
+      { event: 'connected', address, server: peerJSON(client.remoteStaticKey, client.peer) },
       `connected to ${address}: server ${describePeer(client.remoteStaticKey, client.peer)}`,
     );
-    const rtts: number[] = [];
-    let failures = 0;
-    try {
-      for (let i = 1; i <= count; i++) {
-        if (client.closed) throw closedEarly(i - 1, count, rtts.length);
-        const payload = randomBytes(PING_BYTES);
-        const t0 = process.hrtime.bigint();
-        try {
-          const echo = await client.ping(payload, { timeoutMs: PING_TIMEOUT_MS });
-          const rtt = Number(process.hrtime.bigint() - t0) / 1e6;
-          if (!(echo instanceof Uint8Array) || !payload.equals(echo))
-            throw new Error('the echo does not match');
-          rtts.push(rtt);
-          println(io.stdout, `ping ${i}: ${ms(rtt)}`);
-        } catch (err) {
-          failures++;
-          println(io.stdout, `ping ${i}: failed: ${describeError(err)}`);
-          if (client.closed) throw closedEarly(i, count, rtts.length);
-        }
-        if (i < count && interval > 0) await sleep(interval);
-      }
-    } finally {
-      await client.close();
-    }
-    println(
-      io.stdout,
-      `${count} pings, ${failures} failed: min ${ms(Math.min(...rtts))}, median ${ms(percentile(rtts, 50))}, p99 ${ms(percentile(rtts, 99))}`,
+    const { rtts, failures } = await pingLoop(client, report, count, interval);
+    const [min, median, p99] = [Math.min(...rtts), percentile(rtts, 50), percentile(rtts, 99)];
+    report(
+      {
+        event: 'summary',
+        count,
+        failed: failures,
+        minMs: msJSON(min),
+        medianMs: msJSON(median),
+        p99Ms: msJSON(p99),
+      },
+      `${count} pings, ${failures} failed: min ${ms(min)}, median ${ms(median)}, p99 ${ms(p99)}`,
     );
     return failures === 0 ? ExitCode.Ok : ExitCode.Failed;
-  } finally {
-    zeroKeyPair(keyPair);
-  }
+  });
 }

@@ -4,26 +4,32 @@
  * `--allow`: serves `$ping` (and nothing else: the policy denies every other method) to any authenticated
  * peer until SIGINT or SIGTERM; prints `listening ADDRESS` on stdout once ready, then shuts down cleanly
  * (the socket file is removed). The revocation list file is watched: a revoked peer's channel closes.
+ * With `--json`, every event is one JSON line on stdout instead (package README, "JSON output").
  */
 import {
   createServer,
   enforceRevocation,
+  keyFingerprint,
+  type Listener,
+  type PeerInfo,
+  type SecureChannel,
+  type SecureListener,
   secureListen,
   type WatchedRevocationList,
   watchRevocationList,
   zeroKeyPair,
 } from '@secure-ipc/core';
-import { parse, required } from '../args.js';
+import { jsonOption, parse, required } from '../args.js';
 import { resolveTrust } from '../identity-options.js';
-import { CliError, type CliIo, describeError, ExitCode, println } from '../io.js';
-import { describePeer } from '../peer-line.js';
+import { CliError, type CliIo, describeError, ExitCode, errorJSON, type Report, reporter } from '../io.js';
+import { describePeer, osFactsJSON, peerJSON } from '../peer-line.js';
 import { allowUnmarkedOption, loadKeyOption } from '../secret-key-input.js';
 import { transportFor } from '../transports.js';
 import { unixOptionsFrom, unixPeerOptions, unixSocketOptions } from '../unix-options.js';
 
 /** Usage line. */
 export const usage =
-  'secure-ipc serve --listen ADDRESS --key FILE (--allow PUBKEY ... | --cert FILE --trust-ca PUBKEY ... [--revocations FILE]) [--app-id ID] [--allow-remote] [--allow-unmarked-key] [--allow-uid UID ...] [--allow-gid GID ...] [--socket-mode 0600|0660|0666] [--socket-group GROUP]';
+  'secure-ipc serve --listen ADDRESS --key FILE (--allow PUBKEY ... | --cert FILE --trust-ca PUBKEY ... [--revocations FILE]) [--app-id ID] [--allow-remote] [--allow-unmarked-key] [--allow-uid UID ...] [--allow-gid GID ...] [--socket-mode 0600|0660|0666] [--socket-group GROUP] [--json]';
 
 /** Resolves on the first of SIGINT / SIGTERM (or when `signal` aborts, for tests). */
 function untilStopped(signal?: AbortSignal): Promise<string> {
@@ -41,6 +47,37 @@ function untilStopped(signal?: AbortSignal): Promise<string> {
   });
 }
 
+/**
+ * Report every connection: a channel when it opens (who, with which roles) and when it closes
+ * (why), a connection the transport or the handshake refused.
+ */
+function reportConnections(listener: Listener, secure: SecureListener, report: Report): void {
+  const rejected = (err: Error, peer: PeerInfo | undefined) =>
+    report(
+      { event: 'rejected', ...(peer ? { peer: osFactsJSON(peer) } : {}), ...errorJSON(err, 'serve') },
+      `rejected a connection: ${describeError(err)}`,
+      'stderr',
+    );
+  listener.on('reject', rejected);
+  secure.on('handshakeError', rejected);
+  secure.on('channel', (ch: SecureChannel) => {
+    const who = keyFingerprint(ch.remoteStaticKey);
+    report(
+      { event: 'connected', peer: peerJSON(ch.remoteStaticKey, ch.peer, ch.roles) },
+      `peer ${describePeer(ch.remoteStaticKey, ch.peer)} connected`,
+      'stderr',
+    );
+    ch.once('close', (err, info) => {
+      const { reason } = info;
+      report(
+        { event: 'closed', peer: { fingerprint: who }, reason, ...(err ? errorJSON(err, 'serve') : {}) },
+        `peer ${who} closed (${reason}${err ? `: ${describeError(err)}` : ''})`,
+        'stderr',
+      );
+    });
+  });
+}
+
 /** Run the command; resolves with the exit code once stopped. */
 export async function run(argv: string[], io: CliIo, stop?: AbortSignal): Promise<number> {
   const { values } = parse(argv, {
@@ -55,7 +92,9 @@ export async function run(argv: string[], io: CliIo, stop?: AbortSignal): Promis
     'allow-remote': { type: 'boolean' },
     ...unixPeerOptions,
     ...unixSocketOptions,
+    ...jsonOption,
   });
+  const report = reporter(io, values.json);
   const address = required(values.listen, 'listen');
   const keyFile = required(values.key, 'key');
   if ((values['trust-ca'] ?? []).length === 0 && values.cert !== undefined)
@@ -86,30 +125,38 @@ export async function run(argv: string[], io: CliIo, stop?: AbortSignal): Promis
     if (revocations) {
       const enforcer = enforceRevocation({ listener: secure, revocations });
       enforcer.on('decision', (d) =>
-        println(io.stderr, `policy: closed the channel of ${d.who} (${d.what})`),
+        report(
+          { event: 'policy', action: 'closed', peer: { fingerprint: d.who }, reason: d.what },
+          `policy: closed the channel of ${d.who} (${d.what})`,
+          'stderr',
+        ),
       );
       revocations.on('reloadError', (err) =>
-        println(io.stderr, `revocation list not reloaded: ${describeError(err)}`),
+        report(
+          { event: 'revocationsNotReloaded', ...errorJSON(err, 'serve') },
+          `revocation list not reloaded: ${describeError(err)}`,
+          'stderr',
+        ),
       );
     }
     // No policy: deny by default, so only `$ping` (allowed to any authenticated peer) is served.
     const server = createServer();
     server.listen(secure);
-    secure.on('channel', (ch) =>
-      println(io.stderr, `peer ${describePeer(ch.remoteStaticKey, ch.peer)} connected`),
-    );
-    secure.on('handshakeError', (err) => println(io.stderr, `rejected a connection: ${describeError(err)}`));
-    listener.on('reject', (err) => println(io.stderr, `rejected a connection: ${describeError(err)}`));
+    reportConnections(listener, secure, report);
     // The address as bound: for tcp://127.0.0.1:0, with the port the OS picked.
-    println(io.stdout, `listening ${listener.address}`);
+    report({ event: 'listening', address: listener.address }, `listening ${listener.address}`);
     // A fatal listener error (the transport can no longer accept) stops the server with exit 4.
     const failed = new AbortController();
     secure.on('error', (err) => {
-      println(io.stderr, `the listener failed: ${describeError(err)}`);
+      report(
+        { event: 'listenerFailed', ...errorJSON(err, 'serve') },
+        `the listener failed: ${describeError(err)}`,
+        'stderr',
+      );
       failed.abort();
     });
     const why = await untilStopped(stop ? AbortSignal.any([stop, failed.signal]) : failed.signal);
-    println(io.stderr, `${why}: shutting down`);
+    report({ event: 'shutdown', signal: why }, `${why}: shutting down`, 'stderr');
     await server.close();
     await listener.close();
     return failed.signal.aborted ? ExitCode.Address : ExitCode.Ok;
