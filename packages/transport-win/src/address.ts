@@ -3,7 +3,8 @@
  * over strings: no I/O and no FFI, so they are testable on every OS.
  */
 import { createError } from '@secure-ipc/core';
-import { invalidAddress, localAppId } from '@secure-ipc/core/transport';
+import { invalidAddress, isLocalAppId, localAppId } from '@secure-ipc/core/transport';
+import { isSidString } from './sids.js';
 
 /** Longest full pipe name Windows accepts (`\\.\pipe\` included), in UTF-16 code units. */
 export const MAX_PIPE_PATH_LENGTH = 256;
@@ -11,15 +12,17 @@ export const MAX_PIPE_PATH_LENGTH = 256;
 /** The prefix of every local pipe name. */
 export const PIPE_PREFIX = '\\\\.\\pipe\\';
 
-/** A user SID in string form (`S-1-5-21-...`). */
-const SID = /^S-1(-\d+)+$/;
+/** The prefix of system endpoints: `local://system/APP`, one well-known pipe for every user. */
+export const SYSTEM_PREFIX = 'local://system/';
 
-/** A parsed address: the full pipe path and whether it came from `local://`. */
+/** A parsed address: the full pipe path and whether it came from `local://` or `local://system/`. */
 export interface PipeAddress {
   /** The full pipe path, e.g. `\\.\pipe\my-service`. */
   readonly path: string;
   /** True for `local://APP-ID` (the name embeds the user's SID). */
   readonly local: boolean;
+  /** True for `local://system/APP-ID` (a service's endpoint; its client expects a SYSTEM server). */
+  readonly system?: boolean;
 }
 
 /**
@@ -53,7 +56,17 @@ export function localPipeName(appId: string, sid: string): string {
 }
 
 /**
- * Parse `pipe://NAME` or `local://APP-ID` into a pipe path; `sid` is the current user's SID, needed
+ * The pipe name of `local://system/APP-ID`: `secure-ipc-system-<APP-ID>`. It holds no SID, so every
+ * user finds the service at the same name; it cannot collide with a per-user name (those continue
+ * with `S-1-`). The name is not a secret: a client checks the server's process owner (SYSTEM by
+ * default), the server creates it with FILE_FLAG_FIRST_PIPE_INSTANCE and the sole-instance check.
+ */
+export function systemPipeName(appId: string): string {
+  return `secure-ipc-system-${appId}`;
+}
+
+/**
+ * Parse `pipe://NAME`, `local://system/APP-ID` or `local://APP-ID` into a pipe path; `sid` is the current user's SID, needed
  * only for `local://` (a function so it is read only then). Throws typed errors.
  */
 export function parsePipeAddress(address: string, sid: () => string): PipeAddress {
@@ -63,19 +76,28 @@ export function parsePipeAddress(address: string, sid: () => string): PipeAddres
     checkPipeName(address, name);
     return { path: PIPE_PREFIX + name, local: false };
   }
+  if (address.startsWith(SYSTEM_PREFIX)) {
+    const appId = address.slice(SYSTEM_PREFIX.length);
+    if (!isLocalAppId(appId))
+      throw invalidAddress(
+        address,
+        'expected local://system/APP-ID, the id 1-64 characters of A-Z a-z 0-9 . _ - starting with a letter or digit',
+      );
+    const name = systemPipeName(appId);
+    checkPipeName(address, name);
+    return { path: PIPE_PREFIX + name, local: false, system: true };
+  }
   if (address.startsWith('local://')) {
     const appId = localAppId(address); // the rule shared with transport-unix (core)
     const userSid = sid();
-    if (!SID.test(userSid))
+    if (!isSidString(userSid))
       throw invalidAddress(address, `the user SID ${JSON.stringify(userSid)} is malformed`);
     const name = localPipeName(appId, userSid);
     checkPipeName(address, name);
     return { path: PIPE_PREFIX + name, local: true };
   }
-  throw invalidAddress(address, 'transport-win handles pipe://NAME and local://APP-ID');
-}
-
-/** True if `sid` looks like a string SID (`S-1-...`); used to validate policy options. */
-export function isSidString(sid: unknown): sid is string {
-  return typeof sid === 'string' && SID.test(sid);
+  throw invalidAddress(
+    address,
+    'transport-win handles pipe://NAME, local://APP-ID and local://system/APP-ID',
+  );
 }

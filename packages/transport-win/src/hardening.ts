@@ -7,6 +7,7 @@
  * this package creates the instances itself and only hands connected handles to Node.
  */
 import { createError } from '@secure-ipc/core';
+import { isSidString, resolveSids, SYSTEM_SID } from './sids.js';
 import { type Handle, isInvalidHandle, Win, type Win32, WinError, win32Error } from './win32-ffi.js';
 
 /**
@@ -25,7 +26,7 @@ export const CLIENT_ACCESS =
 
 /** Who the pipe's DACL lets in besides the owner and SYSTEM. */
 export interface DaclOptions {
-  /** Other SIDs that may connect as clients (client-only rights). */
+  /** Other SIDs (or well-known names, see `allowedSids`) that may connect as clients (client-only rights). */
   readonly extraClientSids?: readonly string[] | undefined;
   /** Let any authenticated local user connect as a client (client-only rights). */
   readonly anyAuthenticatedUser?: boolean | undefined;
@@ -34,13 +35,20 @@ export interface DaclOptions {
 /**
  * The SDDL of a server pipe: protected (no inherited ACEs), remote (NETWORK logon) users denied
  * first as a second layer under PIPE_REJECT_REMOTE_CLIENTS, full access for the owner's SID and
- * SYSTEM, and client-only rights for any extra SIDs. No Everyone, no Anonymous.
+ * SYSTEM, and client-only rights for any extra SIDs (never WRITE_DAC, WRITE_OWNER or
+ * FILE_CREATE_PIPE_INSTANCE). No Everyone, no Anonymous. Every SID is validated first
+ * (SIPC_ERR_INVALID_ARGUMENT), so no string can add an ACE of its own to the SDDL.
  */
 export function pipeSddl(ownerSid: string, options: DaclOptions = {}): string {
+  if (!isSidString(ownerSid))
+    throw createError('SIPC_ERR_INVALID_ARGUMENT', 'ownerSid must be a SID (S-1-...)');
+  const extra = resolveSids(options.extraClientSids ?? [], 'extraClientSids');
   const client = `0x${CLIENT_ACCESS.toString(16)}`;
   let sddl = `D:P(D;;GA;;;NU)(A;;GA;;;${ownerSid})(A;;GA;;;SY)`;
-  for (const sid of options.extraClientSids ?? []) {
-    if (sid !== ownerSid) sddl += `(A;;${client};;;${sid})`;
+  const granted = new Set([ownerSid, SYSTEM_SID]); // both already have full access
+  for (const sid of extra) {
+    if (!granted.has(sid)) sddl += `(A;;${client};;;${sid})`;
+    granted.add(sid);
   }
   if (options.anyAuthenticatedUser === true) sddl += `(A;;${client};;;AU)`;
   return sddl;

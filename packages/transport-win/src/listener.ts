@@ -22,6 +22,7 @@ import {
 } from './hardening.js';
 import {
   checkCredentials,
+  membershipQuery,
   type PipeCredentialPolicy,
   pipePeer,
   readPeerCredentials,
@@ -239,7 +240,7 @@ export class PipeListener extends EventEmitter<ListenerEvents> implements Listen
   /** Check the connected client's credentials; hand allowed ones to Node and emit them. */
   #accept(handle: Handle): void {
     const w = this.#w;
-    const creds = readPeerCredentials(w, handle, 'server');
+    const creds = readPeerCredentials(w, handle, 'server', membershipQuery(this.#policy));
     const peer = pipePeer(creds);
     const refusal = checkCredentials(this.#policy, creds, currentUserSid, 'client');
     if (refusal !== undefined) {

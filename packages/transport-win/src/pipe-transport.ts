@@ -7,12 +7,14 @@ import { CLIENT_ACCESS, pipeSddl, SecurityDescriptor } from './hardening.js';
 import { handleToSocket, PipeListener } from './listener.js';
 import {
   checkCredentials,
+  membershipQuery,
   mergePolicy,
+  normalizePolicy,
   type PipeCredentialPolicy,
   pipePeer,
   readPeerCredentials,
-  validatePolicy,
 } from './peer-credentials.js';
+import { SYSTEM_SID } from './sids.js';
 import {
   currentUserSid,
   type Handle,
@@ -36,6 +38,17 @@ export interface PipeListenOptions extends AbortOptions, PipeCredentialPolicy {}
 export interface PipeConnectOptions extends AbortOptions, PipeCredentialPolicy {
   /** How long to retry while every server instance is busy; overrides the transport's. */
   busyTimeoutMs?: number | undefined;
+}
+
+/**
+ * A system endpoint's server must be SYSTEM: unless the caller named who may serve (allowedSids,
+ * e.g. `local-service` or the service's SID, or allowAnyUser), a client of `local://system/APP`
+ * accepts only a server process owned by LocalSystem, whatever its own account (transport-unix's
+ * uid-0 rule).
+ */
+function systemServerPolicy(system: boolean | undefined, policy: PipeCredentialPolicy): PipeCredentialPolicy {
+  if (system !== true || policy.allowedSids !== undefined || policy.allowAnyUser === true) return policy;
+  return { ...policy, allowedSids: [SYSTEM_SID] };
 }
 
 /** Default wait for a busy pipe; libuv waits up to 30 s, but a local server that busy is stuck. */
@@ -67,21 +80,21 @@ export class PipeTransport implements Transport {
 
   /** Build a transport; options are validated here (this works on every OS, nothing native loads). */
   constructor(options: PipeTransportOptions = {}) {
-    validatePolicy(options);
+    const policy = normalizePolicy(options);
     validateBusyTimeout(options.busyTimeoutMs);
-    this.#options = { ...options };
+    this.#options = { ...options, ...policy };
   }
 
   /**
-   * Create the pipe (owner-only DACL, first-instance, remote clients rejected) and accept clients
-   * whose user the policy allows.
+   * Create the pipe (a DACL of this account, SYSTEM and the policy's SIDs; first-instance; remote
+   * clients rejected) and accept clients whose user or group the policy allows.
    */
   async listen(address: string, options: PipeListenOptions = {}): Promise<PipeListener> {
     const w = win32();
-    validatePolicy(options);
+    const own = normalizePolicy(options);
     if (options.signal?.aborted) throw abortError(options);
     const parsed = parsePipeAddress(address, currentUserSid);
-    const policy = mergePolicy(this.#options, options);
+    const policy = mergePolicy(this.#options, own);
     // The DACL admits exactly whom the policy admits; the SID check on accept enforces it again
     // (and is all there is where DACLs are not enforced, as under Wine).
     const sddl = pipeSddl(currentUserSid(), {
@@ -94,15 +107,16 @@ export class PipeTransport implements Transport {
 
   /**
    * Open the pipe with identification-only impersonation, check that the server process runs as an
-   * allowed user (default: this user) before anything is sent, and return the connection.
+   * allowed user (default: this user; SYSTEM for `local://system/`) before anything is sent, and
+   * return the connection.
    */
   async connect(address: string, options: PipeConnectOptions = {}): Promise<Connection> {
     const w = win32();
-    validatePolicy(options);
+    const own = normalizePolicy(options);
     validateBusyTimeout(options.busyTimeoutMs);
     if (options.signal?.aborted) throw abortError(options);
     const parsed = parsePipeAddress(address, currentUserSid);
-    const policy = mergePolicy(this.#options, options);
+    const policy = systemServerPolicy(parsed.system, mergePolicy(this.#options, own));
     const busyMs = options.busyTimeoutMs ?? this.#options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
     const deadline = Date.now() + busyMs;
     let delay = 2;
@@ -124,7 +138,7 @@ export class PipeTransport implements Transport {
       }
       throw connectError(address, errno);
     }
-    const creds = readPeerCredentials(w, h, 'client');
+    const creds = readPeerCredentials(w, h, 'client', membershipQuery(policy));
     const refusal = checkCredentials(policy, creds, currentUserSid, 'server');
     if (refusal !== undefined) {
       w.CloseHandle(h);

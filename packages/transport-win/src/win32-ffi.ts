@@ -28,6 +28,8 @@ export const WinError = {
   IO_PENDING: 997,
   BAD_PATHNAME: 161,
   INVALID_NAME: 123,
+  NO_TOKEN: 1008,
+  CANNOT_IMPERSONATE: 1368,
 } as const;
 
 /** Access rights, flags and information classes used by the transport. */
@@ -54,6 +56,8 @@ export const Win = {
   SECURITY_IDENTIFICATION: 0x00010000,
   PROCESS_QUERY_LIMITED_INFORMATION: 0x1000,
   TOKEN_QUERY: 0x8,
+  TOKEN_DUPLICATE: 0x2,
+  SecurityIdentification: 1,
   TokenUser: 1,
   SE_KERNEL_OBJECT: 6,
   OWNER_SECURITY_INFORMATION: 0x1,
@@ -75,6 +79,7 @@ export interface Win32 {
   readonly CloseHandle: (h: Handle) => boolean;
   readonly LocalFree: (p: Handle) => Handle;
   readonly GetCurrentProcess: () => Handle;
+  readonly GetCurrentThread: () => Handle;
   readonly CreateNamedPipeW: (...a: unknown[]) => Handle;
   readonly CreateFileW: (...a: unknown[]) => Handle;
   readonly ConnectNamedPipe: (h: Handle, ov: Handle) => boolean;
@@ -89,6 +94,12 @@ export interface Win32 {
   readonly GetNamedPipeServerProcessId: (h: Handle, pid: number[]) => boolean;
   readonly OpenProcess: (access: number, inherit: boolean, pid: number) => Handle;
   readonly OpenProcessToken: (p: Handle, access: number, tok: Handle[]) => boolean;
+  readonly OpenThreadToken: (t: Handle, access: number, openAsSelf: boolean, tok: Handle[]) => boolean;
+  readonly ImpersonateNamedPipeClient: (h: Handle) => boolean;
+  readonly RevertToSelf: () => boolean;
+  readonly DuplicateToken: (tok: Handle, level: number, dup: Handle[]) => boolean;
+  readonly CheckTokenMembership: (tok: Handle, sid: Handle, isMember: number[]) => boolean;
+  readonly ConvertStringSidToSidW: (s: string, sid: Handle[]) => boolean;
   readonly GetTokenInformation: (...a: unknown[]) => boolean;
   readonly ConvertSidToStringSidW: (sid: Handle, out: (string | null)[]) => boolean;
   readonly ConvertStringSecurityDescriptorToSecurityDescriptorW: (...a: unknown[]) => boolean;
@@ -159,6 +170,7 @@ export function win32(): Win32 {
     CloseHandle: f(k32, 'bool __stdcall CloseHandle(void *h)'),
     LocalFree: f(k32, 'void * __stdcall LocalFree(void *p)'),
     GetCurrentProcess: f(k32, 'void * __stdcall GetCurrentProcess()'),
+    GetCurrentThread: f(k32, 'void * __stdcall GetCurrentThread()'),
     CreateNamedPipeW: f(
       k32,
       'void * __stdcall CreateNamedPipeW(str16 name, uint32 openMode, uint32 pipeMode, uint32 maxInst, uint32 outSz, uint32 inSz, uint32 timeout, SIPC_SECURITY_ATTRIBUTES *sa)',
@@ -191,6 +203,18 @@ export function win32(): Win32 {
     ),
     OpenProcess: f(k32, 'void * __stdcall OpenProcess(uint32 access, bool inherit, uint32 pid)'),
     OpenProcessToken: f(adv, 'bool __stdcall OpenProcessToken(void *p, uint32 access, _Out_ void **tok)'),
+    OpenThreadToken: f(
+      adv,
+      'bool __stdcall OpenThreadToken(void *t, uint32 access, bool openAsSelf, _Out_ void **tok)',
+    ),
+    ImpersonateNamedPipeClient: f(adv, 'bool __stdcall ImpersonateNamedPipeClient(void *h)'),
+    RevertToSelf: f(adv, 'bool __stdcall RevertToSelf()'),
+    DuplicateToken: f(adv, 'bool __stdcall DuplicateToken(void *tok, int level, _Out_ void **dup)'),
+    CheckTokenMembership: f(
+      adv,
+      'bool __stdcall CheckTokenMembership(void *tok, void *sid, _Out_ int *isMember)',
+    ),
+    ConvertStringSidToSidW: f(adv, 'bool __stdcall ConvertStringSidToSidW(str16 s, _Out_ void **sid)'),
     GetTokenInformation: f(
       adv,
       'bool __stdcall GetTokenInformation(void *tok, int cls, _Out_ uint8_t *buf, uint32 len, _Out_ uint32 *retLen)',
@@ -245,8 +269,8 @@ export function win32Error(
   });
 }
 
-/** String SID of the user of a token. */
-function tokenUserSid(w: Win32, token: Handle): string | undefined {
+/** String SID of the user of a token (TokenUser), or undefined if it cannot be read. */
+export function tokenUserSid(w: Win32, token: Handle): string | undefined {
   const buf = Buffer.alloc(256);
   const len = [0];
   if (!w.GetTokenInformation(token, Win.TokenUser, buf, buf.length, len)) return undefined;

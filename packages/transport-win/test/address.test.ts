@@ -1,7 +1,7 @@
 /** Address rules: pipe://NAME and local://APP-ID, name rules and the 256-character limit (every OS). */
 import { isSecureIpcError } from '@secure-ipc/core';
 import test from 'ava';
-import { localPipeName, MAX_PIPE_PATH_LENGTH, parsePipeAddress } from '../src/address.js';
+import { localPipeName, MAX_PIPE_PATH_LENGTH, parsePipeAddress, systemPipeName } from '../src/address.js';
 
 const SID = 'S-1-5-21-1111111111-2222222222-3333333333-1001';
 const sid = () => SID;
@@ -21,7 +21,27 @@ test('local://APP-ID maps to a pipe name that includes the user SID', (t) => {
   t.not(parsed.path, parsePipeAddress('local://my-app', () => 'S-1-5-21-1-2-3-1002').path);
 });
 
+test('local://system/APP-ID maps to one well-known pipe name without a SID', (t) => {
+  const noSid = () => {
+    throw new Error('a system address needs no user SID');
+  };
+  t.deepEqual(parsePipeAddress('local://system/my-helper', noSid), {
+    path: '\\\\.\\pipe\\secure-ipc-system-my-helper',
+    local: false,
+    system: true,
+  });
+  t.is(systemPipeName('a.b_c-1'), 'secure-ipc-system-a.b_c-1');
+  // Never a per-user name: those continue with the SID (S-1-...).
+  t.not(parsePipeAddress('local://system/x', noSid).path, parsePipeAddress('local://x', sid).path);
+  // `local://system` without the slash is an ordinary per-user app id.
+  t.is(parsePipeAddress('local://system', sid).path, `\\\\.\\pipe\\secure-ipc-${SID}-system`);
+});
+
 const invalidAddresses: [string, string][] = [
+  ['local://system/', 'empty system app id'],
+  ['local://system/a/b', 'slash in system app id'],
+  ['local://system/-x', 'system app id starting with a dash'],
+  [`local://system/${'a'.repeat(65)}`, 'system app id over 64 characters'],
   ['pipe://', 'empty name'],
   ['pipe://a\\b', 'backslash'],
   ['pipe://a\u0000b', 'NUL'],
@@ -58,9 +78,10 @@ test('the full pipe path may be 256 characters, not 257 (SIPC_ERR_PATH_TOO_LONG 
 });
 
 test('local:// names count toward the limit too', (t) => {
-  // A 64-character app id fits with a realistic SID; a huge (fake) SID pushes it over.
+  // A 64-character app id fits with a realistic SID; the longest valid SID (a 48-bit authority and
+  // 15 sub-authorities of 32 bits) pushes it over.
   t.notThrows(() => parsePipeAddress(`local://${'a'.repeat(64)}`, sid));
-  const longSid = `S-1-5-21${'-4294967295'.repeat(16)}`;
+  const longSid = `S-1-281474976710655${'-4294967295'.repeat(15)}`;
   const err = t.throws(() => parsePipeAddress(`local://${'a'.repeat(64)}`, () => longSid));
   t.true(isSecureIpcError(err, 'SIPC_ERR_PATH_TOO_LONG'));
 });

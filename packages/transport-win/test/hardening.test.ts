@@ -69,6 +69,50 @@ test('allowedSids / allowAnyUser add client-only ACEs without FILE_CREATE_PIPE_I
   t.notRegex(l2.readSecurityDescriptor(), /;(WD|AN)\)/);
 });
 
+test('well-known names and listed SIDs in allowedSids become client-only ACEs, read back via GetSecurityInfo (checks the configuration, not the enforcement)', async (t) => {
+  const sid = currentUserSid();
+  const other = 'S-1-5-21-1-2-3-1002';
+  const allowedSids = [
+    'interactive',
+    'authenticated-users',
+    'administrators',
+    'local-service',
+    'network-service',
+    'system',
+    other,
+  ];
+  const listener = await pipeTransport({ allowedSids }).listen(`pipe://${uniqueName('names')}`);
+  t.teardown(() => listener.close());
+  const c = '0x12018b';
+  // SYSTEM already has full access; Windows (and Wine) print well-known SIDs as SDDL aliases.
+  const expected =
+    `D:P(D;;GA;;;NU)(A;;GA;;;${sid})(A;;GA;;;SY)` +
+    `(A;;${c};;;IU)(A;;${c};;;AU)(A;;${c};;;BA)(A;;${c};;;LS)(A;;${c};;;NS)(A;;${c};;;${other})`;
+  t.is(daclOf(listener.readSecurityDescriptor()), expected);
+  t.is(
+    listener.sddl
+      .replaceAll('S-1-5-4', 'IU')
+      .replaceAll('S-1-5-11', 'AU')
+      .replaceAll('S-1-5-32-544', 'BA')
+      .replaceAll('S-1-5-19', 'LS')
+      .replaceAll('S-1-5-20', 'NS'),
+    expected,
+  );
+});
+
+test('invalid allowedSids entries are SIPC_ERR_INVALID_ARGUMENT at listen() and connect(), before any pipe exists', async (t) => {
+  const address = `pipe://${uniqueName('badsid')}`;
+  for (const allowedSids of [['interactive-users'], ['S-1-5-4)(A;;GA;;;WD'], ['']]) {
+    const l = await t.throwsAsync(pipeTransport().listen(address, { allowedSids }));
+    t.true(isSecureIpcError(l, 'SIPC_ERR_INVALID_ARGUMENT'), String(l));
+    const c = await t.throwsAsync(pipeTransport().connect(address, { allowedSids }));
+    t.true(isSecureIpcError(c, 'SIPC_ERR_INVALID_ARGUMENT'), String(c));
+  }
+  // Nothing was created under the name: a connect finds no server.
+  const none = await t.throwsAsync(pipeTransport().connect(address));
+  t.true(isSecureIpcError(none, 'SIPC_ERR_CONNECT_FAILED'), String(none));
+});
+
 test('first instance: a second server on the same name in another Windows process fails with SIPC_ERR_ADDRESS_IN_USE, and the first keeps serving', async (t) => {
   const address = `pipe://${uniqueName('first')}`;
   const server = await startFixture(t, 'pipe-server', [address]);

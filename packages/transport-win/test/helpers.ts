@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import type { ExecutionContext } from 'ava';
+import { currentUserSid } from '../src/index.js';
 
 /** A pipe name no other test (or run) uses. */
 export function uniqueName(tag: string): string {
@@ -72,4 +73,19 @@ export async function startFixture(t: ExecutionContext, name: string, args: stri
 /** Parsed JSON event lines of a fixture. */
 export function events(fixture: Fixture): Record<string, unknown>[] {
   return fixture.lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/**
+ * Assert that `server` (a pipe-server fixture) refused this process at accept: a `reject` event
+ * with SIPC_ERR_PEER_CREDENTIALS naming our pid and user SID, and no `connection` event.
+ */
+export async function assertRefusedAtAccept(t: ExecutionContext, server: Fixture): Promise<void> {
+  const reject = JSON.parse(await server.waitFor((l) => l.includes('"reject"'))) as {
+    code: string;
+    peer: { pid: number; sid: string };
+  };
+  t.is(reject.code, 'SIPC_ERR_PEER_CREDENTIALS');
+  t.is(reject.peer.pid, process.pid);
+  t.is(reject.peer.sid, currentUserSid());
+  t.false(events(server).some((e) => e.event === 'connection'));
 }
