@@ -15,7 +15,7 @@
  * It prints `listening ADDRESS` on stdout once ready and one line per connection, refusal and denied
  * call on stderr (never a key or a payload: keys appear as fingerprints). SIGTERM, SIGINT and
  * `admin.shutdown` close it cleanly (a Unix socket file is removed). A bad config, key file or
- * address is a typed error on stderr and exit code 2.
+ * address is a typed error on stderr and exit code 2; a listener that fails later, exit code 1.
  *
  * serve() would do steps 2-3 in one call, but it does not surface the transport's refusals at
  * accept; a daemon wants them in its log, so this builds the same pipeline from its three parts
@@ -123,6 +123,12 @@ async function serveUntilStopped(
     return { stopping: true as const };
   });
   server.listen(secure);
+  // A fatal accept error (the transport can no longer accept): stop, and exit 1 for the service manager.
+  secure.on('error', (err) => {
+    log(`the listener failed: ${codeOf(err)}`);
+    process.exitCode = 1;
+    stop('listener failed');
+  });
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
   console.log(`listening ${listener.address}`);
