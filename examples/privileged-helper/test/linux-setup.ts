@@ -1,7 +1,8 @@
 /**
  * The Linux deployment the tests run, in a scratch directory: a root daemon on local://system/
- * (its own system directory), its key and config in a root-only directory; the app's key and
- * config in a directory of uid 65534, files owned by it and mode 0600.
+ * (its own system directory) or on a unix:// path for group 65534, its key and config in a
+ * root-only directory; the app's key and config in a directory of uid 65534, files owned by it
+ * and mode 0600.
  */
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
@@ -11,7 +12,8 @@ import { keyFiles, NOBODY, privateDir, scratch, writeJson } from './helpers.js';
 /** The files of one deployment, and a way to write an app config for another user. */
 export interface LinuxSetup {
   base: string;
-  systemDirectory: string;
+  /** The daemon's socket file. */
+  socket: string;
   daemonConfig: string;
   appDir: string;
   appConfig: string;
@@ -19,37 +21,49 @@ export interface LinuxSetup {
   appConfigFor(dir: string, owner: number): string;
 }
 
+/** How the daemon is reached: `local://system/` open to all (0666), or a `unix://` path open to group 65534 (0660). */
+export type Endpoint = 'system' | 'group';
+
+/** Each endpoint's daemon and app settings, in the scratch directory `base`. */
+function endpoint(kind: Endpoint, base: string) {
+  if (kind === 'system') {
+    const systemDirectory = join(base, 'system'); // the daemon creates it: root's, 0711
+    const address = `local://system/privileged-helper-${process.pid}`;
+    return {
+      socket: join(systemDirectory, `privileged-helper-${process.pid}.sock`),
+      daemon: { address, socketMode: '0666', systemDirectory } as const,
+      app: { address, systemDirectory },
+    };
+  }
+  const socket = join(base, 'run', 'helper.sock'); // the daemon creates run/: 0710, group 65534
+  const address = `unix://${socket}`;
+  return {
+    socket,
+    daemon: { address, socketMode: '0660', socketGroup: NOBODY } as const,
+    app: { address, serverUids: [0] }, // a unix:// client accepts only its own uid unless told
+  };
+}
+
 /** Set it up; `appRole` is the role the daemon gives the app's key (default `app`). */
-export async function linuxSetup(t: ExecutionContext, appRole: 'app' | 'admin' = 'app'): Promise<LinuxSetup> {
+export async function linuxSetup(
+  t: ExecutionContext,
+  appRole: 'app' | 'admin' = 'app',
+  kind: Endpoint = 'system',
+): Promise<LinuxSetup> {
   const base = scratch(t);
-  const systemDirectory = join(base, 'system'); // the daemon creates it: root's, 0711
+  const { socket, daemon, app } = endpoint(kind, base);
   const daemonDir = privateDir(base, 'daemon');
   const appDir = privateDir(base, 'app', NOBODY);
   const daemonKey = await keyFiles([join(daemonDir, 'daemon.key')]);
   const appKey = await keyFiles([join(appDir, 'app.key'), NOBODY]);
-  const address = `local://system/privileged-helper-${process.pid}`;
   const daemonConfig = writeJson(join(daemonDir, 'daemon.json'), {
-    address,
+    ...daemon,
     keyFile: join(daemonDir, 'daemon.key'),
     appKeys: appRole === 'app' ? [appKey] : [],
     adminKeys: appRole === 'admin' ? [appKey] : [],
     allowedUids: [NOBODY],
-    socketMode: '0666',
-    systemDirectory,
   } satisfies DaemonConfig);
   const appConfigFor = (dir: string, owner: number) =>
-    writeJson(
-      join(dir, 'app.json'),
-      { address, keyFile: join(dir, 'app.key'), daemonKey, systemDirectory },
-      owner,
-      0o600,
-    );
-  return {
-    base,
-    systemDirectory,
-    daemonConfig,
-    appDir,
-    appConfig: appConfigFor(appDir, NOBODY),
-    appConfigFor,
-  };
+    writeJson(join(dir, 'app.json'), { ...app, keyFile: join(dir, 'app.key'), daemonKey }, owner, 0o600);
+  return { base, socket, daemonConfig, appDir, appConfig: appConfigFor(appDir, NOBODY), appConfigFor };
 }

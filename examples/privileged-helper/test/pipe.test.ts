@@ -64,7 +64,14 @@ onWindows(
     const { code, lines } = await runToEnd(t, APP, [setup.appConfig]);
     t.is(code, 1);
     t.is(lines.length, 1);
-    t.like(lines[0], { connect: false, error: 'SIPC_ERR_HANDSHAKE_FAILED' });
+    t.like(lines[0], { connect: false });
+    // The daemon disconnects the pipe at once; the client sees that either while handing the pipe to
+    // Node (connect: SIPC_ERR_CONNECTION_CLOSED) or in the handshake (SIPC_ERR_HANDSHAKE_FAILED):
+    // a race both runs have shown, and either way a typed error and no channel.
+    t.true(
+      ['SIPC_ERR_CONNECTION_CLOSED', 'SIPC_ERR_HANDSHAKE_FAILED'].includes(lines[0]?.error),
+      lines[0]?.error,
+    );
     const refused = await daemon.waitFor('stderr', (l) => l.startsWith('daemon: refused at accept:'));
     t.regex(
       refused,

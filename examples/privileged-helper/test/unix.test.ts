@@ -3,7 +3,7 @@
  * each its own process with its own key file; a second unprivileged user (uid 65533) that the
  * daemon does not allow.
  */
-import { chownSync, copyFileSync, existsSync } from 'node:fs';
+import { chownSync, copyFileSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { APP, asRootOnLinux, NOBODY, OTHER, privateDir, runToEnd, startDaemon } from './helpers.js';
 import { linuxSetup } from './linux-setup.js';
@@ -69,12 +69,11 @@ asRootOnLinux(
 asRootOnLinux('SIGTERM stops the daemon cleanly: exit code 0, its socket file removed', async (t) => {
   const setup = await linuxSetup(t);
   const daemon = await startDaemon(t, setup.daemonConfig);
-  const socket = join(setup.systemDirectory, `privileged-helper-${process.pid}.sock`);
-  t.true(existsSync(socket));
+  t.true(existsSync(setup.socket));
   daemon.child.kill('SIGTERM');
   t.is(await daemon.exited, 0);
   t.deepEqual(daemon.stderr.slice(-2), ['daemon: SIGTERM: shutting down', 'daemon: stopped']);
-  t.false(existsSync(socket));
+  t.false(existsSync(setup.socket));
 });
 
 asRootOnLinux('a key given the admin role may call admin.shutdown, and the daemon stops', async (t) => {
@@ -87,3 +86,31 @@ asRootOnLinux('a key given the admin role may call admin.shutdown, and the daemo
   t.is(await daemon.exited, 0);
   t.true(daemon.stderr.includes('daemon: admin.shutdown: shutting down'));
 });
+
+asRootOnLinux(
+  'over unix:// with socketMode 0660 and group 65534: the app gets in; uid 65533, not in the group, cannot even connect',
+  async (t) => {
+    const setup = await linuxSetup(t, 'app', 'group');
+    const daemon = await startDaemon(t, setup.daemonConfig);
+    t.like(statSync(setup.socket), { uid: 0, gid: NOBODY });
+    t.is(statSync(setup.socket).mode & 0o777, 0o660);
+    const ok = await runToEnd(t, APP, [setup.appConfig], NOBODY);
+    t.is(ok.code, 0);
+    t.like(ok.lines[0], {
+      method: 'status.get',
+      result: { uid: 0, caller: { uid: NOBODY, roles: ['app'] } },
+    });
+    // Gate 1: the socket file's permissions refuse the other user at connect(), before the daemon sees it.
+    const otherDir = privateDir(setup.base, 'other', OTHER);
+    copyFileSync(join(setup.appDir, 'app.key'), join(otherDir, 'app.key'));
+    chownSync(join(otherDir, 'app.key'), OTHER, OTHER);
+    const other = await runToEnd(t, APP, [setup.appConfigFor(otherDir, OTHER)], OTHER);
+    t.is(other.code, 1);
+    t.like(other.lines[0], { connect: false, error: 'SIPC_ERR_CONNECT_FAILED' });
+    t.regex(other.lines[0]!.message, /EACCES/);
+    t.false(
+      daemon.stderr.some((l) => l.includes(`uid ${OTHER}`)),
+      'the daemon never saw it',
+    );
+  },
+);
