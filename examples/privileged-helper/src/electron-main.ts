@@ -17,7 +17,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { createError } from '@secure-ipc/core';
 import type { UtilityMessage } from './bridge.js';
-import type { CallOutcome } from './helper-client.js';
+import { type CallOutcome, failure } from './helper-client.js';
 import { type HelperMethod, isHelperMethod } from './service.js';
 
 const UTILITY = fileURLToPath(new URL('./electron-utility.js', import.meta.url));
@@ -74,6 +74,7 @@ export async function startHelperBridge(configPath: string): Promise<HelperBridg
       return Promise.race([answered, gone]).finally(() => pending.delete(id));
     },
     async quit() {
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode; // gone already
       const exited = once(child, 'exit') as Promise<[number | null]>;
       if (child.connected) child.send({ quit: true });
       return (await exited)[0];
@@ -98,7 +99,8 @@ async function main(argv: string[]): Promise<number> {
   print({ utility: { pid: bridge.pid } });
   let failed = false;
   for (const method of methods) {
-    const outcome = await bridge.call(method);
+    // A utility that went away (its channel closed, it crashed) is a typed error too, not a throw.
+    const outcome = await bridge.call(method).catch((err: unknown) => ({ method, ...failure(err) }));
     print(outcome);
     failed ||= 'error' in outcome;
   }

@@ -3,6 +3,7 @@
  * here): electron-main.js, as the app's user, forks electron-utility.js (child_process.fork in place
  * of utilityProcess.fork), which holds the key and the channel to the root daemon.
  */
+import { startHelperBridge } from '../src/electron-main.js';
 import { APP, asRootOnLinux, ELECTRON_MAIN, NOBODY, runToEnd, startDaemon } from './helpers.js';
 import { linuxSetup } from './linux-setup.js';
 
@@ -43,5 +44,27 @@ asRootOnLinux(
     t.is(run.code, 1);
     t.is(run.lines.length, 1);
     t.like(run.lines[0], { utility: false, error: 'SIPC_ERR_CONNECT_FAILED' });
+  },
+);
+
+asRootOnLinux(
+  'the daemon killed mid-session: the next call is SIPC_ERR_CONNECTION_CLOSED, and the utility exits',
+  async (t) => {
+    // The bridge runs in this test process (root), so the app here is uid 0 and the daemon allows uid 0.
+    const setup = await linuxSetup(t, { appUid: 0 });
+    const daemon = await startDaemon(t, setup.daemonConfig);
+    const bridge = await startHelperBridge(setup.appConfig);
+    t.teardown(() => bridge.child.kill('SIGKILL'));
+    t.like(await bridge.call('status.get'), {
+      method: 'status.get',
+      result: { caller: { pid: bridge.pid } },
+    });
+    daemon.child.kill('SIGKILL');
+    await daemon.exited;
+    // The utility sees its channel close (peer-vanished) and exits; a call made meanwhile gets the
+    // typed error from the closed client, or from the bridge once the utility is gone.
+    const after = await bridge.call('status.get').catch((err: { code?: string }) => ({ error: err.code }));
+    t.like(after, { error: 'SIPC_ERR_CONNECTION_CLOSED' });
+    t.is(await bridge.quit(), 1, 'the utility exited with 1 when its channel closed');
   },
 );

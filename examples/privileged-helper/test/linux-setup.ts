@@ -44,26 +44,31 @@ function endpoint(kind: Endpoint, base: string) {
   };
 }
 
-/** Set it up; `appRole` is the role the daemon gives the app's key (default `app`). */
-export async function linuxSetup(
-  t: ExecutionContext,
-  appRole: 'app' | 'admin' = 'app',
-  kind: Endpoint = 'system',
-): Promise<LinuxSetup> {
+/** What to set up: the role the daemon gives the app's key, the endpoint, and the app's uid. */
+export interface SetupOptions {
+  appRole?: 'app' | 'admin';
+  endpoint?: Endpoint;
+  /** The app's user, who owns its files and is the one uid the daemon accepts (default 65534). */
+  appUid?: number;
+}
+
+/** Set it up (defaults: role `app`, `local://system/`, uid 65534). */
+export async function linuxSetup(t: ExecutionContext, options: SetupOptions = {}): Promise<LinuxSetup> {
+  const { appRole = 'app', endpoint: kind = 'system', appUid = NOBODY } = options;
   const base = scratch(t);
   const { socket, daemon, app } = endpoint(kind, base);
   const daemonDir = privateDir(base, 'daemon');
-  const appDir = privateDir(base, 'app', NOBODY);
+  const appDir = privateDir(base, 'app', appUid);
   const daemonKey = await keyFiles([join(daemonDir, 'daemon.key')]);
-  const appKey = await keyFiles([join(appDir, 'app.key'), NOBODY]);
+  const appKey = await keyFiles([join(appDir, 'app.key'), appUid]);
   const daemonConfig = writeJson(join(daemonDir, 'daemon.json'), {
     ...daemon,
     keyFile: join(daemonDir, 'daemon.key'),
     appKeys: appRole === 'app' ? [appKey] : [],
     adminKeys: appRole === 'admin' ? [appKey] : [],
-    allowedUids: [NOBODY],
+    allowedUids: [appUid],
   } satisfies DaemonConfig);
   const appConfigFor = (dir: string, owner: number) =>
     writeJson(join(dir, 'app.json'), { ...app, keyFile: join(dir, 'app.key'), daemonKey }, owner, 0o600);
-  return { base, socket, daemonConfig, appDir, appConfig: appConfigFor(appDir, NOBODY), appConfigFor };
+  return { base, socket, daemonConfig, appDir, appConfig: appConfigFor(appDir, appUid), appConfigFor };
 }

@@ -77,7 +77,7 @@ asRootOnLinux('SIGTERM stops the daemon cleanly: exit code 0, its socket file re
 });
 
 asRootOnLinux('a key given the admin role may call admin.shutdown, and the daemon stops', async (t) => {
-  const setup = await linuxSetup(t, 'admin');
+  const setup = await linuxSetup(t, { appRole: 'admin' });
   const daemon = await startDaemon(t, setup.daemonConfig);
   const { code, lines } = await runToEnd(t, APP, [setup.appConfig, 'status.get', 'admin.shutdown'], NOBODY);
   t.is(code, 0);
@@ -90,7 +90,7 @@ asRootOnLinux('a key given the admin role may call admin.shutdown, and the daemo
 asRootOnLinux(
   'over unix:// with socketMode 0660 and group 65534: the app gets in; uid 65533, not in the group, cannot even connect',
   async (t) => {
-    const setup = await linuxSetup(t, 'app', 'group');
+    const setup = await linuxSetup(t, { endpoint: 'group' });
     const daemon = await startDaemon(t, setup.daemonConfig);
     t.like(statSync(setup.socket), { uid: 0, gid: NOBODY });
     t.is(statSync(setup.socket).mode & 0o777, 0o660);
