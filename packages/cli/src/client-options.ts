@@ -8,8 +8,9 @@ import { required } from './args.js';
 import { resolveTrust } from './identity-options.js';
 import type { CliIo } from './io.js';
 import { allowUnmarkedOption, loadKeyOption } from './secret-key-input.js';
-import { transportFor } from './transports.js';
-import { type UnixOptionValues, unixOptionsFrom, unixPeerOptions } from './unix-options.js';
+import { credentialOptionsFrom, peerCredentialOptions, transportFor } from './transports.js';
+import type { UnixOptionValues } from './unix-options.js';
+import type { WinOptionValues } from './win-options.js';
 
 /** parseArgs specs of the options of every client command. */
 export const clientOptions = {
@@ -19,11 +20,11 @@ export const clientOptions = {
   cert: { type: 'string' },
   'trust-ca': { type: 'string', multiple: true },
   'app-id': { type: 'string' },
-  ...unixPeerOptions,
+  ...peerCredentialOptions,
 } as const;
 
 /** What `clientOptions` parse to. */
-export interface ClientOptionValues extends UnixOptionValues {
+export interface ClientOptionValues extends UnixOptionValues, WinOptionValues {
   key?: string | undefined;
   'allow-unmarked-key'?: boolean | undefined;
   'server-key'?: string[] | undefined;
@@ -44,7 +45,7 @@ export async function withClient<T>(
   use: (client: RpcClient) => Promise<T>,
 ): Promise<T> {
   const keyFile = required(values.key, 'key');
-  const transport = transportFor(address, { unix: unixOptionsFrom(values) });
+  const transport = transportFor(address, credentialOptionsFrom(values));
   const keyPair = await loadKeyOption(keyFile, io, values['allow-unmarked-key'] === true);
   try {
     const { trust, payload } = await resolveTrust({

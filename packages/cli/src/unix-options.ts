@@ -66,14 +66,24 @@ export function resolveGroup(text: string, groupFile = '/etc/group'): number {
   throw new CliError(`--socket-group ${text}: no such group in ${groupFile}; give the numeric group id`);
 }
 
-/** The transport-unix options the values ask for; on Windows any of them is a usage error. */
+/** The names of the Unix-only options. */
+const UNIX_OPTION_NAMES = Object.keys({
+  ...unixPeerOptions,
+  ...unixSocketOptions,
+}) as (keyof UnixOptionValues)[];
+
+/**
+ * The transport-unix options the values ask for; on Windows any of them is a usage error. `values`
+ * may be a command's whole parse result: only the Unix options are looked at.
+ */
 export function unixOptionsFrom(values: UnixOptionValues, platform = process.platform): UnixTransportOptions {
-  const given = Object.entries(values).filter(
-    ([, v]) => v !== undefined && !(Array.isArray(v) && v.length === 0),
-  );
+  const given = UNIX_OPTION_NAMES.filter((name) => {
+    const v = values[name];
+    return v !== undefined && !(Array.isArray(v) && v.length === 0);
+  });
   if (given.length === 0) return {};
   if (platform === 'win32')
-    throw new CliError(`--${given[0]![0]} is for Unix sockets; named pipes have no uid, gid or file mode`);
+    throw new CliError(`--${given[0]} is for Unix sockets; named pipes have no uid, gid or file mode`);
   const options: UnixTransportOptions = {};
   if (values['allow-uid']?.length) options.allowedUids = values['allow-uid'].map((u) => id(u, 'allow-uid'));
   if (values['allow-gid']?.length) options.allowedGids = values['allow-gid'].map((g) => id(g, 'allow-gid'));

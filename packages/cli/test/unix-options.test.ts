@@ -125,6 +125,10 @@ test('parseMode, resolveGroup and the Windows refusal', async (t) => {
   t.throws(() => unixOptionsFrom({ 'allow-uid': ['0'] }, 'win32'), {
     message: /--allow-uid is for Unix sockets/,
   });
+  // A command passes its whole parse result: its other options are no Unix options (on Windows
+  // `serve --listen` was refused as "--listen is for Unix sockets" before they were told apart).
+  const commandValues = { listen: 'local://x', key: 'k', 'allow-uid': [], 'allow-sid': ['interactive'] };
+  t.deepEqual(unixOptionsFrom(commandValues, 'win32'), {});
 });
 
 asRootOnLinux(

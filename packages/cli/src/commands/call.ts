@@ -12,7 +12,7 @@ import { parseJSONParams, toJSONValue } from '../json-values.js';
 
 /** Usage line. */
 export const usage =
-  'secure-ipc call ADDRESS METHOD [JSON-PARAMS] --key FILE (--server-key PUBKEY | --cert FILE --trust-ca PUBKEY ...) [--app-id ID] [--timeout MS] [--json] [--allow-unmarked-key] [--allow-uid UID ...] [--allow-gid GID ...]';
+  'secure-ipc call ADDRESS METHOD [JSON-PARAMS] --key FILE (--server-key PUBKEY | --cert FILE --trust-ca PUBKEY ...) [--app-id ID] [--timeout MS] [--json] [--allow-unmarked-key] [--allow-uid UID ...] [--allow-gid GID ...] [--allow-sid SID|NAME ...]';
 
 // As long as ping waits for one round trip.
 const DEFAULT_TIMEOUT_MS = 10_000;

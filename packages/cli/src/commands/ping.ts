@@ -16,7 +16,7 @@ import { ms, percentile } from '../stats.js';
 
 /** Usage line. */
 export const usage =
-  'secure-ipc ping ADDRESS --key FILE (--server-key PUBKEY | --cert FILE --trust-ca PUBKEY ...) [--app-id ID] [--count N] [--interval MS] [--json] [--allow-unmarked-key] [--allow-uid UID ...] [--allow-gid GID ...]';
+  'secure-ipc ping ADDRESS --key FILE (--server-key PUBKEY | --cert FILE --trust-ca PUBKEY ...) [--app-id ID] [--count N] [--interval MS] [--json] [--allow-unmarked-key] [--allow-uid UID ...] [--allow-gid GID ...] [--allow-sid SID|NAME ...]';
 
 // Each ping carries fresh random bytes so an echo cannot be a stale or forged answer.
 const PING_BYTES = 32;

@@ -24,12 +24,12 @@ import { resolveTrust } from '../identity-options.js';
 import { CliError, type CliIo, describeError, ExitCode, errorJSON, type Report, reporter } from '../io.js';
 import { describePeer, osFactsJSON, peerJSON } from '../peer-line.js';
 import { allowUnmarkedOption, loadKeyOption } from '../secret-key-input.js';
-import { transportFor } from '../transports.js';
-import { unixOptionsFrom, unixPeerOptions, unixSocketOptions } from '../unix-options.js';
+import { credentialOptionsFrom, peerCredentialOptions, transportFor } from '../transports.js';
+import { unixSocketOptions } from '../unix-options.js';
 
 /** Usage line. */
 export const usage =
-  'secure-ipc serve --listen ADDRESS --key FILE (--allow PUBKEY ... | --cert FILE --trust-ca PUBKEY ... [--revocations FILE]) [--app-id ID] [--allow-remote] [--allow-unmarked-key] [--allow-uid UID ...] [--allow-gid GID ...] [--socket-mode 0600|0660|0666] [--socket-group GROUP] [--json]';
+  'secure-ipc serve --listen ADDRESS --key FILE (--allow PUBKEY ... | --cert FILE --trust-ca PUBKEY ... [--revocations FILE]) [--app-id ID] [--allow-remote] [--allow-unmarked-key] [--allow-uid UID ...] [--allow-gid GID ...] [--socket-mode 0600|0660|0666] [--socket-group GROUP] [--allow-sid SID|NAME ...] [--json]';
 
 /** Resolves on the first of SIGINT / SIGTERM (or when `signal` aborts, for tests). */
 function untilStopped(signal?: AbortSignal): Promise<string> {
@@ -90,7 +90,7 @@ export async function run(argv: string[], io: CliIo, stop?: AbortSignal): Promis
     revocations: { type: 'string' },
     'app-id': { type: 'string' },
     'allow-remote': { type: 'boolean' },
-    ...unixPeerOptions,
+    ...peerCredentialOptions,
     ...unixSocketOptions,
     ...jsonOption,
   });
@@ -101,7 +101,7 @@ export async function run(argv: string[], io: CliIo, stop?: AbortSignal): Promis
     throw new CliError('--cert needs --trust-ca (the authorities whose certificates clients present)');
   const transport = transportFor(address, {
     allowRemote: values['allow-remote'] === true,
-    unix: unixOptionsFrom(values),
+    ...credentialOptionsFrom(values),
   });
   const keyPair = await loadKeyOption(keyFile, io, values['allow-unmarked-key'] === true);
   let revocations: WatchedRevocationList | undefined;
