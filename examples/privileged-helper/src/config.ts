@@ -16,7 +16,7 @@ import { createError, decodeKey } from '@secure-ipc/core';
 
 /** The daemon's config (daemon.json). */
 export interface DaemonConfig {
-  /** Where to listen: `local://system/APP`, `unix:///path` (Linux, macOS) or `pipe://NAME` (Windows). */
+  /** Where to listen: `local://system/APP` (every OS), `unix:///path` (Linux, macOS) or `pipe://NAME` (Windows). */
   address: string;
   /** The daemon's secret key file (`secure-ipc keygen`): mode 0600, owned by the daemon's user. */
   keyFile: string;
@@ -26,7 +26,10 @@ export interface DaemonConfig {
   adminKeys: string[];
   /** Unix: the uids accepted at accept (from the kernel's credentials); default: the daemon's own. */
   allowedUids?: number[];
-  /** Windows: the user SIDs accepted at accept (from the client's process token); default: the daemon's own. */
+  /**
+   * Windows: the users accepted at accept (from the client's token), as SIDs or well-known names
+   * (`interactive`, `authenticated-users`, ...); default: the daemon's own account.
+   */
   allowedSids?: string[];
   /** Unix: who may `connect()` to the socket file: `"0600"` (default), `"0660"` or `"0666"`. */
   socketMode?: '0600' | '0660' | '0666';
@@ -48,7 +51,10 @@ export interface AppConfig {
   systemDirectory?: string;
   /** Unix: the uids that may serve (default for `local://system/`: root only; else the app's own). */
   serverUids?: number[];
-  /** Windows: the SIDs the daemon process may run as (default: the app's own user). */
+  /**
+   * Windows: the accounts the daemon process may run as, as SIDs or names (`local-service`, ...);
+   * default for `local://system/`: SYSTEM only, else the app's own user.
+   */
   serverSids?: string[];
 }
 
@@ -72,8 +78,6 @@ const listOf =
   (v) =>
     Array.isArray(v) && v.length <= 1024 && v.every(check);
 const isId: Check = (v) => Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) < 2 ** 32;
-// A SID as Windows prints it: S-1-<authority>-<sub-authority>... (a fixed pattern, never built from input).
-const isSid: Check = (v) => typeof v === 'string' && /^S-1-\d{1,14}(?:-\d{1,10}){1,15}$/.test(v);
 
 const DAEMON_FIELDS: Record<keyof DaemonConfig, Field> = {
   address: { check: isText, what: 'an address string', required: true },
@@ -81,7 +85,8 @@ const DAEMON_FIELDS: Record<keyof DaemonConfig, Field> = {
   appKeys: { check: listOf(isKey), what: 'a list of base64 public keys', required: true },
   adminKeys: { check: listOf(isKey), what: 'a list of base64 public keys', required: true },
   allowedUids: { check: listOf(isId), what: 'a list of uids' },
-  allowedSids: { check: listOf(isSid), what: 'a list of SIDs (S-1-...)' },
+  // Each entry (a SID or a well-known name such as "interactive") is checked by transport-win.
+  allowedSids: { check: listOf(isText), what: 'a list of SIDs (S-1-...) or well-known names' },
   socketMode: {
     check: (v) => v === '0600' || v === '0660' || v === '0666',
     what: '"0600", "0660" or "0666"',
@@ -96,7 +101,7 @@ const APP_FIELDS: Record<keyof AppConfig, Field> = {
   daemonKey: { check: isKey, what: 'a base64 public key', required: true },
   systemDirectory: { check: isText, what: 'a path' },
   serverUids: { check: listOf(isId), what: 'a list of uids' },
-  serverSids: { check: listOf(isSid), what: 'a list of SIDs (S-1-...)' },
+  serverSids: { check: listOf(isText), what: 'a list of SIDs (S-1-...) or well-known names' },
 };
 
 const MAX_CONFIG_BYTES = 64 * 1024;

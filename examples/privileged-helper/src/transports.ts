@@ -1,17 +1,19 @@
 /**
- * The transport each side uses, chosen by the address: `pipe://` is a Windows named pipe
- * (@secure-ipc/transport-win), anything else a Unix domain socket (@secure-ipc/transport-unix).
- * The OS-level gate is set here: which users may connect and which are accepted at accept (the
- * kernel's uid on Unix, the client's process token on Windows). A Unix option on a pipe address,
- * or the reverse, is refused rather than ignored. Each transport package is imported only when an
- * address needs it, so a Linux install never loads the Windows one (nor the reverse).
+ * The transport each side uses: on Windows a named pipe (@secure-ipc/transport-win: `pipe://NAME`,
+ * `local://system/APP`), elsewhere a Unix domain socket (@secure-ipc/transport-unix:
+ * `local://system/APP`, `unix:///path`); a `pipe://` address off Windows goes to the pipe transport
+ * too, which then says SIPC_ERR_UNSUPPORTED_PLATFORM. The OS-level gate is set here: which users
+ * may connect and which are accepted at accept (the kernel's uid on Unix, the client's token on
+ * Windows). A Unix option for a pipe, or the reverse, is refused rather than ignored. Each
+ * transport package is imported only when needed, so a Linux install never loads the Windows one
+ * (nor the reverse).
  */
 import { createError, type Transport } from '@secure-ipc/core';
 import type { AppConfig, DaemonConfig } from './config.js';
 
 const SOCKET_MODES = { '0600': 0o600, '0660': 0o660, '0666': 0o666 } as const;
 
-const isPipe = (address: string) => address.startsWith('pipe://');
+const isPipe = (address: string) => address.startsWith('pipe://') || process.platform === 'win32';
 
 /** Refuse the fields of the other OS's transport: a config meant for Linux must not half-apply on Windows. */
 function refuseForeign(address: string, config: object, unixOnly: string[], windowsOnly: string[]): void {
@@ -20,7 +22,7 @@ function refuseForeign(address: string, config: object, unixOnly: string[], wind
   if (given.length > 0)
     throw createError(
       'SIPC_ERR_INVALID_ARGUMENT',
-      `Not for ${isPipe(address) ? 'pipe://' : 'Unix socket'} addresses: ${given.join(', ')} (${address})`,
+      `Not for ${isPipe(address) ? 'named pipes' : 'Unix sockets'}: ${given.join(', ')} (${address})`,
     );
 }
 

@@ -60,7 +60,7 @@ const DAEMON_CASES: [
     { allowedSids: ['S-1-5-18'] },
     0o644,
     'SIPC_ERR_INVALID_ARGUMENT',
-    'Not for Unix socket addresses: allowedSids',
+    'Not for Unix sockets: allowedSids',
   ],
   [
     'a socket mode that is not one of the three',

@@ -9,8 +9,9 @@
  * so a real second account is only exercised on Linux (unix.test.ts).
  */
 import { join } from 'node:path';
+import { currentUserSid } from '@secure-ipc/transport-win';
 import test, { type ExecutionContext } from 'ava';
-import type { DaemonConfig } from '../src/config.js';
+import type { AppConfig, DaemonConfig } from '../src/config.js';
 import { APP, ELECTRON_MAIN, keyFiles, runToEnd, scratch, startDaemon, writeJson } from './helpers.js';
 
 function onWindows(title: string, fn: (t: ExecutionContext) => Promise<void>): void {
@@ -20,13 +21,13 @@ function onWindows(title: string, fn: (t: ExecutionContext) => Promise<void>): v
 
 let nextPipe = 0;
 
-/** Keys and configs for a daemon on a fresh pipe and its app; `daemon` overrides daemon settings. */
+/** Keys and configs for a daemon on a fresh pipe (or `address`) and its app; `daemon` overrides daemon settings. */
 async function pipeSetup(
   t: ExecutionContext,
   daemon: (appKey: string) => Partial<DaemonConfig> = () => ({}),
+  address = `pipe://sipc-example-${process.pid}-${nextPipe++}`,
 ) {
   const dir = scratch(t);
-  const address = `pipe://sipc-example-${process.pid}-${nextPipe++}`;
   const daemonKey = await keyFiles([join(dir, 'daemon.key')]);
   const appKey = await keyFiles([join(dir, 'app.key')]);
   const daemonConfig = writeJson(join(dir, 'daemon.json'), {
@@ -36,8 +37,11 @@ async function pipeSetup(
     adminKeys: [],
     ...daemon(appKey),
   } satisfies DaemonConfig);
-  const appConfig = writeJson(join(dir, 'app.json'), { address, keyFile: join(dir, 'app.key'), daemonKey });
-  return { daemonConfig, appConfig };
+  const app = { address, keyFile: join(dir, 'app.key'), daemonKey };
+  /** An app.json with `extra` settings, named `name`. */
+  const appConfigWith = (name: string, extra: Partial<AppConfig>) =>
+    writeJson(join(dir, name), { ...app, ...extra });
+  return { daemonConfig, appConfig: appConfigWith('app.json', {}), appConfigWith };
 }
 
 const SID = /^S-1-5-21(?:-\d+)+$/;
@@ -103,3 +107,28 @@ onWindows('an admin key stops the daemon with admin.shutdown (exit code 0)', asy
   t.like(lines[0], { method: 'admin.shutdown', result: { stopping: true } });
   t.is(await daemon.exited, 0);
 });
+
+onWindows(
+  'local://system/ as a Windows service would serve it: the daemon admits "interactive"; the app accepts only a SYSTEM server unless told',
+  async (t) => {
+    const setup = await pipeSetup(
+      t,
+      () => ({ allowedSids: ['interactive'] }),
+      `local://system/privileged-helper-${process.pid}-${nextPipe++}`,
+    );
+    const daemon = await startDaemon(t, setup.daemonConfig);
+    // By default the app refuses the daemon: under Wine it runs as the Wine user, not SYSTEM.
+    const refused = await runToEnd(t, APP, [setup.appConfig]);
+    t.is(refused.code, 1);
+    t.like(refused.lines[0], { connect: false, error: 'SIPC_ERR_PIPE_SECURITY' });
+    // Told the daemon's account, it connects; the daemon admitted it through the "interactive" group.
+    const told = setup.appConfigWith('app-told.json', { serverSids: [currentUserSid()] });
+    const ok = await runToEnd(t, APP, [told]);
+    t.is(ok.code, 0);
+    t.like(ok.lines[0], {
+      method: 'status.get',
+      result: { caller: { sid: currentUserSid(), roles: ['app'] } },
+    });
+    await daemon.waitFor('stderr', (l) => l.startsWith('daemon: connected: sid '));
+  },
+);
