@@ -35,12 +35,21 @@ export function credentialOptionsFrom(
   return { unix: unixOptionsFrom(values), win: winOptionsFrom(values) };
 }
 
-/** The transport for `address`, or a usage error naming the supported schemes. */
+/** True when `options` carry anything the OS identity or socket file options asked for. */
+function osOptionsGiven(options: CliTransportOptions): boolean {
+  return Object.keys(options.unix ?? {}).length > 0 || Object.keys(options.win ?? {}).length > 0;
+}
+
+/**
+ * The transport for `address`, or a usage error naming the supported schemes. OS identity and
+ * socket file options on a `tcp://` address are a usage error too: transport-tcp checks no uid or
+ * SID (a loopback peer's uid only groups it for fairness), and ignoring them would let a user
+ * believe the server is narrower than it is.
+ */
 export function transportFor(address: string, options: CliTransportOptions = {}): Transport {
+  const tcp = tcpTransport({ allowRemote: options.allowRemote === true });
   const all: Transport[] =
-    process.platform === 'win32'
-      ? [pipeTransport(options.win), tcpTransport({ allowRemote: options.allowRemote === true })]
-      : [unixTransport(options.unix), tcpTransport({ allowRemote: options.allowRemote === true })];
+    process.platform === 'win32' ? [pipeTransport(options.win), tcp] : [unixTransport(options.unix), tcp];
   const t = selectTransport(address, all);
   if (!t) {
     const schemes = all.flatMap((x) => x.schemes).join(', ');
@@ -49,5 +58,10 @@ export function transportFor(address: string, options: CliTransportOptions = {})
       ExitCode.Usage,
     );
   }
+  if (t === tcp && osOptionsGiven(options))
+    throw new CliError(
+      `${address}: tcp:// checks no OS credentials; --allow-uid, --allow-gid, --socket-mode, --socket-group and --allow-sid are for local sockets and named pipes`,
+      ExitCode.Usage,
+    );
   return t;
 }

@@ -104,6 +104,31 @@ test('the Unix options: bad values are usage errors (exit 2) naming the option',
   }
 });
 
+test('the Unix options on a tcp:// address are a usage error (exit 2): tcp:// checks no uid', async (t) => {
+  const dir = await tempDir(t);
+  const key = await keyFile(dir, 'a.key');
+  for (const args of [
+    ['serve', '--listen', 'tcp://127.0.0.1:0', '--key', key.path, '--allow', key.pub, '--allow-uid', '0'],
+    [
+      'serve',
+      '--listen',
+      'tcp://127.0.0.1:0',
+      '--key',
+      key.path,
+      '--allow',
+      key.pub,
+      '--socket-mode',
+      '0660',
+    ],
+    ['ping', 'tcp://127.0.0.1:1', '--key', key.path, '--server-key', key.pub, '--allow-gid', '0'],
+  ]) {
+    const r = await cli(args);
+    t.is(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    t.regex(r.stderr, /: tcp:\/\/127\.0\.0\.1:\d: tcp:\/\/ checks no OS credentials; --allow-uid, /);
+    t.notRegex(r.stderr, /listening|connected/);
+  }
+});
+
 test('parseMode, resolveGroup and the Windows refusal', async (t) => {
   t.is(parseMode('0660'), 0o660);
   t.is(parseMode('660'), 0o660);

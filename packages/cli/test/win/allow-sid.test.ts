@@ -148,10 +148,11 @@ test(`serve --allow-sid ${GUESTS} (Guests only) refuses the Wine user at accept:
   );
 });
 
-test(`on Windows a bad --allow-sid entry and --allow-uid are usage errors (exit 2) naming the option${needsWindows}`, async (t) => {
-  const [badSid, uid] = await Promise.all([
+test(`on Windows a bad --allow-sid entry, --allow-uid, and --allow-sid on tcp:// are usage errors (exit 2) naming the option${needsWindows}`, async (t) => {
+  const [badSid, uid, tcp] = await Promise.all([
     cli(['ping', 'local://system/x', '--key', 'k', '--server-key', 'x', '--allow-sid', 'S-1-5-32-']),
     cli(['ping', 'local://x', '--key', 'k', '--server-key', 'x', '--allow-uid', '0']),
+    cli(['ping', 'tcp://127.0.0.1:1', '--key', 'k', '--server-key', 'x', '--allow-sid', 'interactive']),
   ]);
   t.is(badSid.code, 2, badSid.stderr);
   t.regex(
@@ -160,4 +161,9 @@ test(`on Windows a bad --allow-sid entry and --allow-uid are usage errors (exit 
   );
   t.is(uid.code, 2, uid.stderr);
   t.regex(uid.stderr, /^secure-ipc ping: --allow-uid is for Unix sockets/);
+  t.is(tcp.code, 2, tcp.stderr);
+  t.regex(
+    tcp.stderr,
+    /^secure-ipc ping: tcp:\/\/127\.0\.0\.1:1: tcp:\/\/ checks no OS credentials; .* --allow-sid are for/,
+  );
 });
