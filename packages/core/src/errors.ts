@@ -71,6 +71,8 @@ export const ERROR_TABLE = {
   SIPC_ERR_CERT_EXPIRED: ['CertificateExpiredError', 'The certificate is expired or not yet valid'],
   SIPC_ERR_REVOKED: ['RevokedError', 'The peer or its certificate is revoked'],
   SIPC_ERR_KEYSTORE: ['KeystoreError', 'The OS keystore operation failed'],
+  SIPC_ERR_CIRCUIT_OPEN: ['CircuitOpenError', 'The circuit breaker is open: the call was not sent'],
+  SIPC_ERR_SAGA_FAILED: ['SagaFailedError', 'A saga step failed; its completed steps were compensated'],
 } as const;
 
 /** Every code of the error table (`SIPC_ERR_...`, listed in docs/errors.md). */
