@@ -161,6 +161,53 @@ export {
   loadSecretKey,
   storeSecretKey,
 } from './keys/keystore.js';
+// Resilience: injectable time and randomness, backoff, circuit breakers (docs/resilience.md).
+export {
+  type Backoff,
+  type BackoffOptions,
+  type BackoffStep,
+  createBackoff,
+  DEFAULT_BACKOFF_INITIAL_MS,
+  DEFAULT_BACKOFF_JITTER,
+  DEFAULT_BACKOFF_MAX_MS,
+  DEFAULT_BACKOFF_MULTIPLIER,
+  DEFAULT_MIN_CONNECT_TIMEOUT_MS,
+  MAX_BACKOFF_MS,
+  MAX_BACKOFF_MULTIPLIER,
+} from './resilience/backoff.js';
+export {
+  type CircuitBreaker,
+  type CircuitBreakerEvents,
+  type CircuitBreakerOptions,
+  type CircuitExecuteOptions,
+  type CircuitOutcome,
+  type CircuitState,
+  type CircuitStateChange,
+  createCircuitBreaker,
+  DEFAULT_CONSECUTIVE_FAILURES,
+  DEFAULT_HALF_OPEN_AFTER_MS,
+  defaultClassify,
+  type FailureRatioOptions,
+  MAX_HALF_OPEN_PROBES,
+  MAX_RATIO_BUCKETS,
+} from './resilience/breaker.js';
+export {
+  type Clock,
+  MAX_TIMER_MS,
+  type ManualClock,
+  manualClock,
+  type RandomSource,
+  seededRandom,
+  systemClock,
+  systemRandom,
+  type TimerHandle,
+} from './resilience/clock.js';
+export {
+  type BreakerClient,
+  MAX_BREAKER_METHOD_PATTERNS,
+  type WithCircuitBreakerOptions,
+  withCircuitBreaker,
+} from './resilience/with-breaker.js';
 // RPC: clients, servers, policy, typed services.
 export {
   createClient,
