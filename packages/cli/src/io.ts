@@ -92,6 +92,9 @@ function isRemoteAnswer(err: unknown): boolean {
 /** The exit code for an error thrown by a command. */
 export function exitCodeOf(err: unknown): number {
   if (err instanceof CliError) return err.exitCode;
+  // A deadline is the caller's, whichever end noticed it first: the caller's own timer, or the
+  // server enforcing the `h.timeout` it was sent (an answer, so remote) a moment earlier.
+  if (isSecureIpcError(err, 'SIPC_ERR_TIMEOUT')) return ExitCode.Failed;
   if (isRemoteAnswer(err)) return ExitCode.Remote;
   if (isFileAccessError(err)) return ExitCode.KeyOrFile;
   if (isSecureIpcError(err)) return EXIT_BY_CODE[err.code] ?? ExitCode.Failed;
