@@ -202,6 +202,50 @@ export {
   systemRandom,
   type TimerHandle,
 } from './resilience/clock.js';
+// Sagas: steps with compensations, journaled for crash recovery (docs/resilience.md).
+export {
+  DEFAULT_SAGA_COMPENSATION_ATTEMPTS,
+  DEFAULT_SAGA_COMPENSATION_BACKOFF_MS,
+  defineSaga,
+  MAX_SAGA_COMPENSATION_ATTEMPTS,
+  MAX_SAGA_NAME_BYTES,
+  MAX_SAGA_STEPS,
+  type RunSagaOptions,
+  resumeSagas,
+  runSaga,
+  type SagaCompensationContext,
+  type SagaDefinition,
+  type SagaDefinitionOptions,
+  type SagaExecutionOptions,
+  type SagaRecovery,
+  type SagaResult,
+  type SagaStep,
+  type SagaStepContext,
+  sagaIdempotencyKey,
+} from './resilience/saga.js';
+export {
+  DEFAULT_SAGA_JOURNAL_MAX_BYTES,
+  type FileJournalOptions,
+  type FileSagaJournal,
+  fileJournal,
+  SAGA_JOURNAL_HEADER,
+} from './resilience/saga-file-journal.js';
+export {
+  MAX_SAGA_RECORD_BYTES,
+  memoryJournal,
+  type SagaBeginRecord,
+  type SagaEndRecord,
+  type SagaJournal,
+  type SagaLog,
+  type SagaRecord,
+  type SagaRecordBase,
+  type SagaRecordType,
+  type SagaStepDoneRecord,
+  type SagaStepFailedRecord,
+  type SagaStepStartedRecord,
+  type SagaUndoRecord,
+  type SagaUndoStuckRecord,
+} from './resilience/saga-journal.js';
 export {
   type BreakerClient,
   MAX_BREAKER_METHOD_PATTERNS,
