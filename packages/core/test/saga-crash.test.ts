@@ -23,6 +23,8 @@ interface Case {
   recovery?: 'backward' | 'forward';
   /** Index of the last step whose step-started record reached the journal before the crash. */
   lastStarted: number;
+  /** Where the first resuming process crashes too (a third one then resumes). */
+  resumeCrash?: CrashPoint;
 }
 
 interface Exit {
@@ -61,6 +63,10 @@ async function crashAndResume(t: import('ava').ExecutionContext, c: Case): Promi
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const first = await child('run', dir, c, c.crash);
   t.is(first.signal, 'SIGKILL', `the first process dies at the crash point (stderr: ${first.stderr})`);
+  if (c.resumeCrash !== undefined) {
+    const resumer = await child('resume', dir, c, c.resumeCrash);
+    t.is(resumer.signal, 'SIGKILL', `the first resumer dies at its crash point (stderr: ${resumer.stderr})`);
+  }
   const second = await child('resume', dir, c, 'none');
   t.is(second.status, 0, second.stderr);
   const report = JSON.parse(second.stdout.trim()) as { recoveries: { outcome: string }[] };
@@ -167,6 +173,36 @@ for (const c of compensationCases) {
     // runs (and, ship having no effect, undoes nothing); once step-failed is journaled it never runs.
     if (c.crash.type !== 'step-failed' || c.crash.at !== 'journal-before')
       t.is(count(lines, 'attempt', 'undo', 'ship'), 0, 'the failed step is not compensated');
+    t.is(count(lines, 'applied', 'do', 'reserve'), 1);
+    t.is(count(lines, 'applied', 'do', 'charge'), 1);
+  });
+}
+
+// The process that resumes crashes too, at each point of the compensation it repeats or goes on with.
+const doubleCrashCases: Case[] = [
+  {
+    crash: { at: 'undo-after-effect', step: 1 },
+    resumeCrash: { at: 'undo-before-effect', step: 1 },
+    failAt: 2,
+    lastStarted: 2,
+  },
+  {
+    crash: { at: 'undo-after-effect', step: 1 },
+    resumeCrash: { at: 'undo-after-effect', step: 0 },
+    failAt: 2,
+    lastStarted: 2,
+  },
+  {
+    crash: { at: 'run-after-effect', step: 1 },
+    resumeCrash: { at: 'journal-before', type: 'undo-done', step: 1 },
+    lastStarted: 1,
+  },
+];
+
+for (const c of doubleCrashCases) {
+  test(`crash, then a crash while resuming (${c.resumeCrash?.at} ${c.resumeCrash?.type ?? ''} step ${c.resumeCrash?.step})`, async (t) => {
+    const lines = await crashAndResume(t, c);
+    assertUndoneNet(t, lines, c);
     t.is(count(lines, 'applied', 'do', 'reserve'), 1);
     t.is(count(lines, 'applied', 'do', 'charge'), 1);
   });
