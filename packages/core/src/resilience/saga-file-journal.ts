@@ -251,7 +251,13 @@ export async function fileJournal(path: string, options: FileJournalOptions = {}
     queue = next.catch(() => {});
     return next;
   };
-  const compact = async () => reopen(await rewrite(path, index.encodedRecords()));
+  // The descriptor is closed before the rename over its file (Windows refuses to replace a file
+  // that is open); a rewrite that fails leaves the journal closed, as a failed append does.
+  const compact = async () => {
+    await handle?.close();
+    handle = undefined;
+    await reopen(await rewrite(path, index.encodedRecords()));
+  };
   const shut = async () => {
     const h = handle;
     handle = undefined;
@@ -296,7 +302,12 @@ export async function fileJournal(path: string, options: FileJournalOptions = {}
     compact: () =>
       serial(async () => {
         if (handle === undefined) throw journalError(path, 'is closed', undefined, 'closed');
-        await compact();
+        try {
+          await compact();
+        } catch (err) {
+          await shut();
+          throw journalError(path, 'cannot be rewritten (reopen it to go on)', err, 'write');
+        }
       }),
     close: () => serial(shut),
   };
