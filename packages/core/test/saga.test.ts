@@ -332,6 +332,21 @@ test('resume: an unknown saga or one whose steps changed is skipped and left in 
   t.is((await journal.unfinished()).length, 1);
 });
 
+test('a step named __proto__ is a result like any other', async (t) => {
+  const def = defineSaga({
+    name: 'proto',
+    steps: [
+      { name: '__proto__', run: () => ({ polluted: true }), compensate: () => {} },
+      { name: 'next', run: (ctx) => Object.keys(ctx.results), compensate: () => {} },
+    ],
+  });
+  const { results } = await runSaga(def, null, { journal: memoryJournal() });
+  t.deepEqual(Object.keys(results), ['__proto__', 'next']);
+  t.deepEqual(results.next, ['__proto__']);
+  t.is(Object.getPrototypeOf(results), Object.prototype);
+  t.is((results as { polluted?: boolean }).polluted, undefined);
+});
+
 test('keys: deterministic, distinct per saga, id, step and phase, within the RPC limit', (t) => {
   const k = sagaIdempotencyKey('order', 's-1', 'charge', 'do');
   t.is(k, sagaIdempotencyKey('order', 's-1', 'charge', 'do'));

@@ -303,7 +303,8 @@ const NEVER_ABORTED = new AbortController().signal;
 
 /** One saga in progress: its steps' states, and the forward and backward passes over them. */
 class Execution<I> {
-  readonly results: Record<string, unknown> = {};
+  // No prototype: a step named __proto__ is a result like any other, never a prototype change.
+  readonly results: Record<string, unknown> = Object.create(null);
 
   constructor(
     readonly def: SagaDefinition<I>,
