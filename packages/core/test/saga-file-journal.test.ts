@@ -16,8 +16,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import type { SecureIpcError } from '../src/errors.js';
+import { defineSaga, resumeSagas, runSaga, type SagaStepContext } from '../src/resilience/saga.js';
 import { fileJournal, SAGA_JOURNAL_HEADER } from '../src/resilience/saga-file-journal.js';
-import { MAX_SAGA_RECORD_BYTES, type SagaRecord } from '../src/resilience/saga-journal.js';
+import { MAX_SAGA_RECORD_BYTES, type SagaJournal, type SagaRecord } from '../src/resilience/saga-journal.js';
 
 function tempPath(t: ExecutionContext): string {
   const dir = mkdtempSync(join(tmpdir(), 'sipc-saga-journal-'));
@@ -242,4 +243,47 @@ test('one journal object per file in a process: a second open is refused until t
   const second = await fileJournal(path);
   t.is((await second.unfinished()).length, 1);
   await second.close();
+});
+
+test('sagas running side by side on one file journal: appends are serialized, every record comes back', async (t) => {
+  const path = tempPath(t);
+  const journal = await fileJournal(path);
+  const def = defineSaga({
+    name: 'parallel',
+    steps: ['a', 'b', 'c'].map((name) => ({
+      name,
+      run: async (ctx: SagaStepContext) => `${ctx.sagaId}-${name}`,
+      compensate: () => {},
+    })),
+  });
+  // Each saga stops after its second step's record (a crash), so the journal keeps them all.
+  const gate = new Error('stop here');
+  const stopping: SagaJournal = {
+    async append(record) {
+      if (record.type === 'step-started' && record.step === 2) throw gate;
+      await journal.append(record);
+    },
+    unfinished: () => journal.unfinished(),
+  };
+  const ids = Array.from({ length: 8 }, (_, i) => `p-${i}`);
+  const outcomes = await Promise.allSettled(
+    ids.map((sagaId) => runSaga(def, null, { journal: stopping, sagaId })),
+  );
+  t.true(outcomes.every((o) => o.status === 'rejected' && o.reason === gate));
+  await journal.close();
+  const reopened = await fileJournal(path);
+  const logs = await reopened.unfinished();
+  t.deepEqual(logs.map((l) => l.sagaId).sort(), ids);
+  for (const log of logs)
+    t.deepEqual(log.records, [
+      { type: 'begin', sagaId: log.sagaId, saga: 'parallel', input: null },
+      { type: 'step-started', sagaId: log.sagaId, step: 0, name: 'a' },
+      { type: 'step-done', sagaId: log.sagaId, step: 0, result: `${log.sagaId}-a` },
+      { type: 'step-started', sagaId: log.sagaId, step: 1, name: 'b' },
+      { type: 'step-done', sagaId: log.sagaId, step: 1, result: `${log.sagaId}-b` },
+    ]);
+  const recovered = await resumeSagas(reopened, [def]);
+  t.deepEqual(new Set(recovered.map((r) => r.outcome)), new Set(['compensated']));
+  t.deepEqual(await reopened.unfinished(), []);
+  await reopened.close();
 });
