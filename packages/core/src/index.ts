@@ -202,6 +202,21 @@ export {
   systemRandom,
   type TimerHandle,
 } from './resilience/clock.js';
+// The reconnecting client: gRPC connectivity states and backoff (docs/resilience.md).
+export {
+  type ConnectivityState,
+  type ConnectivityStateChange,
+  createReconnectingClient,
+  isTerminalConnectError,
+  type ReadyOptions,
+  type ReadyRequestArgs,
+  type ReadyRequestOptions,
+  ReconnectingClient,
+  type ReconnectingClientEvents,
+  type ReconnectingClientOptions,
+  type SubscriptionLost,
+  TERMINAL_CONNECT_CODES,
+} from './resilience/reconnect.js';
 // Sagas: steps with compensations, journaled for crash recovery (docs/resilience.md).
 export {
   DEFAULT_SAGA_COMPENSATION_ATTEMPTS,
