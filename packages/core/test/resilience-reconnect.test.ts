@@ -357,3 +357,24 @@ test('bad options are SIPC_ERR_INVALID_ARGUMENT at the factory; a bad address is
   t.true(isSecureIpcError((err as Error).cause, 'SIPC_ERR_INVALID_ADDRESS'), String(err));
   t.is(rc.state, 'shutdown');
 });
+
+test('a throwing subscription listener is reported as an error event (as on RpcClient); client is undefined while not ready', async (t) => {
+  const world = reconnectWorld(t);
+  const server = await world.start();
+  const clock = manualClock();
+  const rc = world.client(clock);
+  const errors: unknown[] = [];
+  rc.on('error', (err) => errors.push(err));
+  const got: number[] = [];
+  await rc.subscribe('tick.*', () => {
+    throw new Error('listener broke');
+  });
+  await rc.subscribe('tick.*', (n) => got.push(n));
+  await server.publish('tick.a', 1);
+  await rc.ping();
+  t.deepEqual(got, [1], 'the other listener still ran');
+  t.is((errors[0] as Error).message, 'listener broke');
+  await dropServers(world, rc);
+  t.not(rc.state, 'ready');
+  t.is(rc.client, undefined);
+});
