@@ -378,3 +378,17 @@ test('a throwing subscription listener is reported as an error event (as on RpcC
   t.not(rc.state, 'ready');
   t.is(rc.client, undefined);
 });
+
+test('a bad timeoutMs on a waiting call is SIPC_ERR_INVALID_ARGUMENT; nothing is left waiting', async (t) => {
+  const world = reconnectWorld(t);
+  const clock = manualClock();
+  const rc = world.client(clock);
+  rc.connect();
+  await reached(rc, 'transient_failure');
+  const pending = clock.pendingTimers;
+  const err = await t.throwsAsync(rc.request('echo', 'x', { waitForReady: true, timeoutMs: -1 }));
+  t.true(isSecureIpcError(err, 'SIPC_ERR_INVALID_ARGUMENT'), String(err));
+  t.is(clock.pendingTimers, pending);
+  await rc.close();
+  t.is(clock.pendingTimers, 0);
+});

@@ -330,9 +330,7 @@ export class ReconnectingClient<
           reject(error);
         },
       };
-      const onAbort = () =>
-        waiter.reject(createError('SIPC_ERR_ABORTED', undefined, { cause: signal?.reason }));
-      signal?.addEventListener('abort', onAbort, { once: true });
+      // The timer first: it checks timeoutMs and throws before anything is registered.
       if (timeoutMs !== undefined)
         timer = this.#clock.setTimeout(
           () =>
@@ -341,6 +339,9 @@ export class ReconnectingClient<
             ),
           timeoutMs,
         );
+      const onAbort = () =>
+        waiter.reject(createError('SIPC_ERR_ABORTED', undefined, { cause: signal?.reason }));
+      signal?.addEventListener('abort', onAbort, { once: true });
       this.#waiters.add(waiter);
     });
   }
