@@ -202,6 +202,12 @@ export {
   systemRandom,
   type TimerHandle,
 } from './resilience/clock.js';
+// Retries decided by the protocol, per-method retry policies, ordering lanes (docs/resilience.md).
+export {
+  DEFAULT_MAX_QUEUED_PER_LANE,
+  MAX_LANE_NAME_LENGTH,
+  MAX_QUEUED_PER_LANE,
+} from './resilience/lanes.js';
 // The reconnecting client: gRPC connectivity states and backoff (docs/resilience.md).
 export {
   type ConnectivityState,
@@ -217,6 +223,25 @@ export {
   type SubscriptionLost,
   TERMINAL_CONNECT_CODES,
 } from './resilience/reconnect.js';
+export {
+  type CallRetryOption,
+  classifyFailure,
+  createRetryPolicy,
+  DEFAULT_RETRY_BACKOFF_MULTIPLIER,
+  DEFAULT_RETRY_INITIAL_BACKOFF_MS,
+  DEFAULT_RETRY_MAX_BACKOFF_MS,
+  type FailureKind,
+  MAX_RETRY_ATTEMPTS,
+  MAX_RETRY_METHOD_PATTERNS,
+  MAX_RETRYABLE_CODES,
+  NEVER_RETRIED_CODES,
+  type RetryOptions,
+  type RetryPolicy,
+  type RetryPolicyOptions,
+  type RetryThrottleOptions,
+  readPushback,
+  retryBackoffMs,
+} from './resilience/retry.js';
 // Sagas: steps with compensations, journaled for crash recovery (docs/resilience.md).
 export {
   DEFAULT_SAGA_COMPENSATION_ATTEMPTS,

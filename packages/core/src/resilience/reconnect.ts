@@ -11,8 +11,11 @@
  * Each attempt is a whole `connect()`: transport connection, Noise handshake, the trust check.
  * An attempt gets max(delay, minConnectTimeoutMs) (the backoff's `connectTimeoutMs`); the next
  * one starts no earlier than `delayMs` after this one started. A ready channel resets the
- * backoff. Requests are never retried here: one in flight when the channel drops rejects with
- * the error it gets today (SIPC_ERR_CONNECTION_CLOSED). Every timer is on the `Clock`.
+ * backoff. A failed request goes to the retry table (./retry.ts): a call never written is sent
+ * again, one certified not executed once, and a policy (`retry`, per method or per call) decides
+ * the rest. A kind 13 (`goingAway`) moves new calls to a new channel while the old one drains
+ * (ready ─goingAway─▶ connecting). Calls with a `lane` run in order (./lanes.ts). Every timer is
+ * on the `Clock`.
  */
 import { EventEmitter } from 'node:events';
 import { createError, isSecureIpcError, type SecureIpcError } from '../errors.js';
@@ -32,7 +35,17 @@ import type {
   ServiceDefinition,
 } from '../rpc/service-types.js';
 import { type Backoff, type BackoffOptions, createBackoff, DEFAULT_BACKOFF_INITIAL_MS } from './backoff.js';
-import { type Clock, type RandomSource, systemClock, type TimerHandle } from './clock.js';
+import { type Clock, type RandomSource, systemClock, systemRandom, type TimerHandle } from './clock.js';
+import { DEFAULT_MAX_QUEUED_PER_LANE, Lanes } from './lanes.js';
+import {
+  type CallRetryOption,
+  createRetryPolicy,
+  RetryConfig,
+  type RetryHooks,
+  type RetryOptions,
+  type RetryPolicy,
+  retryFailedCall,
+} from './retry.js';
 
 /** gRPC's connectivity states. */
 export type ConnectivityState = 'idle' | 'connecting' | 'ready' | 'transient_failure' | 'shutdown';
@@ -79,8 +92,12 @@ export interface ReconnectingClientOptions extends Omit<ConnectOptions, 'signal'
   backoff?: Omit<BackoffOptions, 'random'>;
   /** Where the timers run (default `systemClock`; `manualClock()` in tests). */
   clock?: Clock;
-  /** The backoff's jitter (default `systemRandom`; `seededRandom(n)` in tests). */
+  /** The backoff's jitter and the retries' (default `systemRandom`; `seededRandom(n)` in tests). */
   random?: RandomSource;
+  /** Retry policies, per method pattern, and the throttle (default none: only transparent retries). */
+  retry?: RetryOptions;
+  /** Most calls waiting in one lane behind the running one (default 1,024): beyond, SIPC_ERR_BUSY. */
+  maxQueuedPerLane?: number;
 }
 
 /** How a call waits for a channel. */
@@ -97,8 +114,14 @@ export interface ReadyOptions {
   signal?: AbortSignal;
 }
 
-/** A request's options plus `waitForReady`. */
-export type ReadyRequestOptions = RequestOptions & Pick<ReadyOptions, 'waitForReady'>;
+/** A request's options plus `waitForReady`, the call's retry policy and its lane. */
+export type ReadyRequestOptions = RequestOptions &
+  Pick<ReadyOptions, 'waitForReady'> & {
+    /** This call's retry policy instead of the client's (`false`: no policy retries). */
+    retry?: CallRetryOption;
+    /** Run after every earlier call of this lane settled (1 to 128 characters). */
+    lane?: string;
+  };
 
 /** `RequestArgs` with `ReadyRequestOptions` in the options slot. */
 export type ReadyRequestArgs<A extends unknown[]> = {
@@ -125,6 +148,8 @@ export interface ReconnectingClientEvents {
 
 interface Waiter {
   readonly waitForReady: boolean;
+  /** A client this waiter must not get (the one a call just failed on, unsent). */
+  readonly avoid: RpcClient<any, any> | undefined;
   readonly resolve: (client: RpcClient<any, any>) => void;
   readonly reject: (error: SecureIpcError) => void;
 }
@@ -136,6 +161,9 @@ interface Subscription {
   on: RpcClient<any, any> | undefined;
   unsubscribe: (() => Promise<void>) | undefined;
 }
+
+const isStreamedInput = (params: unknown): boolean =>
+  typeof params === 'object' && params !== null && Symbol.asyncIterator in params;
 
 const asSecureError = (err: unknown, message: string): SecureIpcError =>
   isSecureIpcError(err) ? err : createError('SIPC_ERR_CONNECT_FAILED', message, { cause: err });
@@ -160,13 +188,25 @@ export class ReconnectingClient<
   #closing: Promise<void> = Promise.resolve();
   readonly #waiters = new Set<Waiter>();
   readonly #subscriptions = new Set<Subscription>();
+  /** Clients that sent a kind 13: they finish their running requests, then close. */
+  readonly #draining = new Set<RpcClient<S, E>>();
+  readonly #random: RandomSource;
+  readonly #retry: RetryConfig | undefined;
+  readonly #lanes: Lanes;
 
   /** See `createReconnectingClient`. */
   constructor(options: ReconnectingClientOptions) {
     super();
     if (typeof options !== 'object' || options === null)
       throw createError('SIPC_ERR_INVALID_ARGUMENT', 'createReconnectingClient needs an options object');
-    const { backoff = {}, clock = systemClock, random, ...connectOptions } = options;
+    const {
+      backoff = {},
+      clock = systemClock,
+      random,
+      retry,
+      maxQueuedPerLane = DEFAULT_MAX_QUEUED_PER_LANE,
+      ...connectOptions
+    } = options;
     if (typeof clock?.setTimeout !== 'function' || typeof clock.now !== 'function')
       throw createError('SIPC_ERR_INVALID_ARGUMENT', 'clock must be a Clock');
     if ('signal' in connectOptions)
@@ -175,6 +215,9 @@ export class ReconnectingClient<
     this.#initialMs = backoff.initialMs ?? DEFAULT_BACKOFF_INITIAL_MS;
     this.#clock = clock;
     this.#connectOptions = connectOptions;
+    this.#random = random ?? systemRandom;
+    this.#retry = retry === undefined ? undefined : new RetryConfig(retry);
+    this.#lanes = new Lanes(clock, maxQueuedPerLane);
   }
 
   /** The connectivity state now. */
@@ -197,14 +240,31 @@ export class ReconnectingClient<
     if (this.#state === 'idle') this.#startAttempt();
   }
 
-  /** `client.request` on the current channel, once ready (see `ReadyOptions` for the wait). */
-  async request<M extends MethodName<S>>(
+  /**
+   * `client.request` on the current channel, once ready (see `ReadyOptions` for the wait), retried
+   * as the retry table and the call's policy say, in its `lane` if it has one.
+   */
+  request<M extends MethodName<S>>(
     method: M,
     ...args: ReadyRequestArgs<RequestArgs<S, M>>
   ): Promise<Received<ResultOf<S, M>>> {
     const [params, options] = args as unknown as [unknown, ReadyRequestOptions | undefined];
-    const { client, rest } = await this.#ready(options);
-    return client.request(method, ...([params, rest] as unknown as RequestArgs<S, M>));
+    const retry = options?.retry;
+    if (retry !== undefined && retry !== false)
+      try {
+        createRetryPolicy(retry); // checked at the call, not at its first failure
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    const started = options?.timeoutMs === undefined ? 0 : this.#clock.now();
+    const call = () => this.#call(method, params, options, started) as Promise<Received<ResultOf<S, M>>>;
+    if (options?.lane === undefined) return call();
+    return this.#lanes.run(options.lane, options, started, call);
+  }
+
+  /** Calls waiting in `lane` behind the one running (0 for an idle lane). */
+  queuedInLane(lane: string): number {
+    return this.#lanes.queued(lane);
   }
 
   /** `client.ping` on the current channel, once ready. */
@@ -271,8 +331,71 @@ export class ReconnectingClient<
 
   #setState(to: ConnectivityState, error?: SecureIpcError): void {
     const from = this.#state;
+    if (from === to) return;
     this.#state = to;
     this.emit('stateChange', error === undefined ? { from, to } : { from, to, error });
+  }
+
+  // ---- calls and their retries -------------------------------------------------------------
+
+  /** One call: its first attempt here (no allocation beyond the plain path), the rest in retry.ts. */
+  async #call(
+    method: string,
+    params: unknown,
+    options: ReadyRequestOptions | undefined,
+    started: number,
+  ): Promise<unknown> {
+    let ready: { client: RpcClient<S, E>; rest: RequestOptions | undefined };
+    try {
+      ready = await this.#ready(options, started);
+    } catch (error) {
+      // A failed wait is retried only by a policy (it was never written: an attempt that found no channel).
+      if (this.#retry === undefined && options?.retry === undefined) throw error;
+      return this.#retryCall(method, params, options, started, error, undefined);
+    }
+    try {
+      const value = await (ready.client as RpcClient).request(method, params, ready.rest);
+      this.#retry?.throttle?.success();
+      return value;
+    } catch (error) {
+      return this.#retryCall(method, params, options, started, error, ready.client);
+    }
+  }
+
+  #retryCall(
+    method: string,
+    params: unknown,
+    options: ReadyRequestOptions | undefined,
+    started: number,
+    error: unknown,
+    client: RpcClient<S, E> | undefined,
+  ): Promise<unknown> {
+    // A streamed input is consumed by its one attempt: it cannot be sent again.
+    if (isStreamedInput(params)) return Promise.reject(error);
+    const { waitForReady = false, lane: _lane, retry, ...rest } = options ?? {};
+    let policy: RetryPolicy | undefined;
+    try {
+      policy = this.#policyOf(method, retry);
+    } catch (bad) {
+      return Promise.reject(bad);
+    }
+    const hooks: RetryHooks<RpcClient<S, E>> = {
+      clock: this.#clock,
+      random: this.#random,
+      ready: (opts, avoid) => this.#acquire(waitForReady === true, opts, avoid),
+      send: (c, opts) => (c as RpcClient).request(method, params, opts),
+      shutDown: () => this.#state === 'shutdown',
+    };
+    const waitFailed = client === undefined;
+    const throttle = this.#retry?.throttle;
+    return retryFailedCall({ options: rest, policy, throttle, started, error, waitFailed, client }, hooks);
+  }
+
+  /** The call's own policy, else its method's, else none. */
+  #policyOf(method: string, retry: CallRetryOption | undefined): RetryPolicy | undefined {
+    if (retry === false) return undefined;
+    if (retry !== undefined) return createRetryPolicy(retry);
+    return this.#retry?.policyFor(method);
   }
 
   // ---- waiting for ready -------------------------------------------------------------------
@@ -280,16 +403,34 @@ export class ReconnectingClient<
   /** The ready client, and the request options left for it (the wait taken off `timeoutMs`). */
   async #ready(
     options: ReadyRequestOptions | undefined,
+    started = 0,
   ): Promise<{ client: RpcClient<S, E>; rest: RequestOptions | undefined }> {
-    const { waitForReady = false, ...rest } = options ?? {};
+    const { waitForReady = false, lane: _lane, retry: _retry, ...rest } = options ?? {};
     if (this.#state === 'idle') this.#startAttempt();
-    if (this.#state === 'ready' && this.#client !== undefined)
-      return { client: this.#client, rest: options === undefined ? undefined : rest };
-    const started = this.#clock.now();
-    const client = await this.#wait(waitForReady === true, rest);
-    if (rest.timeoutMs === undefined) return { client, rest };
+    const client = this.#usable(undefined)
+      ? this.#client!
+      : await this.#acquire(waitForReady === true, rest, undefined);
+    if (rest.timeoutMs === undefined) return { client, rest: options === undefined ? undefined : rest };
+    // The wait (for a channel, in a lane) is taken off the budget; none: the options as they are.
     const left = Math.max(1, Math.ceil(rest.timeoutMs - (this.#clock.now() - started)));
-    return { client, rest: { ...rest, timeoutMs: left } };
+    return { client, rest: left === rest.timeoutMs ? rest : { ...rest, timeoutMs: left } };
+  }
+
+  /** True when the current client can take a request (ready, open, not `avoid`). */
+  #usable(avoid: RpcClient<any, any> | undefined): boolean {
+    const client = this.#client;
+    return this.#state === 'ready' && client !== undefined && client !== avoid && !client.closed;
+  }
+
+  /** A client to send on: the current one if usable, else the next ready one (see `#wait`). */
+  #acquire(
+    waitForReady: boolean,
+    options: Omit<ReadyOptions, 'waitForReady'>,
+    avoid: RpcClient<any, any> | undefined,
+  ): Promise<RpcClient<S, E>> {
+    if (this.#state === 'idle') this.#startAttempt();
+    if (this.#usable(avoid)) return Promise.resolve(this.#client!);
+    return this.#wait(waitForReady, options, avoid);
   }
 
   #notReady(): SecureIpcError {
@@ -306,7 +447,11 @@ export class ReconnectingClient<
     );
   }
 
-  #wait(waitForReady: boolean, options: Omit<ReadyOptions, 'waitForReady'>): Promise<RpcClient<S, E>> {
+  #wait(
+    waitForReady: boolean,
+    options: Omit<ReadyOptions, 'waitForReady'>,
+    avoid: RpcClient<any, any> | undefined,
+  ): Promise<RpcClient<S, E>> {
     const { timeoutMs, signal } = options;
     if (this.#state === 'shutdown' || (this.#state === 'transient_failure' && !waitForReady))
       return Promise.reject(this.#notReady());
@@ -321,6 +466,7 @@ export class ReconnectingClient<
       };
       const waiter: Waiter = {
         waitForReady,
+        avoid,
         resolve: (client) => {
           done();
           resolve(client);
@@ -349,7 +495,7 @@ export class ReconnectingClient<
   /** Settle the waiters the new state decides: ready resolves all, a failure rejects some. */
   #wakeWaiters(): void {
     for (const waiter of [...this.#waiters]) {
-      if (this.#state === 'ready' && this.#client !== undefined) waiter.resolve(this.#client);
+      if (this.#usable(waiter.avoid)) waiter.resolve(this.#client!);
       else if (this.#state === 'shutdown' || (this.#state === 'transient_failure' && !waiter.waitForReady))
         waiter.reject(this.#notReady());
     }
@@ -397,6 +543,8 @@ export class ReconnectingClient<
       if (this.listenerCount('error') > 0) this.emit('error', err);
     });
     client.once('close', (error, info) => this.#onClose(client, error, info));
+    // Protocol version 3's kind 13 (RpcClient's `goingAway`, typed by the RPC layer).
+    (client as unknown as EventEmitter).once('goingAway', () => this.#onGoingAway(client));
     await Promise.all([...this.#subscriptions].map((sub) => this.#restoreOne(sub, client)));
     // Lost meanwhile (the close handler moved on), or shut down.
     if (this.#client !== client || this.#attempt === undefined) return;
@@ -415,8 +563,11 @@ export class ReconnectingClient<
         if (!client.closed) await unsubscribe();
         return;
       }
+      const { on: old, unsubscribe: undoOld } = sub;
       sub.on = client;
       sub.unsubscribe = unsubscribe;
+      // Still on a draining channel: stop its copy, so an event is not delivered twice for long.
+      if (old !== undefined && old !== client && !old.closed) void undoOld?.().catch(() => {});
     } catch (error) {
       if (client.closed || !this.#subscriptions.has(sub)) return; // the channel's loss is handled by its close
       this.#subscriptions.delete(sub);
@@ -438,6 +589,24 @@ export class ReconnectingClient<
     // The server revoked us, or a certificate expired: as terminal as at the handshake.
     if (info.reason === 'revoked' || info.reason === 'expired') this.#shutdown(lost);
     else this.#onFailure(lost);
+  }
+
+  /**
+   * The server sent a kind 13: this channel runs what it has, then closes. New calls go to a new
+   * channel, connected now (no sooner than one attempt per `initialMs`, as after a lost channel);
+   * the calls it did not run come back to the retry table as not executed.
+   */
+  #onGoingAway(client: RpcClient<S, E>): void {
+    if (this.#client !== client || this.#state !== 'ready') return;
+    this.#client = undefined;
+    this.#draining.add(client);
+    client.once('close', () => this.#draining.delete(client));
+    const delay = this.#nextAllowedAt - this.#clock.now();
+    if (delay <= 0) this.#startAttempt();
+    else {
+      this.#setState('connecting');
+      this.#timer = this.#clock.setTimeout(() => this.#startAttempt(), delay);
+    }
   }
 
   #onFailure(error: SecureIpcError): void {
@@ -467,7 +636,10 @@ export class ReconnectingClient<
     this.#terminalError = error;
     if (error !== undefined) this.#lastError = error;
     this.#subscriptions.clear();
-    this.#closing = client === undefined ? Promise.resolve() : client.close().catch(() => {});
+    const closing = [...this.#draining].map((c) => c.close().catch(() => {}));
+    this.#draining.clear();
+    if (client !== undefined) closing.push(client.close().catch(() => {}));
+    this.#closing = Promise.all(closing).then(() => {});
     this.#setState('shutdown', error);
     this.#wakeWaiters();
   }
