@@ -257,9 +257,15 @@ export class ReconnectingClient<
         return Promise.reject(err);
       }
     const started = options?.timeoutMs === undefined ? 0 : this.#clock.now();
-    const call = () => this.#call(method, params, options, started) as Promise<Received<ResultOf<S, M>>>;
-    if (options?.lane === undefined) return call();
-    return this.#lanes.run(options.lane, options, started, call);
+    type Result = Promise<Received<ResultOf<S, M>>>;
+    // No closure on the plain path: only a call in a lane needs one.
+    if (options?.lane === undefined) return this.#call(method, params, options, started) as Result;
+    return this.#lanes.run(
+      options.lane,
+      options,
+      started,
+      () => this.#call(method, params, options, started) as Result,
+    );
   }
 
   /** Calls waiting in `lane` behind the one running (0 for an idle lane). */
@@ -385,6 +391,7 @@ export class ReconnectingClient<
       ready: (opts, avoid) => this.#acquire(waitForReady === true, opts, avoid),
       send: (c, opts) => (c as RpcClient).request(method, params, opts),
       shutDown: () => this.#state === 'shutdown',
+      gone: (c) => c.closed || c !== this.#client,
     };
     const waitFailed = client === undefined;
     const throttle = this.#retry?.throttle;

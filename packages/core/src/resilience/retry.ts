@@ -271,6 +271,8 @@ export interface RetryHooks<C> {
   send(client: C, options: RequestOptions): Promise<unknown>;
   /** True once the client is closed or shut down (nothing more to wait for). */
   shutDown(): boolean;
+  /** True when `client` takes no more calls (its channel closed, or going away): unsent ones go elsewhere. */
+  gone(client: C): boolean;
 }
 
 /** One call's state, made only when its first attempt failed. */
@@ -314,7 +316,9 @@ export async function retryFailedCall<C>(call: FailedCall<C>, hooks: RetryHooks<
       if (retryable || pushback === 'stop') throttle.failure();
     let decision: Decision | undefined;
     if (pushback === 'stop' || kind === 'local' || kind === 'never') decision = undefined;
-    else if (kind === 'unsent') decision = { delayMs: 0, transparent: true };
+    else if (kind === 'unsent')
+      // Only off a channel that is gone: an unsent call on a live one would fail there again.
+      decision = client !== undefined && hooks.gone(client) ? { delayMs: 0, transparent: true } : undefined;
     else if (transparentUnavailable) {
       unavailableRetried = true;
       decision = { delayMs: pushback ?? 0, transparent: true };
