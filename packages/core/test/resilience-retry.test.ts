@@ -437,6 +437,11 @@ test('a failed wait for a channel is retried by a policy (an attempt), never wit
   const once = (await drive(world.clock, plain.request('echo', 'x'))).error;
   t.true(isSecureIpcError(once, 'SIPC_ERR_CONNECT_FAILED'));
   t.is((once as { details?: unknown }).details, undefined);
+  // A wait that runs out of time is the call's deadline: never retried, nothing was written.
+  const late = (await drive(world.clock, rc.request('echo', 'x', { waitForReady: true, timeoutMs: 50 })))
+    .error;
+  t.true(isSecureIpcError(late, 'SIPC_ERR_TIMEOUT'), String(late));
+  t.is((late as { details?: { attempts?: number } }).details?.attempts, 0);
   // With a server up, the same client is answered.
   const server = await world.start();
   server.handle('echo', (p) => p);

@@ -308,7 +308,8 @@ export async function retryFailedCall<C>(call: FailedCall<C>, hooks: RetryHooks<
   let retried = false;
   for (;;) {
     const kind: FailureKind | 'no-channel' = waitFailed ? noChannel(error, hooks) : classifyFailure(error);
-    if (kind !== 'unsent' && kind !== 'no-channel') writes++;
+    // Counted as written unless known not to be (a local timeout or abort may have been written).
+    if (!waitFailed && kind !== 'unsent') writes++;
     const pushback = readPushback(error);
     const retryable = policyRetryable(kind, error, policy, hasKey);
     const transparentUnavailable = kind === 'not-executed' && !unavailableRetried;
