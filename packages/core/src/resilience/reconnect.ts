@@ -604,8 +604,10 @@ export class ReconnectingClient<
    * the calls it did not run come back to the retry table as not executed.
    */
   #onGoingAway(client: RpcClient<S, E>): void {
-    if (this.#client !== client || this.#state !== 'ready') return;
+    // Also while its subscriptions are restored (connecting): that channel is given up too.
+    if (this.#client !== client || this.#state === 'shutdown') return;
     this.#client = undefined;
+    this.#attempt = undefined;
     this.#draining.add(client);
     client.once('close', () => this.#draining.delete(client));
     const delay = this.#nextAllowedAt - this.#clock.now();
