@@ -1,0 +1,51 @@
+/**
+ * The short soak (issue 16, item 10): 4 clients in 2 processes × 300 requests each through the
+ * fault proxy (delays, partial writes, resets) while the server process is SIGKILLed and restarted
+ * 3 times (at a quarter, half and three quarters of the calls settled: driven by progress, not by
+ * a clock). Every invariant is asserted; nothing about time is.
+ */
+import test from 'ava';
+import { runSoak } from '../src/soak/supervisor.js';
+
+test('soak with chaos: every call settled and typed, no key run twice within a server lifetime, no fault in any process', async (t) => {
+  const clients = 4;
+  const requests = 300;
+  const r = await runSoak({
+    clients,
+    requests,
+    processes: 2,
+    window: 2,
+    restarts: 3,
+    restartEveryMs: 0,
+    callTimeoutMs: 20_000,
+    rssEveryMs: 200,
+    faults: { seed: 16, delayRate: 0.1, maxDelayMs: 5, splitRate: 0.2, resetRate: 0.01, graceBytes: 1024 },
+  });
+  const { restarts, injected, ok, errors, shutdown, ledger } = r;
+  t.log(
+    JSON.stringify({ restarts, injected, ok, errors, shutdown, ledger, reconnects: r.reconnectMs.length }),
+  );
+  t.is(r.missingReports, 0, 'every client process reported');
+  t.deepEqual(r.faults, [], 'no unhandled rejection, uncaught exception or bad exit in any process');
+  t.true(r.restarts >= 2, `restarts: ${r.restarts}`);
+  t.true(
+    r.injected.resets > 0 && r.injected.partialWrites > 0 && r.injected.delays > 0,
+    JSON.stringify(r.injected),
+  );
+  const failed = Object.values(r.errors).reduce((a, b) => a + b, 0);
+  t.is(r.ok + failed + r.wrong + r.lost, clients * requests, 'every call accounted for');
+  t.is(r.lost, 0, 'no call left unsettled');
+  t.is(r.wrong, 0, 'no call answered with another call’s result');
+  t.is(r.errors.untyped, undefined, 'every rejection is a SecureIpcError');
+  // A server SIGKILLed after the client's last handshake message and before its acceptance looks
+  // to the client exactly like a refusal (SIPC_ERR_REFUSED, reason closed), which is terminal by
+  // design (docs/resilience.md): a client may give up that way, and only that way; its remaining
+  // calls then fail typed (checked above).
+  for (const code of Object.keys(r.shutdown))
+    t.is(code, 'SIPC_ERR_REFUSED', 'a client gave up only on a refusal');
+  t.true(r.ok > 0);
+  t.is(r.ledger.malformed, 0);
+  t.is(r.ledger.okWithoutEffect, 0, 'every success left its ledger line');
+  t.is(r.ledger.duplicatesWithinLifetime, 0, 'no key executed twice by one server process');
+  t.true(r.reconnectMs.length > 0, 'reconnects after restarts were measured');
+});
