@@ -99,7 +99,12 @@ async function runClient(
   rc.on('stateChange', (c) => {
     if (c.to === 'ready') ready.push(Date.now());
     if (c.to !== 'shutdown' || closing) return;
-    const code = isSecureIpcError(c.error) ? c.error.code : 'untyped';
+    const reason = isSecureIpcError(c.error)
+      ? (c.error.details as { reason?: unknown } | undefined)?.reason
+      : undefined;
+    const code = isSecureIpcError(c.error)
+      ? `${c.error.code}${typeof reason === 'string' ? ` (${reason})` : ''}`
+      : 'untyped';
     t.report.shutdown[code] = (t.report.shutdown[code] ?? 0) + 1;
   });
   rc.on('error', (err: unknown) => faults.push(`client error event: ${(err as Error).message}`));
