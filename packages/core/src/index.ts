@@ -202,6 +202,14 @@ export {
   systemRandom,
   type TimerHandle,
 } from './resilience/clock.js';
+export {
+  DEFAULT_IDEMPOTENCY_FILE_MAX_BYTES,
+  type FileIdempotencyStore,
+  type FileIdempotencyStoreOptions,
+  fileIdempotencyStore,
+  IDEMPOTENCY_FILE_HEADER,
+  MAX_IDEMPOTENCY_RECORD_BYTES,
+} from './resilience/idempotency-file-store.js';
 // Retries decided by the protocol, per-method retry policies, ordering lanes (docs/resilience.md).
 export {
   DEFAULT_MAX_QUEUED_PER_LANE,
@@ -316,7 +324,15 @@ export {
   DEFAULT_IDEMPOTENCY_MAX_ENTRIES_PER_PEER,
   DEFAULT_IDEMPOTENCY_WINDOW_MS,
   type IdempotencyOptions,
+  requestFingerprint,
 } from './rpc/idempotency.js';
+export {
+  type IdempotencyRecord,
+  type IdempotencyStore,
+  type MemoryIdempotencyStoreOptions,
+  memoryIdempotencyStore,
+  type StoredOutcome,
+} from './rpc/idempotency-store.js';
 export type { RpcPeer } from './rpc/peer.js';
 export {
   createPolicy,

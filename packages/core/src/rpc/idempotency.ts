@@ -20,6 +20,10 @@
  * running for a retry to pick up, within its own quota (maxDetachedPerPeer, maxDetached) and for
  * at most maxDetachedMs; past the quota it is aborted like any other request, past its lifetime
  * its signal fires with SIPC_ERR_TIMEOUT and the entry is forgotten.
+ *
+ * With a store (`idempotency.store`, ./idempotency-store.ts) a key the cache does not know is
+ * looked up there before it runs, and every settled (not transient) outcome is put there before
+ * it is answered, so a restarted server replays it. Without one nothing below changes.
  */
 
 import { createHash, timingSafeEqual } from 'node:crypto';
@@ -27,6 +31,7 @@ import { MAX_TIMER_MS } from '../constants.js';
 import { encodeEnvelope } from '../envelope/encode.js';
 import { EnvelopeKind, type WireError } from '../envelope/types.js';
 import { createError, type ErrorCode, type SecureIpcError } from '../errors.js';
+import { type IdempotencyStore, idempotencyRecordId } from './idempotency-store.js';
 
 /** The settled outcome of a first execution. */
 export type IdempotentOutcome =
@@ -52,8 +57,18 @@ export interface IdempotencyOptions {
   maxDetachedPerPeer?: number;
   /** Longest a detached execution runs before its signal fires (SIPC_ERR_TIMEOUT), in ms (default 60 s). */
   maxDetachedMs?: number;
-  /** Clock, ms epoch (default Date.now); for tests. */
+  /** Clock, ms epoch (default Date.now); for tests. It is wall-clock time: a store's window outlives a restart. */
   now?: () => number;
+  /**
+   * Where settled outcomes are kept beyond this process (default none: memory only), e.g.
+   * `fileIdempotencyStore` or the application's own database (docs/resilience.md).
+   */
+  store?: IdempotencyStore;
+  /**
+   * Called when the store fails to keep an outcome (the caller still gets it, and this process
+   * still replays it; a restart would not). Default: a process warning naming the error code.
+   */
+  onStoreError?: (err: unknown) => void;
 }
 
 /** Default window: 10 minutes. */
@@ -80,9 +95,12 @@ interface Bucket {
 interface Entry {
   readonly id: string;
   readonly bucket: Bucket;
-  readonly fingerprint: Uint8Array;
-  readonly outcome: Promise<IdempotentOutcome>;
+  /** The first request's; replaced by a stored record's when the store knew the key. */
+  fingerprint: Uint8Array;
+  outcome: Promise<IdempotentOutcome>;
   expiresAt: number;
+  /** Forget the entry when it settles (the store could not be asked: nothing was run). */
+  forget?: boolean;
 }
 
 /**
@@ -97,6 +115,24 @@ export function requestFingerprint(method: string, params: unknown): Uint8Array 
 
 function refused(code: ErrorCode, message: string): IdempotentOutcome {
   return { ok: false, error: { code, message } };
+}
+
+const conflict = (): IdempotentOutcome =>
+  refused(
+    'SIPC_ERR_IDEMPOTENCY_CONFLICT',
+    'The idempotency key was already used for another request (other method or params)',
+  );
+
+// Constant time, though both sides are this peer's own requests: nothing else is compared.
+const sameFingerprint = (a: Uint8Array, b: Uint8Array): boolean =>
+  a.byteLength === b.byteLength && timingSafeEqual(a, b);
+
+function warnStoreError(err: unknown): void {
+  const code = (err as { code?: unknown } | null)?.code;
+  process.emitWarning(
+    `An idempotency store could not keep an outcome (${typeof code === 'string' ? code : 'error'})`,
+    'SecureIpcWarning',
+  );
 }
 
 function positive(value: number | undefined, fallback: number, name: string): number {
@@ -115,6 +151,8 @@ export class IdempotencyCache {
   readonly #maxDetachedPerPeer: number;
   readonly #maxDetachedMs: number;
   readonly #now: () => number;
+  readonly #store: IdempotencyStore | undefined;
+  readonly #onStoreError: (err: unknown) => void;
   readonly #entries = new Map<string, Entry>();
   // Every settled entry lives windowMs from its settlement: in settlement order the first is
   // always the next to expire, so expiry takes from the front without a timer.
@@ -148,6 +186,8 @@ export class IdempotencyCache {
         `idempotency.maxDetachedMs must be at most ${MAX_TIMER_MS}`,
       );
     this.#now = options.now ?? Date.now;
+    this.#store = options.store;
+    this.#onStoreError = options.onStoreError ?? warnStoreError;
   }
 
   /** Entries held now (pending and settled). */
@@ -172,23 +212,18 @@ export class IdempotencyCache {
     fingerprint: Uint8Array,
     execute: () => Promise<IdempotentOutcome>,
   ): Promise<IdempotentOutcome> {
-    this.#expire(this.#now());
-    // \0 cannot occur in a fingerprint, so (peer, key) pairs never collide.
-    const id = `${peer}\0${key}`;
-    const hit = this.#entries.get(id);
+    const now = this.#now();
+    this.#expire(now);
+    const id = idempotencyRecordId(peer, key);
+    let hit = this.#entries.get(id);
+    // A store's record keeps its own window, which may end before entries settled earlier here.
+    if (hit !== undefined && this.#store !== undefined && hit.expiresAt <= now) {
+      this.#delete(hit);
+      hit = undefined;
+    }
     if (hit !== undefined) {
-      // Constant time, though both sides are this peer's own requests: nothing else is compared.
-      if (
-        hit.fingerprint.byteLength !== fingerprint.byteLength ||
-        !timingSafeEqual(hit.fingerprint, fingerprint)
-      )
-        return Promise.resolve(
-          refused(
-            'SIPC_ERR_IDEMPOTENCY_CONFLICT',
-            'The idempotency key was already used for another request (other method or params)',
-          ),
-        );
-      return hit.outcome;
+      if (!sameFingerprint(hit.fingerprint, fingerprint)) return Promise.resolve(conflict());
+      return this.#store === undefined ? hit.outcome : this.#checked(hit, fingerprint);
     }
     const bucket = this.#bucket(peer);
     const refusal = this.#makeRoom(bucket);
@@ -196,11 +231,65 @@ export class IdempotencyCache {
       this.#dropIfEmpty(bucket);
       return Promise.resolve(refusal);
     }
-    const outcome = execute();
-    const entry: Entry = { id, bucket, fingerprint, outcome, expiresAt: Number.POSITIVE_INFINITY };
+    const store = this.#store;
+    const entry: Entry = {
+      id,
+      bucket,
+      fingerprint,
+      outcome: undefined as unknown as Promise<IdempotentOutcome>,
+      expiresAt: Number.POSITIVE_INFINITY,
+    };
+    const outcome = store === undefined ? execute() : this.#throughStore(store, entry, peer, key, execute);
+    entry.outcome = outcome;
     bucket.pending++;
     this.#entries.set(id, entry);
     outcome.then((o) => this.#settle(entry, o));
+    return store === undefined ? outcome : this.#checked(entry, fingerprint);
+  }
+
+  /** The entry's outcome, or a conflict if the store's record turned out to be another request's. */
+  #checked(entry: Entry, fingerprint: Uint8Array): Promise<IdempotentOutcome> {
+    return entry.outcome.then((o) => (sameFingerprint(entry.fingerprint, fingerprint) ? o : conflict()));
+  }
+
+  /**
+   * A key the cache does not know: the store's record if it has one (its fingerprint and window
+   * become the entry's), otherwise run it and put the settled outcome before answering. A store
+   * that cannot be asked fails closed: nothing runs, the caller gets SIPC_ERR_BUSY, the entry is
+   * forgotten.
+   */
+  async #throughStore(
+    store: IdempotencyStore,
+    entry: Entry,
+    peer: string,
+    key: string,
+    execute: () => Promise<IdempotentOutcome>,
+  ): Promise<IdempotentOutcome> {
+    let record: Awaited<ReturnType<IdempotencyStore['get']>>;
+    try {
+      record = await store.get(peer, key);
+    } catch {
+      entry.forget = true;
+      return refused('SIPC_ERR_BUSY', 'The idempotency store cannot be read');
+    }
+    if (record !== undefined && record.expiresAt > this.#now()) {
+      entry.fingerprint = record.fingerprint;
+      entry.expiresAt = record.expiresAt;
+      return record.outcome;
+    }
+    const outcome = await execute();
+    if (outcome.ok || outcome.transient !== true) {
+      const expiresAt = this.#now() + this.#windowMs;
+      entry.expiresAt = expiresAt;
+      const kept = outcome.ok
+        ? { ok: true as const, value: outcome.value }
+        : { ok: false as const, error: outcome.error };
+      try {
+        await store.put({ peer, key, fingerprint: entry.fingerprint, outcome: kept, expiresAt });
+      } catch (err) {
+        this.#onStoreError(err);
+      }
+    }
     return outcome;
   }
 
@@ -277,12 +366,14 @@ export class IdempotencyCache {
     if (this.#entries.get(entry.id) !== entry) return; // cleared meanwhile
     const { bucket } = entry;
     bucket.pending--;
-    if (!outcome.ok && outcome.transient === true) {
+    if (entry.forget === true || (!outcome.ok && outcome.transient === true)) {
       this.#entries.delete(entry.id);
       this.#dropIfEmpty(bucket);
       return;
     }
-    entry.expiresAt = this.#now() + this.#windowMs;
+    // A store's record brought its own window; otherwise it starts now.
+    if (this.#store === undefined || entry.expiresAt === Number.POSITIVE_INFINITY)
+      entry.expiresAt = this.#now() + this.#windowMs;
     bucket.settled.set(entry.id, entry);
     this.#settled.set(entry.id, entry);
   }
