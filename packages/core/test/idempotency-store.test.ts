@@ -196,3 +196,42 @@ test('file store: a SIGKILLed server process restarted replays the first outcome
   t.is(code(conflict), 'SIPC_ERR_IDEMPOTENCY_CONFLICT');
   t.is(readFileSync(effects, 'utf8').split('\n').filter(Boolean).length, 1, 'the effect happened once');
 });
+
+test('the reply waits for the put; a put that fails is reported and the outcome still replayed here', async (t) => {
+  const inner = memoryIdempotencyStore();
+  let release!: () => void;
+  const gate = new Promise<void>((r) => {
+    release = r;
+  });
+  const slow = {
+    get: inner.get,
+    put: async (record: Parameters<typeof inner.put>[0]) => {
+      await gate;
+      await inner.put(record);
+    },
+  };
+  const cache = new IdempotencyCache({ store: slow });
+  let answered = false;
+  const first = cache
+    .run('p', 'k', fp, () => ok('v'))
+    .then((o) => {
+      answered = true;
+      return o;
+    });
+  await new Promise((r) => setImmediate(r)); // every microtask has run
+  t.false(answered, 'not answered before the store has the outcome');
+  release();
+  t.deepEqual(await first, { ok: true, value: 'v' });
+  t.is((await inner.get('p', 'k'))?.outcome.ok, true);
+
+  const reported: unknown[] = [];
+  const failing = new IdempotencyCache({
+    store: { get: () => undefined, put: () => Promise.reject(new Error('disk full')) },
+    onStoreError: (err) => reported.push(err),
+  });
+  let runs = 0;
+  t.deepEqual(await failing.run('p', 'k', fp, () => ok(++runs)), { ok: true, value: 1 });
+  t.deepEqual(await failing.run('p', 'k', fp, () => ok(++runs)), { ok: true, value: 1 });
+  t.is(runs, 1);
+  t.is(reported.length, 1);
+});
