@@ -63,6 +63,10 @@ export const ERROR_TABLE = {
   SIPC_ERR_STREAM: ['StreamError', 'The stream failed'],
   SIPC_ERR_REMOTE: ['RemoteError', 'The peer answered with an application error'],
   SIPC_ERR_BUSY: ['BusyError', 'Refused: over a limit (too many requests or subscriptions at once)'],
+  SIPC_ERR_UNAVAILABLE: [
+    'UnavailableError',
+    'The peer did not run the request (not executed); it may be sent again',
+  ],
   SIPC_ERR_IDEMPOTENCY_CONFLICT: [
     'IdempotencyConflictError',
     'The idempotency key was already used for another request (other method or params)',

@@ -303,6 +303,7 @@ export {
 // RPC: clients, servers, policy, typed services.
 export {
   createClient,
+  type GoingAwayInfo,
   type RpcClient,
   type RpcClientEvents,
   type RpcClientOptions,
@@ -378,6 +379,7 @@ export {
   type SchemaHandler,
   type SchemaParamsOf,
   type SchemaResultOf,
+  type ServerCloseOptions,
 } from './rpc/server.js';
 export type {
   CrossesWire,

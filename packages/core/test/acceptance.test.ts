@@ -40,7 +40,7 @@ async function echo(channel: Awaited<ReturnType<typeof secureConnect>>, text: st
   return Buffer.from((await got)[0]!).toString();
 }
 
-test('new peers negotiate version 2: the responder’s first transport frame is the 18-byte ACCEPTED control frame', async (t) => {
+test('new peers negotiate version 3 (acceptance as in version 2): the responder’s first transport frame is the 18-byte ACCEPTED control frame', async (t) => {
   const { client, server, wire } = mitm(t);
   const keys = trustedKeys();
   const [c, s] = await Promise.all([
@@ -48,10 +48,10 @@ test('new peers negotiate version 2: the responder’s first transport frame is 
     establish(server, { keyPair: keys.server, trust: { keys: [keys.client.publicKey] }, initiator: false }),
   ]);
   t.teardown(() => c.close(new Error('over')));
-  t.is(c.version, 2);
-  t.is(s.version, 2);
-  // Message 1 offers [2, 1]: the plaintext payload is the msgpack map { versions: [2, 1] }.
-  t.true(wire[0]!.subarray(2 + 32).equals(Buffer.from('81a876657273696f6e73920201', 'hex')));
+  t.is(c.version, 3);
+  t.is(s.version, 3);
+  // Message 1 offers [3, 2, 1]: the plaintext payload is the msgpack map { versions: [3, 2, 1] }.
+  t.true(wire[0]!.subarray(2 + 32).equals(Buffer.from('81a876657273696f6e7393030201', 'hex')));
   // Frames: message 1, message 2, message 3, then ACCEPTED: 2-byte length + flags + 1 byte + tag.
   t.is(wire.length, 4);
   t.is(wire[3]!.length, 2 + 1 + 1 + 16);
@@ -73,7 +73,7 @@ test('a version-2 initiator resolves only on the acceptance, not on message 3', 
   s[kAccept]();
   const c = await connecting;
   t.teardown(() => c.close(new Error('over')));
-  t.is(c.version, 2);
+  t.is(c.version, 3);
 });
 
 /** What `promise` rejects with (the test fails unless it rejects). */
@@ -225,7 +225,7 @@ test('the new initiator against a v1-only responder over a cap: connect resolves
 
 test('versions must be distinct supported versions', async (t) => {
   const keys = trustedKeys();
-  for (const versions of [[], [3], [1, 1], [0], 'x'])
+  for (const versions of [[], [4], [1, 1], [0], 'x'])
     await t.throwsAsync(
       secureConnect(mitm(t).client, {
         keyPair: keys.client,

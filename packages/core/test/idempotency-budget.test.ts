@@ -122,7 +122,7 @@ test("issue 12 row 8: a peer flooding keys cannot evict another peer's entries (
   );
 });
 
-test('issue 12 row 8: pending entries survive a flood; the flood is refused with SIPC_ERR_BUSY', async (t) => {
+test('issue 12 row 8: pending entries survive a flood; the flood is refused with SIPC_ERR_UNAVAILABLE (version 3: not executed)', async (t) => {
   const { server, dial } = await rig(t, 2, { idempotency: { maxEntries: 100 }, maxIncoming: 1000 });
   const hold = holding(server);
   const [a, b] = [await dial(0, 1000), await dial(1)];
@@ -133,7 +133,7 @@ test('issue 12 row 8: pending entries survive a flood; the flood is refused with
   for (let i = 0; i < 150; i++)
     flood.push(
       a.request('hold', null, { idempotencyKey: `a-${i}` }).catch((err) => {
-        if (isSecureIpcError(err, 'SIPC_ERR_BUSY')) busy++;
+        if (isSecureIpcError(err, 'SIPC_ERR_UNAVAILABLE') && err.details?.notExecuted === true) busy++;
         else throw err;
       }),
     );
@@ -165,7 +165,7 @@ test('issue 12 row 8: the same key with other params (or another method) fails w
   t.is(runs.get('k'), 1);
 });
 
-test('issue 12 row 9: thousands of detached executions are capped per peer and in total, the excess refused with SIPC_ERR_BUSY', async (t) => {
+test('issue 12 row 9: thousands of detached executions are capped per peer and in total, the excess refused with SIPC_ERR_UNAVAILABLE (version 3)', async (t) => {
   // Defaults: 64 per peer, 1,024 in all. 18 peers each leave 64 executions behind, and one of
   // them tries again twice: 1,280 attempts.
   const { server, dial } = await rig(t, 18);
@@ -176,7 +176,7 @@ test('issue 12 row 9: thousands of detached executions are capped per peer and i
     const before = hold.started + busy;
     for (let i = 0; i < 64; i++)
       c.request('hold', null, { idempotencyKey: randomUUID() }).catch((err) => {
-        if (isSecureIpcError(err, 'SIPC_ERR_BUSY')) busy++;
+        if (isSecureIpcError(err, 'SIPC_ERR_UNAVAILABLE')) busy++;
       });
     await until(() => hold.started + busy === before + 64, 'the round to run or be refused');
     await c.close();

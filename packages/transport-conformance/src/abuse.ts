@@ -774,7 +774,8 @@ const CASES: readonly AbuseCase[] = [
         for (let i = 0; i < DETACHED_PER_PEER; i++)
           request(worker, 'hold', null, { idempotencyKey: `hold-${round}-${i}` }).catch(
             (err: SecureIpcError) => {
-              if (isSecureIpcError(err, 'SIPC_ERR_BUSY')) busy++;
+              // Version 3: a quota refusal is SIPC_ERR_UNAVAILABLE (not executed); SIPC_ERR_BUSY below.
+              if (isSecureIpcError(err, 'SIPC_ERR_UNAVAILABLE')) busy++;
               else otherCodes.push(err.code);
             },
           );
@@ -792,7 +793,7 @@ const CASES: readonly AbuseCase[] = [
       const holds = await server.askJson<AbuseHoldReport>('holds');
       t.log(`${holds.started} started, ${holds.running} still running detached, ${busy} refused`);
       // Outcome: the peer's 64 detached executions keep running (for a retry to pick up); its new
-      // keys meanwhile are refused with SIPC_ERR_BUSY and do not run; nothing is aborted.
+      // keys meanwhile are refused with SIPC_ERR_UNAVAILABLE and do not run; nothing is aborted.
       t.is(holds.started, DETACHED_PER_PEER);
       t.is(holds.running, DETACHED_PER_PEER, 'one connection worth left running');
       t.is(busy, 2 * DETACHED_PER_PEER, 'the next two connections were refused while they run');

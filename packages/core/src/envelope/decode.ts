@@ -24,7 +24,7 @@ import { bad, validateEnvelope } from './validate.js';
 
 /**
  * Decode and validate one channel message; never throws. `protocolVersion` is the channel's
- * (kinds 9-12 and `h.stream` are valid only on version 2).
+ * (kinds 9-12 and `h.stream` are valid from version 2, kind 13 and `h.attempt` on version 3).
  */
 export function decodeEnvelope(
   bytes: Uint8Array,
@@ -108,8 +108,8 @@ function headerEncoding(bytes: Uint8Array, pos: number, h: object): string | und
     const entry = stringAt(bytes, at);
     if (entry === undefined) return 'a header key that is not a string';
     const [key, valueAt] = entry;
-    if (key === 'timeout' && !isIntegerAt(bytes, valueAt))
-      return 'the timeout header is not a msgpack integer';
+    if ((key === 'timeout' || key === 'attempt') && !isIntegerAt(bytes, valueAt))
+      return `the ${key} header is not a msgpack integer`;
     at = skipValue(bytes, valueAt);
   }
   return undefined;

@@ -35,10 +35,16 @@ export const EnvelopeKind = {
   InputCredit: 11,
   /** Version 2: the responder reads no more of request `id`'s input. */
   InputStop: 12,
+  /**
+   * Version 3: going away; `id` (may be 0) is the highest of the receiver's requests the sender
+   * dispatches: it runs none above it and closes the channel once those are answered.
+   */
+  GoingAway: 13,
 } as const;
 
-/** The highest kind of each envelope-carrying protocol version (kinds 9-12 need version 2). */
+/** The highest kind of each envelope-carrying protocol version (9-12 need version 2, 13 version 3). */
 export function maxKindOf(protocolVersion: number): EnvelopeKind {
+  if (protocolVersion >= 3) return EnvelopeKind.GoingAway;
   return protocolVersion >= 2 ? EnvelopeKind.InputStop : EnvelopeKind.Credit;
 }
 
@@ -55,6 +61,8 @@ export interface EnvelopeHeaders {
   trace?: string;
   /** Version 2: the params are a streamed input (kinds 9 and 10 follow; no `p`). */
   stream?: true;
+  /** Version 3: the caller's attempt number of this call, 2-255 (absent: the first attempt). */
+  attempt?: number;
 }
 
 /** An error as it crosses the wire: code and message only (plus optional data the thrower chose). */

@@ -13,7 +13,9 @@ import {
   maxKindOf,
 } from './types.js';
 
-const HEADER_KEYS = new Set(['timeout', 'idem', 'trace', 'stream']);
+const HEADER_KEYS = new Set(['timeout', 'idem', 'trace', 'stream', 'attempt']);
+/** The highest `h.attempt` (docs/protocol.md: uint 2-255). */
+export const MAX_ATTEMPT = 255;
 const ERROR_KEYS = new Set(['code', 'message', 'data']);
 // W3C traceparent, version 00 only, lowercase hex (a fixed pattern, never built from input).
 const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
@@ -57,6 +59,8 @@ export function headersProblem(h: unknown, maxIdempotencyKeyLength: number): str
   )
     return 'invalid idem header';
   if (h.trace !== undefined && !isTraceparent(h.trace)) return 'invalid trace header';
+  if (h.attempt !== undefined && !(isId(h.attempt) && h.attempt >= 2 && h.attempt <= MAX_ATTEMPT))
+    return 'invalid attempt header';
   return undefined;
 }
 
@@ -82,7 +86,7 @@ export function bad(reason: string, id: number | undefined, kind: number | undef
 
 /**
  * Validate a decoded value as an envelope v1; never throws. `protocolVersion` is the channel's
- * (kinds 9-12 and `h.stream` are valid only on version 2).
+ * (kinds 9-12 and `h.stream` are valid from version 2, kind 13 and `h.attempt` on version 3).
  */
 export function validateEnvelope(raw: unknown, limits?: EnvelopeLimits, protocolVersion = 1): DecodeResult {
   if (!isPlainMap(raw)) return bad('not a map', undefined, undefined);
@@ -144,7 +148,8 @@ export function validateEnvelope(raw: unknown, limits?: EnvelopeLimits, protocol
       kind === EnvelopeKind.StreamEnd ||
       kind === EnvelopeKind.Error ||
       kind === EnvelopeKind.InputEnd ||
-      kind === EnvelopeKind.InputStop)
+      kind === EnvelopeKind.InputStop ||
+      kind === EnvelopeKind.GoingAway)
   ) {
     return bad('unexpected payload', id, k);
   }
@@ -152,7 +157,9 @@ export function validateEnvelope(raw: unknown, limits?: EnvelopeLimits, protocol
     if (kind !== EnvelopeKind.Request) return bad('headers on a non-request', id, k);
     const problem = headersProblem(raw.h, max.maxIdempotencyKeyLength);
     if (problem !== undefined) return bad(problem, id, k);
-    const stream = (raw.h as Record<string, unknown>).stream;
+    const headers = raw.h as Record<string, unknown>;
+    if (headers.attempt !== undefined && protocolVersion < 3) return bad('unknown header', id, k);
+    const stream = headers.stream;
     if (stream !== undefined) {
       if (protocolVersion < 2) return bad('unknown header', id, k);
       if (stream !== true) return bad('invalid stream header', id, k);

@@ -19,6 +19,8 @@ import type { WireError } from './types.js';
 import { ERROR_CODE, exceedsUtf8 } from './validate.js';
 
 const PUBLIC_BRAND = Symbol.for('@secure-ipc/public-error');
+/** The code only a responder's own refusal before dispatch carries (protocol version 3). */
+const NOT_EXECUTED_CODE = 'SIPC_ERR_UNAVAILABLE';
 const MAX_CODE_LENGTH = 64;
 const MAX_MESSAGE_LENGTH = 1024;
 /** The longest correlation id a receiver takes from `data.correlationId`, in UTF-8 bytes. */
@@ -105,11 +107,14 @@ export function ownWireError(err: SecureIpcError): WireError {
  * data) or a typed error with one of PEER_CODES (code, default message); undefined for anything
  * else, which crosses as `opaqueWireError`. A `RemoteError` (a proxy rethrowing what its own peer
  * answered) is not public: that peer's message was meant for the proxy, not for the proxy's caller.
+ * Nor is `SIPC_ERR_UNAVAILABLE`, typed or public: it certifies that no handler ran
+ * (docs/protocol.md, "Retries, pushback and graceful drain"), which a handler cannot say.
  */
 export function publicWireError(err: unknown): WireError | undefined {
   if (typeof err !== 'object' || err === null) return undefined;
   if ((err as Record<symbol, unknown>)[PUBLIC_BRAND] === true) {
     const { code, message, data } = err as PublicError;
+    if (code === NOT_EXECUTED_CODE) return undefined;
     const wire: WireError = { code, message: wireMessage(message) };
     if (data !== undefined) wire.data = data;
     return wire;
@@ -135,13 +140,15 @@ export function opaqueWireError(correlationId: string): WireError {
  * Turn a wire error into a local error, `details.remote` set: a code of the error table gives its
  * typed class; any other code (an application's own) a `RemoteError` (SIPC_ERR_REMOTE) carrying it
  * as `remoteCode`, with the peer's `data`. A SIPC_ERR_HANDLER's correlation id is also
- * `details.correlationId`.
+ * `details.correlationId`; a SIPC_ERR_UNAVAILABLE (the request was not executed) has
+ * `details.notExecuted: true`.
  */
 export function fromWireError(wire: WireError): SecureIpcError {
   if (wire.code !== 'SIPC_ERR_REMOTE' && Object.hasOwn(ERROR_TABLE, wire.code)) {
     const err = createError(wire.code as ErrorCode, wire.message, { details: { remote: true } });
     const details = err.details as Record<string, unknown>;
     if (wire.data !== undefined) details.data = wire.data;
+    if (wire.code === NOT_EXECUTED_CODE) details.notExecuted = true;
     const id = (wire.data as { correlationId?: unknown } | undefined)?.correlationId;
     if (
       wire.code === 'SIPC_ERR_HANDLER' &&

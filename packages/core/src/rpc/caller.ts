@@ -24,6 +24,7 @@ import {
   EnvelopeKind as Kind,
   type WireError,
 } from '../envelope/types.js';
+import { MAX_ATTEMPT } from '../envelope/validate.js';
 import { fromWireError } from '../envelope/wire-errors.js';
 import { createError, type SecureIpcError } from '../errors.js';
 import { Fifo } from './fifo.js';
@@ -54,6 +55,32 @@ interface Queued {
   reject: (err: unknown) => void;
 }
 
+/**
+ * `err` (the channel's close error) for a request that was never written to the channel:
+ * `details.written === false`, so a caller knows nothing reached the peer (docs/protocol.md,
+ * "What a caller may conclude"). A request that was written gets the close error as it is.
+ */
+function unsent(err: SecureIpcError): SecureIpcError {
+  return createError(err.code, err.message, {
+    cause: err.cause,
+    details: { ...err.details, written: false },
+  });
+}
+
+/** The local refusal of a request the peer will not run (it went away: kind 13). */
+function notExecuted(written: boolean): SecureIpcError {
+  return createError(
+    'SIPC_ERR_UNAVAILABLE',
+    'The peer is going away and did not run the request (not executed); it may be sent again',
+    { details: written ? { notExecuted: true } : { notExecuted: true, written: false } },
+  );
+}
+
+/** True for a valid `RequestOptions.attempt`: an integer from 2 to 255. */
+function isAttempt(value: unknown): boolean {
+  return Number.isSafeInteger(value) && (value as number) >= 2 && (value as number) <= MAX_ATTEMPT;
+}
+
 /** Our requests in flight and waiting, and the events queued behind them. */
 export class Caller {
   readonly #session: Session;
@@ -61,6 +88,8 @@ export class Caller {
   readonly #pending = new Map<number, Pending>();
   readonly #queue = new Fifo<Queued>();
   #nextId = 1;
+  /** The id of the peer's kind 13 (protocol version 3), once it arrived: no new request is sent. */
+  #goneAway: number | undefined;
 
   /** `maxInFlight`: most of our requests in flight at once (default 64). */
   constructor(session: Session, maxInFlight = DEFAULT_MAX_IN_FLIGHT) {
@@ -86,8 +115,13 @@ export class Caller {
           'timeoutMs must be an integer from 1 to 2^31-1 milliseconds',
         ),
       );
+    if (options.attempt !== undefined && !isAttempt(options.attempt))
+      return Promise.reject(
+        createError('SIPC_ERR_INVALID_ARGUMENT', 'attempt must be an integer from 2 to 255'),
+      );
     const closed = this.#session.closeError;
-    if (closed !== undefined) return Promise.reject(closed);
+    if (closed !== undefined) return Promise.reject(unsent(closed));
+    if (this.#goneAway !== undefined) return Promise.reject(notExecuted(false));
     if (isAsyncIterable(params)) {
       // Checked before anything is sent: a version-1 peer would close the channel on kind 9.
       if ((this.#session.channel.version ?? 1) < 2)
@@ -153,7 +187,11 @@ export class Caller {
   ): void {
     const closed = this.#session.closeError;
     if (closed !== undefined) {
-      reject(closed);
+      reject(unsent(closed));
+      return;
+    }
+    if (this.#goneAway !== undefined) {
+      reject(notExecuted(false));
       return;
     }
     // The API's names become the wire's header keys here (the dispatcher maps them back).
@@ -163,6 +201,7 @@ export class Caller {
       deadline !== undefined ||
       options.idempotencyKey !== undefined ||
       options.traceparent !== undefined ||
+      options.attempt !== undefined ||
       streamed
     ) {
       h = {};
@@ -171,6 +210,9 @@ export class Caller {
       if (options.idempotencyKey !== undefined) h.idem = options.idempotencyKey;
       if (options.traceparent !== undefined) h.trace = options.traceparent;
       if (streamed) h.stream = true;
+      // Version 3 only: a lower-version peer would refuse the header (the attempt is not sent).
+      if (options.attempt !== undefined && (this.#session.channel.version ?? 1) >= 3)
+        h.attempt = options.attempt;
     }
     const id = this.#nextId++;
     let bytes: EncodedEnvelope;
@@ -388,6 +430,33 @@ export class Caller {
       }
     }
     this.#pending.clear();
-    for (const q of this.#queue.drain()) if (!q.dropped) q.reject(err);
+    const notWritten = unsent(err);
+    for (const q of this.#queue.drain()) if (!q.dropped) q.reject(q.usesSlot ? notWritten : err);
+  }
+
+  /**
+   * The peer's kind 13 (protocol version 3): it runs none of our requests above `lastId`. Those
+   * fail here with SIPC_ERR_UNAVAILABLE (`details.notExecuted`), their answers are dropped as
+   * answers to unknown ids, and no new request is sent on this channel (waiting ones fail, unsent).
+   * False, and nothing changed, for a second kind 13 or an id above every id we sent (a protocol
+   * error: the caller closes the channel).
+   */
+  onGoingAway(lastId: number): boolean {
+    if (this.#goneAway !== undefined || lastId >= this.#nextId) return false;
+    this.#goneAway = lastId;
+    for (const pending of [...this.#pending.values()]) {
+      if (pending.id <= lastId) continue;
+      this.#pending.delete(pending.id);
+      if (pending.settled && pending.stream === undefined) continue;
+      this.#settle(pending);
+      if (pending.stream !== undefined) pending.stream.fail(notExecuted(true));
+      else pending.reject(notExecuted(true));
+    }
+    for (const q of this.#queue.drain()) {
+      if (q.dropped) continue;
+      if (q.usesSlot) q.reject(notExecuted(false));
+      else q.start(); // an event waiting behind a request: events still flow
+    }
+    return true;
   }
 }

@@ -48,6 +48,20 @@ export interface RpcClientEvents {
    * listener it is rethrown, see `reportListenerError`), a misbehaving server.
    */
   error: [error: unknown];
+  /**
+   * The server sent kind 13 (protocol version 3, docs/protocol.md "Kind 13, going away"): it is
+   * draining and runs none of this client's requests above `lastId`. Those already failed with
+   * SIPC_ERR_UNAVAILABLE (`details.notExecuted`); every later `request()` on this client rejects
+   * at once with SIPC_ERR_UNAVAILABLE (`details: { notExecuted: true, written: false }`). Requests
+   * at or below `lastId` are still answered; the server closes the channel after them.
+   */
+  goingAway: [info: GoingAwayInfo];
+}
+
+/** What the `goingAway` event tells. */
+export interface GoingAwayInfo {
+  /** The highest id of this client's requests the server dispatched (0: none). */
+  readonly lastId: number;
 }
 
 /** A client typed by service `S` (methods) and `E` (event topics). */
@@ -70,6 +84,13 @@ export class RpcClient<
       maxInFlight: options.maxInFlight,
       onError: (err) => {
         if (this.listenerCount('error') > 0) this.emit('error', err);
+      },
+      onGoingAway: (lastId) => {
+        try {
+          this.emit('goingAway', { lastId });
+        } catch (err) {
+          reportListenerError(this, err);
+        }
       },
     });
     channel.once('close', (error?: SecureIpcError, info?: CloseInfo) => {

@@ -127,6 +127,20 @@ function whenAborted(signal: AbortSignal): Promise<IdempotentOutcome> {
   });
 }
 
+/**
+ * The outcomes of executions the dispatchers started (over every server's cache): a cache's answer
+ * that is none of them and says SIPC_ERR_BUSY is the cache's own quota refusal, never a handler's
+ * SIPC_ERR_BUSY replayed from an earlier execution.
+ */
+const executions = new WeakSet<Promise<IdempotentOutcome>>();
+
+const UNAVAILABLE_MESSAGE = createError('SIPC_ERR_UNAVAILABLE').message;
+
+/** An idempotency cache's refusal of a new key over a quota (idempotency.ts: SIPC_ERR_BUSY). */
+function isQuotaRefusal(outcome: IdempotentOutcome): boolean {
+  return !outcome.ok && outcome.error.code === 'SIPC_ERR_BUSY';
+}
+
 /** Runs the peer's requests and routes its events. */
 export class Dispatcher {
   readonly #session: Session;
@@ -135,7 +149,11 @@ export class Dispatcher {
   readonly #maxIncoming: number;
   readonly #incoming = new Map<number, Incoming>();
   readonly #eventContext: EventContext;
+  /** Version 3: refusals before dispatch are SIPC_ERR_UNAVAILABLE; `h.attempt` may arrive. */
+  readonly #v3: boolean;
   #queuedReplies = 0;
+  /** Called (in a microtask, after the answer went out) when the last running request ends. */
+  #idle: (() => void) | undefined;
   // Created when the first answer has to wait: most connections never queue one, and an idle
   // connection should cost as little heap as possible.
   #budget: ByteBudget | undefined;
@@ -146,6 +164,7 @@ export class Dispatcher {
     this.#options = options;
     this.#maxIncoming = options.maxIncoming ?? DEFAULT_MAX_IN_FLIGHT;
     const { channel } = session;
+    this.#v3 = (channel.version ?? 1) >= 3;
     this.#eventContext = {
       topic: '',
       remoteStaticKey: channel.remoteStaticKey,
@@ -153,6 +172,16 @@ export class Dispatcher {
       roles: identity.roles,
       peer: channel.peer,
     };
+  }
+
+  /** The peer's requests running now (handlers, streams). */
+  get running(): number {
+    return this.#incoming.size;
+  }
+
+  /** Call `listener` whenever no request of the peer runs any more (undefined: stop); a drain's. */
+  onIdle(listener: (() => void) | undefined): void {
+    this.#idle = listener;
   }
 
   /** Answers handed to the channel and not yet accepted by the transport (diagnostics). */
@@ -214,8 +243,7 @@ export class Dispatcher {
       if (!this.authorize('call', method)) return;
       if (env.h?.idem === undefined || this.#options.idempotency === undefined)
         this.reply(id, { k: Kind.Response, id, p: env.p });
-      else if (this.#incoming.size >= this.#maxIncoming)
-        this.replyError(id, 'SIPC_ERR_BUSY', 'Too many requests in flight');
+      else if (this.#incoming.size >= this.#maxIncoming) this.#overLimit(id);
       else this.#run(id, method, echo, env);
       return;
     }
@@ -230,7 +258,7 @@ export class Dispatcher {
       return;
     }
     if (this.#incoming.size >= this.#maxIncoming) {
-      this.replyError(id, 'SIPC_ERR_BUSY', 'Too many requests in flight');
+      this.#overLimit(id);
       return;
     }
     if (env.h?.stream === true && env.h.idem !== undefined) {
@@ -242,6 +270,15 @@ export class Dispatcher {
       return;
     }
     this.#run(id, method, handler, env);
+  }
+
+  /**
+   * Refuse request `id` before dispatch, over the running-requests limit: SIPC_ERR_UNAVAILABLE
+   * (not executed) on a version-3 channel, SIPC_ERR_BUSY below (docs/protocol.md, codes table).
+   */
+  #overLimit(id: number): void {
+    if (this.#v3) this.replyError(id, 'SIPC_ERR_UNAVAILABLE');
+    else this.replyError(id, 'SIPC_ERR_BUSY', 'Too many requests in flight');
   }
 
   /** An event from the peer: dropped (and recorded) unless the policy lets it publish on `topic`. */
@@ -362,6 +399,7 @@ export class Dispatcher {
       roles: this.#identity.roles,
       peer: channel.peer,
       headers,
+      attempt: wire?.attempt ?? 1,
       signal: call.controller.signal,
     };
     const cache = this.#options.idempotency;
@@ -444,10 +482,17 @@ export class Dispatcher {
       );
       // The entry settles when the signal fires (cancel, deadline, detached lifetime), whether or
       // not the handler heeds it: a handler that never returns cannot pin the peer's quota.
-      return Promise.race([done, whenAborted(call.controller.signal)]);
+      const raced = Promise.race([done, whenAborted(call.controller.signal)]);
+      executions.add(raced);
+      return raced;
     };
     const { peerId } = this.#identity;
-    let outcome = await cache.run(peerId, key, fingerprint, run);
+    const first = cache.run(peerId, key, fingerprint, run);
+    let outcome = await first;
+    // Refused by a quota (execute never ran, and the answer is no earlier execution's): not
+    // executed, so SIPC_ERR_UNAVAILABLE on a version-3 channel (docs/protocol.md).
+    if (this.#v3 && !mine && !executions.has(first) && isQuotaRefusal(outcome))
+      outcome = { ok: false, error: { code: 'SIPC_ERR_UNAVAILABLE', message: UNAVAILABLE_MESSAGE } };
     // The first execution was cut short by its own caller: a waiting repeat runs it again.
     while (!mine && !outcome.ok && outcome.transient === true && !call.controller.signal.aborted)
       outcome = await cache.run(peerId, key, fingerprint, run);
@@ -592,7 +637,13 @@ export class Dispatcher {
         true,
       );
     if (this.#incoming.get(id) === call) this.#incoming.delete(id);
+    // Released before its answer is sent (see #stream): the drain looks once the answer is out.
+    if (this.#idle !== undefined && this.#incoming.size === 0) queueMicrotask(this.#afterRelease);
   }
+
+  readonly #afterRelease = (): void => {
+    if (this.#incoming.size === 0) this.#idle?.();
+  };
 
   /**
    * The channel closed with `err`: running handlers are told, except idempotent executions the

@@ -16,6 +16,7 @@
  * the policy decision object built only when someone listens for it.
  */
 import { decodeEnvelope } from '../envelope/decode.js';
+import { encodeEnvelope } from '../envelope/encode.js';
 import { EnvelopeKind as Kind } from '../envelope/types.js';
 import { createError, type SecureIpcError } from '../errors.js';
 import { keyFingerprint } from '../keys/key-pair.js';
@@ -24,7 +25,7 @@ import { Caller } from './caller.js';
 import { Dispatcher, type DispatcherOptions } from './dispatcher.js';
 import { isBuiltinMethod, isSubscriptionMethod } from './methods.js';
 import type { RequestOptions } from './service-types.js';
-import { fastSend, type RpcChannel, type Session } from './session.js';
+import { fastSend, noop, type RpcChannel, type Session } from './session.js';
 import { Subscriptions } from './subscriptions.js';
 
 /** Options of the engine. */
@@ -37,6 +38,11 @@ export interface RpcPeerOptions extends DispatcherOptions {
   maxQueuedEventBytes?: number;
   /** Told local failures that have no caller to reject: a throwing event listener, a bad peer. */
   onError?: (error: unknown) => void;
+  /**
+   * Told when the peer sent kind 13 (protocol version 3): it runs none of our requests above
+   * `lastId` (those failed with SIPC_ERR_UNAVAILABLE) and will close the channel.
+   */
+  onGoingAway?: (lastId: number) => void;
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -59,6 +65,11 @@ export class RpcPeer {
   readonly #maxEventBytes: number;
   #eventBytes = 0;
   #droppedEvents = 0;
+  /** The highest id of the peer's requests dispatched so far (kind 13 names it). */
+  #highestId = 0;
+  /** Set once draining: the id of the kind 13 sent (version 3) or the highest id (below). */
+  #drainId: number | undefined;
+  readonly #onGoingAway: ((lastId: number) => void) | undefined;
 
   /** Attach to `channel`; the peer's roles are computed once, from the channel's identity only. */
   constructor(channel: RpcChannel, options: RpcPeerOptions = {}) {
@@ -78,6 +89,7 @@ export class RpcPeer {
     };
     this.#session = session;
     this.#maxEventBytes = options.maxQueuedEventBytes ?? DEFAULT_MAX_QUEUED_EVENT_BYTES;
+    this.#onGoingAway = options.onGoingAway;
     this.#caller = new Caller(session, options.maxInFlight);
     this.#dispatcher = new Dispatcher(session, this, options);
     this.#subscriptions = new Subscriptions(this.#dispatcher, options.maxSubscriptions);
@@ -164,6 +176,51 @@ export class RpcPeer {
     return this.channel.close(error);
   }
 
+  /** True once drain() started: the peer's new requests are refused. */
+  get draining(): boolean {
+    return this.#drainId !== undefined;
+  }
+
+  /**
+   * Graceful drain (docs/protocol.md, "Kind 13, going away"): on a version-3 channel send kind 13
+   * with the highest id of the peer's requests dispatched so far and answer every later one with
+   * SIPC_ERR_UNAVAILABLE; below version 3 answer every new request with SIPC_ERR_BUSY. The channel
+   * closes once the requests already running are answered, or `drainMs` after the call, whichever
+   * comes first (then running handlers' signals fire with SIPC_ERR_CONNECTION_CLOSED). Resolves
+   * once the channel closed. A second call only waits for the close (the first deadline holds).
+   */
+  drain(drainMs: number): Promise<void> {
+    if (this.#closeError !== undefined) return Promise.resolve();
+    let timer: NodeJS.Timeout | undefined;
+    const closed = new Promise<void>((resolve) =>
+      this.channel.once('close', () => {
+        if (timer !== undefined) clearTimeout(timer);
+        resolve();
+      }),
+    );
+    if (this.#drainId !== undefined) return closed;
+    this.#drainId = this.#highestId;
+    if (this.#version >= 3)
+      this.channel.send(encodeEnvelope({ k: Kind.GoingAway, id: this.#drainId })).catch(noop);
+    const end = () => {
+      if (timer !== undefined) clearTimeout(timer);
+      this.#dispatcher.onIdle(undefined);
+      void this.channel.close().catch(noop);
+    };
+    if (this.#dispatcher.running === 0 || drainMs === 0) end();
+    else {
+      timer = setTimeout(end, drainMs);
+      this.#dispatcher.onIdle(end);
+    }
+    return closed;
+  }
+
+  /** A request that arrives while draining: refused before dispatch (never run). */
+  #refuseDraining(id: number): void {
+    if (this.#version >= 3) this.#dispatcher.replyError(id, 'SIPC_ERR_UNAVAILABLE');
+    else this.#dispatcher.replyError(id, 'SIPC_ERR_BUSY', 'The peer is shutting down');
+  }
+
   #onMessage(message: Uint8Array): void {
     if (this.#closeError !== undefined) return;
     const decoded = decodeEnvelope(message, undefined, this.#version);
@@ -173,8 +230,14 @@ export class RpcPeer {
     }
     const env = decoded.envelope;
     switch (env.k) {
-      case Kind.Request:
-        if (!this.#dispatcher.admit(env.id!)) return;
+      case Kind.Request: {
+        const id = env.id!;
+        if (!this.#dispatcher.admit(id)) return;
+        if (this.#drainId !== undefined && (this.#version < 3 || id > this.#drainId)) {
+          this.#refuseDraining(id);
+          return;
+        }
+        if (id > this.#highestId) this.#highestId = id;
         // Built-ins take one value (a pattern, a payload to echo), never a streamed input: refused
         // before the policy (a streamed request has no pattern to authorize); the answer ends the
         // input at the requester, and items that follow are dropped as for any answered request.
@@ -186,6 +249,10 @@ export class RpcPeer {
           );
         else if (isSubscriptionMethod(env.m!)) this.#subscriptions.onRequest(env.id!, env.m!, env.p);
         else this.#dispatcher.onRequest(env);
+        return;
+      }
+      case Kind.GoingAway:
+        this.#goingAway(env.id!);
         return;
       case Kind.Response:
       case Kind.Error:
@@ -217,8 +284,22 @@ export class RpcPeer {
     }
   }
 
+  /** The peer's kind 13: our requests above `lastId` fail unsent-equivalent; a second one closes. */
+  #goingAway(lastId: number): void {
+    if (!this.#caller.onGoingAway(lastId)) {
+      const err = createError(
+        'SIPC_ERR_PROTOCOL',
+        'The peer sent a second going away, or one above every request id sent to it',
+      );
+      this.#session.onError(err);
+      void this.channel.close(err);
+      return;
+    }
+    this.#onGoingAway?.(lastId);
+  }
+
   #onInvalid(error: SecureIpcError, id: number | undefined, kind: number | undefined): void {
-    if (id === undefined || kind === Kind.Event) {
+    if (id === undefined || kind === Kind.Event || (kind === Kind.GoingAway && this.#version >= 3)) {
       // Nothing to answer to (an event is never answered, even one that carries an id): the peer
       // is broken or hostile, and the channel is no longer trusted.
       this.#session.onError(error);

@@ -5,6 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { HandshakeFailure } from '../channel/secure-listener.js';
+import { MAX_TIMER_MS } from '../constants.js';
 import { encodeEnvelope } from '../envelope/encode.js';
 import { EnvelopeKind as Kind } from '../envelope/types.js';
 import { createError } from '../errors.js';
@@ -105,6 +106,20 @@ function assertCount(name: string, value: unknown): void {
     throw createError('SIPC_ERR_INVALID_ARGUMENT', `${name} must be a positive integer`);
 }
 
+/** Options of `server.close()`. */
+export interface ServerCloseOptions {
+  /**
+   * Longest graceful drain, in ms (integer 0 to 2^31-1; default 0: close every channel at once,
+   * running handlers see SIPC_ERR_CONNECTION_CLOSED). See `RpcServer.close`.
+   */
+  drainMs?: number;
+}
+
+/** A channel that arrived while the server drains: closed, never served. */
+function closeAtOnce(channel: RpcChannel): void {
+  void channel.close().catch(() => {});
+}
+
 /** Events of an RPC server. */
 export interface RpcServerEvents {
   /** An authorization decision (who, what, verdict): the feed for audit logging. */
@@ -203,6 +218,8 @@ export class RpcServer<
   readonly #events = new EventRouter();
   readonly #peers = new Set<RpcPeer>();
   readonly #sources = new Set<ChannelSource>();
+  /** Each source's channel listener (a drain swaps it for closeAtOnce). */
+  readonly #onChannel = new Map<ChannelSource, (channel: RpcChannel) => void>();
   readonly #idempotency: IdempotencyCache;
   readonly #policy: Policy;
   readonly #options: RpcServerOptions;
@@ -383,14 +400,39 @@ export class RpcServer<
   listen(source: ChannelSource): this {
     const onChannel = (channel: RpcChannel) => this.attach(channel);
     source.on('channel', onChannel);
+    this.#onChannel.set(source, onChannel);
     this.#sources.add(source);
     return this;
   }
 
-  /** Stop listening and close every peer session. */
-  async close(): Promise<void> {
+  /**
+   * Stop listening and close every peer session. With `drainMs` (default 0: close at once), drain
+   * gracefully first (docs/protocol.md, "Kind 13, going away"): channels that arrive from now on
+   * are closed at once; each peer on a version-3 channel gets kind 13 naming the highest of its
+   * requests dispatched, and later ones are answered SIPC_ERR_UNAVAILABLE (SIPC_ERR_BUSY below
+   * version 3); each channel closes once its running requests are answered, or `drainMs` after
+   * the call (then their handlers' signals fire with SIPC_ERR_CONNECTION_CLOSED). The listeners
+   * close after the channels. Resolves once every channel is closed. `drainMs` must be an
+   * integer from 0 to 2^31-1, else SIPC_ERR_INVALID_ARGUMENT (nothing is closed).
+   */
+  async close(options: ServerCloseOptions = {}): Promise<void> {
+    const drainMs = options.drainMs ?? 0;
+    if (!(Number.isSafeInteger(drainMs) && drainMs >= 0 && drainMs <= MAX_TIMER_MS))
+      throw createError(
+        'SIPC_ERR_INVALID_ARGUMENT',
+        'drainMs must be an integer from 0 to 2^31-1 milliseconds',
+      );
     const sources = [...this.#sources];
     this.#sources.clear();
+    if (drainMs > 0) {
+      // Stop taking channels at once; a listener's close would also close the draining ones.
+      for (const [source, onChannel] of this.#onChannel) {
+        source.off('channel', onChannel);
+        source.on('channel', closeAtOnce);
+      }
+      await Promise.allSettled([...this.#peers].map((p) => p.drain(drainMs)));
+    }
+    this.#onChannel.clear();
     await Promise.allSettled(sources.map((s) => s.close()));
     await Promise.allSettled([...this.#peers].map((p) => p.close()));
   }

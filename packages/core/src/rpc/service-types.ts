@@ -145,6 +145,12 @@ export interface HandlerContext {
   /** What the caller sent along with the request (validated; absent fields were not sent). */
   readonly headers: RequestHeaders;
   /**
+   * Which attempt of the same call this is, as the caller said (`h.attempt`, protocol version 3):
+   * 1 when it did not say (the first attempt, or a peer below version 3). Not authenticated
+   * beyond the channel, not unique: a hint for logs and metrics, never for decisions.
+   */
+  readonly attempt: number;
+  /**
    * Fires on cancel (reason SIPC_ERR_CANCELLED), deadline (SIPC_ERR_TIMEOUT) and disconnect
    * (SIPC_ERR_CONNECTION_CLOSED), and when an item of a streamed input fails the params schema
    * (reason: that SIPC_ERR_INVALID_ARGUMENT `PublicError`, which ended the call).
@@ -201,6 +207,12 @@ export interface RequestOptions {
    * zeros; anything else rejects the request with SIPC_ERR_INVALID_ARGUMENT, unsent.
    */
   traceparent?: string;
+  /**
+   * Which attempt of the same call this is (a retry's: 2 for the first retry, at most 255); sent
+   * as `h.attempt` on protocol-version-3 channels only (left out below). Anything else rejects the
+   * request with SIPC_ERR_INVALID_ARGUMENT, unsent.
+   */
+  attempt?: number;
 }
 
 /**
