@@ -164,7 +164,13 @@ async function rawClient(t: ExecutionContext, clientVersions?: number[]) {
   );
   const server = createServer({ policy: everything });
   server.attach(s);
-  return { raw: c, server };
+  // Method `hold`: counts its entries, answers 'done' when released.
+  const hold = { release: [] as Array<() => void>, entries: 0 };
+  server.handle('hold', () => {
+    hold.entries++;
+    return new Promise<string>((resolve) => hold.release.push(() => resolve('done')));
+  });
+  return { raw: c, server, hold };
 }
 
 function send(channel: SecureChannelImpl, env: Record<string, unknown>): Promise<void> {
@@ -177,16 +183,11 @@ async function next(channel: SecureChannelImpl): Promise<Record<string, unknown>
 }
 
 test('drain: kind 13 names the highest id; running requests finish, requests crossing it get UNAVAILABLE and never run; then the channel closes', async (t) => {
-  const { raw, server } = await rawClient(t);
-  const release: Array<() => void> = [];
-  let entries = 0;
-  server.handle('hold', () => {
-    entries++;
-    return new Promise<string>((resolve) => release.push(() => resolve('done')));
-  });
+  const { raw, server, hold } = await rawClient(t);
+  const { release } = hold;
   await send(raw, { k: 1, id: 1, m: 'hold' });
   await send(raw, { k: 1, id: 2, m: 'hold' });
-  while (entries < 2) await new Promise((r) => setImmediate(r));
+  while (hold.entries < 2) await new Promise((r) => setImmediate(r));
   const goAway = next(raw);
   let closedAll = false;
   const closing = server.close({ drainMs: 60_000 }).then(() => {
@@ -196,7 +197,7 @@ test('drain: kind 13 names the highest id; running requests finish, requests cro
   const refusal = next(raw);
   await send(raw, { k: 1, id: 3, m: 'hold' });
   t.like(await refusal, { k: 3, id: 3, e: { code: 'SIPC_ERR_UNAVAILABLE' } });
-  t.is(entries, 2, 'the request above the kind 13 never ran');
+  t.is(hold.entries, 2, 'the request above the kind 13 never ran');
   const answers = messages(raw, 2);
   const end = closed(raw);
   release[0]!();
@@ -238,22 +239,17 @@ test('drain: past drainMs the channel closes; the running handler sees SIPC_ERR_
 });
 
 test('drain on a version-2 channel: no kind 13, new requests get SIPC_ERR_BUSY, running ones finish', async (t) => {
-  const { raw, server } = await rawClient(t, [2, 1]);
+  const { raw, server, hold } = await rawClient(t, [2, 1]);
   t.is(raw.version, 2);
-  const release: Array<() => void> = [];
-  let entries = 0;
-  server.handle('hold', () => {
-    entries++;
-    return new Promise<string>((resolve) => release.push(() => resolve('done')));
-  });
+  const { release } = hold;
   await send(raw, { k: 1, id: 1, m: 'hold' });
-  while (entries < 1) await new Promise((r) => setImmediate(r));
+  while (hold.entries < 1) await new Promise((r) => setImmediate(r));
   const closing = server.close({ drainMs: 60_000 });
   await new Promise((r) => setImmediate(r));
   const refusal = next(raw);
   await send(raw, { k: 1, id: 2, m: 'hold' });
   t.like(await refusal, { k: 3, id: 2, e: { code: 'SIPC_ERR_BUSY' } });
-  t.is(entries, 1);
+  t.is(hold.entries, 1);
   const answer = next(raw);
   release[0]!();
   t.like(await answer, { k: 2, id: 1, p: 'done' });
