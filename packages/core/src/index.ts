@@ -52,6 +52,7 @@ export {
   PROTOCOL_VERSION,
   SUPPORTED_VERSIONS,
 } from './constants.js';
+export type { WireError } from './envelope/types.js';
 export { PublicError, type PublicErrorOptions } from './envelope/wire-errors.js';
 // Errors.
 export {

@@ -64,10 +64,15 @@ export interface RetryPolicyOptions {
 
 /** A validated policy. */
 export interface RetryPolicy {
+  /** Attempts including the first, 1 to 5 (clamped). */
   readonly maxAttempts: number;
+  /** Backoff cap of the first retry, ms. */
   readonly initialBackoffMs: number;
+  /** Cap of every retry's backoff, ms. */
   readonly maxBackoffMs: number;
+  /** Growth of the backoff cap per retry. */
   readonly backoffMultiplier: number;
+  /** Codes of a handler's error that are retried. */
   readonly retryableCodes: ReadonlySet<string>;
 }
 

@@ -11,7 +11,19 @@
 import type { WireError } from '../envelope/types.js';
 
 /** A settled outcome as a store keeps it: a handler's value, or the error the caller saw. */
-export type StoredOutcome = { ok: true; value: unknown } | { ok: false; error: WireError };
+export type StoredOutcome =
+  | {
+      /** The execution answered. */
+      ok: true;
+      /** The answer, as the handler returned it. */
+      value: unknown;
+    }
+  | {
+      /** The execution failed. */
+      ok: false;
+      /** The error, as it crossed the wire. */
+      error: WireError;
+    };
 
 /** One settled execution of (peer, key). */
 export interface IdempotencyRecord {
