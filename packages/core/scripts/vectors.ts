@@ -84,9 +84,52 @@ function payloadOutcome(
   return error === undefined ? { outcome: 'accept', ...result } : { outcome: 'reject', error };
 }
 
+/** A payload vector to build: the outcome wanted, and (accepted) the version negotiated. */
+type PayloadCase = Omit<PayloadVector, 'outcome'> & { want: 'accept' | 'reject'; wantVersion?: number };
+
+/**
+ * Protocol version 3 (3.4): the reference offers [3, 2, 1], the highest common version wins in
+ * either role, and an initiator refuses a version it did not offer.
+ */
+function v3Payloads(add: (c: PayloadCase) => void): void {
+  const list = (versions: number[]) => `[${versions.join(', ')}]`;
+  const message1: Array<[offered: number[], responder: number[], selected?: number]> = [
+    [[3, 2, 1], [3, 2, 1], 3],
+    [[3, 2, 1], [2, 1], 2],
+    [[3, 2, 1], [1], 1],
+    [[2, 1], [3, 2, 1], 2],
+    [[1], [3, 2, 1], 1],
+    [[3], [2, 1]],
+  ];
+  for (const [offered, responderVersions, selected] of message1)
+    add({
+      name: `message 1, versions ${list(offered)} to a responder of ${list(responderVersions)}: ${selected === undefined ? 'no common version' : `version ${selected}`}`,
+      message: 1,
+      payload: hex(encodePayload({ versions: offered })),
+      responderVersions,
+      want: selected === undefined ? 'reject' : 'accept',
+      wantVersion: selected,
+    });
+  const message2: Array<[offered: number[], version: number, accepted: boolean]> = [
+    [[3, 2, 1], 3, true],
+    [[3, 2, 1], 2, true],
+    [[3, 2, 1], 1, true],
+    [[2, 1], 3, false],
+  ];
+  for (const [offered, version, accepted] of message2)
+    add({
+      name: `message 2, version ${version} to an initiator that offered ${list(offered)}${accepted ? '' : ' (not offered)'}`,
+      message: 2,
+      payload: hex(encodePayload({ version })),
+      offered,
+      want: accepted ? 'accept' : 'reject',
+      wantVersion: accepted ? version : undefined,
+    });
+}
+
 function handshakePayloads(): unknown {
-  const cases: Array<Omit<PayloadVector, 'outcome'> & { want: 'accept' | 'reject' }> = [];
-  const add = (c: Omit<PayloadVector, 'outcome'> & { want: 'accept' | 'reject' }) => cases.push(c);
+  const cases: PayloadCase[] = [];
+  const add = (c: PayloadCase) => cases.push(c);
   add({
     name: 'message 1, versions [1]',
     message: 1,
@@ -211,6 +254,7 @@ function handshakePayloads(): unknown {
     payload: hex(encode({ versions: [1], ['__proto__']: 1 })),
     want: 'reject',
   });
+  v3Payloads(add);
   add({
     name: 'message 2, version 1',
     message: 2,
@@ -257,13 +301,18 @@ function handshakePayloads(): unknown {
   add({ name: 'message 3, a non-string key', message: 3, payload: '81 01 a1 78', want: 'reject' });
   add({ name: 'message 3, a key twice', message: 3, payload: '82 a1 61 01 a1 61 02', want: 'reject' });
   add({ name: 'message 3, not a map', message: 3, payload: 'c0', want: 'reject' });
-  const vectors = cases.map(({ want, ...c }) => {
+  const vectors = cases.map(({ want, wantVersion, ...c }) => {
     const v: PayloadVector = {
       ...c,
       payload: hex(unhex(c.payload)),
       ...payloadOutcome({ ...c, payload: hex(unhex(c.payload)) }),
     };
     expect(v.outcome === want, `${c.name}: ${v.outcome}, wanted ${want}`);
+    const got = v.selected ?? v.version;
+    expect(
+      wantVersion === undefined || got === wantVersion,
+      `${c.name}: version ${got}, wanted ${wantVersion}`,
+    );
     return v;
   });
   return {
@@ -294,14 +343,15 @@ type Outcome = 'answer' | 'close' | 'fail-request';
 
 /**
  * What a receiver does with an invalid envelope whose id and kind it could read (docs/protocol.md,
- * "Validation"): no id, or an event, closes; a reply kind fails its own request; else answered.
+ * "Validation"): no id, an event, or a going away (kind 13, version 3) closes; a reply kind fails
+ * its own request; else answered (kind 13 below version 3 is an unknown kind).
  */
 export function envelopeOutcome(
   id: number | undefined,
   kind: number | undefined,
   protocolVersion: number,
 ): Outcome {
-  if (id === undefined || kind === 4) return 'close';
+  if (id === undefined || kind === 4 || (protocolVersion >= 3 && kind === 13)) return 'close';
   const reply =
     kind === 2 ||
     kind === 3 ||
@@ -312,7 +362,8 @@ export function envelopeOutcome(
 }
 
 function envelopes(): unknown {
-  // `protocolVersion` (omitted: 1) is the channel's: kinds 9-12 and `h.stream` exist on version 2 only.
+  // `protocolVersion` (omitted: 1) is the channel's: kinds 9-12 and `h.stream` exist from version 2,
+  // kind 13 and `h.attempt` on version 3.
   const valid: Array<{
     name: string;
     hex: string;
@@ -575,6 +626,8 @@ function envelopes(): unknown {
   );
   addInvalid('v2: input stop with a p', encode({ v: 1, k: 12, id: 1, p: 1 }), 'fail-request', 1, 2);
 
+  v3Envelopes(addValid, addInvalid);
+
   // Valid envelopes whose id names nothing the receiver has in flight: ignored, nothing sent.
   const ignored = [
     { name: 'a response to an unknown id', envelope: { k: 2, id: 424242, p: 1 } },
@@ -583,7 +636,16 @@ function envelopes(): unknown {
     { name: 'a stream end for an unknown id', envelope: { k: 7, id: 424242 } },
     { name: 'a cancel for an unknown id', envelope: { k: 5, id: 424242 } },
     { name: 'a credit for an unknown id', envelope: { k: 8, id: 424242, p: 4 } },
-  ].map(({ name, envelope }) => ({ name, hex: hex(encodeEnvelope(envelope as Envelope)) }));
+    {
+      name: 'v3: an error SIPC_ERR_UNAVAILABLE to an unknown id',
+      envelope: { k: 3, id: 424242, e: { code: 'SIPC_ERR_UNAVAILABLE', message: '' } },
+      protocolVersion: 3,
+    },
+  ].map(({ name, envelope, protocolVersion = 1 }) => {
+    const bytes = encodeEnvelope(envelope as Envelope);
+    expect(decodeEnvelope(bytes, undefined, protocolVersion).ok, `${name}: not valid`);
+    return { name, hex: hex(bytes), ...(protocolVersion === 1 ? {} : { protocolVersion }) };
+  });
   return {
     description:
       'Envelopes (docs/protocol.md, "Envelope v1 and RPC"). valid: the hex decodes to `envelope` (a binary as {"$bin": hex}; `v` kept); canonical: the reference encoder writes exactly these bytes for it. invalid: outcome "answer" = the receiver answers kind 3 with e.code `code` to `id` and the channel stays open; "close" = the channel closes with `code` locally, nothing is answered; "fail-request" = an invalid reply: the receiver fails its own request `id` locally with `code` and sends a cancel for it (nothing if no such request). ignored: valid envelopes for an id with nothing in flight: nothing happens, nothing is sent.',
@@ -591,6 +653,125 @@ function envelopes(): unknown {
     invalid,
     ignored,
   };
+}
+
+type AddValid = (name: string, env: Envelope | string, protocolVersion?: number) => void;
+type AddInvalid = (
+  name: string,
+  bytes: string | Uint8Array,
+  outcome: Outcome,
+  id?: number,
+  protocolVersion?: number,
+) => void;
+
+/**
+ * Protocol version 3 (docs/protocol.md, "Retries, pushback and graceful drain"): kind 13 and
+ * `h.attempt` (valid on version 3 only), SIPC_ERR_UNAVAILABLE, and version 2's additions kept.
+ */
+function v3Envelopes(addValid: AddValid, addInvalid: AddInvalid): void {
+  const v3 = 3;
+  addValid('v3: going away (kind 13) with id 0 (no request dispatched)', { k: 13, id: 0 }, v3);
+  addValid('v3: going away with an id of 2^53 - 1', { k: 13, id: Number.MAX_SAFE_INTEGER }, v3);
+  addValid('v3: request with h.attempt 2 (the first retry)', { k: 1, id: 30, m: 'a', h: { attempt: 2 } }, v3);
+  addValid('v3: request with h.attempt 255 (the highest)', { k: 1, id: 31, m: 'a', h: { attempt: 255 } }, v3);
+  addValid(
+    'v3: request with h.attempt, h.idem and h.timeout',
+    {
+      k: 1,
+      id: 32,
+      m: 'files.write',
+      p: { path: '/tmp/x' },
+      h: { timeout: 5000, idem: 'key-1', attempt: 3 },
+    },
+    v3,
+  );
+  addValid(
+    'v3: request, h.attempt 2 as uint 16',
+    '85 a1 76 01 a1 6b 01 a2 6964 01 a1 6d a1 61 a1 68 81 a7 617474656d7074 cd 0002',
+    v3,
+  );
+  addValid(
+    'v3: error SIPC_ERR_UNAVAILABLE (not executed) as the reference sends it: the default message, no data',
+    {
+      k: 3,
+      id: 33,
+      e: { code: 'SIPC_ERR_UNAVAILABLE', message: createError('SIPC_ERR_UNAVAILABLE').message },
+    },
+    v3,
+  );
+  addValid(
+    'v3: error SIPC_ERR_UNAVAILABLE with pushback (data.retryAfterMs)',
+    {
+      k: 3,
+      id: 34,
+      e: { code: 'SIPC_ERR_UNAVAILABLE', message: 'Try later', data: { retryAfterMs: 250 } },
+    },
+    v3,
+  );
+  addValid(
+    'v3: request announcing a streamed input (h.stream), as on version 2',
+    {
+      k: 1,
+      id: 35,
+      m: 'upload',
+      h: { stream: true },
+    },
+    v3,
+  );
+  addValid('v3: input credit (kind 11), as on version 2', { k: 11, id: 35, p: 8 }, v3);
+
+  const attempt = (value: unknown) => encode({ v: 1, k: 1, id: 1, m: '$ping', h: { attempt: value } });
+  addInvalid('v1: going away (kind 13) on a version-1 channel', encode({ v: 1, k: 13, id: 1 }), 'answer', 1);
+  addInvalid('v1: h.attempt on a version-1 channel', attempt(2), 'answer', 1);
+  addInvalid('v2: h.attempt on a version-2 channel', attempt(2), 'answer', 1, 2);
+  addInvalid('v2: h.attempt 0 on a version-2 channel', attempt(0), 'answer', 1, 2);
+  addInvalid('v3: h.attempt 0', attempt(0), 'answer', 1, v3);
+  addInvalid('v3: h.attempt 1 (a caller never sends 1)', attempt(1), 'answer', 1, v3);
+  addInvalid('v3: h.attempt 256', attempt(256), 'answer', 1, v3);
+  addInvalid('v3: h.attempt -1', attempt(-1), 'answer', 1, v3);
+  addInvalid(
+    'v3: h.attempt as float 64 2.0',
+    '85 a1 76 01 a1 6b 01 a2 6964 01 a1 6d a5 2470696e67 a1 68 81 a7 617474656d7074 cb 4000000000000000',
+    'answer',
+    1,
+    v3,
+  );
+  addInvalid('v3: h.attempt as a string', attempt('2'), 'answer', 1, v3);
+  addInvalid('v3: h.attempt nil', attempt(null), 'answer', 1, v3);
+  addInvalid('v3: kind 14', encode({ v: 1, k: 14, id: 1 }), 'answer', 1, v3);
+  // An invalid kind 13 closes the channel, whatever its id (docs/protocol.md, "Validation").
+  addInvalid('v3: going away with a p', encode({ v: 1, k: 13, id: 1, p: 1 }), 'close', undefined, v3);
+  addInvalid('v3: going away with an m', encode({ v: 1, k: 13, id: 1, m: 'x' }), 'close', undefined, v3);
+  addInvalid(
+    'v3: going away with headers',
+    encode({ v: 1, k: 13, id: 1, h: { attempt: 2 } }),
+    'close',
+    undefined,
+    v3,
+  );
+  addInvalid(
+    'v3: going away with an e',
+    encode({ v: 1, k: 13, id: 1, e: { code: 'X', message: '' } }),
+    'close',
+    undefined,
+    v3,
+  );
+  addInvalid(
+    'v3: going away with an unknown field',
+    encode({ v: 1, k: 13, id: 1, x: 1 }),
+    'close',
+    undefined,
+    v3,
+  );
+  addInvalid('v3: going away without id', encode({ v: 1, k: 13 }), 'close', undefined, v3);
+  addInvalid('v3: going away with a negative id', encode({ v: 1, k: 13, id: -1 }), 'close', undefined, v3);
+  addInvalid(
+    'v3: going away with id as float 64 0.0',
+    '83 a1 76 01 a1 6b 0d a2 6964 cb 0000000000000000',
+    'close',
+    undefined,
+    v3,
+  );
 }
 
 // --- frames ------------------------------------------------------------------------------------
@@ -858,6 +1039,20 @@ function frames(): unknown {
     { error: 'SIPC_ERR_PROTOCOL' },
     undefined,
     v2,
+  );
+  addReceived(
+    'version 3: an ACCEPTED control frame, as on version 2',
+    (s) => [rawFrame(s, 0x05, Buffer.from([1])), rawFrame(s, 1, hello)],
+    { messages: [hex(hello)], control: ['01'] },
+    undefined,
+    3,
+  );
+  addReceived(
+    'version 3: reserved flag bit 0x08, as on version 2',
+    (s) => [rawFrame(s, 0x09, hello)],
+    { error: 'SIPC_ERR_PROTOCOL' },
+    undefined,
+    3,
   );
   return {
     description:

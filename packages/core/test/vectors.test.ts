@@ -78,13 +78,14 @@ test('handshake payload vectors: each is accepted or rejected as stated', (t) =>
   }
 });
 
-test('handshake message 1 vectors, live: a rejected payload gets no message 2, an accepted one does', async (t) => {
+test('handshake message 1 vectors, live: a rejected payload gets no message 2, an accepted one gets the selected version', async (t) => {
   const { vectors } = load('handshake-payloads');
   const keys = { server: generateKeyPair(), client: generateKeyPair() };
-  const ephemeral = generateKeyPair().publicKey;
+  const prologue = buildPrologue();
   for (const v of vectors.filter((x: { message: number }) => x.message === 1)) {
     const [raw, server] = memoryPair();
     const received = collect(raw);
+    const next = frameReader(raw);
     const pending = establish(server, {
       keyPair: keys.server,
       trust: { keys: [keys.client.publicKey] },
@@ -92,8 +93,10 @@ test('handshake message 1 vectors, live: a rejected payload gets no message 2, a
       versions: v.responderVersions ?? [1],
       handshakeTimeoutMs: 2000,
     });
-    const body = Buffer.concat([ephemeral, unhex(v.payload)]);
-    raw.write(Buffer.concat([Buffer.from([body.length >> 8, body.length & 0xff]), body]));
+    // A raw initiator: message 1 is its 32-byte ephemeral key, then the vector's payload in plaintext.
+    const noise = new NoiseHandshake({ initiator: true, prologue, staticKeyPair: keys.client });
+    t.teardown(() => noise.dispose());
+    raw.write(framed(noise.writeMessage(unhex(v.payload))));
     if (v.outcome === 'reject') {
       const err = await t.throwsAsync(pending);
       t.true(isSecureIpcError(err, 'SIPC_ERR_HANDSHAKE_FAILED') || isSecureIpcError(err, v.error), v.name);
@@ -104,11 +107,14 @@ test('handshake message 1 vectors, live: a rejected payload gets no message 2, a
       t.is(cause, v.error, v.name);
       t.is((await received).length, 0, `${v.name}: nothing sent back`);
     } else {
-      // Message 2 comes back: a frame of 32 + 48 + payload + 16 bytes.
-      const first = await new Promise<Buffer>((resolve) =>
-        raw.once('data', (c: Buffer) => resolve(Buffer.from(c))),
+      // Message 2 comes back, carrying the version the real responder picked.
+      const message2 = await next();
+      t.truthy(message2, `${v.name}: message 2 follows`);
+      t.is(
+        decodePayload(noise.readMessage(message2!)).version,
+        v.selected,
+        `${v.name}: the selected version`,
       );
-      t.true(first.length >= 2 + 96, v.name);
       raw.destroy();
       await pending.catch(() => {});
     }
