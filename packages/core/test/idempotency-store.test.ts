@@ -9,7 +9,12 @@ import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { isSecureIpcError } from '../src/errors.js';
 import { fileIdempotencyStore } from '../src/resilience/idempotency-file-store.js';
-import { IdempotencyCache, type IdempotentOutcome, requestFingerprint } from '../src/rpc/idempotency.js';
+import {
+  IdempotencyCache,
+  type IdempotentOutcome,
+  isRefusal,
+  requestFingerprint,
+} from '../src/rpc/idempotency.js';
 import { memoryIdempotencyStore } from '../src/rpc/idempotency-store.js';
 
 const CHILD = fileURLToPath(new URL('./fixtures/idempotency-store-child.js', import.meta.url));
@@ -69,10 +74,33 @@ test('a store that cannot be read fails closed: nothing runs, SIPC_ERR_BUSY, and
   };
   const cache = new IdempotencyCache({ store });
   let runs = 0;
-  t.is(code(await cache.run('p', 'k', fp, () => ok(++runs))), 'SIPC_ERR_BUSY');
+  const first = cache.run('p', 'k', fp, () => ok(++runs));
+  const waiter = cache.run('p', 'k', fp, () => ok(++runs)); // joins the entry while the store is asked
+  for (const answer of await Promise.all([first, waiter]))
+    t.like(answer, { ok: false, error: { code: 'SIPC_ERR_BUSY' }, refused: 'store' });
   t.is(runs, 0);
+  t.is(cache.size, 0, 'nothing is kept');
   broken = false;
   t.deepEqual(await cache.run('p', 'k', fp, () => ok(++runs)), { ok: true, value: 1 });
+});
+
+test('a stored outcome is replayed as an outcome, never as a refusal, whatever else its object holds', async (t) => {
+  const busy = { ok: false as const, error: { code: 'SIPC_ERR_BUSY', message: 'handler' } };
+  const store = {
+    get: () => ({
+      peer: 'p',
+      key: 'k',
+      fingerprint: fp,
+      expiresAt: Date.now() + 60_000,
+      outcome: { ...busy, refused: 'quota' },
+    }),
+    put: () => {},
+  };
+  const cache = new IdempotencyCache({ store });
+  const answer = await cache.run('p', 'k', fp, () => ok('ran'));
+  t.deepEqual(answer, busy);
+  t.false(isRefusal(answer));
+  t.is(cache.size, 1, 'kept as a settled entry');
 });
 
 test('file store: records survive close and reopen; the window is wall-clock and honoured after it', async (t) => {

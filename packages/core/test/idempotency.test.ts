@@ -1,6 +1,12 @@
 import test from 'ava';
 import { isSecureIpcError } from '../src/errors.js';
-import { IdempotencyCache, type IdempotentOutcome, requestFingerprint } from '../src/rpc/idempotency.js';
+import {
+  IdempotencyCache,
+  type IdempotentOutcome,
+  isRefusal,
+  requestFingerprint,
+} from '../src/rpc/idempotency.js';
+import { memoryIdempotencyStore } from '../src/rpc/idempotency-store.js';
 
 const ok = (value: unknown): Promise<IdempotentOutcome> => Promise.resolve({ ok: true, value });
 const fp = requestFingerprint('m', null);
@@ -93,13 +99,36 @@ test('a pending entry is never evicted: over the quota a new key is refused with
     return ok(1);
   });
   t.is(code(refused), 'SIPC_ERR_BUSY', 'the peer quota: all its entries pending');
+  t.like(refused, { refused: 'quota' });
   t.false(ran);
-  t.is(code(await cache.run('c', 'c0', fp, () => ok(1))), 'SIPC_ERR_BUSY', 'the total: every entry pending');
+  t.like(await cache.run('c', 'c0', fp, () => ok(1)), {
+    error: { code: 'SIPC_ERR_BUSY' },
+    refused: 'quota',
+  });
   const bRetry = cache.run('b', 'b', fp, () => ok('second run'));
   b.release({ ok: true, value: 'first run' });
   t.deepEqual(await bRetry, { ok: true, value: 'first run' });
   t.deepEqual(await bFirst, { ok: true, value: 'first run' });
   t.is(code(await cache.run('c', 'c0', fp, () => ok(1))), undefined, 'a settled entry can now make room');
+});
+
+test('only the cache marks a refusal: an execution SIPC_ERR_BUSY is an outcome, replayed unmarked, with or without a store', async (t) => {
+  const busy = () =>
+    Promise.resolve<IdempotentOutcome>({ ok: false, error: { code: 'SIPC_ERR_BUSY', message: 'handler' } });
+  for (const store of [undefined, memoryIdempotencyStore()]) {
+    const cache = new IdempotencyCache({ store, maxEntriesPerPeer: 1 });
+    const first = await cache.run('p', 'k', fp, busy);
+    t.false(isRefusal(first));
+    const replay = await cache.run('p', 'k', fp, () => ok('ran again'));
+    t.deepEqual(replay, first);
+    t.false(isRefusal(replay));
+    const pending = held();
+    void cache.run('q', 'k', fp, pending.exec);
+    const refused = await cache.run('q', 'other', fp, () => ok('ran'));
+    t.true(isRefusal(refused));
+    t.is(code(refused), 'SIPC_ERR_BUSY');
+    pending.release({ ok: true, value: 1 });
+  }
 });
 
 test('a transient outcome (cancelled) is forgotten so a retry runs again', async (t) => {
@@ -143,10 +172,16 @@ test('detached executions: per-peer and total quotas, then new keys are refused'
   t.truthy(a1);
   t.truthy(a2);
   t.is(cache.detach('a', abort), undefined, 'the peer quota');
-  t.is(code(await cache.run('a', 'new', fp, () => ok(1))), 'SIPC_ERR_BUSY');
+  t.like(await cache.run('a', 'new', fp, () => ok(1)), {
+    error: { code: 'SIPC_ERR_BUSY' },
+    refused: 'quota',
+  });
   t.truthy(cache.detach('b', abort));
   t.is(cache.detach('c', abort), undefined, 'the total');
-  t.is(code(await cache.run('c', 'new', fp, () => ok(1))), 'SIPC_ERR_BUSY');
+  t.like(await cache.run('c', 'new', fp, () => ok(1)), {
+    error: { code: 'SIPC_ERR_BUSY' },
+    refused: 'quota',
+  });
   t.is(cache.detached, 3);
   a1!();
   a1!(); // ending twice counts once

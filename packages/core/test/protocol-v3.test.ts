@@ -13,6 +13,7 @@ import { EnvelopeKind as Kind } from '../src/envelope/types.js';
 import { PublicError } from '../src/envelope/wire-errors.js';
 import { createError, isSecureIpcError, type SecureIpcError } from '../src/errors.js';
 import { createClient, type GoingAwayInfo } from '../src/rpc/client.js';
+import { type IdempotencyStore, memoryIdempotencyStore } from '../src/rpc/idempotency-store.js';
 import { createPolicy } from '../src/rpc/policy.js';
 import { createServer } from '../src/rpc/server.js';
 import type { HandlerContext } from '../src/rpc/service-types.js';
@@ -152,6 +153,36 @@ test('version 2: an idempotency quota refusal stays SIPC_ERR_BUSY; version 3: SI
     t.is(err.code, code);
     t.is(err.details?.notExecuted, code === 'SIPC_ERR_UNAVAILABLE' ? true : undefined);
     t.is(runs, 1);
+  }
+});
+
+test('version 3: a handler SIPC_ERR_BUSY replayed under its key stays BUSY (with or without a store); an unreadable store is UNAVAILABLE', async (t) => {
+  const unreadable: IdempotencyStore = {
+    get: () => Promise.reject(new Error('disk gone')),
+    put: () => {},
+  };
+  for (const [store, code] of [
+    [undefined, 'SIPC_ERR_BUSY'],
+    [memoryIdempotencyStore(), 'SIPC_ERR_BUSY'],
+    [unreadable, 'SIPC_ERR_UNAVAILABLE'],
+  ] as const) {
+    const [c, s] = await channelPair(t, 'memory');
+    const server = createServer({ policy: everything, idempotency: { store } });
+    let runs = 0;
+    server.handle('busy', () => {
+      runs++;
+      throw createError('SIPC_ERR_BUSY');
+    });
+    server.attach(s);
+    const client = createClient(c);
+    for (const _ of ['first', 'repeat']) {
+      const err = (await t.throwsAsync(
+        client.request('busy', null, { idempotencyKey: 'k' }),
+      )) as SecureIpcError;
+      t.is(err.code, code);
+      t.is(err.details?.notExecuted, code === 'SIPC_ERR_UNAVAILABLE' ? true : undefined);
+    }
+    t.is(runs, store === unreadable ? 0 : 1);
   }
 });
 

@@ -24,7 +24,13 @@ import { opaqueWireError, ownWireError, publicWireError } from '../envelope/wire
 import { createError, isSecureIpcError, type SecureIpcError } from '../errors.js';
 import { ByteBudget, DEFAULT_MAX_QUEUED_REPLY_BYTES, QUEUED_MESSAGE_OVERHEAD } from './byte-budget.js';
 import type { EventRouter } from './events.js';
-import { type IdempotencyCache, type IdempotentOutcome, requestFingerprint } from './idempotency.js';
+import {
+  type IdempotencyCache,
+  type IdempotentAnswer,
+  type IdempotentOutcome,
+  isRefusal,
+  requestFingerprint,
+} from './idempotency.js';
 import { PING } from './methods.js';
 import type { Policy, PolicyAction, PolicyDecision } from './policy.js';
 import { checkedItems, hasInputCheck } from './schema.js';
@@ -127,19 +133,13 @@ function whenAborted(signal: AbortSignal): Promise<IdempotentOutcome> {
   });
 }
 
-/**
- * The outcomes of executions the dispatchers started (over every server's cache): a cache's answer
- * that is none of them and says SIPC_ERR_BUSY is the cache's own quota refusal, never a handler's
- * SIPC_ERR_BUSY replayed from an earlier execution.
- */
-const executions = new WeakSet<Promise<IdempotentOutcome>>();
-
-const UNAVAILABLE_MESSAGE = createError('SIPC_ERR_UNAVAILABLE').message;
-
-/** An idempotency cache's refusal of a new key over a quota (idempotency.ts: SIPC_ERR_BUSY). */
-function isQuotaRefusal(outcome: IdempotentOutcome): boolean {
-  return !outcome.ok && outcome.error.code === 'SIPC_ERR_BUSY';
-}
+const NOT_EXECUTED: IdempotentOutcome = Object.freeze({
+  ok: false,
+  error: Object.freeze({
+    code: 'SIPC_ERR_UNAVAILABLE',
+    message: createError('SIPC_ERR_UNAVAILABLE').message,
+  }),
+});
 
 /** Runs the peer's requests and routes its events. */
 export class Dispatcher {
@@ -482,22 +482,24 @@ export class Dispatcher {
       );
       // The entry settles when the signal fires (cancel, deadline, detached lifetime), whether or
       // not the handler heeds it: a handler that never returns cannot pin the peer's quota.
-      const raced = Promise.race([done, whenAborted(call.controller.signal)]);
-      executions.add(raced);
-      return raced;
+      return Promise.race([done, whenAborted(call.controller.signal)]);
     };
     const { peerId } = this.#identity;
-    const first = cache.run(peerId, key, fingerprint, run);
-    let outcome = await first;
-    // Refused by a quota (execute never ran, and the answer is no earlier execution's): not
-    // executed, so SIPC_ERR_UNAVAILABLE on a version-3 channel (docs/protocol.md).
-    if (this.#v3 && !mine && !executions.has(first) && isQuotaRefusal(outcome))
-      outcome = { ok: false, error: { code: 'SIPC_ERR_UNAVAILABLE', message: UNAVAILABLE_MESSAGE } };
+    let outcome = this.#answered(await cache.run(peerId, key, fingerprint, run));
     // The first execution was cut short by its own caller: a waiting repeat runs it again.
     while (!mine && !outcome.ok && outcome.transient === true && !call.controller.signal.aborted)
-      outcome = await cache.run(peerId, key, fingerprint, run);
+      outcome = this.#answered(await cache.run(peerId, key, fingerprint, run));
     call.undetach?.();
     this.#finish(id, call, outcome);
+  }
+
+  /**
+   * The cache's answer as the peer gets it. A refusal (nothing ran, nothing kept) is certified
+   * not executed on a version-3 channel: SIPC_ERR_UNAVAILABLE (docs/protocol.md); below, it stays
+   * SIPC_ERR_BUSY. An outcome, a handler's BUSY replayed too, goes as it is.
+   */
+  #answered(answer: IdempotentAnswer): IdempotentOutcome {
+    return this.#v3 && isRefusal(answer) ? NOT_EXECUTED : answer;
   }
 
   /**

@@ -8,12 +8,16 @@
  *   run(peer, key, fingerprint of method + params)
  *     known key ──► same fingerprint? ── yes ──► its outcome (waits while it is pending)
  *        │                             └─ no ───► SIPC_ERR_IDEMPOTENCY_CONFLICT
- *     new key ──► peer over its detached quota ───────────────────────► SIPC_ERR_BUSY
- *        ├──► peer at maxEntriesPerPeer: drop ITS oldest settled entry  (none settled: SIPC_ERR_BUSY)
+ *     new key ──► peer over its detached quota ───────────────────────► refused (quota)
+ *        ├──► peer at maxEntriesPerPeer: drop ITS oldest settled entry  (none settled: refused)
  *        ├──► cache at maxEntries: drop the oldest settled entry of the peer holding the most
- *        │                                                              (none settled: SIPC_ERR_BUSY)
+ *        │                                                              (none settled: refused)
  *        └──► execute: pending ─► settled (the window starts) ─► expires windowMs later
  *                                 transient (cut short by cancel, deadline, lifetime): forgotten
+ *
+ * A refusal (`IdempotentRefusal`, SIPC_ERR_BUSY) says so in its `refused` field: nothing ran and
+ * nothing is kept, so the dispatcher may certify it as not executed (SIPC_ERR_UNAVAILABLE on a
+ * version-3 channel), which it must never do for an outcome, even an earlier handler's BUSY.
  *
  * A pending entry is never evicted or expired: dropping it would let a repeat run the request a
  * second time while the first still runs. An execution whose connection closed (detached) keeps
@@ -30,7 +34,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { MAX_TIMER_MS } from '../constants.js';
 import { encodeEnvelope } from '../envelope/encode.js';
 import { EnvelopeKind, type WireError } from '../envelope/types.js';
-import { createError, type ErrorCode, type SecureIpcError } from '../errors.js';
+import { createError, type SecureIpcError } from '../errors.js';
 import { type IdempotencyStore, idempotencyRecordId } from './idempotency-store.js';
 
 /** The settled outcome of a first execution. */
@@ -42,6 +46,24 @@ export type IdempotentOutcome =
       /** The execution was cut short (cancel, deadline, lifetime): forget it so a retry runs again. */
       transient?: boolean;
     };
+
+/**
+ * A request the cache refused without running it, keeping no entry: SIPC_ERR_BUSY, and why in
+ * `refused` (`quota`: the peer's or the total quota is full of pending or detached executions;
+ * `store`: the store could not be read). Never an execution's outcome, never replayed.
+ */
+export interface IdempotentRefusal {
+  readonly ok: false;
+  readonly error: WireError;
+  /** Why nothing ran. */
+  readonly refused: 'quota' | 'store';
+}
+
+/** What `IdempotencyCache.run` answers: an outcome (this execution's or a replay), or a refusal. */
+export type IdempotentAnswer = IdempotentOutcome | IdempotentRefusal;
+
+/** Whether the cache refused the request (nothing ran, nothing is kept). */
+export const isRefusal = (answer: IdempotentAnswer): answer is IdempotentRefusal => 'refused' in answer;
 
 /** Options of the idempotency cache (`serve({ idempotency })`, `createServer({ idempotency })`). */
 export interface IdempotencyOptions {
@@ -97,10 +119,9 @@ interface Entry {
   readonly bucket: Bucket;
   /** The first request's; replaced by a stored record's when the store knew the key. */
   fingerprint: Uint8Array;
-  outcome: Promise<IdempotentOutcome>;
+  /** A refusal when the store could not be asked (nothing ran): the entry is then forgotten. */
+  outcome: Promise<IdempotentAnswer>;
   expiresAt: number;
-  /** Forget the entry when it settles (the store could not be asked: nothing was run). */
-  forget?: boolean;
 }
 
 /**
@@ -113,15 +134,17 @@ export function requestFingerprint(method: string, params: unknown): Uint8Array 
   return createHash('blake2b512').update(bytes).digest();
 }
 
-function refused(code: ErrorCode, message: string): IdempotentOutcome {
-  return { ok: false, error: { code, message } };
+function refused(reason: IdempotentRefusal['refused'], message: string): IdempotentRefusal {
+  return { ok: false, error: { code: 'SIPC_ERR_BUSY', message }, refused: reason };
 }
 
-const conflict = (): IdempotentOutcome =>
-  refused(
-    'SIPC_ERR_IDEMPOTENCY_CONFLICT',
-    'The idempotency key was already used for another request (other method or params)',
-  );
+const conflict = (): IdempotentOutcome => ({
+  ok: false,
+  error: {
+    code: 'SIPC_ERR_IDEMPOTENCY_CONFLICT',
+    message: 'The idempotency key was already used for another request (other method or params)',
+  },
+});
 
 // Constant time, though both sides are this peer's own requests: nothing else is compared.
 const sameFingerprint = (a: Uint8Array, b: Uint8Array): boolean =>
@@ -204,14 +227,15 @@ export class IdempotencyCache {
    * Run `execute` once for (peer, key): the first caller runs it; later callers within the window
    * get the same outcome, or SIPC_ERR_IDEMPOTENCY_CONFLICT if `fingerprint` (see
    * `requestFingerprint`) differs from the first one's. A new key over the peer's quota is
-   * refused with SIPC_ERR_BUSY (execute is not called).
+   * refused (`IdempotentRefusal`, reason `quota`; execute is not called), and so is a new key the
+   * store could not be asked about (reason `store`).
    */
   run(
     peer: string,
     key: string,
     fingerprint: Uint8Array,
     execute: () => Promise<IdempotentOutcome>,
-  ): Promise<IdempotentOutcome> {
+  ): Promise<IdempotentAnswer> {
     const now = this.#now();
     this.#expire(now);
     const id = idempotencyRecordId(peer, key);
@@ -248,15 +272,15 @@ export class IdempotencyCache {
   }
 
   /** The entry's outcome, or a conflict if the store's record turned out to be another request's. */
-  #checked(entry: Entry, fingerprint: Uint8Array): Promise<IdempotentOutcome> {
+  #checked(entry: Entry, fingerprint: Uint8Array): Promise<IdempotentAnswer> {
     return entry.outcome.then((o) => (sameFingerprint(entry.fingerprint, fingerprint) ? o : conflict()));
   }
 
   /**
    * A key the cache does not know: the store's record if it has one (its fingerprint and window
    * become the entry's), otherwise run it and put the settled outcome before answering. A store
-   * that cannot be asked fails closed: nothing runs, the caller gets SIPC_ERR_BUSY, the entry is
-   * forgotten.
+   * that cannot be asked fails closed: nothing runs, the caller gets a refusal (reason `store`),
+   * the entry is forgotten.
    */
   async #throughStore(
     store: IdempotencyStore,
@@ -264,18 +288,19 @@ export class IdempotencyCache {
     peer: string,
     key: string,
     execute: () => Promise<IdempotentOutcome>,
-  ): Promise<IdempotentOutcome> {
+  ): Promise<IdempotentAnswer> {
     let record: Awaited<ReturnType<IdempotencyStore['get']>>;
     try {
       record = await store.get(peer, key);
     } catch {
-      entry.forget = true;
-      return refused('SIPC_ERR_BUSY', 'The idempotency store cannot be read');
+      return refused('store', 'The idempotency store cannot be read');
     }
     if (record !== undefined && record.expiresAt > this.#now()) {
       entry.fingerprint = record.fingerprint;
       entry.expiresAt = record.expiresAt;
-      return record.outcome;
+      // Rebuilt, not passed on: a store's object must not pass for a refusal (never replayed).
+      const kept = record.outcome;
+      return kept.ok ? { ok: true, value: kept.value } : { ok: false, error: kept.error };
     }
     const outcome = await execute();
     if (outcome.ok || outcome.transient !== true) {
@@ -336,21 +361,18 @@ export class IdempotencyCache {
   }
 
   /** Room for one more entry of `bucket`'s peer, or the refusal. */
-  #makeRoom(bucket: Bucket): IdempotentOutcome | undefined {
+  #makeRoom(bucket: Bucket): IdempotentRefusal | undefined {
     if (bucket.detached >= this.#maxDetachedPerPeer || this.#detached >= this.#maxDetached)
-      return refused(
-        'SIPC_ERR_BUSY',
-        'Too many idempotent requests still running after their connection closed',
-      );
+      return refused('quota', 'Too many idempotent requests still running after their connection closed');
     if (bucket.settled.size + bucket.pending >= this.#maxPerPeer && !this.#evictOldest(bucket))
-      return refused('SIPC_ERR_BUSY', 'Too many idempotent requests of this peer are running');
+      return refused('quota', 'Too many idempotent requests of this peer are running');
     if (this.#entries.size >= this.#maxEntries) {
       // The peer holding the most settled entries gives one up: a peer with few entries keeps
       // them however many keys others send.
       let largest: Bucket | undefined;
       for (const b of this.#buckets.values()) if (b.settled.size > (largest?.settled.size ?? 0)) largest = b;
       if (largest === undefined || !this.#evictOldest(largest))
-        return refused('SIPC_ERR_BUSY', 'Too many idempotent requests are running');
+        return refused('quota', 'Too many idempotent requests are running');
     }
     return undefined;
   }
@@ -362,11 +384,11 @@ export class IdempotencyCache {
     return true;
   }
 
-  #settle(entry: Entry, outcome: IdempotentOutcome): void {
+  #settle(entry: Entry, answer: IdempotentAnswer): void {
     if (this.#entries.get(entry.id) !== entry) return; // cleared meanwhile
     const { bucket } = entry;
     bucket.pending--;
-    if (entry.forget === true || (!outcome.ok && outcome.transient === true)) {
+    if (isRefusal(answer) || (!answer.ok && answer.transient === true)) {
       this.#entries.delete(entry.id);
       this.#dropIfEmpty(bucket);
       return;
