@@ -12,6 +12,7 @@ import { generateKeyPair } from '../src/keys/key-pair.js';
 import { createBackoff } from '../src/resilience/backoff.js';
 import { manualClock, seededRandom } from '../src/resilience/clock.js';
 import {
+  type ConnectivityState,
   createReconnectingClient,
   isTerminalConnectError,
   type ReconnectingClient,
@@ -203,6 +204,69 @@ test('a server with another key: SIPC_ERR_UNTRUSTED_PEER ends the loop (shutdown
   t.deepEqual(changes, [undefined, 'SIPC_ERR_UNTRUSTED_PEER']);
 });
 
+test('closed before accepted (REFUSED reason closed): retried closedRetries times in a row, then terminal; an accepted channel restarts the count', async (t) => {
+  const world = reconnectWorld(t);
+  let server = await world.start({ trustClient: false });
+  const clock = manualClock();
+  // Attempts never time out here: `until` moves the clock while handshakes run.
+  const rc = world.client(clock, {
+    backoff: { initialMs: 100, maxMs: 1000, minConnectTimeoutMs: 1_000_000 },
+  });
+  const failures: unknown[] = [];
+  rc.on('stateChange', (c) => {
+    if (c.to === 'transient_failure') failures.push(c.error?.details?.reason ?? c.error?.code);
+  });
+  /** Move time on (past any backoff) until the client is in `state`. */
+  const until = async (state: ConnectivityState) => {
+    for (let i = 0; i < 100 && rc.state !== state; i++) {
+      clock.advance(1000 + EPSILON);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    t.is(rc.state, state);
+  };
+  rc.connect();
+  for (let i = 0; i < 2; i++) {
+    await nextFailure(t, rc, 'SIPC_ERR_REFUSED' as never);
+    if (i === 0) clock.advance(1000 + EPSILON);
+  }
+  // Two refusals: the server now trusts us (as a restarted server may); the next attempt is accepted.
+  await world.stop(server);
+  server = await world.start();
+  await until('ready');
+  t.is(await rc.request('echo', 'through'), 'through');
+  t.deepEqual(failures.slice(0, 2), ['closed', 'closed']);
+  // The server's stop may also cut the attempt that was running then (HANDSHAKE_FAILED): transient.
+  const before = failures.length;
+
+  // The count restarted: closedRetries (3) refusals in a row are retried, the fourth ends the loop.
+  await world.stop(server);
+  await world.start({ trustClient: false });
+  await until('shutdown');
+  t.true(isSecureIpcError(rc.lastError, 'SIPC_ERR_REFUSED'), String(rc.lastError));
+  t.is(rc.lastError?.details?.reason, 'closed');
+  const after = failures.slice(before);
+  t.is(after[0], 'SIPC_ERR_CONNECTION_CLOSED', 'the lost channel');
+  // An attempt may find no listener between the two servers (CONNECT_FAILED: transient, no reset).
+  t.deepEqual(
+    after.slice(1).filter((f) => f !== 'SIPC_ERR_CONNECT_FAILED'),
+    ['closed', 'closed', 'closed'],
+    'three retried refusals; the fourth is terminal (no transient_failure)',
+  );
+  t.is(clock.pendingTimers, 0);
+});
+
+test('closedRetries 0: the first closed-before-accepted ends the loop', async (t) => {
+  const world = reconnectWorld(t);
+  await world.start({ trustClient: false });
+  const clock = manualClock();
+  const rc = world.client(clock, { closedRetries: 0 });
+  const states = recordStates(rc);
+  const err = await t.throwsAsync(rc.request('echo', 'x', { waitForReady: true }));
+  t.true(isSecureIpcError((err as Error).cause, 'SIPC_ERR_REFUSED'), String(err));
+  t.deepEqual(states, ['idle', 'connecting', 'shutdown']);
+  t.is(clock.pendingTimers, 0);
+});
+
 test('a channel closed because the server revoked us is terminal too', async (t) => {
   const world = reconnectWorld(t);
   const revocations = new RevocationList();
@@ -344,6 +408,9 @@ test('bad options are SIPC_ERR_INVALID_ARGUMENT at the factory; a bad address is
     { ...base, clock: {} },
     { ...base, random: 3 },
     { ...base, signal: new AbortController().signal },
+    { ...base, closedRetries: -1 },
+    { ...base, closedRetries: 11 },
+    { ...base, closedRetries: 1.5 },
   ];
   for (const options of bad)
     t.true(

@@ -137,13 +137,13 @@ test('classifyFailure: the table rows as the RPC layer marks them', (t) => {
   const rows: Array<[unknown, string]> = [
     [createError('SIPC_ERR_CONNECTION_CLOSED', undefined, { details: { written: false } }), 'unsent'],
     [
-      createError('SIPC_ERR_BUSY', undefined, {
+      createError('SIPC_ERR_UNAVAILABLE', undefined, {
         details: { notExecuted: true, written: false },
       }),
       'unsent',
     ],
     [
-      createError('SIPC_ERR_BUSY', undefined, {
+      createError('SIPC_ERR_UNAVAILABLE', undefined, {
         details: { notExecuted: true, remote: true },
       }),
       'not-executed',

@@ -53,7 +53,8 @@ export function findDocs(root = repoRoot): string[] {
   return files;
 }
 
-const FENCE_OPEN = /^( *)```(ts|typescript)\s*$/;
+// Anything after the language (```ts no-run: ...) is not a marker: reported, never silently skipped.
+const FENCE_OPEN = /^( *)```(?:ts|typescript)(\s.*)?$/;
 const MARKER = /^\s*<!--\s*snippet:\s*(.*?)\s*-->\s*$/;
 const MARKER_BODY = /^(compile-only|no-run)\s+\((.+)\)$/;
 
@@ -74,13 +75,16 @@ export function extractSnippets(markdown: string, file: string): Snippet[] {
     let mode: SnippetMode = 'run';
     let reason: string | undefined;
     let markerProblem: string | undefined;
+    const info = (open[2] ?? '').trim();
+    if (info !== '')
+      markerProblem = `the fence has "${info}" after the language: use a <!-- snippet: ... --> marker line above it`;
     let k = i - 1;
     while (k >= 0 && (lines[k] ?? '').trim() === '') k--;
     const marker = MARKER.exec(lines[k] ?? '');
     if (marker !== null) {
       const parsed = MARKER_BODY.exec(marker[1] ?? '');
       if (parsed === null)
-        markerProblem = `marker "${marker[1]}" is not "compile-only (reason)" or "no-run (reason)"`;
+        markerProblem ??= `marker "${marker[1]}" is not "compile-only (reason)" or "no-run (reason)"`;
       else {
         mode = parsed[1] as SnippetMode;
         reason = parsed[2];

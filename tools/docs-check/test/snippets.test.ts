@@ -73,15 +73,23 @@ const fixture = [
   '<!-- snippet: no-run -->',
   '```ts',
   '```',
+  '',
+  '```ts no-run: a reason where no reader looks',
+  'export {};',
+  '```',
+  '```tsx',
+  '```',
 ].join('\n');
 
 test('the checker fails a snippet that does not compile, throws or never exits', async (t) => {
-  const [bad, throws, hangs, unmarked] = extractSnippets(fixture, 'fixture.md');
+  const [bad, throws, hangs, unmarked, infoString, ...rest] = extractSnippets(fixture, 'fixture.md');
   t.is(bad?.mode, 'run');
   t.is(throws?.mode, 'compile-only');
   t.is(throws?.reason, 'a fixture');
   t.is(hangs?.code, 'setInterval(() => {}, 1000);\n', 'an indented fence loses its indentation');
   t.regex(unmarked?.markerProblem ?? '', /not "compile-only \(reason\)"/);
+  t.regex(infoString?.markerProblem ?? '', /has "no-run: a reason where no reader looks" after the language/);
+  t.deepEqual(rest, [], 'a tsx fence is not a ts snippet');
   const [c1, c2, c3] = compileSnippets([bad!, throws!, hangs!], join(here, 'snippets-selftest'));
   t.is(c1?.errors.length, 1);
   t.regex(c1?.errors[0] ?? '', /^fixture\.md:2:7 Type 'string' is not assignable to type 'number'/);

@@ -63,7 +63,8 @@ export interface ConnectivityStateChange {
 /**
  * Codes that end the loop (state shutdown, never retried): the server is not who we trust, or
  * refuses us for good, or our own options are wrong. SIPC_ERR_REFUSED is terminal unless its
- * `details.reason` is `busy` (a server over its connection cap: transient).
+ * `details.reason` is `busy` (a server over its connection cap: transient); reason `closed` is
+ * retried `closedRetries` times in a row first (see `ReconnectingClientOptions.closedRetries`).
  */
 export const TERMINAL_CONNECT_CODES: readonly string[] = Object.freeze([
   'SIPC_ERR_UNTRUSTED_PEER',
@@ -79,6 +80,11 @@ export const TERMINAL_CONNECT_CODES: readonly string[] = Object.freeze([
   'SIPC_ERR_BAD_KEY',
 ]);
 const TERMINAL = new Set(TERMINAL_CONNECT_CODES);
+
+/** Default `closedRetries`. */
+export const DEFAULT_CLOSED_RETRIES = 3;
+/** Most `closedRetries`. */
+export const MAX_CLOSED_RETRIES = 10;
 
 /** True when `error` ends the reconnect loop (see `TERMINAL_CONNECT_CODES`). */
 export function isTerminalConnectError(error: SecureIpcError): boolean {
@@ -98,6 +104,15 @@ export interface ReconnectingClientOptions extends Omit<ConnectOptions, 'signal'
   retry?: RetryOptions;
   /** Most calls waiting in one lane behind the running one (default 1,024): beyond, SIPC_ERR_BUSY. */
   maxQueuedPerLane?: number;
+  /**
+   * Attempts in a row that may end in SIPC_ERR_REFUSED reason `closed` (the server closed the
+   * connection after the handshake, before accepting us) and still be retried, with the backoff:
+   * default 3, 0 to 10 (0: the first is terminal). Such a close is what a server that does not
+   * trust our key does, and also what a server killed or stopping at that moment looks like;
+   * one more `closed` after these ends the loop (shutdown). The count restarts at each accepted
+   * channel.
+   */
+  closedRetries?: number;
 }
 
 /** How a call waits for a channel. */
@@ -193,6 +208,9 @@ export class ReconnectingClient<
   readonly #random: RandomSource;
   readonly #retry: RetryConfig | undefined;
   readonly #lanes: Lanes;
+  readonly #closedRetries: number;
+  /** Attempts in a row that ended in SIPC_ERR_REFUSED reason `closed`. */
+  #closedInARow = 0;
 
   /** See `createReconnectingClient`. */
   constructor(options: ReconnectingClientOptions) {
@@ -205,8 +223,15 @@ export class ReconnectingClient<
       random,
       retry,
       maxQueuedPerLane = DEFAULT_MAX_QUEUED_PER_LANE,
+      closedRetries = DEFAULT_CLOSED_RETRIES,
       ...connectOptions
     } = options;
+    if (!(Number.isSafeInteger(closedRetries) && closedRetries >= 0 && closedRetries <= MAX_CLOSED_RETRIES))
+      throw createError(
+        'SIPC_ERR_INVALID_ARGUMENT',
+        `closedRetries must be an integer in [0, ${MAX_CLOSED_RETRIES}]`,
+      );
+    this.#closedRetries = closedRetries;
     if (typeof clock?.setTimeout !== 'function' || typeof clock.now !== 'function')
       throw createError('SIPC_ERR_INVALID_ARGUMENT', 'clock must be a Clock');
     if ('signal' in connectOptions)
@@ -550,13 +575,14 @@ export class ReconnectingClient<
       if (this.listenerCount('error') > 0) this.emit('error', err);
     });
     client.once('close', (error, info) => this.#onClose(client, error, info));
-    // Protocol version 3's kind 13 (RpcClient's `goingAway`, typed by the RPC layer).
-    (client as unknown as EventEmitter).once('goingAway', () => this.#onGoingAway(client));
+    // Protocol version 3's kind 13.
+    client.once('goingAway', () => this.#onGoingAway(client));
     await Promise.all([...this.#subscriptions].map((sub) => this.#restoreOne(sub, client)));
     // Lost meanwhile (the close handler moved on), or shut down.
     if (this.#client !== client || this.#attempt === undefined) return;
     this.#attempt = undefined;
     this.#backoff.reset();
+    this.#closedInARow = 0;
     // A channel that drops at once does not make the loop spin: one attempt per initialMs at most.
     this.#nextAllowedAt = started + this.#initialMs;
     this.#setState('ready');
@@ -620,7 +646,9 @@ export class ReconnectingClient<
 
   #onFailure(error: SecureIpcError): void {
     this.#lastError = error;
-    if (isTerminalConnectError(error)) {
+    const closedBeforeAccepted = error.code === 'SIPC_ERR_REFUSED' && error.details?.reason === 'closed';
+    if (closedBeforeAccepted && this.#closedInARow < this.#closedRetries) this.#closedInARow++;
+    else if (isTerminalConnectError(error)) {
       this.#shutdown(error);
       return;
     }

@@ -1,9 +1,67 @@
 /**
- * The ledger check: the server appends `life key client seq` per execution of `ledger.apply`;
- * after the run this counts, per idempotency key, how often and in which server lifetimes it
- * ran, and checks every call a client saw succeed left its effect.
+ * The soak's ledger: the server appends one line per execution of `ledger.apply`,
+ * `life key client seq peer expiresAt` (server lifetime, idempotency key, the params, the
+ * caller's peer id, the end of the idempotency window in wall-clock ms). The line is the effect
+ * and the idempotency record at once (the exactly-once recipe of docs/resilience.md: effect and
+ * record committed in one write), so a restarted server replays a key the ledger holds instead
+ * of running it again. After the run, `checkLedger` counts per key how often and in which server
+ * lifetimes it ran, and checks every call a client saw succeed left its effect.
  */
 import { readFileSync } from 'node:fs';
+
+/** One execution, as a ledger line. */
+export interface LedgerLine {
+  /** The server lifetime (0, 1, ...: one per restart). */
+  readonly life: number;
+  /** The idempotency key. */
+  readonly key: string;
+  /** The params: which client, which of its calls. */
+  readonly client: number;
+  readonly seq: number;
+  /** The caller's peer id (`HandlerContext.peerId`). */
+  readonly peer: string;
+  /** The end of the idempotency window, wall-clock ms since the epoch. */
+  readonly expiresAt: number;
+}
+
+/** The line (with its newline) for `l`. Keys and peer ids hold no space or newline. */
+export function formatLedgerLine(l: LedgerLine): string {
+  return `${l.life} ${l.key} ${l.client} ${l.seq} ${l.peer} ${l.expiresAt}\n`;
+}
+
+const UINT = /^\d+$/;
+
+/** The execution a line records, or undefined for a line that does not parse. */
+export function parseLedgerLine(line: string): LedgerLine | undefined {
+  const fields = line.split(' ');
+  if (fields.length !== 6) return undefined;
+  const [life, key, client, seq, peer, expiresAt] = fields as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
+  if (![life, client, seq, expiresAt].every((f) => UINT.test(f)) || key === '' || peer === '')
+    return undefined;
+  return {
+    life: Number(life),
+    key,
+    client: Number(client),
+    seq: Number(seq),
+    peer,
+    expiresAt: Number(expiresAt),
+  };
+}
+
+/** Every line of the ledger file ('' for none), parsed; undefined for one that does not parse. */
+export function readLedger(file: string): (LedgerLine | undefined)[] {
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((line) => line !== '')
+    .map(parseLedgerLine);
+}
 
 /** What the ledger says. */
 export interface LedgerCheck {
@@ -13,7 +71,7 @@ export interface LedgerCheck {
   keys: number;
   /** Keys executed more than once within one server lifetime (the idempotency cache's guarantee: must be 0). */
   duplicatesWithinLifetime: number;
-  /** Keys executed in two or more lifetimes (a SIGKILL between effect and answer, then a retry). */
+  /** Keys executed in two or more lifetimes (the ledger is the durable store: must be 0). */
   duplicatesAcrossRestarts: number;
   /** Calls that succeeded at a client without a ledger line (must be 0). */
   okWithoutEffect: number;
@@ -26,17 +84,15 @@ export function checkLedger(file: string, okKeys: Iterable<string>): LedgerCheck
   const lives = new Map<string, number[]>();
   let executions = 0;
   let malformed = 0;
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    if (line === '') continue;
-    const [life, key, ...rest] = line.split(' ');
-    if (key === undefined || rest.length !== 2 || !/^\d+$/.test(life ?? '')) {
+  for (const line of readLedger(file)) {
+    if (line === undefined) {
       malformed++;
       continue;
     }
     executions++;
-    const list = lives.get(key);
-    if (list === undefined) lives.set(key, [Number(life)]);
-    else list.push(Number(life));
+    const list = lives.get(line.key);
+    if (list === undefined) lives.set(line.key, [line.life]);
+    else list.push(line.life);
   }
   let duplicatesWithinLifetime = 0;
   let duplicatesAcrossRestarts = 0;

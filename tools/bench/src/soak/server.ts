@@ -2,29 +2,90 @@
  * The soak's server process: reads its config as one JSON line from stdin (paths only, no key
  * material), loads its static key and trust from files, removes the socket a SIGKILLed
  * predecessor left, serves `ledger.apply` over real Unix sockets and prints `ready <epoch ms>`.
- * `ledger.apply` appends `life key client seq` to the ledger file (synchronously: the line is in
- * the kernel before the answer leaves, so a SIGKILL never loses a recorded execution) and goes
- * through the server's idempotency cache (every soak request carries a key), so within one
- * server lifetime a key runs at most once. An unhandled rejection or uncaught exception is printed
- * as `fault <name>` (the supervisor counts it). Exits when stdin ends.
+ *
+ * Exactly once across SIGKILLs (docs/resilience.md, "Exactly once"): `ledger.apply` appends one
+ * ledger line (./ledger.ts) that is both its effect and its idempotency record, in one
+ * `write` (synchronously: the line is in the kernel before the answer leaves, so a SIGKILL never
+ * loses a recorded execution, and a line is there whole or not at all). The server's
+ * `idempotency.store` reads those lines: a restarted server finds a key its predecessor ran and
+ * replays the answer (`seq`) instead of running it again; within one lifetime the idempotency
+ * cache in front of the store does the same. An unhandled rejection or uncaught exception is
+ * printed as `fault <name>` (the supervisor counts it). Exits when stdin ends.
  */
 
 import { once } from 'node:events';
-import { appendFileSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, rmSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createPolicy, readSecretKeyFile, serve } from '@secure-ipc/core';
+import {
+  createPolicy,
+  type IdempotencyRecord,
+  type IdempotencyStore,
+  readSecretKeyFile,
+  requestFingerprint,
+  serve,
+} from '@secure-ipc/core';
 import { unixTransport } from '@secure-ipc/transport-unix';
+import { formatLedgerLine, readLedger } from './ledger.js';
 import type { SoakApi, SoakServerConfig } from './protocol.js';
 
 for (const name of ['unhandledRejection', 'uncaughtException'] as const)
   process.on(name, () => process.stdout.write(`fault ${name}\n`));
+
+/** The idempotency window (longer than any soak run). */
+const WINDOW_MS = 3_600_000;
+const METHOD = 'ledger.apply';
+
+/** What a ledger line records of one execution: its params and the end of its window. */
+interface Held {
+  readonly client: number;
+  readonly seq: number;
+  readonly expiresAt: number;
+}
+
+/**
+ * The store over the ledger: `held` is loaded from the file at start and grows with each line
+ * the handler appends. `put` adds nothing: every outcome of `ledger.apply` was recorded by its
+ * handler with the effect (the store keeps the first record, as the interface says).
+ */
+function ledgerStore(held: Map<string, Held>): IdempotencyStore {
+  return {
+    get(peer, key): IdempotencyRecord | undefined {
+      const h = held.get(`${peer}\0${key}`);
+      if (h === undefined || h.expiresAt <= Date.now()) return undefined;
+      const params = { client: h.client, seq: h.seq };
+      return {
+        peer,
+        key,
+        fingerprint: requestFingerprint(METHOD, params),
+        outcome: { ok: true, value: h.seq },
+        expiresAt: h.expiresAt,
+      };
+    },
+    put() {},
+  };
+}
+
+/** The executions the ledger file holds (none if it does not exist yet). */
+function loadLedger(file: string): Map<string, Held> {
+  const held = new Map<string, Held>();
+  if (!existsSync(file)) return held;
+  for (const line of readLedger(file))
+    if (line !== undefined)
+      held.set(`${line.peer}\0${line.key}`, {
+        client: line.client,
+        seq: line.seq,
+        expiresAt: line.expiresAt,
+      });
+  return held;
+}
 
 async function main(config: SoakServerConfig, ended: Promise<unknown>): Promise<void> {
   rmSync(new URL(config.address).pathname, { force: true });
   const keys = readFileSync(config.trustFile, 'utf8')
     .split('\n')
     .filter((l) => l !== '');
+  const held = loadLedger(config.ledgerFile);
   const server = await serve<SoakApi>({
     transport: unixTransport(),
     address: config.address,
@@ -32,11 +93,22 @@ async function main(config: SoakServerConfig, ended: Promise<unknown>): Promise<
     trust: { keys },
     policy: createPolicy({ roles: { app: { call: ['ledger.apply'] } }, defaultRoles: ['app'] }),
     // Room for every key of a client process within one lifetime (the default is 1,000 per key).
-    idempotency: { maxEntriesPerPeer: 200_000, maxEntries: 2_000_000 },
+    idempotency: {
+      maxEntriesPerPeer: 200_000,
+      maxEntries: 2_000_000,
+      windowMs: WINDOW_MS,
+      store: ledgerStore(held),
+    },
   });
-  server.handle('ledger.apply', async (p, ctx) => {
+  server.handle(METHOD, async (p, ctx) => {
     const key = ctx.headers.idempotencyKey ?? '-';
-    appendFileSync(config.ledgerFile, `${config.life} ${key} ${p.client} ${p.seq}\n`);
+    const expiresAt = Date.now() + WINDOW_MS;
+    // The effect and the record: one line, one write.
+    appendFileSync(
+      config.ledgerFile,
+      formatLedgerLine({ life: config.life, key, client: p.client, seq: p.seq, peer: ctx.peerId, expiresAt }),
+    );
+    held.set(`${ctx.peerId}\0${key}`, { client: p.client, seq: p.seq, expiresAt });
     // A short wait after the effect: a SIGKILL or a reset often falls between effect and answer.
     if (p.seq % 4 === 0) await sleep(1);
     return p.seq;
