@@ -33,7 +33,7 @@ export interface HandshakeOptions extends AbortOptions {
    */
   handshakeFirstMessageTimeoutMs?: number;
   /**
-   * Protocol versions this side speaks (default `[2, 1]`, every version this implementation
+   * Protocol versions this side speaks (default `[3, 2, 1]`, every version this implementation
    * knows): a non-empty list of distinct supported versions. `[1]` makes a version-1-only peer,
    * e.g. to roll out in steps or to test against old peers.
    */
