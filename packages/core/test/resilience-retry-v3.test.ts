@@ -137,3 +137,39 @@ test('never written (details.written false: waiting for a slot when the channel 
   t.is(firstQuick, 0);
   t.is(nextQuick, 1);
 });
+
+test('a channel the draining server closes right after accepting it is a lost channel, never a stalled ready one', async (t) => {
+  // The drain closes channels that arrive (after their acceptance): one closed before the client
+  // saw it ready lost its close event, and the client sat `ready` on a dead channel (found by the
+  // docs' drain example under load). Repeated, since whether the close lands first is a race.
+  for (let round = 0; round < 20; round++) {
+    const world = retryWorld(t);
+    const old = await world.start();
+    const releases: Array<() => void> = [];
+    old.handle('hold', () => new Promise((resolve) => releases.push(() => resolve('held'))));
+    old.handle('quick', () => 'old');
+    const rc = world.client({
+      backoff: { initialMs: 1, maxMs: 1, minConnectTimeoutMs: 1_000_000 },
+      closedRetries: 10,
+    });
+    await drive(world.clock, rc.request('quick', null));
+    const held = rc.request('hold', null);
+    for (let i = 0; i < 50 && releases.length === 0; i++) await turn();
+    const draining = old.close({ drainMs: 60_000 });
+    // Let the client reconnect to the draining server a few times (each channel closed at once).
+    for (let i = 0; i < 20; i++) {
+      world.clock.advance(1);
+      await turn();
+    }
+    t.false(rc.state === 'ready' && rc.client?.closed === true, `round ${round}: ready on a closed channel`);
+    releases.shift()!();
+    t.is(await held, 'held');
+    await draining;
+    const next = await world.start();
+    next.handle('quick', () => 'new');
+    t.deepEqual(await drive(world.clock, rc.request('quick', null, { waitForReady: true })), {
+      value: 'new',
+    });
+    await rc.close();
+  }
+});

@@ -577,6 +577,12 @@ export class ReconnectingClient<
     client.once('close', (error, info) => this.#onClose(client, error, info));
     // Protocol version 3's kind 13.
     client.once('goingAway', () => this.#onGoingAway(client));
+    // Closed before these listeners (a draining server closes new channels right after accepting
+    // them): its close event is gone, so the loss is handled here, or the loop would stall.
+    if (client.closed) {
+      this.#onClose(client, undefined, { reason: 'clean', error: undefined });
+      return;
+    }
     await Promise.all([...this.#subscriptions].map((sub) => this.#restoreOne(sub, client)));
     // Lost meanwhile (the close handler moved on), or shut down.
     if (this.#client !== client || this.#attempt === undefined) return;
