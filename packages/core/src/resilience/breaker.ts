@@ -19,6 +19,7 @@ import { createError, isSecureIpcError } from '../errors.js';
 import { reportListenerError } from '../rpc/events.js';
 import { type Backoff, type BackoffOptions, createBackoff } from './backoff.js';
 import { type Clock, MAX_TIMER_MS, systemClock } from './clock.js';
+import { integerIn } from './integer-option.js';
 
 /** A breaker's state. */
 export type CircuitState = 'closed' | 'open' | 'half-open';
@@ -144,12 +145,6 @@ function invalid(message: string): Error {
   return createError('SIPC_ERR_INVALID_ARGUMENT', message);
 }
 
-function intIn(name: string, value: unknown, min: number, max: number): number {
-  if (!Number.isInteger(value) || (value as number) < min || (value as number) > max)
-    throw invalid(`${name} must be an integer in [${min}, ${max}]`);
-  return value as number;
-}
-
 /** Failure and call counts per bucket of a sliding time window. */
 class RatioWindow {
   readonly #bucketMs: number;
@@ -202,8 +197,8 @@ function ratioOptions(o: FailureRatioOptions | undefined): Required<FailureRatio
   return {
     threshold,
     windowMs,
-    minimumVolume: intIn('failureRatio.minimumVolume', o.minimumVolume, 1, Number.MAX_SAFE_INTEGER),
-    buckets: intIn('failureRatio.buckets', o.buckets ?? 10, 1, MAX_RATIO_BUCKETS),
+    minimumVolume: integerIn('failureRatio.minimumVolume', o.minimumVolume, 1, Number.MAX_SAFE_INTEGER),
+    buckets: integerIn('failureRatio.buckets', o.buckets ?? 10, 1, MAX_RATIO_BUCKETS),
   };
 }
 
@@ -235,7 +230,8 @@ function resolve(options: CircuitBreakerOptions): Resolved {
   if (typeof options !== 'object' || options === null)
     throw invalid('Circuit breaker options must be an object');
   const c = options.consecutiveFailures ?? DEFAULT_CONSECUTIVE_FAILURES;
-  const consecutive = c === false ? undefined : intIn('consecutiveFailures', c, 1, Number.MAX_SAFE_INTEGER);
+  const consecutive =
+    c === false ? undefined : integerIn('consecutiveFailures', c, 1, Number.MAX_SAFE_INTEGER);
   const ratio = ratioOptions(options.failureRatio);
   if (consecutive === undefined && ratio === undefined)
     throw invalid('A circuit breaker needs consecutiveFailures or failureRatio');
@@ -248,7 +244,7 @@ function resolve(options: CircuitBreakerOptions): Resolved {
     consecutive,
     ratio,
     ...openPeriodOf(options),
-    maxProbes: intIn('maxHalfOpenProbes', options.maxHalfOpenProbes ?? 1, 1, MAX_HALF_OPEN_PROBES),
+    maxProbes: integerIn('maxHalfOpenProbes', options.maxHalfOpenProbes ?? 1, 1, MAX_HALF_OPEN_PROBES),
     classify,
     clock,
     name: options.name,

@@ -13,6 +13,7 @@
 import { createError } from '../errors.js';
 import { Fifo } from '../rpc/fifo.js';
 import type { Clock, TimerHandle } from './clock.js';
+import { integerIn } from './integer-option.js';
 
 /** Default most calls waiting in one lane (behind the one running). */
 export const DEFAULT_MAX_QUEUED_PER_LANE = 1024;
@@ -49,13 +50,8 @@ export class Lanes {
 
   /** `maxQueued`: most calls waiting per lane (an integer in [1, 1,000,000]). */
   constructor(clock: Clock, maxQueued = DEFAULT_MAX_QUEUED_PER_LANE) {
-    if (!Number.isSafeInteger(maxQueued) || maxQueued < 1 || maxQueued > MAX_QUEUED_PER_LANE)
-      throw createError(
-        'SIPC_ERR_INVALID_ARGUMENT',
-        `maxQueuedPerLane must be an integer in [1, ${MAX_QUEUED_PER_LANE}]`,
-      );
+    this.#maxQueued = integerIn('maxQueuedPerLane', maxQueued, 1, MAX_QUEUED_PER_LANE);
     this.#clock = clock;
-    this.#maxQueued = maxQueued;
   }
 
   /** Lanes with a call running or waiting. */

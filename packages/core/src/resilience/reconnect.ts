@@ -18,6 +18,7 @@
  * on the `Clock`.
  */
 import { EventEmitter } from 'node:events';
+import { closeInfoOf } from '../channel/options.js';
 import { createError, isSecureIpcError, type SecureIpcError } from '../errors.js';
 import type { RpcClient, RpcClientEvents } from '../rpc/client.js';
 import { type EventListener, guardListener, reportListenerError } from '../rpc/events.js';
@@ -36,6 +37,7 @@ import type {
 } from '../rpc/service-types.js';
 import { type Backoff, type BackoffOptions, createBackoff, DEFAULT_BACKOFF_INITIAL_MS } from './backoff.js';
 import { type Clock, type RandomSource, systemClock, systemRandom, type TimerHandle } from './clock.js';
+import { integerIn } from './integer-option.js';
 import { DEFAULT_MAX_QUEUED_PER_LANE, Lanes } from './lanes.js';
 import {
   type CallRetryOption,
@@ -226,12 +228,7 @@ export class ReconnectingClient<
       closedRetries = DEFAULT_CLOSED_RETRIES,
       ...connectOptions
     } = options;
-    if (!(Number.isSafeInteger(closedRetries) && closedRetries >= 0 && closedRetries <= MAX_CLOSED_RETRIES))
-      throw createError(
-        'SIPC_ERR_INVALID_ARGUMENT',
-        `closedRetries must be an integer in [0, ${MAX_CLOSED_RETRIES}]`,
-      );
-    this.#closedRetries = closedRetries;
+    this.#closedRetries = integerIn('closedRetries', closedRetries, 0, MAX_CLOSED_RETRIES);
     if (typeof clock?.setTimeout !== 'function' || typeof clock.now !== 'function')
       throw createError('SIPC_ERR_INVALID_ARGUMENT', 'clock must be a Clock');
     if ('signal' in connectOptions)
@@ -580,7 +577,7 @@ export class ReconnectingClient<
     // Closed before these listeners (a draining server closes new channels right after accepting
     // them): its close event is gone, so the loss is handled here, or the loop would stall.
     if (client.closed) {
-      this.#onClose(client, undefined, { reason: 'clean', error: undefined });
+      this.#onClose(client, undefined, closeInfoOf(undefined));
       return;
     }
     await Promise.all([...this.#subscriptions].map((sub) => this.#restoreOne(sub, client)));
