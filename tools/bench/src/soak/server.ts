@@ -26,7 +26,7 @@ import {
   serve,
 } from '@secure-ipc/core';
 import { unixTransport } from '@secure-ipc/transport-unix';
-import { formatLedgerLine, readLedger } from './ledger.js';
+import { formatLedgerLine, type LedgerLine, readLedger } from './ledger.js';
 import type { SoakApi, SoakServerConfig } from './protocol.js';
 
 for (const name of ['unhandledRejection', 'uncaughtException'] as const)
@@ -36,22 +36,18 @@ for (const name of ['unhandledRejection', 'uncaughtException'] as const)
 const WINDOW_MS = 3_600_000;
 const METHOD = 'ledger.apply';
 
-/** What a ledger line records of one execution: its params and the end of its window. */
-interface Held {
-  readonly client: number;
-  readonly seq: number;
-  readonly expiresAt: number;
-}
+/** The key of (peer, idempotency key) in the map of executions: \0 occurs in neither. */
+const heldId = (peer: string, key: string): string => `${peer}\0${key}`;
 
 /**
  * The store over the ledger: `held` is loaded from the file at start and grows with each line
  * the handler appends. `put` adds nothing: every outcome of `ledger.apply` was recorded by its
  * handler with the effect (the store keeps the first record, as the interface says).
  */
-function ledgerStore(held: Map<string, Held>): IdempotencyStore {
+function ledgerStore(held: Map<string, LedgerLine>): IdempotencyStore {
   return {
     get(peer, key): IdempotencyRecord | undefined {
-      const h = held.get(`${peer}\0${key}`);
+      const h = held.get(heldId(peer, key));
       if (h === undefined || h.expiresAt <= Date.now()) return undefined;
       const params = { client: h.client, seq: h.seq };
       return {
@@ -67,16 +63,10 @@ function ledgerStore(held: Map<string, Held>): IdempotencyStore {
 }
 
 /** The executions the ledger file holds (none if it does not exist yet). */
-function loadLedger(file: string): Map<string, Held> {
-  const held = new Map<string, Held>();
+function loadLedger(file: string): Map<string, LedgerLine> {
+  const held = new Map<string, LedgerLine>();
   if (!existsSync(file)) return held;
-  for (const line of readLedger(file))
-    if (line !== undefined)
-      held.set(`${line.peer}\0${line.key}`, {
-        client: line.client,
-        seq: line.seq,
-        expiresAt: line.expiresAt,
-      });
+  for (const line of readLedger(file)) if (line !== undefined) held.set(heldId(line.peer, line.key), line);
   return held;
 }
 
@@ -102,13 +92,17 @@ async function main(config: SoakServerConfig, ended: Promise<unknown>): Promise<
   });
   server.handle(METHOD, async (p, ctx) => {
     const key = ctx.headers.idempotencyKey ?? '-';
-    const expiresAt = Date.now() + WINDOW_MS;
+    const line: LedgerLine = {
+      life: config.life,
+      key,
+      client: p.client,
+      seq: p.seq,
+      peer: ctx.peerId,
+      expiresAt: Date.now() + WINDOW_MS,
+    };
     // The effect and the record: one line, one write.
-    appendFileSync(
-      config.ledgerFile,
-      formatLedgerLine({ life: config.life, key, client: p.client, seq: p.seq, peer: ctx.peerId, expiresAt }),
-    );
-    held.set(`${ctx.peerId}\0${key}`, { client: p.client, seq: p.seq, expiresAt });
+    appendFileSync(config.ledgerFile, formatLedgerLine(line));
+    held.set(heldId(line.peer, key), line);
     // A short wait after the effect: a SIGKILL or a reset often falls between effect and answer.
     if (p.seq % 4 === 0) await sleep(1);
     return p.seq;
