@@ -11,13 +11,12 @@
  */
 import test from 'ava';
 import type { RpcClient } from '../src/rpc/client.js';
-import { drive, retryWorld, turn } from './fixtures/retry-memory.js';
+import { drive, holdMethod, retryWorld } from './fixtures/retry-memory.js';
 
 test('goingAway: new calls go to a new channel while the old one finishes its running call; close() closes both', async (t) => {
   const world = retryWorld(t);
   const server = await world.start();
-  const releases: Array<() => void> = [];
-  server.handle('hold', () => new Promise((resolve) => releases.push(() => resolve('held'))));
+  const hold = holdMethod(server, 'held');
   let quick = 0;
   server.handle('quick', () => ++quick);
   const rc = world.client();
@@ -26,8 +25,8 @@ test('goingAway: new calls go to a new channel while the old one finishes its ru
   const states: string[] = [];
   rc.on('stateChange', ({ to }) => states.push(to));
   const held = rc.request('hold', null);
-  for (let i = 0; i < 50 && releases.length === 0; i++) await turn();
-  t.is(releases.length, 1);
+  await hold.running();
+  t.is(hold.held, 1);
 
   (old as unknown as NodeJS.EventEmitter).emit('goingAway', { lastId: 2 });
   t.is(rc.state, 'connecting');
@@ -37,7 +36,7 @@ test('goingAway: new calls go to a new channel while the old one finishes its ru
   t.not(rc.client, old);
   t.false(old.closed, 'the old channel drains');
   t.is(server.listener.channels.size, 2);
-  releases.shift()!();
+  hold.release();
   t.is(await held, 'held', 'the running call finished on the old channel');
 
   await rc.close();

@@ -9,13 +9,12 @@ import test from 'ava';
 import { PublicError } from '../src/envelope/wire-errors.js';
 import { isSecureIpcError } from '../src/errors.js';
 import { classifyFailure } from '../src/resilience/retry.js';
-import { drive, retryWorld, turn } from './fixtures/retry-memory.js';
+import { drive, holdMethod, retryWorld, turn } from './fixtures/retry-memory.js';
 
 test('UNAVAILABLE (the server’s running-requests limit): one transparent retry, then only a policy’s; never run meanwhile', async (t) => {
   const world = retryWorld(t);
   const server = await world.start({ maxIncoming: 1 });
-  const releases: Array<() => void> = [];
-  server.handle('hold', () => new Promise((resolve) => releases.push(() => resolve('held'))));
+  const hold = holdMethod(server, 'held');
   const ran: number[] = [];
   server.handle('quick', (_p, ctx) => {
     ran.push(ctx.attempt);
@@ -25,7 +24,7 @@ test('UNAVAILABLE (the server’s running-requests limit): one transparent retry
   server.on('decision', (d) => decisions.push(d.what));
   const plain = world.client();
   const held = plain.request('hold', null);
-  for (let i = 0; i < 50 && releases.length === 0; i++) await turn();
+  await hold.running();
   decisions.length = 0;
   const refused = (await drive(world.clock, plain.request('quick', null))).error;
   t.true(isSecureIpcError(refused, 'SIPC_ERR_UNAVAILABLE'), String(refused));
@@ -37,7 +36,7 @@ test('UNAVAILABLE (the server’s running-requests limit): one transparent retry
   );
   t.deepEqual(ran, [], 'never run');
 
-  releases.shift()!();
+  hold.release();
   t.is(await held, 'held');
 
   // With a policy: after the transparent retry, a policy retry after its backoff; the slot frees meanwhile.
@@ -45,12 +44,12 @@ test('UNAVAILABLE (the server’s running-requests limit): one transparent retry
     retry: { policy: { maxAttempts: 3, initialBackoffMs: 100, maxBackoffMs: 100 } },
   });
   const holding = rc.request('hold', null);
-  for (let i = 0; i < 50 && releases.length === 0; i++) await turn();
+  await hold.running();
   decisions.length = 0;
   const pending = rc.request('quick', null);
   for (let i = 0; i < 50 && decisions.length < 2; i++) await turn();
   t.is(decisions.length, 2, 'refused twice (the first and the transparent retry), before any backoff');
-  releases.shift()!();
+  hold.release();
   t.is(await holding, 'held');
   t.deepEqual(await drive(world.clock, pending), { value: 'ok' });
   t.deepEqual(ran, [3], 'run once, on its third write');
@@ -75,8 +74,7 @@ test('the attempt number: absent on the first write (ctx.attempt 1), then 2, 3 o
 test('a draining server (kind 13): running calls finish on it, new and not-executed ones go to the next server, each run once', async (t) => {
   const world = retryWorld(t);
   const old = await world.start();
-  const releases: Array<() => void> = [];
-  old.handle('hold', () => new Promise((resolve) => releases.push(() => resolve('from old'))));
+  const hold = holdMethod(old, 'from old');
   let oldQuick = 0;
   old.handle('quick', () => ++oldQuick);
   const rc = world.client();
@@ -87,7 +85,7 @@ test('a draining server (kind 13): running calls finish on it, new and not-execu
   oldQuick = 0;
   rc.client!.on('goingAway', (info) => goingAway.push(info));
   const held = rc.request('hold', null);
-  for (let i = 0; i < 50 && releases.length === 0; i++) await turn();
+  await hold.running();
 
   const draining = old.close({ drainMs: 60_000 });
   const crossing = rc.request('quick', 'crossing', { waitForReady: true }); // written before the kind 13 arrives, or waits after it
@@ -96,7 +94,7 @@ test('a draining server (kind 13): running calls finish on it, new and not-execu
   t.is(goingAway.length, 1, 'kind 13 reached the client');
   // The client's next attempt waits for its backoff (manual time, moved only by `drive` below).
   // The running call finishes:
-  releases.shift()!();
+  hold.release();
   t.is(await held, 'from old', 'the running call finished on the draining channel');
   await draining;
   // The old server is gone and its address free: the next one starts there (a restart).
@@ -113,8 +111,7 @@ test('a draining server (kind 13): running calls finish on it, new and not-execu
 test('never written (details.written false: waiting for a slot when the channel closed): sent again on the next channel without key or policy; the written one is not', async (t) => {
   const world = retryWorld(t);
   const first = await world.start();
-  const releases: Array<() => void> = [];
-  first.handle('hold', () => new Promise((resolve) => releases.push(() => resolve('never'))));
+  const hold = holdMethod(first, 'never');
   let firstQuick = 0;
   first.handle('quick', () => ++firstQuick);
   // One request in flight per channel: the second call waits for the slot, unwritten.
@@ -122,7 +119,7 @@ test('never written (details.written false: waiting for a slot when the channel 
   await drive(world.clock, rc.request('quick', null));
   firstQuick = 0;
   const held = rc.request('hold', null);
-  for (let i = 0; i < 50 && releases.length === 0; i++) await turn();
+  await hold.running();
   // waitForReady: an unsent call sent again waits for the next channel (without it, a client in
   // transient_failure fails it fast, as gRPC does).
   const waiting = rc.request('quick', null, { waitForReady: true });
@@ -145,8 +142,7 @@ test('a channel the draining server closes right after accepting it is a lost ch
   for (let round = 0; round < 20; round++) {
     const world = retryWorld(t);
     const old = await world.start();
-    const releases: Array<() => void> = [];
-    old.handle('hold', () => new Promise((resolve) => releases.push(() => resolve('held'))));
+    const hold = holdMethod(old, 'held');
     old.handle('quick', () => 'old');
     const rc = world.client({
       backoff: { initialMs: 1, maxMs: 1, minConnectTimeoutMs: 1_000_000 },
@@ -154,7 +150,7 @@ test('a channel the draining server closes right after accepting it is a lost ch
     });
     await drive(world.clock, rc.request('quick', null));
     const held = rc.request('hold', null);
-    for (let i = 0; i < 50 && releases.length === 0; i++) await turn();
+    await hold.running();
     const draining = old.close({ drainMs: 60_000 });
     // Let the client reconnect to the draining server a few times (each channel closed at once).
     for (let i = 0; i < 20; i++) {
@@ -162,7 +158,7 @@ test('a channel the draining server closes right after accepting it is a lost ch
       await turn();
     }
     t.false(rc.state === 'ready' && rc.client?.closed === true, `round ${round}: ready on a closed channel`);
-    releases.shift()!();
+    hold.release();
     t.is(await held, 'held');
     await draining;
     const next = await world.start();
