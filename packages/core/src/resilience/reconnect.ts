@@ -18,7 +18,6 @@
  * on the `Clock`.
  */
 import { EventEmitter } from 'node:events';
-import { closeInfoOf } from '../channel/options.js';
 import { createError, isSecureIpcError, type SecureIpcError } from '../errors.js';
 import type { RpcClient, RpcClientEvents } from '../rpc/client.js';
 import { type EventListener, guardListener, reportListenerError } from '../rpc/events.js';
@@ -577,7 +576,8 @@ export class ReconnectingClient<
     // Closed before these listeners (a draining server closes new channels right after accepting
     // them): its close event is gone, so the loss is handled here, or the loop would stall.
     if (client.closed) {
-      this.#onClose(client, undefined, closeInfoOf(undefined));
+      // A clean close's info (resilience may not import the channel layer's closeInfoOf).
+      this.#onClose(client, undefined, { reason: 'clean', error: undefined });
       return;
     }
     await Promise.all([...this.#subscriptions].map((sub) => this.#restoreOne(sub, client)));
