@@ -77,6 +77,19 @@ export const ERROR_TABLE = {
   SIPC_ERR_KEYSTORE: ['KeystoreError', 'The OS keystore operation failed'],
   SIPC_ERR_CIRCUIT_OPEN: ['CircuitOpenError', 'The circuit breaker is open: the call was not sent'],
   SIPC_ERR_SAGA_FAILED: ['SagaFailedError', 'A saga step failed; its completed steps were compensated'],
+  SIPC_ERR_OUTBOX_FULL: ['OutboxFullError', 'The outbox holds its most entries or bytes'],
+  SIPC_ERR_OUTBOX_CORRUPT: [
+    'OutboxCorruptError',
+    'An outbox journal or record failed its integrity check (the record is quarantined)',
+  ],
+  SIPC_ERR_OUTBOX_ROLLBACK: [
+    'OutboxRollbackError',
+    'The outbox journal is older than its anchor (a restored copy) or its anchor is missing or wrong',
+  ],
+  SIPC_ERR_INSUFFICIENT_PROTECTION: [
+    'InsufficientProtectionError',
+    'The protection available here is below the minimum asked for',
+  ],
 } as const;
 
 /** Every code of the error table (`SIPC_ERR_...`, listed in docs/errors.md). */

@@ -162,6 +162,36 @@ export {
   loadSecretKey,
   storeSecretKey,
 } from './keys/keystore.js';
+export { type GuardedKind, type OutboxAccessGuard, posixOwnerOnly } from './outbox/access.js';
+export {
+  OUTBOX_RETRY_INITIAL_MS,
+  OUTBOX_RETRY_MAX_MS,
+  outboxVerdict,
+  TERMINAL_OUTBOX_CODES,
+} from './outbox/delivery.js';
+export { MAX_OUTBOX_ENTRY_BYTES } from './outbox/format.js';
+export type { QuarantinedRecord, QuarantineReason } from './outbox/journal.js';
+export type { OutboxFileKey, OutboxKeySource, OutboxKeystoreKey } from './outbox/key-source.js';
+export {
+  DEFAULT_OUTBOX_MAX_BYTES,
+  DEFAULT_OUTBOX_MAX_ENTRIES,
+  MAX_OUTBOX_MAX_BYTES,
+  MAX_OUTBOX_MAX_ENTRIES,
+  MAX_OUTBOX_TTL_MS,
+  MIN_OUTBOX_MAX_BYTES,
+  OUTBOX_COMPACT_SLACK_BYTES,
+  Outbox,
+  type OutboxDelivered,
+  type OutboxEntryInfo,
+  type OutboxEvents,
+  type OutboxExpired,
+  type OutboxFailed,
+  type OutboxOptions,
+  type OutboxProtection,
+  openOutbox,
+  type ProtectionLevel,
+  type QuarantineEvent,
+} from './outbox/outbox.js';
 // Resilience: injectable time and randomness, backoff, circuit breakers (docs/resilience.md).
 export {
   type Backoff,
@@ -219,10 +249,14 @@ export {
 } from './resilience/lanes.js';
 // The reconnecting client: gRPC connectivity states and backoff (docs/resilience.md).
 export {
+  type ClientOutbox,
+  type ClientOutboxAttachment,
   type ConnectivityState,
   type ConnectivityStateChange,
   createReconnectingClient,
   DEFAULT_CLOSED_RETRIES,
+  type EnqueuedEntry,
+  type EnqueueOptions,
   isTerminalConnectError,
   MAX_CLOSED_RETRIES,
   type ReadyOptions,

@@ -64,6 +64,31 @@ export interface Sodium {
   crypto_secretbox_KEYBYTES: number;
   crypto_secretbox_easy(c: Uint8Array, m: Uint8Array, n: Uint8Array, k: Uint8Array): void;
   crypto_secretbox_open_easy(m: Uint8Array, c: Uint8Array, n: Uint8Array, k: Uint8Array): boolean;
+  // XChaCha20-Poly1305 and the BLAKE2b key derivation for the encrypted outbox.
+  crypto_aead_xchacha20poly1305_ietf_NPUBBYTES: number;
+  crypto_aead_xchacha20poly1305_ietf_ABYTES: number;
+  crypto_aead_xchacha20poly1305_ietf_encrypt(
+    ciphertext: Uint8Array,
+    message: Uint8Array,
+    ad: Uint8Array | null,
+    nsec: null,
+    nonce: Uint8Array,
+    key: Uint8Array,
+  ): number;
+  crypto_aead_xchacha20poly1305_ietf_decrypt(
+    message: Uint8Array,
+    nsec: null,
+    ciphertext: Uint8Array,
+    ad: Uint8Array | null,
+    nonce: Uint8Array,
+    key: Uint8Array,
+  ): number;
+  crypto_kdf_derive_from_key(
+    subkey: Uint8Array,
+    subkeyId: number,
+    context: Uint8Array,
+    key: Uint8Array,
+  ): void;
 }
 
 /** sodium-native, loaded once. */

@@ -18,7 +18,7 @@
  */
 import { ExtData } from '@msgpack/msgpack';
 import { createError, type SecureIpcError } from '../errors.js';
-import { MAX_DECODE_DEPTH } from './decode-budget.js';
+import { decodeBudgetRefusal, MAX_DECODE_DEPTH } from './decode-budget.js';
 
 /** The registered ext types (docs/protocol.md, "Values"). */
 export const EXT_MAP = 1;
@@ -1002,4 +1002,28 @@ export function topLevelValueSpan(input: Uint8Array, name: string): [start: numb
     }
     return found;
   });
+}
+
+/** A decoded value that is a plain string-keyed map (not an array, a Map, a Set or bytes). */
+export const isPlainMap = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' &&
+  v !== null &&
+  !Array.isArray(v) &&
+  !(v instanceof Map) &&
+  !(v instanceof Set) &&
+  !(v instanceof Uint8Array);
+
+/**
+ * Decode one record of our own files (journals, stores) under the decode budget: the plain map
+ * it holds, or undefined for bytes that are not one (the caller decides torn or corrupt).
+ */
+export function decodeStoredMap(bytes: Uint8Array): Record<string, unknown> | undefined {
+  if (decodeBudgetRefusal(bytes) !== undefined) return undefined;
+  let value: unknown;
+  try {
+    value = decodeValue(bytes);
+  } catch {
+    return undefined;
+  }
+  return isPlainMap(value) ? value : undefined;
 }

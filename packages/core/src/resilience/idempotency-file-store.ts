@@ -12,8 +12,7 @@
  * opening it and every compaction drop expired and replaced records.
  */
 import { createError } from '../errors.js';
-import { decodeBudgetRefusal } from '../msgpack/decode-budget.js';
-import { decodeValue, encodeValue } from '../msgpack/value-codec.js';
+import { decodeStoredMap, encodeValue, isPlainMap } from '../msgpack/value-codec.js';
 import { DEFAULT_IDEMPOTENCY_MAX_ENTRIES } from '../rpc/idempotency.js';
 import {
   type IdempotencyRecord,
@@ -56,15 +55,8 @@ export interface FileIdempotencyStore extends IdempotencyStore {
 
 type WireError = Extract<StoredOutcome, { ok: false }>['error'];
 
-const isObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' &&
-  v !== null &&
-  !Array.isArray(v) &&
-  !(v instanceof Map) &&
-  !(v instanceof Uint8Array);
-
 function wireError(v: unknown): WireError | undefined {
-  if (!isObject(v) || typeof v.code !== 'string' || typeof v.message !== 'string') return undefined;
+  if (!isPlainMap(v) || typeof v.code !== 'string' || typeof v.message !== 'string') return undefined;
   return v.data === undefined
     ? { code: v.code, message: v.message }
     : { code: v.code, message: v.message, data: v.data };
@@ -72,14 +64,8 @@ function wireError(v: unknown): WireError | undefined {
 
 /** The record a body holds, or undefined for a malformed one. */
 function decodeRecord(body: Uint8Array): IdempotencyRecord | undefined {
-  if (decodeBudgetRefusal(body) !== undefined) return undefined;
-  let r: unknown;
-  try {
-    r = decodeValue(body);
-  } catch {
-    return undefined;
-  }
-  if (!isObject(r) || typeof r.p !== 'string' || typeof r.k !== 'string' || typeof r.o !== 'boolean')
+  const r = decodeStoredMap(body);
+  if (r === undefined || typeof r.p !== 'string' || typeof r.k !== 'string' || typeof r.o !== 'boolean')
     return undefined;
   if (!(r.f instanceof Uint8Array) || r.f.byteLength !== 64) return undefined;
   if (typeof r.x !== 'number' || !Number.isFinite(r.x)) return undefined;

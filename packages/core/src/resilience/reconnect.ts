@@ -26,6 +26,7 @@ import type {
   EventMap,
   EventPayloadOf,
   MethodName,
+  ParamsOf,
   PatternCheck,
   PublishPayload,
   Received,
@@ -114,6 +115,44 @@ export interface ReconnectingClientOptions extends Omit<ConnectOptions, 'signal'
    * channel.
    */
   closedRetries?: number;
+  /**
+   * An outbox (`openOutbox`, docs/outbox.md): `enqueue` makes requests durable and the client
+   * delivers them when it has a channel. The client attaches to it (one client per outbox) and
+   * detaches at close; closing the outbox stays the caller's.
+   */
+  outbox?: ClientOutbox;
+}
+
+/** Options of one outbox entry (`enqueue`). */
+export interface EnqueueOptions {
+  /** Deliver after every earlier entry of this lane (1 to 128 characters). */
+  lane?: string;
+  /** Give up after this many ms (1 to 2^31−1): removed with an `expired` event. */
+  ttlMs?: number;
+  /** The request's idempotency key (1 to 128 UTF-8 bytes; default `obx-<outbox id>-<seq>`). */
+  idempotencyKey?: string;
+}
+
+/** An outbox entry made durable. */
+export interface EnqueuedEntry {
+  /** The entry's id: its sequence number in decimal. */
+  readonly id: string;
+  /** The idempotency key its request carries. */
+  readonly idempotencyKey: string;
+}
+
+/** What a reconnecting client needs of an outbox (`openOutbox`'s Outbox is one). */
+export interface ClientOutbox {
+  /** Start delivering through `client`. */
+  attach(client: ReconnectingClient<any, any>): ClientOutboxAttachment;
+}
+
+/** An outbox attached to a client. */
+export interface ClientOutboxAttachment {
+  /** Make an entry durable (resolves once it is on disk). */
+  enqueue(method: string, params: unknown, options?: EnqueueOptions): Promise<EnqueuedEntry>;
+  /** Stop delivering through the client. */
+  detach(): void;
 }
 
 /** How a call waits for a channel. */
@@ -212,6 +251,7 @@ export class ReconnectingClient<
   readonly #closedRetries: number;
   /** Attempts in a row that ended in SIPC_ERR_REFUSED reason `closed`. */
   #closedInARow = 0;
+  #outbox: ClientOutboxAttachment | undefined;
 
   /** See `createReconnectingClient`. */
   constructor(options: ReconnectingClientOptions) {
@@ -225,8 +265,11 @@ export class ReconnectingClient<
       retry,
       maxQueuedPerLane = DEFAULT_MAX_QUEUED_PER_LANE,
       closedRetries = DEFAULT_CLOSED_RETRIES,
+      outbox,
       ...connectOptions
     } = options;
+    if (outbox !== undefined && typeof outbox?.attach !== 'function')
+      throw createError('SIPC_ERR_INVALID_ARGUMENT', 'outbox must be an outbox (openOutbox)');
     this.#closedRetries = integerIn('closedRetries', closedRetries, 0, MAX_CLOSED_RETRIES);
     if (typeof clock?.setTimeout !== 'function' || typeof clock.now !== 'function')
       throw createError('SIPC_ERR_INVALID_ARGUMENT', 'clock must be a Clock');
@@ -239,6 +282,30 @@ export class ReconnectingClient<
     this.#random = random ?? systemRandom;
     this.#retry = retry === undefined ? undefined : new RetryConfig(retry);
     this.#lanes = new Lanes(clock, maxQueuedPerLane);
+    this.#outbox = outbox?.attach(this);
+  }
+
+  /**
+   * Make a request durable in the client's outbox: resolves with its id once it is on disk,
+   * before any network I/O; the client delivers it when it has a channel, in order per lane,
+   * with an idempotency key, and the outbox reports its end (`delivered`, `failed`, `expired`).
+   * SIPC_ERR_INVALID_ARGUMENT without an `outbox` option or after close.
+   */
+  enqueue<M extends MethodName<S>>(
+    method: M,
+    params?: ParamsOf<S, M>,
+    options?: EnqueueOptions,
+  ): Promise<EnqueuedEntry> {
+    if (this.#outbox === undefined)
+      return Promise.reject(
+        createError(
+          'SIPC_ERR_INVALID_ARGUMENT',
+          this.#state === 'shutdown'
+            ? 'The reconnecting client is closed'
+            : 'enqueue needs the outbox option',
+        ),
+      );
+    return this.#outbox.enqueue(method, params, options);
   }
 
   /** The connectivity state now. */
@@ -347,6 +414,8 @@ export class ReconnectingClient<
 
   /** Shut down (idempotent): no attempt after it, waiting calls reject, the channel closes. */
   close(): Promise<void> {
+    this.#outbox?.detach();
+    this.#outbox = undefined;
     if (this.#state !== 'shutdown') this.#shutdown(undefined);
     return this.#closing;
   }

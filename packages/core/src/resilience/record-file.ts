@@ -186,7 +186,8 @@ function frame(body: Uint8Array): Buffer {
   return out;
 }
 
-async function syncDirectory(dir: string): Promise<void> {
+/** fsync a directory, so a rename in it is durable (a no-op on Windows, where NTFS journals it). */
+export async function syncDirectory(dir: string): Promise<void> {
   // Windows cannot open a directory to fsync it; NTFS journals the rename itself.
   if (process.platform === 'win32') return;
   const handle = await fs.open(dir, constants.O_RDONLY);

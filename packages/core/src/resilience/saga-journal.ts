@@ -16,8 +16,7 @@
  * a test.
  */
 import { createError } from '../errors.js';
-import { decodeBudgetRefusal } from '../msgpack/decode-budget.js';
-import { decodeValue, encodeValue } from '../msgpack/value-codec.js';
+import { decodeStoredMap, encodeValue } from '../msgpack/value-codec.js';
 
 /** Largest encoded journal record, in bytes (a step's result or the saga's input included): 64 KiB. */
 export const MAX_SAGA_RECORD_BYTES = 64 * 1024;
@@ -176,16 +175,8 @@ const SHAPES: Record<SagaRecordType, (r: Record<string, unknown>) => boolean> = 
  * caller decides whether that is a torn tail or corruption).
  */
 export function decodeSagaRecord(bytes: Uint8Array): SagaRecord | undefined {
-  if (decodeBudgetRefusal(bytes) !== undefined) return undefined;
-  let value: unknown;
-  try {
-    value = decodeValue(bytes);
-  } catch {
-    return undefined;
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Map)
-    return undefined;
-  const r = value as Record<string, unknown>;
+  const r = decodeStoredMap(bytes);
+  if (r === undefined) return undefined;
   if (typeof r.type !== 'string' || !RECORD_TYPES.has(r.type) || !isName(r.sagaId)) return undefined;
   return SHAPES[r.type as SagaRecordType](r) ? (r as unknown as SagaRecord) : undefined;
 }
