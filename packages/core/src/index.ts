@@ -170,6 +170,13 @@ export {
   TERMINAL_OUTBOX_CODES,
 } from './outbox/delivery.js';
 export { MAX_OUTBOX_ENTRY_BYTES } from './outbox/format.js';
+export {
+  type AnchorStatus,
+  type InspectOutboxOptions,
+  inspectOutbox,
+  type OutboxLaneReport,
+  type OutboxReport,
+} from './outbox/inspect.js';
 export type { QuarantinedRecord, QuarantineReason } from './outbox/journal.js';
 export type { OutboxFileKey, OutboxKeySource, OutboxKeystoreKey } from './outbox/key-source.js';
 export {
