@@ -153,25 +153,28 @@ export async function scanJournal(
   };
   /** Whether a valid record is in its place (and the layout's state moves on). */
   const place = (offset: number, seq: number, body: RecordBody): boolean => {
+    if (phase === 'carried') {
+      // Carried entries: increasing among themselves, all below the CHECKPOINT's seq.
+      const prev = carried.at(-1) ?? 0;
+      if (body.type === RecordType.ENQUEUE && seq < checkpoint!.seq && seq > prev) {
+        carried.push(seq);
+        if (carried.length === checkpoint!.n) closeCarried(offset);
+        return true;
+      }
+      closeCarried(offset);
+    }
     if (seq <= last) return false;
     if (phase === 'checkpoint') {
       if (body.type === RecordType.CHECKPOINT) {
         checkpoint = { seq, n: body.n, h: Buffer.from(body.h), offset };
         phase = 'carried';
         if (body.n === 0) closeCarried(offset);
+        last = seq;
         return true;
       }
       // The CHECKPOINT itself is lost: the carried entries cannot be checked; order still is.
       quarantine({ offset, length: 0, seq: undefined, reason: 'checkpoint' });
       phase = 'unplaced';
-    }
-    if (phase === 'carried') {
-      if (body.type === RecordType.ENQUEUE && seq < checkpoint!.seq) {
-        carried.push(seq);
-        if (carried.length === checkpoint!.n) closeCarried(offset);
-        return true;
-      }
-      closeCarried(offset);
     }
     if (body.type === RecordType.CHECKPOINT) return false;
     if (phase === 'appended') {
@@ -179,6 +182,7 @@ export async function scanJournal(
       if (seq > expected) quarantine({ offset, length: 0, seq: expected, reason: 'missing' });
       expected = seq + 1;
     }
+    last = seq;
     return true;
   };
   while (pos < source.size) {
@@ -194,11 +198,13 @@ export async function scanJournal(
     }
     const opened = openRecord(keys, id, await source.read(pos, frame.length));
     if (opened.seq !== undefined && opened.seq > highest) highest = opened.seq;
-    if (!opened.ok) quarantine({ offset: pos, length: frame.length, seq: opened.seq, reason: opened.reason });
-    else if (!place(pos, opened.seq, opened.body))
+    if (!opened.ok) {
+      quarantine({ offset: pos, length: frame.length, seq: opened.seq, reason: opened.reason });
+      // The record in the next place, damaged: its seq is accounted for (no 'missing' after it).
+      if (phase === 'appended' && opened.seq === expected) expected++;
+    } else if (!place(pos, opened.seq, opened.body))
       quarantine({ offset: pos, length: frame.length, seq: opened.seq, reason: 'order' });
     else {
-      last = opened.seq;
       records++;
       sink({ offset: pos, length: frame.length, seq: opened.seq, body: opened.body });
     }
