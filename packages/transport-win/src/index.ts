@@ -55,6 +55,7 @@ export {
 } from './address.js';
 export { pipeSddl } from './hardening.js';
 export type { PipeListener } from './listener.js';
+export { windowsOwnerOnly } from './outbox-guard.js';
 export type { PipeCredentialPolicy, PipePeerCredentials } from './peer-credentials.js';
 export {
   type PipeConnectOptions,

@@ -67,6 +67,11 @@ export const Win = {
   INFINITE: 0xffffffff,
   WT_EXECUTEONLYONCE: 0x8,
   FilePipeLocalInformation: 24,
+  SE_FILE_OBJECT: 1,
+  FILE_ATTRIBUTE_DIRECTORY: 0x10,
+  FILE_ATTRIBUTE_DEVICE: 0x40,
+  FILE_ATTRIBUTE_REPARSE_POINT: 0x400,
+  INVALID_FILE_ATTRIBUTES: 0xffffffff,
 } as const;
 
 /** What `win32()` returns: the loaded koffi module and every declared function. */
@@ -105,6 +110,10 @@ export interface Win32 {
   readonly ConvertStringSecurityDescriptorToSecurityDescriptorW: (...a: unknown[]) => boolean;
   readonly ConvertSecurityDescriptorToStringSecurityDescriptorW: (...a: unknown[]) => boolean;
   readonly GetSecurityInfo: (...a: unknown[]) => number;
+  readonly GetNamedSecurityInfoW: (...a: unknown[]) => number;
+  readonly SetFileSecurityW: (name: string, info: number, sd: Handle) => boolean;
+  readonly GetSecurityDescriptorDacl: (...a: unknown[]) => boolean;
+  readonly GetFileAttributesW: (name: string) => number;
   readonly NtQueryInformationFile: (...a: unknown[]) => number;
   /** libuv's `uv_open_osfhandle`, exported by node.exe: a CRT fd in Node's own CRT fd table. */
   readonly uvOpenOsfhandle: (h: Handle) => number;
@@ -232,6 +241,16 @@ export function win32(): Win32 {
       adv,
       'uint32 __stdcall GetSecurityInfo(void *h, int objType, uint32 info, _Out_ void **owner, _Out_ void **group, _Out_ void **dacl, _Out_ void **sacl, _Out_ void **sd)',
     ),
+    GetNamedSecurityInfoW: f(
+      adv,
+      'uint32 __stdcall GetNamedSecurityInfoW(str16 name, int objType, uint32 info, _Out_ void **owner, _Out_ void **group, _Out_ void **dacl, _Out_ void **sacl, _Out_ void **sd)',
+    ),
+    SetFileSecurityW: f(adv, 'bool __stdcall SetFileSecurityW(str16 name, uint32 info, void *sd)'),
+    GetSecurityDescriptorDacl: f(
+      adv,
+      'bool __stdcall GetSecurityDescriptorDacl(void *sd, _Out_ int *present, _Out_ void **dacl, _Out_ int *defaulted)',
+    ),
+    GetFileAttributesW: f(k32, 'uint32 __stdcall GetFileAttributesW(str16 name)'),
     NtQueryInformationFile: f(
       ntdll,
       'int32 __stdcall NtQueryInformationFile(void *h, _Out_ uint8_t *iosb, _Out_ uint8_t *buf, uint32 len, int cls)',
