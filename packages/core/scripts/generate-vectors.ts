@@ -8,8 +8,12 @@
  * Run after a build: `npm run vectors -w packages/core` (node dist/scripts/generate-vectors.js).
  */
 import { writeFileSync } from 'node:fs';
+import { checkOutboxVectors } from './outbox-vectors.js';
 import { buildVectors } from './vectors.js';
 
 const dir = new URL('../../../../docs/vectors/', import.meta.url);
-for (const [name, doc] of Object.entries(buildVectors()))
+const vectors = buildVectors();
+// The outbox reader is asynchronous: its outcomes are checked here, before anything is written.
+await checkOutboxVectors(vectors.outbox);
+for (const [name, doc] of Object.entries(vectors))
   writeFileSync(new URL(`${name}.json`, dir), `${JSON.stringify(doc, null, 2)}\n`);

@@ -29,6 +29,7 @@ import { parseRevocationList, RevocationList } from '../src/identity/revocation.
 import { keyPairFromSecretKey } from '../src/keys/key-pair.js';
 import { decodeValue, RawMsgpack } from '../src/msgpack/value-codec.js';
 import type { Connection } from '../src/transport/contract.js';
+import { outboxVectors } from './outbox-vectors.js';
 
 export const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
 const unhex = (text: string): Buffer => Buffer.from(text.replace(/\s+/g, ''), 'hex');
@@ -1387,5 +1388,6 @@ export function buildVectors(): Record<string, unknown> {
     'handshake-transcript': transcript(),
     certificates: certificates(),
     revocation: revocation(),
+    outbox: outboxVectors(),
   };
 }
