@@ -6,6 +6,7 @@ import * as ca from './commands/ca.js';
 import * as call from './commands/call.js';
 import * as cert from './commands/cert.js';
 import * as keygen from './commands/keygen.js';
+import * as outbox from './commands/outbox.js';
 import * as ping from './commands/ping.js';
 import * as pubkey from './commands/pubkey.js';
 import * as revoke from './commands/revoke.js';
@@ -52,6 +53,7 @@ export const commands: Readonly<Record<string, Command>> = {
   ca,
   cert,
   revoke,
+  outbox,
 };
 
 function help(stream: NodeJS.WritableStream): void {

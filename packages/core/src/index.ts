@@ -169,7 +169,7 @@ export {
   outboxVerdict,
   TERMINAL_OUTBOX_CODES,
 } from './outbox/delivery.js';
-export { MAX_OUTBOX_ENTRY_BYTES } from './outbox/format.js';
+export { type DoneResult, MAX_OUTBOX_ENTRY_BYTES } from './outbox/format.js';
 export {
   type AnchorStatus,
   type InspectOutboxOptions,

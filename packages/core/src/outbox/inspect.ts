@@ -70,6 +70,7 @@ export interface OutboxReport {
   readonly highestSeq: number;
   /** The queued (live) entries. */
   readonly entries: {
+    /** How many. */
     readonly count: number;
     /** Bytes of their records. */
     readonly bytes: number;
@@ -94,6 +95,7 @@ export interface OutboxReport {
     readonly where: string;
     /** Its seq, when it verifies. */
     readonly seq: number | undefined;
+    /** The journal compared with it (see AnchorStatus). */
     readonly status: AnchorStatus;
   };
   /** The pid in the lock file when that process is alive (undefined: nobody holds the outbox). */
