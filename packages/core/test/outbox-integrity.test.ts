@@ -286,6 +286,39 @@ test('compaction keeps the live entries (a new CHECKPOINT carries them), shrinks
     cut.quarantined.every((q) => q.reason === 'missing' || q.reason === 'checkpoint'),
     JSON.stringify(cut.quarantined.map((q) => q.reason)),
   );
-  t.is(cut.size, 1);
+  t.is(cut.size, 0, 'a carried set with a record missing delivers none of it (fail closed)');
   await cut.close();
+});
+
+test('an old record replayed among the carried entries of a compacted journal delivers none of them (checkpoint)', async (t) => {
+  const place = outboxPlace(t);
+  const outbox = await openTestOutbox(place);
+  for (let i = 1; i <= 3; i++) await outbox.add('record', { n: i });
+  const path = join(place.dir, 'outbox.log');
+  const before = readFileSync(path);
+  await outbox.finish(3, 'ok'); // entry 2 (seq 3) delivered; then compacted: entries 1 and 3 carried
+  await outbox.compact();
+  await outbox.close();
+  const bytes = readFileSync(path);
+  const fr = frames(bytes);
+  // header · CHECKPOINT · carried seq 2 · carried seq 4: put the delivered seq 3 back between them.
+  const second = frames(before)[2]!; // the ENQUEUE of seq 3
+  const replayed = before.subarray(second[0], second[0] + second[1]);
+  writeFileSync(path, Buffer.concat([bytes.subarray(0, fr[2]![0]), replayed, bytes.subarray(fr[2]![0])]));
+  const again = await openTestOutbox(place);
+  t.is(again.size, 0, 'nothing of a carried set the CHECKPOINT does not name is delivered');
+  t.true(again.quarantined.some((q) => q.reason === 'checkpoint' && q.id === '3'));
+  await again.close();
+});
+
+test('a key file reached through a link to the outbox directory is inside it: refused', async (t) => {
+  const place = outboxPlace(t);
+  const { symlinkSync, mkdirSync, readdirSync } = await import('node:fs');
+  mkdirSync(place.dir, { mode: 0o700 });
+  symlinkSync(place.dir, join(place.root, 'alias'));
+  await t.throwsAsync(openTestOutbox({ dir: place.dir, keyFile: join(place.root, 'alias', 'outbox.key') }), {
+    code: 'SIPC_ERR_INVALID_ARGUMENT',
+    message: /inside the outbox directory/,
+  });
+  t.deepEqual(readdirSync(place.dir), [], 'no key, anchor or journal written there');
 });

@@ -64,6 +64,7 @@ export interface EnqueueBody {
   /** Expires at, ms since 1970 (undefined: never). */
   readonly expiresAt: number | undefined;
 }
+/** How an entry ended (a DONE record's `r`): answered, refused for good, or expired. */
 export type DoneResult = 'ok' | 'failed' | 'expired';
 export interface DoneBody {
   readonly type: 3;

@@ -142,48 +142,65 @@ export async function scanJournal(
   // Cast, not annotated: the closures below move it on, which narrowing would not see.
   let phase = 'checkpoint' as 'checkpoint' | 'carried' | 'appended' | 'unplaced';
   const carried: number[] = [];
+  // The carried entries wait for the CHECKPOINT's check before the sink sees them (their
+  // params dropped: only the index's metadata is kept meanwhile).
+  const held: AcceptedRecord[] = [];
   let expected = 0;
   const quarantine = (q: QuarantinedRecord) => quarantined.push(q);
   const closeCarried = (offset: number) => {
     if (checkpoint === undefined) return;
-    if (carried.length !== checkpoint.n || !seqListHash(carried).equals(checkpoint.h))
-      quarantine({ offset, length: 0, seq: checkpoint.seq, reason: 'checkpoint' });
+    const ok = carried.length === checkpoint.n && seqListHash(carried).equals(checkpoint.h);
+    if (!ok) quarantine({ offset, length: 0, seq: checkpoint.seq, reason: 'checkpoint' });
+    // A carried set that is not the one the CHECKPOINT names (a record replayed into it, one
+    // removed or replaced) delivers none of them: fail closed.
+    for (const r of held)
+      if (ok) {
+        records++;
+        sink(r);
+      } else quarantine({ offset: r.offset, length: r.length, seq: r.seq, reason: 'checkpoint' });
+    held.length = 0;
     phase = 'appended';
     expected = checkpoint.seq + 1;
   };
   /** Whether a valid record is in its place (and the layout's state moves on). */
-  const place = (offset: number, seq: number, body: RecordBody): boolean => {
+  const place = (
+    offset: number,
+    length: number,
+    seq: number,
+    body: RecordBody,
+  ): 'accept' | 'held' | 'order' => {
     if (phase === 'carried') {
       // Carried entries: increasing among themselves, all below the CHECKPOINT's seq.
       const prev = carried.at(-1) ?? 0;
       if (body.type === RecordType.ENQUEUE && seq < checkpoint!.seq && seq > prev) {
         carried.push(seq);
-        if (carried.length === checkpoint!.n) closeCarried(offset);
-        return true;
+        held.push({ offset, length, seq, body: { ...body, params: undefined } });
+        if (carried.length === checkpoint!.n) closeCarried(offset + length);
+        return 'held';
       }
       closeCarried(offset);
     }
-    if (seq <= last) return false;
+    if (seq <= last) return 'order';
     if (phase === 'checkpoint') {
       if (body.type === RecordType.CHECKPOINT) {
         checkpoint = { seq, n: body.n, h: Buffer.from(body.h), offset };
         phase = 'carried';
         if (body.n === 0) closeCarried(offset);
         last = seq;
-        return true;
+        return 'accept';
       }
       // The CHECKPOINT itself is lost: the carried entries cannot be checked; order still is.
       quarantine({ offset, length: 0, seq: undefined, reason: 'checkpoint' });
       phase = 'unplaced';
     }
-    if (body.type === RecordType.CHECKPOINT) return false;
+    if (body.type === RecordType.CHECKPOINT) return 'order';
     if (phase === 'appended') {
-      if (seq < expected) return false;
+      if (seq < expected) return 'order';
       if (seq > expected) quarantine({ offset, length: 0, seq: expected, reason: 'missing' });
       expected = seq + 1;
     }
     last = seq;
-    return true;
+    return 'accept';
   };
   while (pos < source.size) {
     const head = await source.read(pos, FRAME_HEAD_BYTES);
@@ -202,11 +219,14 @@ export async function scanJournal(
       quarantine({ offset: pos, length: frame.length, seq: opened.seq, reason: opened.reason });
       // The record in the next place, damaged: its seq is accounted for (no 'missing' after it).
       if (phase === 'appended' && opened.seq === expected) expected++;
-    } else if (!place(pos, opened.seq, opened.body))
-      quarantine({ offset: pos, length: frame.length, seq: opened.seq, reason: 'order' });
-    else {
-      records++;
-      sink({ offset: pos, length: frame.length, seq: opened.seq, body: opened.body });
+    } else {
+      const placed = place(pos, frame.length, opened.seq, opened.body);
+      if (placed === 'order')
+        quarantine({ offset: pos, length: frame.length, seq: opened.seq, reason: 'order' });
+      else if (placed === 'accept') {
+        records++;
+        sink({ offset: pos, length: frame.length, seq: opened.seq, body: opened.body });
+      }
     }
     pos += frame.length;
     end = pos;

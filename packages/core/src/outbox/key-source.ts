@@ -4,7 +4,8 @@
  * encrypted key file (the anchor in KEYFILE.anchor beside it). Both are outside the outbox
  * directory; a key file inside it is refused.
  */
-import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
+import { realpath } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { sodium } from '../crypto/sodium.js';
 import { createError, isSecureIpcError } from '../errors.js';
 import {
@@ -123,7 +124,12 @@ function fileAnchor(path: string): AnchorStore {
 }
 
 async function openKeyFile(source: OutboxFileKey, dir: string): Promise<OpenedKey> {
-  const rel = relative(resolve(dir), resolve(source.file));
+  // On real paths: a link to the directory must not pass for a path outside it.
+  const real = async (p: string) => realpath(p).catch(() => resolve(p));
+  const rel = relative(
+    await real(dir),
+    join(await real(dirname(resolve(source.file))), basename(source.file)),
+  );
   if (rel === '' || !(rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)))
     throw invalid(
       `The outbox key file ${source.file} is inside the outbox directory ${dir}: keep the key apart from the data`,
