@@ -462,17 +462,22 @@ export class Outbox extends EventEmitter<OutboxEvents> {
    * record no longer opens or is not the entry it was.
    * @internal
    */
-  async read(entry: IndexedEntry): Promise<EnqueueBody | undefined> {
-    const handle = this.#handle;
-    if (handle === undefined) return undefined;
-    const framed = await handleSource(handle, this.#size).read(entry.offset, entry.length);
-    const opened = framed.byteLength === entry.length ? openRecord(this.#keys, this.#id, framed) : undefined;
-    if (opened?.ok === true && opened.seq === entry.seq && opened.body.type === RecordType.ENQUEUE)
-      return opened.body;
-    const reason = opened === undefined ? 'framing' : opened.ok ? 'order' : opened.reason;
-    this.#index.remove(entry.seq);
-    this.#report({ offset: entry.offset, length: entry.length, seq: entry.seq, reason });
-    return undefined;
+  read(entry: IndexedEntry): Promise<EnqueueBody | undefined> {
+    // In turn with the appends and a compaction (which moves records and swaps the descriptor),
+    // and by seq: the entry's offset is the one the index holds now.
+    return this.#serial(async () => {
+      const e = this.#index.entries.get(entry.seq);
+      const handle = this.#handle;
+      if (e === undefined || handle === undefined) return undefined;
+      const framed = await handleSource(handle, this.#size).read(e.offset, e.length);
+      const opened = framed.byteLength === e.length ? openRecord(this.#keys, this.#id, framed) : undefined;
+      if (opened?.ok === true && opened.seq === e.seq && opened.body.type === RecordType.ENQUEUE)
+        return opened.body;
+      const reason = opened === undefined ? 'framing' : opened.ok ? 'order' : opened.reason;
+      this.#index.remove(e.seq);
+      this.#report({ offset: e.offset, length: e.length, seq: e.seq, reason });
+      return undefined;
+    });
   }
 
   /** Remove an entry with a DONE record (answered, refused for good or expired). @internal */
