@@ -24,7 +24,7 @@ import {
   RecordType,
   zeroKeys,
 } from './format.js';
-import { type ByteSource, LiveIndex, type QuarantinedRecord, scanJournal } from './journal.js';
+import { fileSource, LiveIndex, type QuarantinedRecord, scanJournal } from './journal.js';
 import { type OpenedKey, type OutboxKeySource, openKeySource } from './key-source.js';
 import { JOURNAL_FILE, LOCK_FILE } from './outbox.js';
 
@@ -110,23 +110,6 @@ export interface OutboxReport {
 
 const invalid = (message: string, details: Record<string, unknown>) =>
   createError('SIPC_ERR_INVALID_ARGUMENT', message, { details });
-
-function readOnlySource(handle: fs.FileHandle, size: number): ByteSource {
-  return {
-    size,
-    read: async (position, length) => {
-      const n = Math.max(0, Math.min(length, size - position));
-      const buf = Buffer.alloc(n);
-      let total = 0;
-      while (total < n) {
-        const { bytesRead } = await handle.read(buf, total, n - total, position + total);
-        if (bytesRead === 0) break;
-        total += bytesRead;
-      }
-      return buf.subarray(0, total);
-    },
-  };
-}
 
 /** Fail unless the key exists: openKeySource would create a missing one, and inspecting writes nothing. */
 async function requireExistingKey(key: OutboxKeySource): Promise<void> {
@@ -215,7 +198,7 @@ async function scan(handle: fs.FileHandle, keys: OutboxKeys, path: string) {
   const size = (await handle.stat()).size;
   const index = new LiveIndex();
   const done: Record<DoneResult, number> = { ok: 0, failed: 0, expired: 0 };
-  const result = await scanJournal(readOnlySource(handle, size), keys, path, (r) => {
+  const result = await scanJournal(fileSource(handle, size), keys, path, (r) => {
     if (r.body.type === RecordType.DONE) done[r.body.result]++;
     index.add(r);
   });

@@ -27,6 +27,29 @@ export interface ByteSource {
   read(position: number, length: number): Promise<Buffer>;
 }
 
+/** A ByteSource over an open file of `size` bytes (positional reads: the descriptor's offset is untouched). */
+export function fileSource(
+  handle: {
+    read(buf: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+  },
+  size: number,
+): ByteSource {
+  return {
+    size,
+    read: async (position, length) => {
+      const n = Math.max(0, Math.min(length, size - position));
+      const buf = Buffer.alloc(n);
+      let total = 0;
+      while (total < n) {
+        const { bytesRead } = await handle.read(buf, total, n - total, position + total);
+        if (bytesRead === 0) break;
+        total += bytesRead;
+      }
+      return buf.subarray(0, total);
+    },
+  };
+}
+
 /** A ByteSource over bytes in memory (vectors, tests). */
 export function bufferSource(bytes: Uint8Array): ByteSource {
   const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);

@@ -41,13 +41,7 @@ import {
   seqListHash,
   zeroKeys,
 } from './format.js';
-import {
-  type ByteSource,
-  type IndexedEntry,
-  LiveIndex,
-  type QuarantinedRecord,
-  scanJournal,
-} from './journal.js';
+import { fileSource, type IndexedEntry, LiveIndex, type QuarantinedRecord, scanJournal } from './journal.js';
 import { keystoreName, type OpenedKey, type OutboxKeySource, openKeySource } from './key-source.js';
 
 /** Default `maxEntries`. */
@@ -232,23 +226,6 @@ function isAlive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
-}
-
-function handleSource(handle: nodeFs.FileHandle, size: number): ByteSource {
-  return {
-    size,
-    read: async (position, length) => {
-      const n = Math.max(0, Math.min(length, size - position));
-      const buf = Buffer.alloc(n);
-      let total = 0;
-      while (total < n) {
-        const { bytesRead } = await handle.read(buf, total, n - total, position + total);
-        if (bytesRead === 0) break;
-        total += bytesRead;
-      }
-      return buf.subarray(0, total);
-    },
-  };
 }
 
 /** The delivery side's view of one lane's queue. */
@@ -469,7 +446,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       const e = this.#index.entries.get(entry.seq);
       const handle = this.#handle;
       if (e === undefined || handle === undefined) return undefined;
-      const framed = await handleSource(handle, this.#size).read(e.offset, e.length);
+      const framed = await fileSource(handle, this.#size).read(e.offset, e.length);
       const opened = framed.byteLength === e.length ? openRecord(this.#keys, this.#id, framed) : undefined;
       if (opened?.ok === true && opened.seq === e.seq && opened.body.type === RecordType.ENQUEUE)
         return opened.body;
@@ -685,7 +662,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       n: live.length,
       h: seqListHash(live.map((e) => e.seq)),
     });
-    const source = handleSource(old, this.#size);
+    const source = fileSource(old, this.#size);
     const moved: IndexedEntry[] = [];
     const out = await createOwnerOnly(fs, tmp, this.#guard);
     try {
@@ -882,7 +859,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
         throw createError('SIPC_ERR_INSECURE_FILE', problem.message, { details: problem.details });
       await guard?.secure(path, 'file', false);
       const index = new LiveIndex();
-      const scan = await scanJournal(handleSource(handle, st.size), keys, path, index.add);
+      const scan = await scanJournal(fileSource(handle, st.size), keys, path, index.add);
       if (anchor !== undefined && !anchor.id.equals(scan.id))
         throw rollback('anchor', `its anchor (${key.anchor.where}) belongs to another outbox`);
       if (anchor === undefined && scan.records + scan.quarantined.length > 1 && !o.adoptUnanchored)
