@@ -152,6 +152,7 @@ test('outbox verify: 0 when ok (a torn tail is reported, not failed); 1 for a qu
 
   const older = `${p.dir}.older`;
   cpSync(p.dir, older, { recursive: true });
+  chmodSync(older, 0o700); // Node 22's cpSync creates the copy's directory 0755
   const outbox = await openOutbox({ dir: p.dir, key: { file: p.keyFile, passphrase: PASSPHRASE } });
   await outbox.add('later', { n: 1 });
   await outbox.close();

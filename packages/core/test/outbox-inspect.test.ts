@@ -142,6 +142,7 @@ test('anchor statuses: ahead after a crash, behind for a restored older copy, mi
   const oldAnchor = readFileSync(anchorFile);
   const oldDir = `${place.dir}.copy`;
   cpSync(place.dir, oldDir, { recursive: true, preserveTimestamps: true });
+  chmodSync(oldDir, 0o700); // Node 22's cpSync creates the copy's directory 0755
   const outbox = await openTestOutbox(place);
   await outbox.add('later', { n: 9 });
   await outbox.close();

@@ -5,7 +5,7 @@
  * last whole record, an older copy of the directory or a missing anchor refuses to open, a
  * record changed while the outbox runs is caught when it is read back to be sent.
  */
-import { cpSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import test from 'ava';
@@ -165,11 +165,13 @@ test('restoring an older copy of the directory is refused (SIPC_ERR_OUTBOX_ROLLB
   const { place } = await journalWith(t, 2);
   const backup = join(place.root, 'backup');
   cpSync(place.dir, backup, { recursive: true });
+  chmodSync(backup, 0o700); // Node 22's cpSync creates the copy's directory 0755
   const { executed, outbox } = await deliverAll(t, place); // both delivered, DONE records written
   t.deepEqual(executed, [1, 2]);
   await outbox.close();
   rmSync(place.dir, { recursive: true, force: true });
   cpSync(backup, place.dir, { recursive: true });
+  chmodSync(place.dir, 0o700); // Node 22's cpSync creates the copy's directory 0755
   rmSync(join(place.dir, 'lock'), { force: true });
   const err = await t.throwsAsync(openTestOutbox(place));
   t.true(isSecureIpcError(err, 'SIPC_ERR_OUTBOX_ROLLBACK'), String(err));

@@ -6,7 +6,7 @@
  * older copy of the directory is refused by the keystore's anchor. Its own test file: the
  * keystore binding keeps per-process D-Bus state.
  */
-import { cpSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, cpSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import { sodium } from '../src/crypto/sodium.js';
@@ -65,6 +65,7 @@ if (secretServiceSkipReason !== undefined) {
       t.deepEqual(readdirSync(place.dir), ['outbox.log'], 'no key material beside the journal');
       const older = join(place.root, 'older-copy');
       cpSync(place.dir, older, { recursive: true });
+      chmodSync(older, 0o700); // Node 22's cpSync creates the copy's directory 0755
 
       const again = await openOutbox({ ...options, minimumProtection: 'secure' });
       t.is(again.id, id, 'the same outbox');
@@ -80,6 +81,7 @@ if (secretServiceSkipReason !== undefined) {
 
       rmSync(place.dir, { recursive: true });
       cpSync(older, place.dir, { recursive: true });
+      chmodSync(place.dir, 0o700); // Node 22's cpSync creates the copy's directory 0755
       const err = await t.throwsAsync(openOutbox(options));
       t.is(codeOf(err), 'SIPC_ERR_OUTBOX_ROLLBACK');
       const details = (err as { details?: Record<string, unknown> }).details ?? {};

@@ -219,12 +219,13 @@ function protectionOf(
   });
 }
 
+/** Whether `pid` may be alive: only "no such process" (ESRCH) says it is dead (fail closed). */
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
   }
 }
 
@@ -988,9 +989,27 @@ async function takeLock(fs: typeof nodeFs, dir: string, guard: OutboxAccessGuard
         });
       }
     }
-    const text = await fs
-      .readFile(path, { encoding: 'utf8', flag: constants.O_RDONLY | NO_FOLLOW })
-      .catch(() => '');
+    // Read through a descriptor opened without following a link. A lock that cannot be read is
+    // someone's: refused (fail closed); one that holds no pid was left by a crash between its
+    // creation and its write, and is taken over.
+    let text: string;
+    try {
+      const h = await fs.open(path, constants.O_RDONLY | NO_FOLLOW);
+      try {
+        text = await h.readFile('utf8');
+      } finally {
+        await h.close();
+      }
+    } catch (err) {
+      // A link where the lock should be is not a lock this code wrote: removed (never followed).
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ELOOP' || code === 'EMLINK') text = '';
+      else
+        throw invalid(`The outbox ${dir} lock ${path} cannot be read`, {
+          reason: 'locked',
+          cause: (err as Error).message,
+        });
+    }
     const pid = Number.parseInt(text, 10);
     if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid))
       throw invalid(`The outbox ${dir} is in use by process ${pid}`, { reason: 'locked', pid });
