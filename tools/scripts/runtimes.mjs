@@ -91,11 +91,6 @@ const BUN_EXCLUDED = {
         "outbox keyed by the Secret Service: key and .anchor created, survives a reopen, level 'secure'; a restored older copy is ROLLBACK 'rollback'",
       why: 'the same as the row above: libdbus inside @napi-rs/keyring never sees the private bus under Bun ("the Secret Service never accepted a store")',
     },
-    {
-      title:
-        "a lock held by a live other process is 'locked' (its pid in details); once that process is SIGKILLed its lock is taken over",
-      why: "under Bun 1.4.5 the second open is not refused while the holder lives; not diagnosed yet (kill(pid, 0), O_EXCL and the lock read behave as under Node when tried alone): an open item of issue 17's note, the outbox's one-process rule is not established under Bun",
-    },
   ],
   'packages/transport-unix': [
     {
