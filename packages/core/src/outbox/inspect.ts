@@ -14,21 +14,12 @@ import { join } from 'node:path';
 import { sodium } from '../crypto/sodium.js';
 import { createError } from '../errors.js';
 import { loadSecretKey } from '../keys/keystore.js';
-import { fileProblem } from '../keys/private-file.js';
 import { type OutboxAccessGuard, posixOwnerOnly } from './access.js';
-import {
-  type DoneResult,
-  decodeAnchor,
-  deriveOutboxKeys,
-  type OutboxKeys,
-  RecordType,
-  zeroKeys,
-} from './format.js';
+import { checkJournalFile, checkOutboxDirectory, isAlive, openJournalFile, readLockPid } from './files.js';
+import { type DoneResult, decodeAnchor, type OutboxKeys, RecordType, zeroKeys } from './format.js';
 import { fileSource, LiveIndex, type QuarantinedRecord, scanJournal } from './journal.js';
-import { type OpenedKey, type OutboxKeySource, openKeySource } from './key-source.js';
+import { type OpenedKey, type OutboxKeySource, openOutboxKeys } from './key-source.js';
 import { JOURNAL_FILE, LOCK_FILE } from './outbox.js';
-
-const NO_FOLLOW = process.platform === 'win32' ? 0 : constants.O_NOFOLLOW;
 
 /** Options of `inspectOutbox`. */
 export interface InspectOutboxOptions {
@@ -143,35 +134,15 @@ async function requireExistingKey(key: OutboxKeySource): Promise<void> {
 }
 
 /** The journal opened read-only, never through a link, checked like the outbox checks it. */
-async function openJournal(path: string, guard: OutboxAccessGuard | undefined): Promise<fs.FileHandle> {
-  let handle: fs.FileHandle;
+async function openJournal(
+  path: string,
+  guard: OutboxAccessGuard | undefined,
+): Promise<{ handle: fs.FileHandle; size: number }> {
+  const handle = await openJournalFile(fs, path, constants.O_RDONLY);
+  if (handle === undefined)
+    throw invalid(`Cannot open the outbox journal ${path}`, { path, reason: 'missing' });
   try {
-    handle = await fs.open(path, constants.O_RDONLY | NO_FOLLOW);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ELOOP' || code === 'EMLINK')
-      throw createError(
-        'SIPC_ERR_INSECURE_FILE',
-        `${path} is a symbolic link (outbox paths are never followed)`,
-        {
-          details: { path, reason: 'symlink' },
-        },
-      );
-    throw invalid(`Cannot open the outbox journal ${path}`, {
-      path,
-      reason: code === 'ENOENT' ? 'missing' : 'open',
-      cause: (err as Error).message,
-    });
-  }
-  try {
-    const problem = fileProblem(path, await handle.stat(), {
-      code: 'SIPC_ERR_INSECURE_FILE',
-      kind: 'secret',
-    });
-    if (problem !== undefined)
-      throw createError('SIPC_ERR_INSECURE_FILE', problem.message, { details: problem.details });
-    await guard?.secure(path, 'file', false);
-    return handle;
+    return { handle, size: (await checkJournalFile(handle, path, guard)).size };
   } catch (err) {
     await handle.close().catch(() => {});
     throw err;
@@ -180,22 +151,12 @@ async function openJournal(path: string, guard: OutboxAccessGuard | undefined): 
 
 /** The live pid in the lock file, if any (read without following a link; never removed). */
 async function lockHolder(dir: string): Promise<number | undefined> {
-  const text = await fs
-    .readFile(join(dir, LOCK_FILE), { encoding: 'utf8', flag: constants.O_RDONLY | NO_FOLLOW })
-    .catch(() => '');
-  const pid = Number.parseInt(text, 10);
-  if (!Number.isSafeInteger(pid) || pid <= 0) return undefined;
-  try {
-    process.kill(pid, 0);
-    return pid;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM' ? pid : undefined;
-  }
+  const pid = await readLockPid(fs, join(dir, LOCK_FILE)).catch(() => undefined);
+  return pid !== undefined && isAlive(pid) ? pid : undefined;
 }
 
 /** Scan the journal into the report's entry, lane and DONE counts. */
-async function scan(handle: fs.FileHandle, keys: OutboxKeys, path: string) {
-  const size = (await handle.stat()).size;
+async function scan(handle: fs.FileHandle, size: number, keys: OutboxKeys, path: string) {
   const index = new LiveIndex();
   const done: Record<DoneResult, number> = { ok: 0, failed: 0, expired: 0 };
   const result = await scanJournal(fileSource(handle, size), keys, path, (r) => {
@@ -272,25 +233,16 @@ export async function inspectOutbox(options: InspectOutboxOptions): Promise<Outb
       cause: (err as Error).message,
     });
   }
-  if (st.isSymbolicLink() || !st.isDirectory())
-    throw createError(
-      'SIPC_ERR_INSECURE_DIRECTORY',
-      `${dir} is ${st.isSymbolicLink() ? 'a symbolic link' : 'not a directory'}`,
-      {
-        details: { path: dir, reason: st.isSymbolicLink() ? 'symlink' : 'type' },
-      },
-    );
+  checkOutboxDirectory(dir, st);
   await guard?.secure(dir, 'directory', false);
   await requireExistingKey(key);
-  const opened = await openKeySource(key, dir);
-  const keys = deriveOutboxKeys(opened.master);
-  sodium.sodium_memzero(opened.master);
+  const { key: opened, keys } = await openOutboxKeys(key, dir);
   try {
     const path = join(dir, JOURNAL_FILE);
-    const handle = await openJournal(path, guard);
+    const { handle, size: journalSize } = await openJournal(path, guard);
     let scanned: Awaited<ReturnType<typeof scan>>;
     try {
-      scanned = await scan(handle, keys, path);
+      scanned = await scan(handle, journalSize, keys, path);
     } finally {
       await handle.close().catch(() => {});
     }

@@ -16,7 +16,7 @@ import {
 import { type KeystoreOptions, loadSecretKey, storeSecretKey } from '../keys/keystore.js';
 import { readBoundedFile, writeFileAtomic } from '../keys/private-file.js';
 import { syncDirectory } from '../resilience/record-file.js';
-import { ANCHOR_BYTES, ANCHOR_FILE_MAGIC } from './format.js';
+import { ANCHOR_BYTES, ANCHOR_FILE_MAGIC, deriveOutboxKeys, type OutboxKeys } from './format.js';
 
 /** The master key in the OS keystore: created (32 random bytes) on first use. */
 export interface OutboxKeystoreKey extends Omit<KeystoreOptions, 'signal'> {
@@ -167,4 +167,17 @@ export async function openKeySource(source: OutboxKeySource, dir: string): Promi
   throw invalid(
     'outbox key must be { keystore: ACCOUNT } or { file: PATH, passphrase } (an inline key is refused)',
   );
+}
+
+/** Open a key source and derive the outbox's subkeys; the master key is wiped at once. */
+export async function openOutboxKeys(
+  source: OutboxKeySource,
+  dir: string,
+): Promise<{ key: OpenedKey; keys: OutboxKeys }> {
+  const key = await openKeySource(source, dir);
+  try {
+    return { key, keys: deriveOutboxKeys(key.master) };
+  } finally {
+    sodium.sodium_memzero(key.master);
+  }
 }

@@ -14,7 +14,6 @@ import { constants, promises as nodeFs } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { sodium } from '../crypto/sodium.js';
 import { createError, isSecureIpcError, type SecureIpcError } from '../errors.js';
-import { fileProblem } from '../keys/private-file.js';
 import type {
   ClientOutboxAttachment,
   EnqueuedEntry,
@@ -26,9 +25,16 @@ import { Fifo } from '../rpc/fifo.js';
 import { type OutboxAccessGuard, posixOwnerOnly } from './access.js';
 import { OutboxDelivery } from './delivery.js';
 import {
+  checkJournalFile,
+  checkOutboxDirectory,
+  isAlive,
+  NO_FOLLOW,
+  openJournalFile,
+  readLockPid,
+} from './files.js';
+import {
   type DoneResult,
   decodeAnchor,
-  deriveOutboxKeys,
   type EnqueueBody,
   encodeAnchor,
   journalHeader,
@@ -42,7 +48,7 @@ import {
   zeroKeys,
 } from './format.js';
 import { fileSource, type IndexedEntry, LiveIndex, type QuarantinedRecord, scanJournal } from './journal.js';
-import { keystoreName, type OpenedKey, type OutboxKeySource, openKeySource } from './key-source.js';
+import { keystoreName, type OpenedKey, type OutboxKeySource, openOutboxKeys } from './key-source.js';
 
 /** Default `maxEntries`. */
 export const DEFAULT_OUTBOX_MAX_ENTRIES = 10_000;
@@ -180,7 +186,6 @@ function intOption(name: string, value: unknown, fallback: number, min: number, 
   return value;
 }
 
-const NO_FOLLOW = process.platform === 'win32' ? 0 : constants.O_NOFOLLOW;
 const openDirs = new Set<string>();
 
 function levelOf(
@@ -217,16 +222,6 @@ function protectionOf(
     againstSameUser: false,
     notes: Object.freeze(notes),
   });
-}
-
-/** Whether `pid` may be alive: only "no such process" (ESRCH) says it is dead (fail closed). */
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
-  }
 }
 
 /** The delivery side's view of one lane's queue. */
@@ -768,19 +763,9 @@ export class Outbox extends EventEmitter<OutboxEvents> {
           cause: (err as Error).message,
         });
     }
-    const st = await fs.lstat(dir);
-    if (st.isSymbolicLink() || !st.isDirectory())
-      throw createError(
-        'SIPC_ERR_INSECURE_DIRECTORY',
-        `${dir} is ${st.isSymbolicLink() ? 'a symbolic link' : 'not a directory'}`,
-        {
-          details: { path: dir, reason: st.isSymbolicLink() ? 'symlink' : 'type' },
-        },
-      );
+    checkOutboxDirectory(dir, await fs.lstat(dir));
     await guard?.secure(dir, 'directory', created);
-    const opened = await openKeySource(key, dir);
-    const keys = deriveOutboxKeys(opened.master);
-    sodium.sodium_memzero(opened.master);
+    const { key: opened, keys } = await openOutboxKeys(key, dir);
     openDirs.add(resolved);
     try {
       await takeLock(fs, dir, guard);
@@ -828,24 +813,8 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       });
     if (rawAnchor !== undefined && anchor === undefined)
       throw rollback('anchor', `its anchor (${key.anchor.where}) does not verify under this key`);
-    let handle: nodeFs.FileHandle;
-    try {
-      handle = await fs.open(path, constants.O_RDWR | constants.O_APPEND | NO_FOLLOW);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ELOOP' || code === 'EMLINK')
-        throw createError(
-          'SIPC_ERR_INSECURE_FILE',
-          `${path} is a symbolic link (outbox paths are never followed)`,
-          {
-            details: { path, reason: 'symlink' },
-          },
-        );
-      if (code !== 'ENOENT')
-        throw invalid(`Cannot open the outbox journal ${path}`, {
-          reason: 'open',
-          cause: (err as Error).message,
-        });
+    let handle = await openJournalFile(fs, path, constants.O_RDWR | constants.O_APPEND);
+    if (handle === undefined) {
       if (anchor !== undefined)
         throw rollback('rollback', `its journal is missing but the anchor is at seq ${anchor.seq}`, {
           journalSeq: 0,
@@ -854,11 +823,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       handle = await createJournal(fs, dir, keys, guard);
     }
     try {
-      const st = await handle.stat();
-      const problem = fileProblem(path, st, { code: 'SIPC_ERR_INSECURE_FILE', kind: 'secret' });
-      if (problem !== undefined)
-        throw createError('SIPC_ERR_INSECURE_FILE', problem.message, { details: problem.details });
-      await guard?.secure(path, 'file', false);
+      const st = await checkJournalFile(handle, path, guard);
       const index = new LiveIndex();
       const scan = await scanJournal(fileSource(handle, st.size), keys, path, index.add);
       if (anchor !== undefined && !anchor.id.equals(scan.id))
@@ -989,29 +954,18 @@ async function takeLock(fs: typeof nodeFs, dir: string, guard: OutboxAccessGuard
         });
       }
     }
-    // Read through a descriptor opened without following a link. A lock that cannot be read is
-    // someone's: refused (fail closed); one that holds no pid was left by a crash between its
-    // creation and its write, and is taken over.
-    let text: string;
+    // A lock that cannot be read is someone's: refused (fail closed). One that names no pid (a
+    // crash between its creation and its write) or is a link is taken over, the link unfollowed.
+    let pid: number | undefined;
     try {
-      const h = await fs.open(path, constants.O_RDONLY | NO_FOLLOW);
-      try {
-        text = await h.readFile('utf8');
-      } finally {
-        await h.close();
-      }
+      pid = await readLockPid(fs, path);
     } catch (err) {
-      // A link where the lock should be is not a lock this code wrote: removed (never followed).
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ELOOP' || code === 'EMLINK') text = '';
-      else
-        throw invalid(`The outbox ${dir} lock ${path} cannot be read`, {
-          reason: 'locked',
-          cause: (err as Error).message,
-        });
+      throw invalid(`The outbox ${dir} lock ${path} cannot be read`, {
+        reason: 'locked',
+        cause: (err as Error).message,
+      });
     }
-    const pid = Number.parseInt(text, 10);
-    if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid))
+    if (pid !== undefined && pid !== process.pid && isAlive(pid))
       throw invalid(`The outbox ${dir} is in use by process ${pid}`, { reason: 'locked', pid });
     await fs.rm(path, { force: true });
   }
