@@ -14,6 +14,8 @@ import { constants, promises as nodeFs } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { sodium } from '../crypto/sodium.js';
 import { createError, isSecureIpcError, type SecureIpcError } from '../errors.js';
+import { integerIn } from '../resilience/integer-option.js';
+import { isLaneName, MAX_LANE_NAME_LENGTH } from '../resilience/lanes.js';
 import type {
   ClientOutboxAttachment,
   EnqueuedEntry,
@@ -179,13 +181,6 @@ export interface OutboxEvents {
 const invalid = (message: string, details?: Record<string, unknown>) =>
   createError('SIPC_ERR_INVALID_ARGUMENT', message, details === undefined ? {} : { details });
 
-function intOption(name: string, value: unknown, fallback: number, min: number, max: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max)
-    throw invalid(`${name} must be an integer from ${min} to ${max}`, { option: name });
-  return value;
-}
-
 const openDirs = new Set<string>();
 
 function levelOf(
@@ -343,9 +338,9 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       throw invalid('An outbox entry needs a method name (1 to 65,535 characters)');
     if (typeof options !== 'object' || options === null) throw invalid('enqueue options must be an object');
     const { lane, ttlMs, idempotencyKey } = options;
-    if (lane !== undefined && (typeof lane !== 'string' || lane.length === 0 || lane.length > 128))
-      throw invalid('lane must be 1 to 128 characters');
-    const ttl = intOption('ttlMs', ttlMs, 0, 1, MAX_OUTBOX_TTL_MS);
+    if (lane !== undefined && !isLaneName(lane))
+      throw invalid(`lane must be 1 to ${MAX_LANE_NAME_LENGTH} characters`);
+    const ttl = ttlMs === undefined ? 0 : integerIn('ttlMs', ttlMs, 1, MAX_OUTBOX_TTL_MS);
     if (
       idempotencyKey !== undefined &&
       (typeof idempotencyKey !== 'string' ||
@@ -711,20 +706,15 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     if (typeof options !== 'object' || options === null) throw invalid('openOutbox needs an options object');
     const { dir, key, minimumProtection = 'weak', adoptUnanchored = false } = options;
     if (typeof dir !== 'string' || dir.length === 0) throw invalid('outbox dir must be a path');
-    const maxEntries = intOption(
-      'maxEntries',
-      options.maxEntries,
-      DEFAULT_OUTBOX_MAX_ENTRIES,
-      1,
-      MAX_OUTBOX_MAX_ENTRIES,
-    );
-    const maxBytes = intOption(
-      'maxBytes',
-      options.maxBytes,
-      DEFAULT_OUTBOX_MAX_BYTES,
-      MIN_OUTBOX_MAX_BYTES,
-      MAX_OUTBOX_MAX_BYTES,
-    );
+    // undefined takes the default; anything else (null included) must be in range.
+    const maxEntries =
+      options.maxEntries === undefined
+        ? DEFAULT_OUTBOX_MAX_ENTRIES
+        : integerIn('maxEntries', options.maxEntries, 1, MAX_OUTBOX_MAX_ENTRIES);
+    const maxBytes =
+      options.maxBytes === undefined
+        ? DEFAULT_OUTBOX_MAX_BYTES
+        : integerIn('maxBytes', options.maxBytes, MIN_OUTBOX_MAX_BYTES, MAX_OUTBOX_MAX_BYTES);
     if (!LEVELS.includes(minimumProtection))
       throw invalid("minimumProtection must be 'secure', 'weak' or 'insecure'");
     const guard =

@@ -22,6 +22,10 @@ export const MAX_QUEUED_PER_LANE = 1_000_000;
 /** Longest lane name, in characters. */
 export const MAX_LANE_NAME_LENGTH = 128;
 
+/** Whether `name` can name a lane: a string of 1 to MAX_LANE_NAME_LENGTH characters. */
+export const isLaneName = (name: unknown): name is string =>
+  typeof name === 'string' && name.length > 0 && name.length <= MAX_LANE_NAME_LENGTH;
+
 interface Waiting {
   /** Gave up while waiting: skipped when its turn comes. */
   dropped: boolean;
@@ -70,7 +74,7 @@ export class Lanes {
    * with SIPC_ERR_TIMEOUT, an aborted one with SIPC_ERR_ABORTED (the call is removed, never runs).
    */
   run<T>(name: string, options: LaneWaitOptions, started: number, fn: () => Promise<T>): Promise<T> {
-    if (typeof name !== 'string' || name.length === 0 || name.length > MAX_LANE_NAME_LENGTH)
+    if (!isLaneName(name))
       return Promise.reject(
         createError(
           'SIPC_ERR_INVALID_ARGUMENT',
