@@ -9,6 +9,7 @@
  *   anything else ───────────────────────► kept: again after 100 ms × 2^n (≤ 30 s, ±20 %)
  */
 import { isSecureIpcError, RemoteError, type SecureIpcError, toSecureIpcError } from '../errors.js';
+import { type Backoff, createBackoff } from '../resilience/backoff.js';
 import type { ReconnectingClient } from '../resilience/reconnect.js';
 import type { DoneResult, EnqueueBody } from './format.js';
 import type { IndexedEntry } from './journal.js';
@@ -66,8 +67,8 @@ export class OutboxDelivery {
   readonly #client: ReconnectingClient<any, any>;
   /** Lanes with a request in flight or a retry waiting. */
   readonly #busy = new Set<string>();
-  /** Failed attempts per entry (for the wait before the next). */
-  readonly #attempts = new Map<number, number>();
+  /** Each entry's wait before its next attempt (gRPC's backoff: the first 100 ms, then ×2 with ±20 %). */
+  readonly #backoffs = new Map<number, Backoff>();
   readonly #timers = new Set<NodeJS.Timeout>();
   readonly #onState = ({ to }: { to: string }) => {
     if (to === 'ready') this.pump();
@@ -131,7 +132,6 @@ export class OutboxDelivery {
       }
       if (result.ok) {
         if (await outbox.finish(seq, 'ok')) outbox.emit('delivered', { id, value: result.value });
-        this.#attempts.delete(seq);
         return;
       }
       const verdict = outboxVerdict(result.error, body.expiresAt, Date.now());
@@ -139,7 +139,6 @@ export class OutboxDelivery {
         again = true;
         return;
       }
-      this.#attempts.delete(seq);
       if (!(await outbox.finish(seq, verdict))) return;
       if (verdict === 'expired') outbox.emit('expired', { id, sent });
       else outbox.emit('failed', { id, error: asError(result.error) });
@@ -150,6 +149,7 @@ export class OutboxDelivery {
       outbox.endSend(seq);
       if (again) this.#later(lane, seq);
       else {
+        this.#backoffs.delete(seq);
         this.#busy.delete(lane);
         this.pump();
       }
@@ -158,17 +158,20 @@ export class OutboxDelivery {
 
   /** Keep the lane busy for the entry's backoff, then try again. */
   #later(lane: string, seq: number): void {
-    const n = (this.#attempts.get(seq) ?? 0) + 1;
-    this.#attempts.set(seq, n);
-    const base = Math.min(OUTBOX_RETRY_MAX_MS, OUTBOX_RETRY_INITIAL_MS * 2 ** Math.min(n - 1, 20));
-    const timer = setTimeout(
-      () => {
-        this.#timers.delete(timer);
-        this.#busy.delete(lane);
-        this.pump();
-      },
-      base * (0.8 + 0.4 * Math.random()),
-    );
+    let backoff = this.#backoffs.get(seq);
+    if (backoff === undefined) {
+      backoff = createBackoff({
+        initialMs: OUTBOX_RETRY_INITIAL_MS,
+        multiplier: 2,
+        maxMs: OUTBOX_RETRY_MAX_MS,
+      });
+      this.#backoffs.set(seq, backoff);
+    }
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      this.#busy.delete(lane);
+      this.pump();
+    }, backoff.next().delayMs);
     timer.unref();
     this.#timers.add(timer);
   }
