@@ -52,6 +52,13 @@ export {
   PROTOCOL_VERSION,
   SUPPORTED_VERSIONS,
 } from './constants.js';
+export {
+  type ChannelCloseMessage,
+  type ChannelOpenMessage,
+  DIAGNOSTICS_CHANNELS,
+  DIAGNOSTICS_VERSION,
+  type PolicyDecisionMessage,
+} from './diagnostics/channels.js';
 export type { WireError } from './envelope/types.js';
 export { PublicError, type PublicErrorOptions } from './envelope/wire-errors.js';
 // Errors.

@@ -124,6 +124,8 @@ export interface SecureChannel extends EventEmitter<ChannelEvents> {
   readonly roles: readonly string[];
   /** The negotiated protocol version. */
   readonly version: number;
+  /** This channel's process-wide id (1, 2, ...), the `channelId` of its diagnostics messages. */
+  readonly id: number;
   /** True once closing started; sends are refused from then on. */
   readonly closed: boolean;
   /** Send one message; resolves once the transport accepted it (waits on backpressure). */

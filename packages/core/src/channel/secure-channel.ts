@@ -20,14 +20,23 @@ import {
   MAX_TIMER_MS,
   REFUSED_BUSY,
 } from '../constants.js';
+import {
+  type ChannelCloseMessage,
+  type ChannelOpenMessage,
+  DIAGNOSTICS_VERSION,
+  diagnostics,
+  nextChannelId,
+} from '../diagnostics/channels.js';
 import { createError, type SecureIpcError, toSecureIpcError } from '../errors.js';
 import type { FrameReader, FrameReaderOwner } from '../framing.js';
 import type { NoiseCipherState } from '../handshake/cipher-state.js';
 import { type HandshakeResult, performHandshake } from '../handshake/perform-handshake.js';
+import { keyFingerprint } from '../keys/key-pair.js';
 import type { AbortOptions, Connection, PeerInfo } from '../transport/contract.js';
 import {
   type ChannelEvents,
   type ChannelOptions,
+  type CloseInfo,
   closeInfoOf,
   type EstablishOptions,
   type SecureChannel,
@@ -209,6 +218,10 @@ export class SecureChannelImpl
   readonly remotePayload: Readonly<Record<string, unknown>>;
   readonly roles: readonly string[];
   readonly version: number;
+  readonly id = nextChannelId();
+  /** When the channel opened (ms since the epoch), for the close message's duration. */
+  private readonly openedAt = Date.now();
+  private fingerprint: string | undefined;
 
   private readonly connection: Connection;
   private readonly reassembly: Reassembly;
@@ -286,6 +299,7 @@ export class SecureChannelImpl
     if (this.version >= 2 && this.role === 'responder') this.acceptance = 'unsent';
 
     this.reader.handTo(this);
+    if (diagnostics.channelOpen.hasSubscribers) this.publishOpen();
     if (result.expiresAt !== undefined) this.armExpiry(result.expiresAt);
     // Start reading after the caller's `await` continuation ran, so it can attach 'message' first;
     // messages that still find no listener wait in the backlog (reading pauses meanwhile).
@@ -750,7 +764,42 @@ export class SecureChannelImpl
       waiting.reject(notAccepted(error));
     }
     const reported = error ?? this.closeReason;
-    this.emit('close', reported, closeInfoOf(reported));
+    const info = closeInfoOf(reported);
+    if (diagnostics.channelClose.hasSubscribers) this.publishClose(info);
+    this.emit('close', reported, info);
     this.closeResolve?.();
+  }
+
+  /** The peer's key fingerprint, computed once and only when a diagnostics message needs it. */
+  private peerFingerprint(): string {
+    this.fingerprint ??= keyFingerprint(this.remoteStaticKey);
+    return this.fingerprint;
+  }
+
+  private publishOpen(): void {
+    const message: ChannelOpenMessage = {
+      v: DIAGNOSTICS_VERSION,
+      channelId: this.id,
+      role: this.role,
+      peer: this.peerFingerprint(),
+      roles: this.roles,
+      protocolVersion: this.version,
+      at: this.openedAt,
+    };
+    diagnostics.channelOpen.publish(message);
+  }
+
+  private publishClose(info: CloseInfo): void {
+    const at = Date.now();
+    const message: ChannelCloseMessage = {
+      v: DIAGNOSTICS_VERSION,
+      channelId: this.id,
+      peer: this.peerFingerprint(),
+      reason: info.reason,
+      code: info.error?.code,
+      durationMs: at - this.openedAt,
+      at,
+    };
+    diagnostics.channelClose.publish(message);
   }
 }

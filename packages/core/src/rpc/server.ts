@@ -6,6 +6,7 @@
 import { EventEmitter } from 'node:events';
 import type { HandshakeFailure } from '../channel/secure-listener.js';
 import { MAX_TIMER_MS } from '../constants.js';
+import { DIAGNOSTICS_VERSION, diagnostics, type PolicyDecisionMessage } from '../diagnostics/channels.js';
 import { encodeEnvelope } from '../envelope/encode.js';
 import { EnvelopeKind as Kind } from '../envelope/types.js';
 import { createError } from '../errors.js';
@@ -116,6 +117,21 @@ export interface ServerCloseOptions {
 }
 
 /** A channel that arrived while the server drains: closed, never served. */
+/** Publish one decision on `secure-ipc:policy.decision` (a subscriber's throw is Node's to report). */
+function publishDecision(channelId: number | undefined, d: PolicyDecision): void {
+  const message: PolicyDecisionMessage = {
+    v: DIAGNOSTICS_VERSION,
+    channelId,
+    peer: d.who,
+    roles: d.roles,
+    action: d.action,
+    what: d.what,
+    allowed: d.allowed,
+    at: d.at,
+  };
+  diagnostics.policyDecision.publish(message);
+}
+
 function closeAtOnce(channel: RpcChannel): void {
   void channel.close().catch(() => {});
 }
@@ -366,8 +382,10 @@ export class RpcServer<
       maxInFlight: this.#options.maxInFlight,
       maxQueuedReplyBytes: this.#options.maxQueuedReplyBytes,
       maxQueuedEventBytes: this.#options.maxQueuedEventBytes,
-      wantsDecisions: () => this.listenerCount('decision') > 0,
+      wantsDecisions: () => this.listenerCount('decision') > 0 || diagnostics.policyDecision.hasSubscribers,
       onDecision: (d) => {
+        if (diagnostics.policyDecision.hasSubscribers) publishDecision(channel.id, d);
+        if (this.listenerCount('decision') === 0) return;
         try {
           this.emit('decision', d);
         } catch (err) {

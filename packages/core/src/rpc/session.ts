@@ -22,6 +22,8 @@ export interface RpcChannel extends Pick<EventEmitter, 'on' | 'once' | 'off'> {
   readonly closed: boolean;
   /** The negotiated protocol version (absent: 1); streamed input needs 2. */
   readonly version?: number;
+  /** The channel's process-wide id (`SecureChannel.id`), carried by diagnostics messages. */
+  readonly id?: number;
   /** Send one message; resolves when the transport accepted it. */
   send(message: Uint8Array, options?: { signal?: AbortSignal }): Promise<void>;
   /** Close (with an error: destroy). */
