@@ -125,7 +125,7 @@ test.serial('policy.decision: every authorization, allowed and denied, with the 
 });
 
 test.serial(
-  'no subscriber: nothing is published and the server still reports decisions to its listeners',
+  'no subscriber: the server still reports every decision to its own decision listeners',
   async (t) => {
     const { server, client } = await pair('memory://diag-none');
     const events: string[] = [];

@@ -116,7 +116,6 @@ export interface ServerCloseOptions {
   drainMs?: number;
 }
 
-/** A channel that arrived while the server drains: closed, never served. */
 /** Publish one decision on `secure-ipc:policy.decision` (a subscriber's throw is Node's to report). */
 function publishDecision(channelId: number | undefined, d: PolicyDecision): void {
   const message: PolicyDecisionMessage = {
@@ -132,6 +131,7 @@ function publishDecision(channelId: number | undefined, d: PolicyDecision): void
   diagnostics.policyDecision.publish(message);
 }
 
+/** A channel that arrived while the server drains: closed, never served. */
 function closeAtOnce(channel: RpcChannel): void {
   void channel.close().catch(() => {});
 }
