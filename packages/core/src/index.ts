@@ -53,12 +53,23 @@ export {
   SUPPORTED_VERSIONS,
 } from './constants.js';
 export {
+  type BreakerStateMessage,
   type ChannelCloseMessage,
   type ChannelOpenMessage,
   DIAGNOSTICS_CHANNELS,
   DIAGNOSTICS_VERSION,
+  type OutboxMessage,
   type PolicyDecisionMessage,
+  type RetryMessage,
 } from './diagnostics/channels.js';
+export {
+  type ClientRequestMessage,
+  type EventMessage,
+  type HandshakeMessage,
+  type ServerRequestMessage,
+  TRACING_CHANNELS,
+  type TracedOutcome,
+} from './diagnostics/tracing.js';
 export type { WireError } from './envelope/types.js';
 export { PublicError, type PublicErrorOptions } from './envelope/wire-errors.js';
 // Errors.

@@ -27,6 +27,7 @@ import {
   diagnostics,
   nextChannelId,
 } from '../diagnostics/channels.js';
+import { type HandshakeMessage, traced, tracePromiseOf, tracing } from '../diagnostics/tracing.js';
 import { createError, type SecureIpcError, toSecureIpcError } from '../errors.js';
 import type { FrameReader, FrameReaderOwner } from '../framing.js';
 import type { NoiseCipherState } from '../handshake/cipher-state.js';
@@ -69,6 +70,26 @@ export async function establishValidated(
   connection: Connection,
   options: EstablishOptions,
 ): Promise<SecureChannelImpl> {
+  if (!traced(tracing.handshake)) return openChannel(connection, options);
+  const message: HandshakeMessage = {
+    v: 1,
+    role: options.initiator ? 'initiator' : 'responder',
+    channelId: undefined,
+    peer: undefined,
+    protocolVersion: undefined,
+    code: undefined,
+  };
+  const channel = await tracePromiseOf(tracing.handshake, message, async () => {
+    const opened = await openChannel(connection, options);
+    message.channelId = opened.id;
+    message.peer = keyFingerprint(opened.remoteStaticKey);
+    message.protocolVersion = opened.version;
+    return opened;
+  });
+  return channel;
+}
+
+async function openChannel(connection: Connection, options: EstablishOptions): Promise<SecureChannelImpl> {
   const result = await performHandshake(connection, options);
   const channel = new SecureChannelImpl(connection, result, options);
   // Version 2 (protocol 3.8): the initiator's channel is open only once the responder accepted it;

@@ -19,6 +19,12 @@ export const DIAGNOSTICS_CHANNELS = Object.freeze({
   channelClose: 'secure-ipc:channel.close',
   /** A server's policy decided: {@link PolicyDecisionMessage}. */
   policyDecision: 'secure-ipc:policy.decision',
+  /** A reconnecting client is about to send a call again: {@link RetryMessage}. */
+  retry: 'secure-ipc:retry',
+  /** A circuit breaker changed state: {@link BreakerStateMessage}. */
+  breakerState: 'secure-ipc:breaker.state',
+  /** An outbox entry was added or ended: {@link OutboxMessage}. */
+  outbox: 'secure-ipc:outbox',
 } as const);
 
 /** Published on `secure-ipc:channel.open` once a channel's handshake finished. */
@@ -77,11 +83,70 @@ export interface PolicyDecisionMessage {
   readonly at: number;
 }
 
+/** Published on `secure-ipc:retry` when a reconnecting client decided to send a call again. */
+export interface RetryMessage {
+  /** {@link DIAGNOSTICS_VERSION}. */
+  readonly v: 1;
+  /** The method. */
+  readonly method: string;
+  /** The failure that is retried: its `SIPC_ERR_*` code (an application's own code for a handler error). */
+  readonly code: string;
+  /** Milliseconds it waits before sending again (the backoff, or the server's pushback). */
+  readonly delayMs: number;
+  /** True for a transparent retry (unsent, or not executed once), which no policy counts. */
+  readonly transparent: boolean;
+  /** The number of the attempt that follows (its `h.attempt` if the call was written before). */
+  readonly attempt: number;
+  /** Milliseconds since the epoch. */
+  readonly at: number;
+}
+
+/** Published on `secure-ipc:breaker.state` for every `stateChange` of a circuit breaker. */
+export interface BreakerStateMessage {
+  /** {@link DIAGNOSTICS_VERSION}. */
+  readonly v: 1;
+  /** The breaker's name, if it has one. */
+  readonly name: string | undefined;
+  /** `closed`, `open` or `half-open`: the state before. */
+  readonly from: string;
+  /** The state now. */
+  readonly to: string;
+  /** Why (`CircuitStateChange.reason`). */
+  readonly reason: string;
+  /** For `to: 'open'`: the open period, in milliseconds. */
+  readonly openForMs: number | undefined;
+  /** Milliseconds since the epoch. */
+  readonly at: number;
+}
+
+/** Published on `secure-ipc:outbox` when an entry is added or ends. */
+export interface OutboxMessage {
+  /** {@link DIAGNOSTICS_VERSION}. */
+  readonly v: 1;
+  /** The outbox's directory. */
+  readonly dir: string;
+  /** `enqueued`, `delivered`, `failed`, `expired` or `quarantined`. */
+  readonly event: 'enqueued' | 'delivered' | 'failed' | 'expired' | 'quarantined';
+  /** The entry's id (undefined for a quarantined record, which has none that can be trusted). */
+  readonly id: string | undefined;
+  /** The method of an enqueued entry; undefined for the others. */
+  readonly method: string | undefined;
+  /** For `failed`: the `SIPC_ERR_*` (or application) code it failed with. */
+  readonly code: string | undefined;
+  /** Entries queued after the event (the outbox's `size`). */
+  readonly depth: number;
+  /** Milliseconds since the epoch. */
+  readonly at: number;
+}
+
 /** @internal The channel objects; publishers guard every publish with `hasSubscribers`. */
 export const diagnostics = {
   channelOpen: channel(DIAGNOSTICS_CHANNELS.channelOpen),
   channelClose: channel(DIAGNOSTICS_CHANNELS.channelClose),
   policyDecision: channel(DIAGNOSTICS_CHANNELS.policyDecision),
+  retry: channel(DIAGNOSTICS_CHANNELS.retry),
+  breakerState: channel(DIAGNOSTICS_CHANNELS.breakerState),
+  outbox: channel(DIAGNOSTICS_CHANNELS.outbox),
 } as const;
 
 let lastChannelId = 0;

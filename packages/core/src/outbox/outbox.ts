@@ -13,6 +13,7 @@ import { EventEmitter } from 'node:events';
 import { constants, promises as nodeFs } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { sodium } from '../crypto/sodium.js';
+import { DIAGNOSTICS_VERSION, diagnostics, type OutboxMessage } from '../diagnostics/channels.js';
 import { createError, isSecureIpcError, type SecureIpcError } from '../errors.js';
 import { integerIn } from '../resilience/integer-option.js';
 import { isLaneName, MAX_LANE_NAME_LENGTH } from '../resilience/lanes.js';
@@ -289,6 +290,38 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     return this.#id.toString('hex');
   }
 
+  /**
+   * Every event but `error` is also published on `secure-ipc:outbox` (docs/observability.md),
+   * with the outbox's depth after it: one place for every path that ends an entry.
+   */
+  override emit<K extends keyof OutboxEvents>(event: K, ...args: OutboxEvents[K]): boolean {
+    if (event !== 'error' && diagnostics.outbox.hasSubscribers) {
+      const e = args[0] as { id?: string; error?: { code?: string; remoteCode?: string } };
+      const code = e.error === undefined ? undefined : (e.error.remoteCode ?? e.error.code);
+      this.#diagnose(event as OutboxMessage['event'], e.id, undefined, code);
+    }
+    return super.emit(event, ...(args as never));
+  }
+
+  #diagnose(
+    event: OutboxMessage['event'],
+    id: string | undefined,
+    method: string | undefined,
+    code: string | undefined,
+  ): void {
+    const message: OutboxMessage = {
+      v: DIAGNOSTICS_VERSION,
+      dir: this.#dir,
+      event,
+      id: event === 'quarantined' ? undefined : id,
+      method,
+      code,
+      depth: this.size,
+      at: Date.now(),
+    };
+    diagnostics.outbox.publish(message);
+  }
+
   /** The directory. */
   get dir(): string {
     return this.#dir;
@@ -388,6 +421,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       this.#anchor();
       if (body.expiresAt !== undefined) this.#scheduleExpiry(body.expiresAt);
       queueMicrotask(() => this.onChange?.());
+      if (diagnostics.outbox.hasSubscribers) this.#diagnose('enqueued', String(seq), method, undefined);
       return { id: String(seq), idempotencyKey: key };
     });
   }

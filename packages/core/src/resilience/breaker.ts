@@ -15,6 +15,7 @@
  * period. Every time reading goes through the `clock`.
  */
 import { EventEmitter } from 'node:events';
+import { type BreakerStateMessage, DIAGNOSTICS_VERSION, diagnostics } from '../diagnostics/channels.js';
 import { createError, isSecureIpcError } from '../errors.js';
 import { reportListenerError } from '../rpc/events.js';
 import { type Backoff, type BackoffOptions, createBackoff } from './backoff.js';
@@ -365,6 +366,18 @@ class Breaker extends EventEmitter<CircuitBreakerEvents> implements CircuitBreak
       openForMs === undefined
         ? { name: this.#o.name, from, to, reason }
         : { name: this.#o.name, from, to, reason, openForMs };
+    if (diagnostics.breakerState.hasSubscribers) {
+      const message: BreakerStateMessage = {
+        v: DIAGNOSTICS_VERSION,
+        name: change.name,
+        from,
+        to,
+        reason,
+        openForMs,
+        at: Date.now(),
+      };
+      diagnostics.breakerState.publish(message);
+    }
     try {
       this.emit('stateChange', change);
     } catch (err) {

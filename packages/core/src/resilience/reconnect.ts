@@ -485,7 +485,10 @@ export class ReconnectingClient<
     };
     const waitFailed = client === undefined;
     const throttle = this.#retry?.throttle;
-    return retryFailedCall({ options: rest, policy, throttle, started, error, waitFailed, client }, hooks);
+    return retryFailedCall(
+      { method, options: rest, policy, throttle, started, error, waitFailed, client },
+      hooks,
+    );
   }
 
   /** The call's own policy, else its method's, else none. */

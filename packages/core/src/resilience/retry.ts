@@ -14,6 +14,7 @@
  * reach the server's application). Every wait is on the `Clock`; one deadline (the call's
  * `timeoutMs`) covers every attempt and every wait.
  */
+import { DIAGNOSTICS_VERSION, diagnostics, type RetryMessage } from '../diagnostics/channels.js';
 import { createError, isSecureIpcError, RemoteError, type SecureIpcError } from '../errors.js';
 import { compilePatterns, type NameMatcher } from '../rpc/patterns.js';
 import type { RequestOptions } from '../rpc/service-types.js';
@@ -282,6 +283,8 @@ export interface RetryHooks<C> {
 
 /** One call's state, made only when its first attempt failed. */
 export interface FailedCall<C> {
+  /** The method called (for diagnostics). */
+  readonly method: string;
   /** The call's request options (the retry ones taken off). */
   readonly options: RequestOptions;
   /** The policy that applies, if any. */
@@ -343,13 +346,27 @@ export async function retryFailedCall<C>(call: FailedCall<C>, hooks: RetryHooks<
       throw retried || policy !== undefined ? withAttempts(error, writes) : error;
     if (!decision.transparent) policyAttempts++;
     retried = true;
+    // The next try's `h.attempt`: only once the call may have been written (1 means none is sent).
+    const attempt = writes > 0 ? Math.min(writes + 1, 255) : 1;
+    if (diagnostics.retry.hasSubscribers) {
+      const message: RetryMessage = {
+        v: DIAGNOSTICS_VERSION,
+        method: call.method,
+        code: isSecureIpcError(error) ? codeOf(error) : 'SIPC_ERR_INTERNAL',
+        delayMs: decision.delayMs,
+        transparent: decision.transparent,
+        attempt,
+        at: Date.now(),
+      };
+      diagnostics.retry.publish(message);
+    }
     const avoid = kind === 'unsent' ? client : undefined;
     try {
       await pause(decision.delayMs, options.signal, hooks.clock);
       const next = { ...options, timeoutMs: remaining(call, hooks.clock) } as RequestOptions & {
         attempt?: number;
       };
-      if (writes > 0) next.attempt = Math.min(writes + 1, 255);
+      if (attempt > 1) next.attempt = attempt;
       waitFailed = true;
       client = await hooks.ready(next, avoid);
       waitFailed = false;

@@ -13,6 +13,14 @@
  */
 import { MAX_TIMER_MS } from '../constants.js';
 import {
+  type ClientRequestMessage,
+  type EventMessage,
+  finishTraced,
+  traced,
+  tracePromiseOf,
+  tracing,
+} from '../diagnostics/tracing.js';
+import {
   type EncodedEnvelope,
   encodeEnvelope,
   encodeEnvelopeSplit,
@@ -24,7 +32,7 @@ import {
   EnvelopeKind as Kind,
   type WireError,
 } from '../envelope/types.js';
-import { MAX_ATTEMPT } from '../envelope/validate.js';
+import { isTraceparent, MAX_ATTEMPT } from '../envelope/validate.js';
 import { fromWireError } from '../envelope/wire-errors.js';
 import { createError, type SecureIpcError } from '../errors.js';
 import { Fifo } from './fifo.js';
@@ -44,6 +52,8 @@ interface Pending {
   timer: NodeJS.Timeout | undefined;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
+  /** The request's tracing message, when someone traces requests (diagnostics/tracing.ts). */
+  trace: ClientRequestMessage | undefined;
 }
 
 /** A request waiting for a slot, or an event waiting behind such requests. */
@@ -84,6 +94,7 @@ function isAttempt(value: unknown): boolean {
 /** Our requests in flight and waiting, and the events queued behind them. */
 export class Caller {
   readonly #session: Session;
+  readonly #peerId: string;
   readonly #maxInFlight: number;
   readonly #pending = new Map<number, Pending>();
   readonly #queue = new Fifo<Queued>();
@@ -91,9 +102,10 @@ export class Caller {
   /** The id of the peer's kind 13 (protocol version 3), once it arrived: no new request is sent. */
   #goneAway: number | undefined;
 
-  /** `maxInFlight`: most of our requests in flight at once (default 64). */
-  constructor(session: Session, maxInFlight = DEFAULT_MAX_IN_FLIGHT) {
+  /** `peerId`: the peer's fingerprint; `maxInFlight`: most of our requests in flight at once (default 64). */
+  constructor(session: Session, peerId: string, maxInFlight = DEFAULT_MAX_IN_FLIGHT) {
     this.#session = session;
+    this.#peerId = peerId;
     this.#maxInFlight = maxInFlight;
   }
 
@@ -104,6 +116,39 @@ export class Caller {
 
   /** Call `method`; resolves with the result, or an AsyncIterable if the peer answers with a stream. */
   request(method: string, params?: unknown, options: RequestOptions = {}): Promise<unknown> {
+    if (!traced(tracing.clientRequest)) return this.#request(method, params, options, undefined);
+    const message: ClientRequestMessage = {
+      v: 1,
+      channelId: this.#session.channel.id,
+      peer: this.#peerId,
+      method,
+      attempt: isAttempt(options.attempt) ? (options.attempt as number) : 1,
+      traceparent: options.traceparent,
+      tracestate: undefined,
+      code: undefined,
+    };
+    // A streamed answer is finished by #settle, at the stream's end, not at its first item.
+    return tracePromiseOf(
+      tracing.clientRequest,
+      message,
+      () => this.#request(method, params, options, message),
+      (value) => value instanceof RemoteStream,
+    );
+  }
+
+  #request(
+    method: string,
+    params: unknown,
+    options: RequestOptions,
+    trace: ClientRequestMessage | undefined,
+  ): Promise<unknown> {
+    // A tracing subscriber's traceparent (its span), set at `start`, goes instead of the caller's.
+    if (
+      trace?.traceparent !== undefined &&
+      trace.traceparent !== options.traceparent &&
+      isTraceparent(trace.traceparent)
+    )
+      options = { ...options, traceparent: trace.traceparent };
     const { signal, timeoutMs } = options;
     if (
       timeoutMs !== undefined &&
@@ -141,7 +186,7 @@ export class Caller {
     const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
     return new Promise((resolve, reject) => {
       if (this.#queue.size === 0 && this.#pending.size < this.#maxInFlight)
-        return this.#start(method, params, options, deadline, resolve, reject);
+        return this.#start(method, params, options, deadline, trace, resolve, reject);
       // No slot: wait in line (FIFO with events, so everything leaves in call order).
       let timer: NodeJS.Timeout | undefined;
       const cleanup = () => {
@@ -153,7 +198,7 @@ export class Caller {
         dropped: false,
         start: () => {
           cleanup();
-          this.#start(method, params, options, deadline, resolve, reject);
+          this.#start(method, params, options, deadline, trace, resolve, reject);
         },
         reject: (err) => {
           cleanup();
@@ -182,6 +227,7 @@ export class Caller {
     params: unknown,
     options: RequestOptions,
     deadline: number | undefined,
+    trace: ClientRequestMessage | undefined,
     resolve: (value: unknown) => void,
     reject: (err: unknown) => void,
   ): void {
@@ -233,6 +279,7 @@ export class Caller {
       timer: undefined,
       signal,
       onAbort: undefined,
+      trace,
     };
     this.#pending.set(id, pending);
     if (h?.timeout !== undefined) {
@@ -249,7 +296,7 @@ export class Caller {
     }
     this.#session.send(bytes)?.catch((err) => {
       // Not sent (closed, or too large for the channel): nothing to cancel remotely.
-      this.#settle(pending);
+      this.#settle(pending, err);
       this.#free(pending);
       reject(err);
     });
@@ -285,6 +332,20 @@ export class Caller {
 
   /** Send a one-way event (after any requests still waiting for a slot, to keep call order). */
   publish(topic: string, payload?: unknown): Promise<void> {
+    if (!traced(tracing.eventPublish)) return this.#publish(topic, payload);
+    const message: EventMessage = {
+      v: 1,
+      channelId: this.#session.channel.id,
+      peer: this.#peerId,
+      topic,
+      queued: 1,
+      dropped: 0,
+      code: undefined,
+    };
+    return tracePromiseOf(tracing.eventPublish, message, () => this.#publish(topic, payload));
+  }
+
+  #publish(topic: string, payload: unknown): Promise<void> {
     let bytes: EncodedEnvelope;
     try {
       bytes = encodeEnvelopeSplit({ k: Kind.Event, m: topic, p: payload });
@@ -319,15 +380,17 @@ export class Caller {
   /** The caller stops waiting: reject now, tell the peer, keep the slot until the peer answers. */
   #giveUp(pending: Pending, err: SecureIpcError): void {
     if (pending.settled) return;
-    this.#settle(pending);
+    this.#settle(pending, err);
     if (pending.stream !== undefined) pending.stream.fail(err, true);
     else pending.reject(err);
     if (this.#session.closeError === undefined)
       this.#session.channel.send(encodeEnvelope({ k: Kind.Cancel, id: pending.id })).catch(noop);
   }
 
-  #settle(pending: Pending): void {
+  /** The call is over for its caller: answered, or failed with `error`. */
+  #settle(pending: Pending, error?: unknown): void {
     pending.settled = true;
+    if (pending.trace !== undefined) finishTraced(tracing.clientRequest, pending.trace, error);
     // The call is over (answered, given up, closed): its input, if any, stops with it.
     pending.input?.stop();
     if (pending.timer !== undefined) clearTimeout(pending.timer);
@@ -360,16 +423,20 @@ export class Caller {
       case Kind.Response:
         this.#free(pending);
         if (pending.settled) return;
-        this.#settle(pending);
-        if (pending.stream !== undefined)
-          pending.stream.fail(createError('SIPC_ERR_PROTOCOL', 'The peer sent a response inside a stream'));
-        else pending.resolve(env.p);
+        if (pending.stream !== undefined) {
+          const err = createError('SIPC_ERR_PROTOCOL', 'The peer sent a response inside a stream');
+          this.#settle(pending, err);
+          pending.stream.fail(err);
+        } else {
+          this.#settle(pending);
+          pending.resolve(env.p);
+        }
         return;
       case Kind.Error: {
         this.#free(pending);
         if (pending.settled && pending.stream === undefined) return;
-        this.#settle(pending);
         const err = fromWireError(env.e as WireError);
+        this.#settle(pending, err);
         if (pending.stream !== undefined) pending.stream.fail(err);
         else pending.reject(err);
         return;
@@ -424,7 +491,7 @@ export class Caller {
   close(err: SecureIpcError): void {
     for (const pending of this.#pending.values()) {
       if (!pending.settled || pending.stream !== undefined) {
-        this.#settle(pending);
+        this.#settle(pending, err);
         if (pending.stream !== undefined) pending.stream.fail(err);
         else pending.reject(err);
       }
@@ -448,9 +515,10 @@ export class Caller {
       if (pending.id <= lastId) continue;
       this.#pending.delete(pending.id);
       if (pending.settled && pending.stream === undefined) continue;
-      this.#settle(pending);
-      if (pending.stream !== undefined) pending.stream.fail(notExecuted(true));
-      else pending.reject(notExecuted(true));
+      const err = notExecuted(true);
+      this.#settle(pending, err);
+      if (pending.stream !== undefined) pending.stream.fail(err);
+      else pending.reject(err);
     }
     for (const q of this.#queue.drain()) {
       if (q.dropped) continue;

@@ -13,6 +13,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import { MAX_TIMER_MS } from '../constants.js';
+import {
+  type EventMessage,
+  finishTraced,
+  runTraced,
+  type ServerRequestMessage,
+  traced,
+  tracing,
+} from '../diagnostics/tracing.js';
 import { type EncodedEnvelope, encodeEnvelope, encodeEnvelopeSplit } from '../envelope/encode.js';
 import {
   type Envelope,
@@ -157,6 +165,8 @@ export class Dispatcher {
   // Created when the first answer has to wait: most connections never queue one, and an idle
   // connection should cost as little heap as possible.
   #budget: ByteBudget | undefined;
+  /** The tracing messages of the peer's requests not answered yet; made by the first traced one. */
+  #traces: Map<number, ServerRequestMessage> | undefined;
 
   constructor(session: Session, identity: PeerIdentity, options: DispatcherOptions) {
     this.#session = session;
@@ -233,6 +243,38 @@ export class Dispatcher {
     return allowed;
   }
 
+  /**
+   * Dispatch request `env` with `dispatch` as a traced operation (`secure-ipc:rpc.server.request`):
+   * everything it runs, the handler included, runs inside the stores bound to `start`; the
+   * outcome is the answer (see #traceAnswer) or the channel's close.
+   */
+  traceRequest(env: Envelope, dispatch: () => void): void {
+    const { peerId, roles } = this.#identity;
+    const message: ServerRequestMessage = {
+      v: 1,
+      channelId: this.#session.channel.id,
+      peer: peerId,
+      roles,
+      method: env.m!,
+      attempt: env.h?.attempt ?? 1,
+      traceparent: env.h?.trace,
+      tracestate: undefined,
+      code: undefined,
+    };
+    this.#traces ??= new Map();
+    this.#traces.set(env.id!, message);
+    runTraced(tracing.serverRequest, message, dispatch);
+  }
+
+  /** The answer to request `id` is going out: its trace, if any, ends with it. */
+  #traceAnswer(id: number, envelope: Envelope): void {
+    const message = this.#traces!.get(id);
+    if (message === undefined) return;
+    this.#traces!.delete(id);
+    const code = envelope.k === Kind.Error ? (envelope.e as WireError).code : 'OK';
+    finishTraced(tracing.serverRequest, message, undefined, code);
+  }
+
   /** A request for `$ping` or an application method (the subscriptions answer their own). */
   onRequest(env: Envelope): void {
     const id = env.id!;
@@ -283,11 +325,31 @@ export class Dispatcher {
 
   /** An event from the peer: dropped (and recorded) unless the policy lets it publish on `topic`. */
   onEvent(topic: string, payload: unknown): void {
-    if (!this.authorize('publish', topic)) return;
+    if (!traced(tracing.eventReceive)) {
+      this.#onEvent(topic, payload);
+      return;
+    }
+    const message: EventMessage = {
+      v: 1,
+      channelId: this.#session.channel.id,
+      peer: this.#identity.peerId,
+      topic,
+      queued: undefined,
+      dropped: undefined,
+      code: undefined,
+    };
+    const allowed = runTraced(tracing.eventReceive, message, () => this.#onEvent(topic, payload));
+    finishTraced(tracing.eventReceive, message, undefined, allowed ? 'OK' : 'SIPC_ERR_FORBIDDEN');
+  }
+
+  /** Route the peer's event to the listeners; false if the policy dropped it. */
+  #onEvent(topic: string, payload: unknown): boolean {
+    if (!this.authorize('publish', topic)) return false;
     const router = this.#options.events;
-    if (router === undefined) return;
+    if (router === undefined) return true;
     const context: EventContext = { ...this.#eventContext, topic };
     router.dispatch(topic, payload, context, (err) => this.#session.onError(err));
+    return true;
   }
 
   /** The peer grants `n` more stream items for its request `id`. */
@@ -338,6 +400,7 @@ export class Dispatcher {
    * of `method`.
    */
   reply(id: number, envelope: Envelope, method = ''): void {
+    if (this.#traces !== undefined) this.#traceAnswer(id, envelope);
     let bytes: EncodedEnvelope;
     try {
       bytes = encodeEnvelopeSplit(envelope);
@@ -653,6 +716,11 @@ export class Dispatcher {
    */
   close(err: SecureIpcError): void {
     this.#budget?.close();
+    if (this.#traces !== undefined) {
+      // Requests the channel's close left unanswered: their traces end with the close.
+      for (const message of this.#traces.values()) finishTraced(tracing.serverRequest, message, err);
+      this.#traces.clear();
+    }
     const cache = this.#options.idempotency;
     const { peerId } = this.#identity;
     for (const call of this.#incoming.values()) {

@@ -15,9 +15,10 @@
  * msgpack encode per envelope, replies sent without awaiting (the transport keeps order), and
  * the policy decision object built only when someone listens for it.
  */
+import { traced, tracing } from '../diagnostics/tracing.js';
 import { decodeEnvelope } from '../envelope/decode.js';
 import { encodeEnvelope } from '../envelope/encode.js';
-import { EnvelopeKind as Kind } from '../envelope/types.js';
+import { type Envelope, EnvelopeKind as Kind } from '../envelope/types.js';
 import { createError, type SecureIpcError } from '../errors.js';
 import { keyFingerprint } from '../keys/key-pair.js';
 import { DEFAULT_MAX_QUEUED_EVENT_BYTES, QUEUED_MESSAGE_OVERHEAD } from './byte-budget.js';
@@ -90,7 +91,7 @@ export class RpcPeer {
     this.#session = session;
     this.#maxEventBytes = options.maxQueuedEventBytes ?? DEFAULT_MAX_QUEUED_EVENT_BYTES;
     this.#onGoingAway = options.onGoingAway;
-    this.#caller = new Caller(session, options.maxInFlight);
+    this.#caller = new Caller(session, this.peerId, options.maxInFlight);
     this.#dispatcher = new Dispatcher(session, this, options);
     this.#subscriptions = new Subscriptions(this.#dispatcher, options.maxSubscriptions);
     channel.on('message', (message: Uint8Array) => this.#onMessage(message));
@@ -233,22 +234,8 @@ export class RpcPeer {
       case Kind.Request: {
         const id = env.id!;
         if (!this.#dispatcher.admit(id)) return;
-        if (this.#drainId !== undefined && (this.#version < 3 || id > this.#drainId)) {
-          this.#refuseDraining(id);
-          return;
-        }
-        if (id > this.#highestId) this.#highestId = id;
-        // Built-ins take one value (a pattern, a payload to echo), never a streamed input: refused
-        // before the policy (a streamed request has no pattern to authorize); the answer ends the
-        // input at the requester, and items that follow are dropped as for any answered request.
-        if (env.h?.stream === true && isBuiltinMethod(env.m!))
-          this.#dispatcher.replyError(
-            env.id!,
-            'SIPC_ERR_INVALID_ARGUMENT',
-            `${env.m} takes no streamed input`,
-          );
-        else if (isSubscriptionMethod(env.m!)) this.#subscriptions.onRequest(env.id!, env.m!, env.p);
-        else this.#dispatcher.onRequest(env);
+        if (traced(tracing.serverRequest)) this.#dispatcher.traceRequest(env, () => this.#onRequest(env));
+        else this.#onRequest(env);
         return;
       }
       case Kind.GoingAway:
@@ -282,6 +269,23 @@ export class RpcPeer {
         this.#caller.onInputStop(env.id!);
         return;
     }
+  }
+
+  /** The peer's request `env` (admitted): refused while draining, else to its part of the session. */
+  #onRequest(env: Envelope): void {
+    const id = env.id!;
+    if (this.#drainId !== undefined && (this.#version < 3 || id > this.#drainId)) {
+      this.#refuseDraining(id);
+      return;
+    }
+    if (id > this.#highestId) this.#highestId = id;
+    // Built-ins take one value (a pattern, a payload to echo), never a streamed input: refused
+    // before the policy (a streamed request has no pattern to authorize); the answer ends the
+    // input at the requester, and items that follow are dropped as for any answered request.
+    if (env.h?.stream === true && isBuiltinMethod(env.m!))
+      this.#dispatcher.replyError(id, 'SIPC_ERR_INVALID_ARGUMENT', `${env.m} takes no streamed input`);
+    else if (isSubscriptionMethod(env.m!)) this.#subscriptions.onRequest(id, env.m!, env.p);
+    else this.#dispatcher.onRequest(env);
   }
 
   /** The peer's kind 13: our requests above `lastId` fail unsent-equivalent; a second one closes. */

@@ -7,6 +7,7 @@ import { EventEmitter } from 'node:events';
 import type { HandshakeFailure } from '../channel/secure-listener.js';
 import { MAX_TIMER_MS } from '../constants.js';
 import { DIAGNOSTICS_VERSION, diagnostics, type PolicyDecisionMessage } from '../diagnostics/channels.js';
+import { type EventMessage, finishTraced, runTraced, traced, tracing } from '../diagnostics/tracing.js';
 import { encodeEnvelope } from '../envelope/encode.js';
 import { EnvelopeKind as Kind } from '../envelope/types.js';
 import { createError } from '../errors.js';
@@ -334,6 +335,26 @@ export class RpcServer<
     topic: T,
     payload: PublishPayload<E, T>,
   ): Promise<PublishResult> {
+    if (!traced(tracing.eventPublish)) return this.#publish(topic, payload);
+    const message: EventMessage = {
+      v: 1,
+      channelId: undefined,
+      peer: undefined,
+      topic,
+      queued: undefined,
+      dropped: undefined,
+      code: undefined,
+    };
+    // A throw (a payload msgpack cannot carry) is finished by runTraced, then rejects the call.
+    const result = runTraced(tracing.eventPublish, message, () => this.#publish(topic, payload));
+    message.queued = result.queued;
+    message.dropped = result.dropped;
+    finishTraced(tracing.eventPublish, message);
+    return result;
+  }
+
+  /** publish() itself: synchronous (the result is known when the event is queued for each peer). */
+  #publish(topic: string, payload: unknown): PublishResult {
     const bytes = encodeEnvelope({ k: Kind.Event, m: topic, p: payload });
     let queued = 0;
     let dropped = 0;
