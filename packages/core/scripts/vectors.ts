@@ -88,20 +88,18 @@ function payloadOutcome(
 /** A payload vector to build: the outcome wanted, and (accepted) the version negotiated. */
 type PayloadCase = Omit<PayloadVector, 'outcome'> & { want: 'accept' | 'reject'; wantVersion?: number };
 
-/**
- * Protocol version 3 (3.4): the reference offers [3, 2, 1], the highest common version wins in
- * either role, and an initiator refuses a version it did not offer.
- */
-function v3Payloads(add: (c: PayloadCase) => void): void {
+/** Message 1 offering `offered` to a responder of `responder`: the version it selects, if any. */
+type Message1Case = [offered: number[], responder: number[], selected?: number];
+/** Message 2 choosing `version` for an initiator that offered `offered`: accepted or not. */
+type Message2Case = [offered: number[], version: number, accepted: boolean];
+
+/** The payload vectors of a version negotiation: message 1 and message 2 cases. */
+function negotiationPayloads(
+  add: (c: PayloadCase) => void,
+  message1: Message1Case[],
+  message2: Message2Case[],
+): void {
   const list = (versions: number[]) => `[${versions.join(', ')}]`;
-  const message1: Array<[offered: number[], responder: number[], selected?: number]> = [
-    [[3, 2, 1], [3, 2, 1], 3],
-    [[3, 2, 1], [2, 1], 2],
-    [[3, 2, 1], [1], 1],
-    [[2, 1], [3, 2, 1], 2],
-    [[1], [3, 2, 1], 1],
-    [[3], [2, 1]],
-  ];
   for (const [offered, responderVersions, selected] of message1)
     add({
       name: `message 1, versions ${list(offered)} to a responder of ${list(responderVersions)}: ${selected === undefined ? 'no common version' : `version ${selected}`}`,
@@ -111,12 +109,6 @@ function v3Payloads(add: (c: PayloadCase) => void): void {
       want: selected === undefined ? 'reject' : 'accept',
       wantVersion: selected,
     });
-  const message2: Array<[offered: number[], version: number, accepted: boolean]> = [
-    [[3, 2, 1], 3, true],
-    [[3, 2, 1], 2, true],
-    [[3, 2, 1], 1, true],
-    [[2, 1], 3, false],
-  ];
   for (const [offered, version, accepted] of message2)
     add({
       name: `message 2, version ${version} to an initiator that offered ${list(offered)}${accepted ? '' : ' (not offered)'}`,
@@ -126,6 +118,51 @@ function v3Payloads(add: (c: PayloadCase) => void): void {
       want: accepted ? 'accept' : 'reject',
       wantVersion: accepted ? version : undefined,
     });
+}
+
+/**
+ * Protocol version 3 (3.4): a version-3 peer offers [3, 2, 1], the highest common version wins
+ * in either role, and an initiator refuses a version it did not offer.
+ */
+function v3Payloads(add: (c: PayloadCase) => void): void {
+  negotiationPayloads(
+    add,
+    [
+      [[3, 2, 1], [3, 2, 1], 3],
+      [[3, 2, 1], [2, 1], 2],
+      [[3, 2, 1], [1], 1],
+      [[2, 1], [3, 2, 1], 2],
+      [[1], [3, 2, 1], 1],
+      [[3], [2, 1]],
+    ],
+    [
+      [[3, 2, 1], 3, true],
+      [[3, 2, 1], 2, true],
+      [[3, 2, 1], 1, true],
+      [[2, 1], 3, false],
+    ],
+  );
+}
+
+/**
+ * Protocol version 4 (3.4): the reference offers [4, 3, 2, 1]; with a version-3 peer, in either
+ * role, the channel is version 3.
+ */
+function v4Payloads(add: (c: PayloadCase) => void): void {
+  negotiationPayloads(
+    add,
+    [
+      [[4, 3, 2, 1], [4, 3, 2, 1], 4],
+      [[4, 3, 2, 1], [3, 2, 1], 3],
+      [[3, 2, 1], [4, 3, 2, 1], 3],
+      [[4], [3, 2, 1]],
+    ],
+    [
+      [[4, 3, 2, 1], 4, true],
+      [[4, 3, 2, 1], 3, true],
+      [[3, 2, 1], 4, false],
+    ],
+  );
 }
 
 function handshakePayloads(): unknown {
@@ -256,6 +293,7 @@ function handshakePayloads(): unknown {
     want: 'reject',
   });
   v3Payloads(add);
+  v4Payloads(add);
   add({
     name: 'message 2, version 1',
     message: 2,
@@ -628,6 +666,7 @@ function envelopes(): unknown {
   addInvalid('v2: input stop with a p', encode({ v: 1, k: 12, id: 1, p: 1 }), 'fail-request', 1, 2);
 
   v3Envelopes(addValid, addInvalid);
+  v4Envelopes(addValid, addInvalid);
 
   // Valid envelopes whose id names nothing the receiver has in flight: ignored, nothing sent.
   const ignored = [
@@ -773,6 +812,91 @@ function v3Envelopes(addValid: AddValid, addInvalid: AddInvalid): void {
     undefined,
     v3,
   );
+}
+
+/**
+ * Protocol version 4 (docs/protocol.md, "Fields", `h.tracestate`): the W3C tracestate on requests
+ * that carry `h.trace`, valid from version 4, with its grammar and limits (512 characters, 32
+ * non-empty members).
+ */
+function v4Envelopes(addValid: AddValid, addInvalid: AddInvalid): void {
+  const v4 = 4;
+  const members = (count: number) => Array.from({ length: count }, (_, i) => `k${i}=v`).join(',');
+  const traced = (id: number, tracestate: string) =>
+    ({ k: 1, id, m: 'files.read', p: { path: '/tmp/x' }, h: { trace: TRACE, tracestate } }) as Envelope;
+  addValid(
+    'v4: request with h.trace and h.tracestate',
+    traced(40, 'rojo=00f067aa0ba902b7,congo=t61rcWkgMzE'),
+    v4,
+  );
+  addValid('v4: h.tracestate of 32 members (the most)', traced(41, members(32)), v4);
+  addValid(
+    'v4: h.tracestate of 512 characters (the longest)',
+    traced(42, `a=${'x'.repeat(254)},b=${'y'.repeat(253)}`),
+    v4,
+  );
+  addValid(
+    'v4: h.tracestate with a multi-tenant key, empty members and optional whitespace',
+    traced(43, ' fw529a3039@dt=abc ,, \tk= v\t'),
+    v4,
+  );
+  addValid(
+    'v4: h.tracestate with every other header (timeout, idem, attempt)',
+    {
+      k: 1,
+      id: 44,
+      m: 'a',
+      h: { timeout: 5000, idem: 'key-1', trace: TRACE, tracestate: 'k=v', attempt: 2 },
+    },
+    v4,
+  );
+  addValid('v4: going away (kind 13), as on version 3', { k: 13, id: 0 }, v4);
+
+  const tracestate = (value: unknown, withTrace = true) =>
+    encode({
+      v: 1,
+      k: 1,
+      id: 1,
+      m: '$ping',
+      h: withTrace ? { trace: TRACE, tracestate: value } : { tracestate: value },
+    });
+  addInvalid('v4: h.tracestate of 33 members', tracestate(members(33)), 'answer', 1, v4);
+  addInvalid(
+    'v4: h.tracestate of 513 characters',
+    tracestate(`a=${'x'.repeat(254)},b=${'y'.repeat(253)} `),
+    'answer',
+    1,
+    v4,
+  );
+  addInvalid('v4: h.tracestate with an upper-case key', tracestate('Rojo=1'), 'answer', 1, v4);
+  addInvalid(
+    'v4: h.tracestate with a key of 257 characters',
+    tracestate(`${'k'.repeat(257)}=1`),
+    'answer',
+    1,
+    v4,
+  );
+  addInvalid(
+    'v4: h.tracestate with a system-id of 15 characters',
+    tracestate(`t@${'s'.repeat(15)}=1`),
+    'answer',
+    1,
+    v4,
+  );
+  addInvalid('v4: h.tracestate with "=" in a value', tracestate('k=a=b'), 'answer', 1, v4);
+  addInvalid(
+    'v4: h.tracestate with a control character in a value',
+    tracestate('k=a\u0001b'),
+    'answer',
+    1,
+    v4,
+  );
+  addInvalid('v4: h.tracestate with an empty value', tracestate('k='), 'answer', 1, v4);
+  addInvalid('v4: h.tracestate with a key twice', tracestate('k=1,l=2,k=3'), 'answer', 1, v4);
+  addInvalid('v4: h.tracestate not a string', tracestate(1), 'answer', 1, v4);
+  addInvalid('v4: h.tracestate without h.trace', tracestate('k=v', false), 'answer', 1, v4);
+  addInvalid('v3: h.tracestate on a version-3 channel', tracestate('k=v'), 'answer', 1, 3);
+  addInvalid('v1: h.tracestate on a version-1 channel', tracestate('k=v'), 'answer', 1);
 }
 
 // --- frames ------------------------------------------------------------------------------------

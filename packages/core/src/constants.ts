@@ -12,10 +12,10 @@ export const PROLOGUE_PREFIX = 'secure-ipc/1';
 export const PSK_BINDING_LABEL = 'secure-ipc/psk/1';
 
 /** The highest wire protocol version this implementation speaks. */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 /** Every protocol version this implementation can negotiate, in the order message 1 offers them. */
-export const SUPPORTED_VERSIONS: readonly number[] = Object.freeze([PROTOCOL_VERSION, 2, 1]);
+export const SUPPORTED_VERSIONS: readonly number[] = Object.freeze([PROTOCOL_VERSION, 3, 2, 1]);
 
 /** Bytes of the big-endian frame length header. */
 export const FRAME_HEADER_SIZE = 2;

@@ -48,10 +48,10 @@ test('new peers negotiate version 3 (acceptance as in version 2): the responderâ
     establish(server, { keyPair: keys.server, trust: { keys: [keys.client.publicKey] }, initiator: false }),
   ]);
   t.teardown(() => c.close(new Error('over')));
-  t.is(c.version, 3);
-  t.is(s.version, 3);
-  // Message 1 offers [3, 2, 1]: the plaintext payload is the msgpack map { versions: [3, 2, 1] }.
-  t.true(wire[0]!.subarray(2 + 32).equals(Buffer.from('81a876657273696f6e7393030201', 'hex')));
+  t.is(c.version, 4);
+  t.is(s.version, 4);
+  // Message 1 offers [4, 3, 2, 1]: the plaintext payload is the msgpack map { versions: [4, 3, 2, 1] }.
+  t.true(wire[0]!.subarray(2 + 32).equals(Buffer.from('81a876657273696f6e739404030201', 'hex')));
   // Frames: message 1, message 2, message 3, then ACCEPTED: 2-byte length + flags + 1 byte + tag.
   t.is(wire.length, 4);
   t.is(wire[3]!.length, 2 + 1 + 1 + 16);
@@ -73,7 +73,7 @@ test('a version-2 initiator resolves only on the acceptance, not on message 3', 
   s[kAccept]();
   const c = await connecting;
   t.teardown(() => c.close(new Error('over')));
-  t.is(c.version, 3);
+  t.is(c.version, 4);
 });
 
 /** What `promise` rejects with (the test fails unless it rejects). */
@@ -225,7 +225,7 @@ test('the new initiator against a v1-only responder over a cap: connect resolves
 
 test('versions must be distinct supported versions', async (t) => {
   const keys = trustedKeys();
-  for (const versions of [[], [4], [1, 1], [0], 'x'])
+  for (const versions of [[], [5], [1, 1], [0], 'x'])
     await t.throwsAsync(
       secureConnect(mitm(t).client, {
         keyPair: keys.client,

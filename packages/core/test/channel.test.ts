@@ -31,10 +31,10 @@ for (const kind of ['memory', 'tcp'] as Kind[]) {
     t.deepEqual(Buffer.from(server.remoteStaticKey), Buffer.from(client.localStaticKey));
     t.is(client.handshakeHash.byteLength, 64);
     t.deepEqual(Buffer.from(client.handshakeHash), Buffer.from(server.handshakeHash));
-    t.is(client.version, 3);
-    t.is(server.version, 3);
+    t.is(client.version, 4);
+    t.is(server.version, 4);
     t.is(server.remotePayload.hello, 'from client');
-    t.is(client.remotePayload.version, 3);
+    t.is(client.remotePayload.version, 4);
     t.deepEqual(client.roles, []);
     t.is(client.peer.transport, kind === 'memory' ? 'memory' : 'test');
 

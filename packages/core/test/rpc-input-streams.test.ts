@@ -145,8 +145,8 @@ test('InputItemOf types a streamed input; a unary method has none', (t) => {
 /** An RPC peer serving `handlers` on one end of a memory channel pair; the other end raw. */
 async function served(t: ExecutionContext, handlers: Record<string, AnyHandler>) {
   const [client, server] = await channelPair(t, 'memory');
-  // Streamed input needs version 2 or higher; new peers negotiate version 3.
-  t.is(client.version, 3);
+  // Streamed input needs version 2 or higher; new peers negotiate version 4.
+  t.is(client.version, 4);
   const errors: unknown[] = [];
   const peer = new RpcPeer(server, {
     handlers: new Map(Object.entries(handlers)),

@@ -109,7 +109,10 @@ test.serial(
   async (t) => {
     const TP = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
     const client = traceOf<ClientRequestMessage>(TRACING_CHANNELS.clientRequest, (m) => {
-      if (m.method === 'echo.say') m.traceparent = TP;
+      if (m.method === 'echo.say') {
+        m.traceparent = TP;
+        m.tracestate = 'vendor=abc,other@sys=1';
+      }
       if (m.method === 'echo.public') m.traceparent = 'not a traceparent'; // ignored
     });
     const server = traceOf<ServerRequestMessage>(TRACING_CHANNELS.serverRequest);
@@ -125,6 +128,7 @@ test.serial(
           await new Promise((r) => setImmediate(r));
           inHandler.push(store.getStore()); // still in the request's context after an await
           t.is(ctx.headers.traceparent, TP);
+          t.is(ctx.headers.tracestate, 'vendor=abc,other@sys=1');
           return text;
         })
         .handle('echo.fail', () => {
@@ -165,6 +169,7 @@ test.serial(
       t.deepEqual(server.eventsOf(sm[0]!), ['start', 'end', 'asyncStart', 'asyncEnd']);
       t.deepEqual(server.eventsOf(sm[1]!), ['start', 'end', 'error', 'asyncStart', 'asyncEnd']);
       t.is(sm[0]!.traceparent, TP, "the subscriber's traceparent reached the server");
+      t.is(sm[0]!.tracestate, 'vendor=abc,other@sys=1', 'and its tracestate (protocol version 4)');
       t.is(sm[2]!.traceparent, undefined, 'an invalid one was not sent');
       t.is(cm[0]!.peer, keyFingerprint(p.serverKeys.publicKey));
       t.is(sm[0]!.peer, keyFingerprint(p.clientKeys.publicKey));

@@ -241,7 +241,7 @@ export function channelSuite(test: Test, o: ConformanceOptions): void {
     t.is(err?.details?.reason, 'closed');
     // The trusted client still gets in.
     const channel = await secureClient(t, o, address, ids);
-    t.is(channel.version, 3);
+    t.is(channel.version, 4);
   });
 
   test(`${o.name}: a client over the server's connection cap: connect() rejects with SIPC_ERR_REFUSED, reason busy`, async (t) => {

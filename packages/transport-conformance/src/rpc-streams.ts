@@ -114,7 +114,7 @@ export function rpcStreamsSuite(test: Test, o: ConformanceOptions): void {
       });
     });
     const channel = await secureClient(t, o, address, ids);
-    t.is(channel.version, 3);
+    t.is(channel.version, 4);
     const client = createClient<StreamService>(channel);
     const watch = setInterval(() => {
       maxOutstanding = Math.max(maxOutstanding, input.pulled - consumed);
@@ -358,7 +358,7 @@ export function rpcStreamsSuite(test: Test, o: ConformanceOptions): void {
       server.handle('upload', () => new Promise<number>(() => {}));
     });
     const raw: SecureChannel = await secureClient(t, o, address, ids);
-    t.is(raw.version, 3);
+    t.is(raw.version, 4);
     const closed = channelClosed(raw);
     await raw.send(encode({ v: 1, k: 1, id: 1, m: 'upload', h: { stream: true } }));
     for (let i = 0; i < WINDOW; i++) await raw.send(encode({ v: 1, k: 9, id: 1, p: i }));

@@ -24,7 +24,8 @@ import { bad, validateEnvelope } from './validate.js';
 
 /**
  * Decode and validate one channel message; never throws. `protocolVersion` is the channel's
- * (kinds 9-12 and `h.stream` are valid from version 2, kind 13 and `h.attempt` on version 3).
+ * (kinds 9-12 and `h.stream` are valid from version 2, kind 13 and `h.attempt` from version 3,
+ * `h.tracestate` from version 4).
  */
 export function decodeEnvelope(
   bytes: Uint8Array,

@@ -63,6 +63,12 @@ export interface EnvelopeHeaders {
   stream?: true;
   /** Version 3: the caller's attempt number of this call, 2-255 (absent: the first attempt). */
   attempt?: number;
+  /**
+   * Version 4: the W3C tracestate that goes with `trace` (never without it): at most 512
+   * characters and 32 list-members, W3C Trace Context Level 1's grammar (docs/protocol.md,
+   * "Fields", `h.tracestate`; checked by `isTracestate`).
+   */
+  tracestate?: string;
 }
 
 /** An error as it crosses the wire: code and message only (plus optional data the thrower chose). */

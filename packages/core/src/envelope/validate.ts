@@ -13,7 +13,7 @@ import {
   maxKindOf,
 } from './types.js';
 
-const HEADER_KEYS = new Set(['timeout', 'idem', 'trace', 'stream', 'attempt']);
+const HEADER_KEYS = new Set(['timeout', 'idem', 'trace', 'stream', 'attempt', 'tracestate']);
 /** The highest `h.attempt` (docs/protocol.md: uint 2-255). */
 export const MAX_ATTEMPT = 255;
 const ERROR_KEYS = new Set(['code', 'message', 'data']);
@@ -45,6 +45,90 @@ export function isTraceparent(value: unknown): value is string {
   );
 }
 
+/** The longest `h.tracestate`, in characters (all ASCII), commas and optional whitespace included. */
+export const MAX_TRACESTATE_LENGTH = 512;
+/** The most non-empty list-members of an `h.tracestate` (W3C Trace Context Level 1, 3.3.1.2). */
+export const MAX_TRACESTATE_MEMBERS = 32;
+// W3C Trace Context Level 1, 3.3.1.3: the longest simple-key, tenant-id, system-id and value.
+const MAX_SIMPLE_KEY = 256;
+const MAX_TENANT_ID = 241;
+const MAX_SYSTEM_ID = 14;
+const MAX_TRACESTATE_VALUE = 256;
+
+const isLcalpha = (c: number) => c >= 0x61 && c <= 0x7a; // a-z
+const isDigit = (c: number) => c >= 0x30 && c <= 0x39; // 0-9
+// keychar = lcalpha / DIGIT / "_" / "-" / "*" / "/"
+const isKeyChar = (c: number) =>
+  isLcalpha(c) || isDigit(c) || c === 0x5f || c === 0x2d || c === 0x2a || c === 0x2f;
+const isOws = (c: number) => c === 0x20 || c === 0x09; // space, horizontal tab
+
+/**
+ * The key of the list-member `text[start..end)` (trimmed, not empty), or undefined if the member
+ * is not `key "=" value` by W3C Trace Context Level 1 (3.3.1.3). A character loop on purpose: a
+ * pattern with these bounded repeats would need care to stay linear; this is linear by shape.
+ */
+function tracestateMemberKey(text: string, start: number, end: number): string | undefined {
+  let at = -1; // the "@" of a multi-tenant key
+  let eq = start;
+  for (; eq < end; eq++) {
+    const c = text.charCodeAt(eq);
+    if (c === 0x3d) break; // "="
+    if (c === 0x40) {
+      if (at >= 0) return undefined; // a second "@"
+      at = eq;
+    } else if (!isKeyChar(c)) return undefined;
+  }
+  if (eq === end) return undefined; // no "="
+  const first = text.charCodeAt(start);
+  if (at < 0) {
+    // simple-key = lcalpha 0*255( keychar )
+    if (!isLcalpha(first) || eq - start > MAX_SIMPLE_KEY) return undefined;
+  } else {
+    // multi-tenant-key = tenant-id "@" system-id; tenant-id = ( lcalpha / DIGIT ) 0*240( keychar );
+    // system-id = lcalpha 0*13( keychar ). An empty tenant-id has "@" (or "=") as its first char.
+    if (!(isLcalpha(first) || isDigit(first)) || at - start > MAX_TENANT_ID) return undefined;
+    if (at + 1 === eq || !isLcalpha(text.charCodeAt(at + 1)) || eq - at - 1 > MAX_SYSTEM_ID) return undefined;
+  }
+  // value = 0*255( chr ) nblk-chr: 1 to 256 of %x20-7E but "," and "=", not ending in a space. The
+  // member was trimmed, so its last char is not a space; "," cannot occur (it split the list).
+  const valueLength = end - eq - 1;
+  if (valueLength < 1 || valueLength > MAX_TRACESTATE_VALUE) return undefined;
+  for (let i = eq + 1; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 0x3d) return undefined;
+  }
+  return text.slice(start, eq);
+}
+
+/**
+ * True if `value` is a W3C tracestate as the protocol accepts it (docs/protocol.md, "Fields",
+ * `h.tracestate`): at most 512 characters, list-members separated by `,` with optional spaces and
+ * tabs around them, empty ones allowed and not counted, at most 32 others, each `key=value` by W3C
+ * Trace Context Level 1's grammar, no key twice. Checked by hand, in one pass; never throws.
+ */
+export function isTracestate(value: unknown): value is string {
+  if (typeof value !== 'string' || value.length > MAX_TRACESTATE_LENGTH) return false;
+  const keys: string[] = [];
+  const n = value.length;
+  let pos = 0;
+  for (;;) {
+    let end = value.indexOf(',', pos);
+    if (end < 0) end = n;
+    let start = pos;
+    let stop = end;
+    while (start < stop && isOws(value.charCodeAt(start))) start++;
+    while (stop > start && isOws(value.charCodeAt(stop - 1))) stop--;
+    if (start < stop) {
+      const key = tracestateMemberKey(value, start, stop);
+      // At most 32 members, so the duplicate check is at most 32 x 31 / 2 string compares.
+      if (key === undefined || keys.length === MAX_TRACESTATE_MEMBERS || keys.includes(key)) return false;
+      keys.push(key);
+    }
+    if (end === n) return true;
+    pos = end + 1;
+  }
+}
+
 /**
  * Why the request headers `h` are invalid, or undefined if they are fine: the one check of both
  * the receiver (validateEnvelope) and the sender (encodeEnvelope refuses to send them).
@@ -61,6 +145,11 @@ export function headersProblem(h: unknown, maxIdempotencyKeyLength: number): str
   if (h.trace !== undefined && !isTraceparent(h.trace)) return 'invalid trace header';
   if (h.attempt !== undefined && !(isId(h.attempt) && h.attempt >= 2 && h.attempt <= MAX_ATTEMPT))
     return 'invalid attempt header';
+  if (h.tracestate !== undefined) {
+    if (!isTracestate(h.tracestate)) return 'invalid tracestate header';
+    // W3C: without a traceparent, a tracestate must not be read.
+    if (h.trace === undefined) return 'a tracestate header without a trace header';
+  }
   return undefined;
 }
 
@@ -86,7 +175,8 @@ export function bad(reason: string, id: number | undefined, kind: number | undef
 
 /**
  * Validate a decoded value as an envelope v1; never throws. `protocolVersion` is the channel's
- * (kinds 9-12 and `h.stream` are valid from version 2, kind 13 and `h.attempt` on version 3).
+ * (kinds 9-12 and `h.stream` are valid from version 2, kind 13 and `h.attempt` from version 3,
+ * `h.tracestate` from version 4).
  */
 export function validateEnvelope(raw: unknown, limits?: EnvelopeLimits, protocolVersion = 1): DecodeResult {
   if (!isPlainMap(raw)) return bad('not a map', undefined, undefined);
@@ -159,6 +249,7 @@ export function validateEnvelope(raw: unknown, limits?: EnvelopeLimits, protocol
     if (problem !== undefined) return bad(problem, id, k);
     const headers = raw.h as Record<string, unknown>;
     if (headers.attempt !== undefined && protocolVersion < 3) return bad('unknown header', id, k);
+    if (headers.tracestate !== undefined && protocolVersion < 4) return bad('unknown header', id, k);
     const stream = headers.stream;
     if (stream !== undefined) {
       if (protocolVersion < 2) return bad('unknown header', id, k);

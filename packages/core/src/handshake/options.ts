@@ -33,9 +33,10 @@ export interface HandshakeOptions extends AbortOptions {
    */
   handshakeFirstMessageTimeoutMs?: number;
   /**
-   * Protocol versions this side speaks (default `[3, 2, 1]`, every version this implementation
-   * knows): a non-empty list of distinct supported versions. `[1]` makes a version-1-only peer,
-   * e.g. to roll out in steps or to test against old peers.
+   * Protocol versions this side speaks (default `[4, 3, 2, 1]`, every version this
+   * implementation knows): a non-empty list of distinct supported versions. `[1]` makes a
+   * version-1-only peer and `[3, 2, 1]` a peer without version 4's `h.tracestate`, e.g. to roll
+   * out in steps or to test against old peers.
    */
   versions?: readonly number[];
 }

@@ -32,7 +32,7 @@ import {
   EnvelopeKind as Kind,
   type WireError,
 } from '../envelope/types.js';
-import { isTraceparent, MAX_ATTEMPT } from '../envelope/validate.js';
+import { isTraceparent, isTracestate, MAX_ATTEMPT } from '../envelope/validate.js';
 import { fromWireError } from '../envelope/wire-errors.js';
 import { createError, type SecureIpcError } from '../errors.js';
 import { Fifo } from './fifo.js';
@@ -124,7 +124,7 @@ export class Caller {
       method,
       attempt: isAttempt(options.attempt) ? (options.attempt as number) : 1,
       traceparent: options.traceparent,
-      tracestate: undefined,
+      tracestate: options.tracestate,
       code: undefined,
     };
     // A streamed answer is finished by #settle, at the stream's end, not at its first item.
@@ -142,13 +142,18 @@ export class Caller {
     options: RequestOptions,
     trace: ClientRequestMessage | undefined,
   ): Promise<unknown> {
-    // A tracing subscriber's traceparent (its span), set at `start`, goes instead of the caller's.
+    // A tracing subscriber's trace context (its span's), set at `start`, goes instead of the
+    // caller's: its traceparent if valid, with its tracestate if valid (the two belong together).
     if (
-      trace?.traceparent !== undefined &&
-      trace.traceparent !== options.traceparent &&
+      trace !== undefined &&
+      (trace.traceparent !== options.traceparent || trace.tracestate !== options.tracestate) &&
       isTraceparent(trace.traceparent)
     )
-      options = { ...options, traceparent: trace.traceparent };
+      options = {
+        ...options,
+        traceparent: trace.traceparent,
+        tracestate: isTracestate(trace.tracestate) ? trace.tracestate : undefined,
+      };
     const { signal, timeoutMs } = options;
     if (
       timeoutMs !== undefined &&
@@ -163,6 +168,14 @@ export class Caller {
     if (options.attempt !== undefined && !isAttempt(options.attempt))
       return Promise.reject(
         createError('SIPC_ERR_INVALID_ARGUMENT', 'attempt must be an integer from 2 to 255'),
+      );
+    // Checked on every version, though only version 4 sends it: the argument is wrong either way.
+    if (options.tracestate !== undefined && !isTracestate(options.tracestate))
+      return Promise.reject(
+        createError(
+          'SIPC_ERR_INVALID_ARGUMENT',
+          'tracestate must be a W3C tracestate: at most 512 characters and 32 key=value members, no key twice',
+        ),
       );
     const closed = this.#session.closeError;
     if (closed !== undefined) return Promise.reject(unsent(closed));
@@ -259,6 +272,13 @@ export class Caller {
       // Version 3 only: a lower-version peer would refuse the header (the attempt is not sent).
       if (options.attempt !== undefined && (this.#session.channel.version ?? 1) >= 3)
         h.attempt = options.attempt;
+      // Version 4 only, and only with a traceparent (W3C); left out otherwise, the request still goes.
+      if (
+        options.tracestate !== undefined &&
+        h.trace !== undefined &&
+        (this.#session.channel.version ?? 1) >= 4
+      )
+        h.tracestate = options.tracestate;
     }
     const id = this.#nextId++;
     let bytes: EncodedEnvelope;

@@ -121,10 +121,12 @@ const NO_HEADERS: RequestHeaders = Object.freeze({});
 
 /** The wire's header keys (docs/protocol.md, `h`) as the API names them; only those sent. */
 function requestHeaders(h: EnvelopeHeaders): RequestHeaders {
-  const headers: { timeoutMs?: number; idempotencyKey?: string; traceparent?: string } = {};
+  const headers: { timeoutMs?: number; idempotencyKey?: string; traceparent?: string; tracestate?: string } =
+    {};
   if (h.timeout !== undefined) headers.timeoutMs = h.timeout;
   if (h.idem !== undefined) headers.idempotencyKey = h.idem;
   if (h.trace !== undefined) headers.traceparent = h.trace;
+  if (h.tracestate !== undefined) headers.tracestate = h.tracestate;
   return headers;
 }
 
@@ -258,7 +260,7 @@ export class Dispatcher {
       method: env.m!,
       attempt: env.h?.attempt ?? 1,
       traceparent: env.h?.trace,
-      tracestate: undefined,
+      tracestate: env.h?.tracestate,
       code: undefined,
     };
     this.#traces ??= new Map();

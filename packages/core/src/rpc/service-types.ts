@@ -160,7 +160,7 @@ export interface HandlerContext {
 
 /**
  * The request's headers as a handler sees them: the same names as `RequestOptions` (the wire
- * abbreviates them as `h.timeout`, `h.idem`, `h.trace`; see docs/protocol.md).
+ * abbreviates them as `h.timeout`, `h.idem`, `h.trace`, `h.tracestate`; see docs/protocol.md).
  */
 export interface RequestHeaders {
   /** Milliseconds the caller still waits for the answer (its budget left when it sent the request). */
@@ -169,6 +169,11 @@ export interface RequestHeaders {
   readonly idempotencyKey?: string;
   /** The caller's W3C traceparent. */
   readonly traceparent?: string;
+  /**
+   * The caller's W3C tracestate, exactly as sent (protocol version 4; only with `traceparent`).
+   * Absent from a peer below version 4, which cannot send it.
+   */
+  readonly tracestate?: string;
 }
 
 /** What an event listener knows about the sender. */
@@ -207,6 +212,14 @@ export interface RequestOptions {
    * zeros; anything else rejects the request with SIPC_ERR_INVALID_ARGUMENT, unsent.
    */
   traceparent?: string;
+  /**
+   * W3C tracestate to pass along with `traceparent` (W3C Trace Context Level 1: at most 512
+   * characters and 32 `key=value` members, lowercase keys, no key twice; docs/protocol.md,
+   * `h.tracestate`). Anything else rejects the request with SIPC_ERR_INVALID_ARGUMENT, unsent, on
+   * every protocol version. Sent as `h.tracestate` on protocol-version-4 channels only, and only
+   * with a `traceparent`: otherwise it is left out and the request is sent without it.
+   */
+  tracestate?: string;
   /**
    * Which attempt of the same call this is (a retry's: 2 for the first retry, at most 255); sent
    * as `h.attempt` on protocol-version-3 channels only (left out below). Anything else rejects the
