@@ -40,7 +40,7 @@ async function echo(channel: Awaited<ReturnType<typeof secureConnect>>, text: st
   return Buffer.from((await got)[0]!).toString();
 }
 
-test('new peers negotiate version 3 (acceptance as in version 2): the responder’s first transport frame is the 18-byte ACCEPTED control frame', async (t) => {
+test('new peers negotiate version 4 (acceptance as in version 2): the responder’s first transport frame is the 18-byte ACCEPTED control frame', async (t) => {
   const { client, server, wire } = mitm(t);
   const keys = trustedKeys();
   const [c, s] = await Promise.all([
