@@ -20,6 +20,7 @@ test('release:dry versions every public package in a scratch copy and packs it, 
     'transport-unix',
     'transport-win',
     'transport-conformance',
+    'otel',
     'cli',
   ])
     t.regex(
