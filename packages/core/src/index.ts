@@ -467,6 +467,7 @@ export type {
   TopicsMatching,
 } from './rpc/service-types.js';
 export type { RpcChannel } from './rpc/session.js';
+export { type CallCounts, type ChannelStats, type ServerStats, STATS_VERSION } from './rpc/stats.js';
 export type { RemoteStream } from './rpc/streams.js';
 // The transport contract's types, as the options above name them (the rest: `./transport`).
 export type { AbortOptions, Connection, Listener, PeerInfo, Transport } from './transport/contract.js';

@@ -126,6 +126,14 @@ export interface SecureChannel extends EventEmitter<ChannelEvents> {
   readonly version: number;
   /** This channel's process-wide id (1, 2, ...), the `channelId` of its diagnostics messages. */
   readonly id: number;
+  /**
+   * The peer's key fingerprint, `keyFingerprint(remoteStaticKey)` (`BLAKE2b:` and the unpadded
+   * base64 of a BLAKE2b-256 digest): computed once, on the first read, and shared by everything that names
+   * the peer (the RPC session's `peerId`, diagnostics messages, enforcement decisions, stats).
+   */
+  readonly fingerprint: string;
+  /** When the channel opened: the end of its handshake, in ms since the epoch. */
+  readonly openedAt: number;
   /** True once closing started; sends are refused from then on. */
   readonly closed: boolean;
   /** Send one message; resolves once the transport accepted it (waits on backpressure). */

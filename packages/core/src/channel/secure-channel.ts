@@ -240,9 +240,8 @@ export class SecureChannelImpl
   readonly roles: readonly string[];
   readonly version: number;
   readonly id = nextChannelId();
-  /** When the channel opened (ms since the epoch), for the close message's duration. */
-  private readonly openedAt = Date.now();
-  private fingerprint: string | undefined;
+  readonly openedAt = Date.now();
+  #fingerprint: string | undefined;
 
   private readonly connection: Connection;
   private readonly reassembly: Reassembly;
@@ -791,10 +790,10 @@ export class SecureChannelImpl
     this.closeResolve?.();
   }
 
-  /** The peer's key fingerprint, computed once and only when a diagnostics message needs it. */
-  private peerFingerprint(): string {
-    this.fingerprint ??= keyFingerprint(this.remoteStaticKey);
-    return this.fingerprint;
+  /** See `SecureChannel.fingerprint`: computed on the first read, then kept. */
+  get fingerprint(): string {
+    this.#fingerprint ??= keyFingerprint(this.remoteStaticKey);
+    return this.#fingerprint;
   }
 
   private publishOpen(): void {
@@ -802,7 +801,7 @@ export class SecureChannelImpl
       v: DIAGNOSTICS_VERSION,
       channelId: this.id,
       role: this.role,
-      peer: this.peerFingerprint(),
+      peer: this.fingerprint,
       roles: this.roles,
       protocolVersion: this.version,
       at: this.openedAt,
@@ -815,7 +814,7 @@ export class SecureChannelImpl
     const message: ChannelCloseMessage = {
       v: DIAGNOSTICS_VERSION,
       channelId: this.id,
-      peer: this.peerFingerprint(),
+      peer: this.fingerprint,
       reason: info.reason,
       code: info.error?.code,
       durationMs: at - this.openedAt,

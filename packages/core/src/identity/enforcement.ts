@@ -13,7 +13,6 @@ import type { SecureChannel } from '../channel/options.js';
 import type { SecureListener } from '../channel/secure-listener.js';
 import { createError, isSecureIpcError } from '../errors.js';
 import { evaluateTrust, type Trust, validateTrust } from '../handshake/trust.js';
-import { keyFingerprint } from '../keys/key-pair.js';
 import { type Certificate, decodeCertificate, type RevocationCheck } from './certificate.js';
 import type { RevocationList } from './revocation.js';
 
@@ -124,7 +123,7 @@ export class RevocationEnforcer extends EventEmitter<RevocationEnforcerEvents> {
 
   #decide(channel: SecureChannel, certificate: Certificate | undefined, what: LifecycleReason): void {
     this.emit('decision', {
-      who: keyFingerprint(channel.remoteStaticKey),
+      who: channel.fingerprint,
       name: certificate?.name,
       serial: certificate?.serial,
       roles: channel.roles,

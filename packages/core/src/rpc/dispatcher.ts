@@ -39,7 +39,7 @@ import {
   isRefusal,
   requestFingerprint,
 } from './idempotency.js';
-import { PING } from './methods.js';
+import { PING, STATS } from './methods.js';
 import type { Policy, PolicyAction, PolicyDecision } from './policy.js';
 import { checkedItems, hasInputCheck } from './schema.js';
 import type { EventContext, HandlerContext, RequestHeaders } from './service-types.js';
@@ -72,6 +72,11 @@ export interface DispatcherOptions {
   onHandlerError?: (failure: HandlerFailure) => void;
   /** Asked before building each decision; false skips it (no listener, no cost). */
   wantsDecisions?: () => boolean;
+  /**
+   * What `$stats` answers (the server's `stats()`); without it `$stats` is not a method here
+   * (SIPC_ERR_NO_SUCH_METHOD once the policy allowed it).
+   */
+  stats?: () => unknown;
 }
 
 /** Who the peer is, as every handler and listener sees it. */
@@ -162,6 +167,12 @@ export class Dispatcher {
   /** Version 3: refusals before dispatch are SIPC_ERR_UNAVAILABLE; `h.attempt` may arrive. */
   readonly #v3: boolean;
   #queuedReplies = 0;
+  // Per-channel call counters (./stats.ts), plain integers so the hot path allocates nothing:
+  // started when a request arrives (admit), ok / failed when its final answer goes (reply).
+  #callsStarted = 0;
+  #callsOk = 0;
+  #callsFailed = 0;
+  #lastCallAt = 0;
   /** Called (in a microtask, after the answer went out) when the last running request ends. */
   #idle: (() => void) | undefined;
   // Created when the first answer has to wait: most connections never queue one, and an idle
@@ -216,8 +227,28 @@ export class Dispatcher {
     return this.#budget;
   }
 
-  /** Admit request `id`; false (and the channel closed) if the peer reused the id of one in flight. */
+  /** The peer's requests: started, answered ok, answered with an error (see ./stats.ts). */
+  get calls(): { started: number; ok: number; failed: number } {
+    return { started: this.#callsStarted, ok: this.#callsOk, failed: this.#callsFailed };
+  }
+
+  /** When the peer's last request arrived (ms since the epoch), 0 before the first. */
+  get lastCallAt(): number {
+    return this.#lastCallAt;
+  }
+
+  /** Count a request of the peer as started (one that failed validation too: it is answered). */
+  countStarted(): void {
+    this.#callsStarted++;
+    this.#lastCallAt = Date.now();
+  }
+
+  /**
+   * Admit request `id` (and count it as started); false (and the channel closed) if the peer
+   * reused the id of one in flight.
+   */
   admit(id: number): boolean {
+    this.countStarted();
     if (!this.#incoming.has(id)) return true;
     this.#violation('The peer reused the id of a request in flight');
     return false;
@@ -294,6 +325,11 @@ export class Dispatcher {
     // Authorize before looking the method up, so a peer cannot probe which methods exist.
     if (!this.authorize('call', method)) {
       this.replyError(id, 'SIPC_ERR_FORBIDDEN');
+      return;
+    }
+    if (method === STATS && this.#options.stats !== undefined) {
+      // Read-only and answered at once: params, idempotency key and deadline do not apply.
+      this.reply(id, { k: Kind.Response, id, p: this.#options.stats() }, method);
       return;
     }
     const handler = this.#options.handlers?.get(method);
@@ -404,11 +440,15 @@ export class Dispatcher {
   reply(id: number, envelope: Envelope, method = ''): void {
     if (this.#traces !== undefined) this.#traceAnswer(id, envelope);
     let bytes: EncodedEnvelope;
+    let failed = envelope.k === Kind.Error;
     try {
       bytes = encodeEnvelopeSplit(envelope);
     } catch (err) {
       bytes = encodeEnvelope({ k: Kind.Error, id, e: this.#opaque(err, method) });
+      failed = true;
     }
+    if (failed) this.#callsFailed++;
+    else this.#callsOk++;
     const sending = this.#session.send(bytes);
     if (sending === undefined) return; // written at once: nothing queued, nothing charged
     // Charged after the send, which queued it synchronously: over budget, the channel stops
@@ -422,12 +462,15 @@ export class Dispatcher {
     };
     // Not `envelope` itself in the closure: its payload (often a view of the request) would stay
     // alive as long as the answer waits, doubling what a queued answer really holds.
-    const wasError = envelope.k === Kind.Error;
+    const wasError = failed;
     sending.then(sent, (err) => {
       sent();
       // Too large for the channel: the caller still gets an answer, as an error.
-      if (isSecureIpcError(err, 'SIPC_ERR_MESSAGE_TOO_LARGE') && !wasError)
+      if (isSecureIpcError(err, 'SIPC_ERR_MESSAGE_TOO_LARGE') && !wasError) {
+        this.#callsOk--;
+        this.#callsFailed++;
         this.#session.channel.send(encodeEnvelope({ k: Kind.Error, id, e: ownWireError(err) })).catch(noop);
+      }
     });
   }
 

@@ -13,6 +13,12 @@ export const SUBSCRIBE = '$subscribe';
 /** Drops the caller's own subscription to the pattern in `p`. */
 export const UNSUBSCRIBE = '$unsubscribe';
 
+/**
+ * Answers a snapshot of the server's live channels (`ServerStats`, ./stats.ts); only to a peer
+ * whose policy grants `call` on `$stats` by that exact name (no pattern covers a `$` name).
+ */
+export const STATS = '$stats';
+
 /** The prefix reserved for built-in methods. */
 export const RESERVED_METHOD_PREFIX = '$';
 
@@ -24,9 +30,9 @@ export function isReservedMethod(method: string): boolean {
   return method.startsWith(RESERVED_METHOD_PREFIX);
 }
 
-/** True for `$ping`, `$subscribe` and `$unsubscribe` (the methods every end answers itself). */
+/** True for `$ping`, `$stats`, `$subscribe` and `$unsubscribe` (the methods an end answers itself). */
 export function isBuiltinMethod(method: string): boolean {
-  return method === PING || isSubscriptionMethod(method);
+  return method === PING || method === STATS || isSubscriptionMethod(method);
 }
 
 /** True for `$subscribe` and `$unsubscribe`. */

@@ -27,6 +27,7 @@ import { Dispatcher, type DispatcherOptions } from './dispatcher.js';
 import { isBuiltinMethod, isSubscriptionMethod } from './methods.js';
 import type { RequestOptions } from './service-types.js';
 import { fastSend, noop, type RpcChannel, type Session } from './session.js';
+import type { ChannelStats } from './stats.js';
 import { Subscriptions } from './subscriptions.js';
 
 /** Options of the engine. */
@@ -76,10 +77,14 @@ export class RpcPeer {
   constructor(channel: RpcChannel, options: RpcPeerOptions = {}) {
     this.channel = channel;
     this.#version = channel.version ?? 1;
-    this.peerId = keyFingerprint(channel.remoteStaticKey);
+    // The channel's own fingerprint (computed once per channel, shared with its diagnostics).
+    this.peerId = channel.fingerprint ?? keyFingerprint(channel.remoteStaticKey);
     this.roles =
-      options.policy?.rolesOf({ remoteStaticKey: channel.remoteStaticKey, channelRoles: channel.roles }) ??
-      channel.roles;
+      options.policy?.rolesOf({
+        remoteStaticKey: channel.remoteStaticKey,
+        channelRoles: channel.roles,
+        fingerprint: this.peerId,
+      }) ?? channel.roles;
     // A data property, set on close (a getter in the literal put every session object into
     // dictionary mode: ~400 bytes more per RPC session, heap snapshot of 300 connections).
     const session: Mutable<Session> = {
@@ -122,6 +127,24 @@ export class RpcPeer {
   /** Bytes of events queued for the peer (each + 512 overhead), counted against maxQueuedEventBytes. */
   get queuedEventBytes(): number {
     return this.#eventBytes;
+  }
+
+  /** This channel as `server.stats()` reports it (./stats.ts); never a payload. */
+  stats(): ChannelStats {
+    const { channel } = this;
+    const lastCallAt = this.#dispatcher.lastCallAt;
+    return {
+      id: channel.id ?? null,
+      peer: this.peerId,
+      roles: this.roles,
+      transport: channel.peer.transport,
+      protocolVersion: this.#version,
+      openedAt: channel.openedAt ?? null,
+      calls: this.#dispatcher.calls,
+      inFlight: this.#dispatcher.running,
+      bytesQueued: channel.queuedBytes ?? 0,
+      lastCallAt: lastCallAt === 0 ? null : lastCallAt,
+    };
   }
 
   /** Events dropped for this peer because it was over its event budget. */
@@ -318,7 +341,10 @@ export class RpcPeer {
       (this.#version >= 2 && (kind === Kind.InputCredit || kind === Kind.InputStop))
     )
       this.#caller.onInvalidReply(id, error);
-    else this.#dispatcher.reply(id, { k: Kind.Error, id, e: { code: error.code, message: error.message } });
+    else {
+      if (kind === Kind.Request) this.#dispatcher.countStarted();
+      this.#dispatcher.reply(id, { k: Kind.Error, id, e: { code: error.code, message: error.message } });
+    }
   }
 
   #onClose(error: SecureIpcError | undefined): void {

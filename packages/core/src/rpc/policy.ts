@@ -7,7 +7,7 @@
  */
 import { keyFingerprint } from '../keys/key-pair.js';
 import { toKey } from '../keys/key-text.js';
-import { ALWAYS_ALLOWED_METHODS } from './methods.js';
+import { ALWAYS_ALLOWED_METHODS, isReservedMethod } from './methods.js';
 import { compilePatterns, type NameMatcher } from './patterns.js';
 
 /** What a peer tries to do. */
@@ -15,7 +15,7 @@ export type PolicyAction = 'call' | 'publish' | 'subscribe';
 
 /** What one role may do; each list holds names or wildcard patterns (`files.*`, `*`). */
 export interface RoleGrant {
-  /** Methods the role may call. */
+  /** Methods the role may call (a reserved `$` method only by its exact name, never by a pattern). */
   call?: readonly string[];
   /** Topics the role may send events on. */
   publish?: readonly string[];
@@ -44,6 +44,11 @@ export interface PolicySubject {
   remoteStaticKey: Uint8Array;
   /** Roles the trust decision gave the channel (certificates etc.). */
   channelRoles?: readonly string[];
+  /**
+   * `keyFingerprint(remoteStaticKey)` when the caller has it already (`SecureChannel.fingerprint`),
+   * so it is not computed again; it must be that key's fingerprint.
+   */
+  fingerprint?: string;
 }
 
 /** One authorization decision, for audit logging: who, what, and the verdict; never a payload. */
@@ -64,6 +69,8 @@ export interface PolicyDecision {
 
 interface CompiledRole {
   call: NameMatcher;
+  /** The `call` entries without a wildcard: the only grants of a reserved (`$`) method. */
+  callExact: ReadonlySet<string>;
   publish: NameMatcher;
   subscribe: NameMatcher;
 }
@@ -79,6 +86,7 @@ export class Policy {
     for (const [name, grant] of Object.entries(options.roles ?? {})) {
       this.#roles.set(name, {
         call: compilePatterns(grant.call ?? []),
+        callExact: new Set((grant.call ?? []).filter((c) => typeof c === 'string' && !c.includes('*'))),
         publish: compilePatterns(grant.publish ?? []),
         subscribe: compilePatterns(grant.subscribe ?? []),
       });
@@ -92,14 +100,24 @@ export class Policy {
 
   /** The roles a subject holds: default roles, roles bound to its key, and the channel's roles. */
   rolesOf(subject: PolicySubject): readonly string[] {
-    const fromKey = this.#peerRoles.get(keyFingerprint(subject.remoteStaticKey)) ?? [];
+    const fromKey = this.#peerRoles.get(subject.fingerprint ?? keyFingerprint(subject.remoteStaticKey)) ?? [];
     const all = new Set([...this.#defaultRoles, ...fromKey, ...(subject.channelRoles ?? [])]);
     return [...all];
   }
 
-  /** Decide whether `roles` allow `action` on `what`; `$ping` is always allowed to call. */
+  /**
+   * Decide whether `roles` allow `action` on `what`; `$ping` is always allowed to call. A reserved
+   * method (a name starting with `$`, such as `$stats`) is granted only by its exact name: no
+   * pattern covers it, not even `*`, so a broad grant never opens an introspection method.
+   */
   allows(roles: readonly string[], action: PolicyAction, what: string): boolean {
-    if (action === 'call' && ALWAYS_ALLOWED_METHODS.has(what)) return true;
+    if (action === 'call') {
+      if (ALWAYS_ALLOWED_METHODS.has(what)) return true;
+      if (isReservedMethod(what)) {
+        for (const r of roles) if (this.#roles.get(r)?.callExact.has(what)) return true;
+        return false;
+      }
+    }
     for (const r of roles) if (this.#roles.get(r)?.[action](what)) return true;
     return false;
   }

@@ -42,6 +42,7 @@ import type {
   StreamItemOf,
 } from './service-types.js';
 import type { RpcChannel } from './session.js';
+import { type ServerStats, STATS_VERSION } from './stats.js';
 
 /** Options of an RPC server. */
 export interface RpcServerOptions {
@@ -392,6 +393,22 @@ export class RpcServer<
       );
   }
 
+  /**
+   * A snapshot of every live channel (docs/observability.md, "Live introspection"): per channel
+   * the peer's fingerprint and roles, the transport, protocol version, when it opened, the peer's
+   * requests started / ok / failed, those running now, the bytes queued for its transport and
+   * when its last request arrived. Versioned (`v`, {@link STATS_VERSION}); never a payload,
+   * a parameter, a result or a key. The `$stats` built-in answers the same, to a peer the policy
+   * grants `$stats` by its exact name.
+   */
+  stats(): ServerStats {
+    const channels = [];
+    for (const peer of this.#peers) channels.push(peer.stats());
+    return { v: STATS_VERSION, at: Date.now(), channels };
+  }
+
+  readonly #stats = (): ServerStats => this.stats();
+
   /** Serve one secure channel. */
   attach(channel: RpcChannel): RpcPeer {
     const peer = new RpcPeer(channel, {
@@ -424,6 +441,7 @@ export class RpcServer<
       onError: (err) => {
         if (this.listenerCount('error') > 0) this.emit('error', err);
       },
+      stats: this.#stats,
     });
     if (peer.closed) return peer;
     this.#peers.add(peer);

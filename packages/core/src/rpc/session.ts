@@ -24,6 +24,12 @@ export interface RpcChannel extends Pick<EventEmitter, 'on' | 'once' | 'off'> {
   readonly version?: number;
   /** The channel's process-wide id (`SecureChannel.id`), carried by diagnostics messages. */
   readonly id?: number;
+  /** The peer's key fingerprint, computed once by the channel (`SecureChannel.fingerprint`). */
+  readonly fingerprint?: string;
+  /** When the channel opened, ms since the epoch (`SecureChannel.openedAt`), for stats. */
+  readonly openedAt?: number;
+  /** Bytes handed to send() and not yet accepted by the transport (`SecureChannel.queuedBytes`). */
+  readonly queuedBytes?: number;
   /** Send one message; resolves when the transport accepted it. */
   send(message: Uint8Array, options?: { signal?: AbortSignal }): Promise<void>;
   /** Close (with an error: destroy). */
