@@ -5,12 +5,14 @@
 import * as ca from './commands/ca.js';
 import * as call from './commands/call.js';
 import * as cert from './commands/cert.js';
+import * as inspect from './commands/inspect.js';
 import * as keygen from './commands/keygen.js';
 import * as outbox from './commands/outbox.js';
 import * as ping from './commands/ping.js';
 import * as pubkey from './commands/pubkey.js';
 import * as revoke from './commands/revoke.js';
 import * as serve from './commands/serve.js';
+import * as top from './commands/top.js';
 import {
   CliError,
   type CliIo,
@@ -50,6 +52,8 @@ export const commands: Readonly<Record<string, Command>> = {
   serve,
   ping,
   call,
+  inspect,
+  top,
   ca,
   cert,
   revoke,

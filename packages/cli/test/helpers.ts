@@ -135,3 +135,27 @@ export function spawnServer(t: ExecutionContext, script: string, args: string[])
 export function serve(t: ExecutionContext, args: string[]): Promise<Served> {
   return spawnServer(t, cliMain, ['serve', ...args]);
 }
+
+/**
+ * A `secure-ipc serve` on a unix socket in a temporary directory, trusting one client key per
+ * name in `clients` and granting `$stats` (`--grant-stats`) to the first only.
+ */
+export async function statsServer(t: ExecutionContext, clients: readonly string[]) {
+  const dir = await tempDir(t);
+  const server = await keyFile(dir, 'server.key');
+  const keys: Array<{ path: string; pub: string }> = [];
+  for (const name of clients) keys.push(await keyFile(dir, name));
+  const address = `unix://${join(dir, 'run', 's.sock')}`;
+  const trusted = keys.flatMap((k) => ['--allow', k.pub]);
+  const s = await serve(t, [
+    '--listen',
+    address,
+    '--key',
+    server.path,
+    ...trusted,
+    '--grant-stats',
+    keys[0]!.pub,
+  ]);
+  t.is(s.firstLine, `listening ${address}`);
+  return { address, server, clients: keys };
+}

@@ -2,14 +2,14 @@
  * `secure-ipc serve --listen ADDRESS --key FILE --allow PUBKEY [--allow PUBKEY ...] [--app-id ID] [--allow-remote]`,
  * or with certificates `--cert FILE --trust-ca PUBKEY [--trust-ca PUBKEY ...] [--revocations FILE]` in place of
  * `--allow`: serves `$ping` (and nothing else: the policy denies every other method) to any authenticated
- * peer until SIGINT or SIGTERM; prints `listening ADDRESS` on stdout once ready, then shuts down cleanly
+ * peer, and `$stats` to the keys of `--grant-stats`, until SIGINT or SIGTERM; prints `listening ADDRESS` on stdout once ready, then shuts down cleanly
  * (the socket file is removed). The revocation list file is watched: a revoked peer's channel closes.
  * With `--json`, every event is one JSON line on stdout instead (package README, "JSON output").
  */
 import {
+  createPolicy,
   createServer,
   enforceRevocation,
-  keyFingerprint,
   type Listener,
   type PeerInfo,
   type SecureChannel,
@@ -19,7 +19,7 @@ import {
   watchRevocationList,
   zeroKeyPair,
 } from '@secure-ipc/core';
-import { jsonOption, parse, required } from '../args.js';
+import { jsonOption, parse, publicKeyArg, required } from '../args.js';
 import { resolveTrust } from '../identity-options.js';
 import { CliError, type CliIo, describeError, ExitCode, errorJSON, type Report, reporter } from '../io.js';
 import { describePeer, osFactsJSON, peerJSON } from '../peer-line.js';
@@ -29,7 +29,7 @@ import { unixSocketOptions } from '../unix-options.js';
 
 /** Usage line. */
 export const usage =
-  'secure-ipc serve --listen ADDRESS --key FILE (--allow PUBKEY ... | --cert FILE --trust-ca PUBKEY ... [--revocations FILE]) [--app-id ID] [--allow-remote] [--allow-unmarked-key] [--allow-uid UID ...] [--allow-gid GID ...] [--socket-mode 0600|0660|0666] [--socket-group GROUP] [--allow-sid SID|NAME ...] [--json]';
+  'secure-ipc serve --listen ADDRESS --key FILE (--allow PUBKEY ... | --cert FILE --trust-ca PUBKEY ... [--revocations FILE]) [--app-id ID] [--allow-remote] [--allow-unmarked-key] [--allow-uid UID ...] [--allow-gid GID ...] [--socket-mode 0600|0660|0666] [--socket-group GROUP] [--allow-sid SID|NAME ...] [--grant-stats PUBKEY ...] [--json]';
 
 /** Resolves on the first of SIGINT / SIGTERM (or when `signal` aborts, for tests). */
 function untilStopped(signal?: AbortSignal): Promise<string> {
@@ -61,7 +61,7 @@ function reportConnections(listener: Listener, secure: SecureListener, report: R
   listener.on('reject', rejected);
   secure.on('handshakeError', rejected);
   secure.on('channel', (ch: SecureChannel) => {
-    const who = keyFingerprint(ch.remoteStaticKey);
+    const who = ch.fingerprint;
     report(
       { event: 'connected', peer: peerJSON(ch.remoteStaticKey, ch.peer, ch.roles) },
       `peer ${describePeer(ch.remoteStaticKey, ch.peer)} connected`,
@@ -90,6 +90,7 @@ export async function run(argv: string[], io: CliIo, stop?: AbortSignal): Promis
     revocations: { type: 'string' },
     'app-id': { type: 'string' },
     'allow-remote': { type: 'boolean' },
+    'grant-stats': { type: 'string', multiple: true },
     ...peerCredentialOptions,
     ...unixSocketOptions,
     ...jsonOption,
@@ -103,6 +104,8 @@ export async function run(argv: string[], io: CliIo, stop?: AbortSignal): Promis
     allowRemote: values['allow-remote'] === true,
     ...credentialOptionsFrom(values),
   });
+  // Checked before the key file is read, as every usage error.
+  const statsKeys = (values['grant-stats'] ?? []).map((k) => publicKeyArg(k, 'grant-stats'));
   const keyPair = await loadKeyOption(keyFile, io, values['allow-unmarked-key'] === true);
   let revocations: WatchedRevocationList | undefined;
   try {
@@ -139,8 +142,18 @@ export async function run(argv: string[], io: CliIo, stop?: AbortSignal): Promis
         ),
       );
     }
-    // No policy: deny by default, so only `$ping` (allowed to any authenticated peer) is served.
-    const server = createServer();
+    // Deny by default: only `$ping` (allowed to any authenticated peer) is served, and `$stats`
+    // to the keys of --grant-stats (granted by its exact name, docs/observability.md).
+    const server = createServer(
+      statsKeys.length === 0
+        ? {}
+        : {
+            policy: createPolicy({
+              roles: { stats: { call: ['$stats'] } },
+              peers: statsKeys.map((key) => ({ key, roles: ['stats'] })),
+            }),
+          },
+    );
     server.listen(secure);
     reportConnections(listener, secure, report);
     // The address as bound: for tcp://127.0.0.1:0, with the port the OS picked.
