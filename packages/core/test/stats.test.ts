@@ -24,7 +24,7 @@ interface Service {
 
 let n = 0;
 
-async function pair(policyFor: (client: Uint8Array) => Policy | undefined) {
+async function pair(policyFor: (client: Uint8Array) => Policy | undefined, maxMessageSize?: number) {
   const address = `memory://stats-${++n}`;
   const serverKeys = generateKeyPair(),
     clientKeys = generateKeyPair();
@@ -36,6 +36,7 @@ async function pair(policyFor: (client: Uint8Array) => Policy | undefined) {
     keyPair: serverKeys,
     trust: { keys: [clientKeys.publicKey] },
     ...(policy ? { policy } : {}),
+    ...(maxMessageSize ? { maxMessageSize } : {}),
   });
   const client = await connect<Service>({
     transport,
@@ -104,6 +105,15 @@ test('a channel with no request yet reports lastCallAt null; a forbidden call co
   await t.throwsAsync(client.request('echo.say', 'x'), { code: 'SIPC_ERR_FORBIDDEN' });
   await client.ping();
   t.deepEqual(server.stats().channels[0]!.calls, { started: 2, ok: 1, failed: 1 });
+  await client.close();
+  await server.close();
+});
+
+test('a result too large for the channel reaches the caller as an error, and counts as failed', async (t) => {
+  const { server, client } = await pair(granting(['echo.*']), 1024);
+  server.handle('echo.say', (p) => p.repeat(64));
+  await t.throwsAsync(client.request('echo.say', 'x'.repeat(100)), { code: 'SIPC_ERR_MESSAGE_TOO_LARGE' });
+  t.deepEqual(server.stats().channels[0]!.calls, { started: 1, ok: 0, failed: 1 });
   await client.close();
   await server.close();
 });
