@@ -5,15 +5,16 @@
 // refuses (exit 2).
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import test, { type ExecutionContext } from 'ava';
-import { cli, cliMain, statsServer } from './helpers.js';
+import { cli, cliMain, statsServer, tempDir } from './helpers.js';
 
 const TMUX = ['/usr/bin/tmux', '/usr/local/bin/tmux', '/opt/homebrew/bin/tmux'].find((p) => existsSync(p));
 
 function tmux(socket: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) =>
-    execFile(TMUX!, ['-L', socket, ...args], (err, stdout, stderr) =>
+    execFile(TMUX!, ['-S', socket, ...args], (err, stdout, stderr) =>
       err ? reject(new Error(`tmux ${args[0]}: ${stderr || err.message}`)) : resolve(stdout),
     ),
   );
@@ -41,7 +42,8 @@ async function setup(t: ExecutionContext) {
 
 /** Run top in a fresh tmux server (its own socket) and return helpers on its pane. */
 async function inTmux(t: ExecutionContext, args: string[]) {
-  const socket = `sipc-top-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  // Its own server on a socket in a temporary directory: removed with it, never another's tmux.
+  const socket = join(await tempDir(t, 'sipc-tmux-'), 'tmux.sock');
   const command = [process.execPath, cliMain, ...args].map(quote).join(' ');
   // After top: its exit code, then the terminal's line mode as stty sees it in the same pane.
   const script = `${command}; echo "EXITED $?"; stty -a | tr ' ;' '\\n\\n' | grep -x -- '-\\{0,1\\}icanon'; exec sleep 600`;
