@@ -16,7 +16,7 @@ test('the demo runs two processes over local:// and shows each step for real', a
   t.not(Number(serverPid), process.pid);
   t.regex(
     stdout,
-    new RegExp(`channel up \\(Noise_XX, v3\\): server BLAKE2b:\\S+ \\(pid ${serverPid}, uid \\d+`),
+    new RegExp(`channel up \\(Noise_XX, v4\\): server BLAKE2b:\\S+ \\(pid ${serverPid}, uid \\d+`),
   );
   t.regex(stdout, /accepted client BLAKE2b:\S+ \(pid \d+/);
   t.regex(stdout, /notes\.list\(\) → \["ship the secure channel","write the threat model"\]/);

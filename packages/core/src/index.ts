@@ -62,6 +62,7 @@ export {
   type PolicyDecisionMessage,
   type RetryMessage,
 } from './diagnostics/channels.js';
+export { LOG_RATE_LIMIT, type LogFields, type Logger, type LogLevel } from './diagnostics/log.js';
 export {
   type ClientRequestMessage,
   type EventMessage,

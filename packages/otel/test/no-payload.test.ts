@@ -2,9 +2,9 @@
  * No payload and no key ever reaches telemetry: payloads of every shape (fuzzed with fast-check),
  * each holding a sentinel as a value, a key, bytes or deep inside, go through calls, results,
  * handler errors (public and opaque, the sentinel in their message and data), streams and events;
- * then every finished span (name, attributes, events, status), every metric data point, and every
- * message on every secure-ipc diagnostics and tracing channel is searched for the sentinel and for
- * both ends' secret keys.
+ * then every finished span (name, attributes, events, status), every metric data point, every
+ * log line both ends' `logger` got (at debug), and every message on every secure-ipc diagnostics
+ * and tracing channel is searched for the sentinel and for both ends' secret keys.
  */
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import {
@@ -12,6 +12,7 @@ import {
   createPolicy,
   DIAGNOSTICS_CHANNELS,
   generateKeyPair,
+  type Logger,
   PublicError,
   serve,
   TRACING_CHANNELS,
@@ -48,7 +49,7 @@ type Api = {
 };
 
 test.serial(
-  'a sentinel in any payload shape and the secret keys never reach a span, a metric or a diagnostics message',
+  'a sentinel in any payload shape and the secret keys never reach a span, a metric, a log line or a diagnostics message',
   async (t) => {
     const world = otelWorld();
     const seen: unknown[] = [];
@@ -60,6 +61,9 @@ test.serial(
       ),
     ];
     for (const name of names) subscribe(name, record);
+    const logLines: unknown[] = [];
+    const line = (fields: unknown, message: string) => logLines.push({ fields, message });
+    const logger: Logger = { error: line, warn: line, info: line, debug: line };
     const serverKeys = generateKeyPair(),
       clientKeys = generateKeyPair();
     const transport = memoryTransport();
@@ -72,6 +76,7 @@ test.serial(
         roles: { app: { call: ['echo.*'], publish: ['tick.*'], subscribe: ['tick.*'] } },
         peers: [{ key: clientKeys.publicKey, roles: ['app'] }],
       }),
+      logger,
     });
     server
       .handle('echo.back', (p) => p)
@@ -94,6 +99,7 @@ test.serial(
       address: 'memory://otel-no-payload',
       keyPair: clientKeys,
       trust: { keys: [serverKeys.publicKey] },
+      logger,
     });
     try {
       await fc.assert(
@@ -112,7 +118,13 @@ test.serial(
       await client.close();
       await server.close();
       const metrics = await world.collect();
-      const text = [spanText(world.spans()), JSON.stringify(metrics), JSON.stringify(seen)].join('\n');
+      const text = [
+        spanText(world.spans()),
+        JSON.stringify(metrics),
+        JSON.stringify(seen),
+        JSON.stringify(logLines),
+      ].join('\n');
+      t.true(logLines.length >= 40, `${logLines.length} log lines searched (the rest rate-limited)`);
       t.true(world.spans().length >= 40 * 9, `${world.spans().length} spans searched`);
       t.true(seen.length > 0, `${seen.length} diagnostics messages searched`);
       t.false(text.includes(SENTINEL), 'the sentinel is nowhere');

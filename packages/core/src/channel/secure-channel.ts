@@ -27,6 +27,7 @@ import {
   diagnostics,
   nextChannelId,
 } from '../diagnostics/channels.js';
+import { installDebugLog } from '../diagnostics/log.js';
 import { type HandshakeMessage, traced, tracePromiseOf, tracing } from '../diagnostics/tracing.js';
 import { createError, type SecureIpcError, toSecureIpcError } from '../errors.js';
 import type { FrameReader, FrameReaderOwner } from '../framing.js';
@@ -70,6 +71,7 @@ export async function establishValidated(
   connection: Connection,
   options: EstablishOptions,
 ): Promise<SecureChannelImpl> {
+  installDebugLog(); // NODE_DEBUG=secure-ipc, checked once per process
   if (!traced(tracing.handshake)) return openChannel(connection, options);
   const message: HandshakeMessage = {
     v: 1,
@@ -82,7 +84,7 @@ export async function establishValidated(
   const channel = await tracePromiseOf(tracing.handshake, message, async () => {
     const opened = await openChannel(connection, options);
     message.channelId = opened.id;
-    message.peer = keyFingerprint(opened.remoteStaticKey);
+    message.peer = opened.fingerprint;
     message.protocolVersion = opened.version;
     return opened;
   });

@@ -98,6 +98,8 @@ export interface HandlerFailure {
   readonly method: string;
   /** Fingerprint of the caller's static key. */
   readonly peerId: string;
+  /** The channel the request came on (`SecureChannel.id`), when it has one. */
+  readonly channelId?: number | undefined;
   /** What the handler threw (or why its result could not be sent). */
   readonly error: unknown;
 }
@@ -729,7 +731,13 @@ export class Dispatcher {
     const report = this.#options.onHandlerError;
     if (report !== undefined) {
       try {
-        report({ correlationId, method, peerId: this.#identity.peerId, error });
+        report({
+          correlationId,
+          method,
+          peerId: this.#identity.peerId,
+          channelId: this.#session.channel.id,
+          error,
+        });
       } catch (err) {
         this.#session.onError(err); // a throwing log listener must not take the answer down
       }

@@ -6,11 +6,13 @@
 import type { ChannelOptions } from '../channel/options.js';
 import { secureConnect } from '../channel/secure-channel.js';
 import { type SecureListener, type SecureListenerOptions, secureListen } from '../channel/secure-listener.js';
+import type { Logger } from '../diagnostics/log.js';
 import { createError } from '../errors.js';
 import { enforceRevocation, type RevocationEnforcer, refuseRevoked } from '../identity/enforcement.js';
 import type { RevocationList } from '../identity/revocation.js';
 import { selectTransport, type Transport } from '../transport/contract.js';
 import { createClient, type RpcClient, type RpcClientOptions } from './client.js';
+import { logClient, logServer } from './logging.js';
 import { createServer, type RpcServer, type RpcServerOptions } from './server.js';
 import type { EventMap, ServiceDefinition } from './service-types.js';
 
@@ -25,6 +27,12 @@ export interface TransportChoice {
 /** Options of `serve`. */
 export interface ServeOptions extends TransportChoice, SecureListenerOptions, RpcServerOptions {
   /**
+   * Where the server's log lines go (docs/observability.md, "Logging"): a pino logger, or
+   * anything with `error`/`warn`/`info`/`debug(fields, message)`. Lines carry channel id, peer
+   * fingerprint and method, never a payload; repeats are rate-limited.
+   */
+  logger?: Logger;
+  /**
    * Revoked keys and certificate serials (a `RevocationList` or a watched one): a revoked peer is
    * refused at the handshake, and a live channel closes with SIPC_ERR_REVOKED once its peer is
    * revoked.
@@ -33,7 +41,10 @@ export interface ServeOptions extends TransportChoice, SecureListenerOptions, Rp
 }
 
 /** Options of `connect`. */
-export interface ConnectOptions extends TransportChoice, ChannelOptions, RpcClientOptions {}
+export interface ConnectOptions extends TransportChoice, ChannelOptions, RpcClientOptions {
+  /** Where the client's log lines go (as `ServeOptions.logger`). */
+  logger?: Logger;
+}
 
 /** What `serve()` returns: the RPC server, with what it built to listen. */
 export interface ListeningServer<S extends object = ServiceDefinition, E extends object = EventMap>
@@ -84,6 +95,7 @@ export async function serve<S extends object = ServiceDefinition, E extends obje
     }
     // Refused and failed handshakes, on the server a caller holds (never payload bytes or keys).
     secure.on('handshakeFailed', (failure) => server.emit('handshakeFailed', failure));
+    if (options.logger !== undefined) logServer(server, options.logger, (stop) => secure.once('close', stop));
     server.listen(secure);
   } catch (err) {
     await listener.close();
@@ -99,7 +111,9 @@ export async function connect<S extends object = ServiceDefinition, E extends ob
   const transport = pick(options);
   const connection = await transport.connect(options.address, { signal: options.signal });
   try {
-    return createClient<S, E>(await secureConnect(connection, options), options);
+    const channel = await secureConnect(connection, options);
+    if (options.logger !== undefined) logClient(channel, options.logger);
+    return createClient<S, E>(channel, options);
   } catch (err) {
     connection.destroy();
     throw err;
