@@ -33,7 +33,7 @@ test('issue 12 row 11: an ENOENT with a path reaches the caller as SIPC_ERR_HAND
     'no path, no message, no data',
   );
   t.is(failures.length, 1);
-  t.deepEqual(Object.keys(failures[0]!).sort(), ['correlationId', 'error', 'method', 'peerId']);
+  t.deepEqual(Object.keys(failures[0]!).sort(), ['channelId', 'correlationId', 'error', 'method', 'peerId']);
   t.is(failures[0]!.correlationId, id, 'the server reports the real error under the same id');
   t.is(failures[0]!.error, thrown);
   t.is(failures[0]!.method, 'files.read');

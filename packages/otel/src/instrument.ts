@@ -279,8 +279,25 @@ export function instrumentSecureIpc(options: SecureIpcInstrumentationOptions = {
   const observeOutboxes = (result: { observe(value: number, attributes: Attributes): void }) => {
     for (const [dir, depth] of outboxDepths) result.observe(depth, { 'secure_ipc.outbox.dir': dir });
   };
+  // The open channels' soonest credential expiry, per side: a certificate about to lapse (the
+  // channel closes then) shows here before it does. Bounded: one series per role.
+  const expiryGauge = meter.createObservableGauge('secure_ipc.peer.credential.time_to_expiry', {
+    description: "Seconds until the soonest expiry of an open channel's peer certificate",
+    unit: 's',
+  });
+  const observeExpiry = (result: { observe(value: number, attributes: Attributes): void }) => {
+    const soonest = new Map<string, number>();
+    for (const { role, expiresAt } of roles.values()) {
+      if (expiresAt === undefined) continue;
+      const was = soonest.get(role);
+      if (was === undefined || expiresAt < was) soonest.set(role, expiresAt);
+    }
+    const now = Date.now();
+    for (const [role, at] of soonest) result.observe((at - now) / 1000, { 'secure_ipc.role': role });
+  };
   breakerGauge.addCallback(observeBreakers);
   outboxGauge.addCallback(observeOutboxes);
+  expiryGauge.addCallback(observeExpiry);
 
   const withPeer = (attributes: Attributes, peer: string | undefined): Attributes => {
     if (peers !== undefined && peer !== undefined) attributes['secure_ipc.peer'] = peers.label(peer);
@@ -459,10 +476,10 @@ export function instrumentSecureIpc(options: SecureIpcInstrumentationOptions = {
   };
 
   // Connections: the open ones by role (the close message has no role: kept from the open).
-  const roles = new Map<number, { role: string; peer: string }>();
+  const roles = new Map<number, { role: string; peer: string; expiresAt: number | undefined }>();
   const onOpen = (raw: unknown) => {
     const m = raw as ChannelOpenMessage;
-    roles.set(m.channelId, { role: m.role, peer: m.peer });
+    roles.set(m.channelId, { role: m.role, peer: m.peer, expiresAt: m.expiresAt });
     activeConnections.add(1, withPeer({ 'secure_ipc.role': m.role }, m.peer));
   };
   const onClose = (raw: unknown) => {
@@ -534,6 +551,7 @@ export function instrumentSecureIpc(options: SecureIpcInstrumentationOptions = {
       for (const [name, fn] of plain) unsubscribe(name, fn);
       breakerGauge.removeCallback(observeBreakers);
       outboxGauge.removeCallback(observeOutboxes);
+      expiryGauge.removeCallback(observeExpiry);
       for (const span of live) span.end();
       live.clear();
     },

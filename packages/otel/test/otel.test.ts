@@ -14,10 +14,14 @@ import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import {
   type ChannelCloseMessage,
   type ChannelOpenMessage,
+  certificateTrust,
   connect,
   createPolicy,
+  DEFAULT_CLOCK_SKEW_MS,
   DIAGNOSTICS_CHANNELS,
+  generateAuthority,
   generateKeyPair,
+  issueCertificate,
   PublicError,
   type ServerRequestMessage,
   serve,
@@ -328,3 +332,42 @@ test.serial(
     }
   },
 );
+
+test.serial("credential expiry: the soonest open channel's certificate, per side, in seconds", async (t) => {
+  const world = otelWorld();
+  const ca = generateAuthority();
+  const serverKeys = generateKeyPair(),
+    clientKeys = generateKeyPair();
+  const cert = (publicKey: Uint8Array, ttlMs: number) =>
+    issueCertificate(ca, { subjectKey: publicKey, name: 'peer', roles: ['app'], ttlMs }).bytes;
+  const transport = memoryTransport();
+  try {
+    const server = await serve({
+      transport,
+      address: 'memory://otel-expiry',
+      keyPair: serverKeys,
+      trust: certificateTrust({ authorities: [ca.publicKey] }),
+      payload: { cert: cert(serverKeys.publicKey, 3_600_000) },
+    });
+    const client = await connect({
+      transport,
+      address: 'memory://otel-expiry',
+      keyPair: clientKeys,
+      trust: certificateTrust({ authorities: [ca.publicKey] }),
+      payload: { cert: cert(clientKeys.publicKey, 600_000) },
+    });
+    const expiry = points(await world.collect(), 'secure_ipc.peer.credential.time_to_expiry');
+    const byRole = new Map(expiry.map((p) => [p.attributes['secure_ipc.role'], p.value as number]));
+    // The server sees the client's 10-minute certificate, the client the server's hour: each its
+    // notAfter plus the clock-skew allowance (30 s), when the channel will close.
+    const skew = DEFAULT_CLOCK_SKEW_MS / 1000;
+    const responder = byRole.get('responder')!;
+    const initiator = byRole.get('initiator')!;
+    t.true(responder > 590 + skew && responder <= 600 + skew, `responder ${responder}`);
+    t.true(initiator > 3590 + skew && initiator <= 3600 + skew, `initiator ${initiator}`);
+    await client.close();
+    await server.close();
+  } finally {
+    await world.stop();
+  }
+});

@@ -321,7 +321,7 @@ export class SecureChannelImpl
     if (this.version >= 2 && this.role === 'responder') this.acceptance = 'unsent';
 
     this.reader.handTo(this);
-    if (diagnostics.channelOpen.hasSubscribers) this.publishOpen();
+    if (diagnostics.channelOpen.hasSubscribers) this.publishOpen(result.expiresAt);
     if (result.expiresAt !== undefined) this.armExpiry(result.expiresAt);
     // Start reading after the caller's `await` continuation ran, so it can attach 'message' first;
     // messages that still find no listener wait in the backlog (reading pauses meanwhile).
@@ -798,7 +798,7 @@ export class SecureChannelImpl
     return this.#fingerprint;
   }
 
-  private publishOpen(): void {
+  private publishOpen(expiresAt: number | undefined): void {
     const message: ChannelOpenMessage = {
       v: DIAGNOSTICS_VERSION,
       channelId: this.id,
@@ -807,6 +807,7 @@ export class SecureChannelImpl
       roles: this.roles,
       protocolVersion: this.version,
       at: this.openedAt,
+      expiresAt,
     };
     diagnostics.channelOpen.publish(message);
   }

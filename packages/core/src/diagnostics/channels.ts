@@ -43,6 +43,12 @@ export interface ChannelOpenMessage {
   readonly protocolVersion: number;
   /** Milliseconds since the epoch. */
   readonly at: number;
+  /**
+   * When the peer's credential expires (ms since the epoch), as the trust decision reported it:
+   * a certificate's `notAfter` plus the clock-skew allowance (the channel closes then); undefined
+   * when it does not expire.
+   */
+  readonly expiresAt?: number | undefined;
 }
 
 /** Published on `secure-ipc:channel.close` once, when a channel closed. */
