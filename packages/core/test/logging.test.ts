@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import test from 'ava';
 import { pino } from 'pino';
-import { RateLimitedLog } from '../src/diagnostics/log.js';
+import { nodeDebugNames, RateLimitedLog } from '../src/diagnostics/log.js';
 import {
   connect,
   createPolicy,
@@ -187,4 +187,11 @@ test('NODE_DEBUG=secure-ipc: lines through util.debuglog with channel, peer and 
   t.false(stderr.includes(SENTINEL));
   const quiet = await run(process.execPath, [child, SENTINEL], { env: { ...process.env, NODE_DEBUG: '' } });
   t.is(quiet.stderr, '');
+});
+
+test('NODE_DEBUG is read as Node reads it: a list, any case, a * suffix', (t) => {
+  for (const yes of ['secure-ipc', 'net,secure-ipc', 'NET SECURE-IPC', 'secure-*', '*', 'tls, secure-ipc '])
+    t.true(nodeDebugNames(yes, 'secure-ipc'), yes);
+  for (const no of [undefined, '', 'net', 'secure', 'secure-ipc2', 'xsecure-ipc'])
+    t.false(nodeDebugNames(no, 'secure-ipc'), String(no));
 });

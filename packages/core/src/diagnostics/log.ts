@@ -6,7 +6,7 @@
  * an error's text or key material. Repeats are rate-limited per kind of line.
  */
 import { subscribe, tracingChannel } from 'node:diagnostics_channel';
-import { debuglog } from 'node:util';
+import { debuglog, formatWithOptions } from 'node:util';
 import {
   type BreakerStateMessage,
   type ChannelCloseMessage,
@@ -381,14 +381,31 @@ export function timed<M extends object>(
 
 let debugInstalled = false;
 
+/** @internal True when NODE_DEBUG names `section` (comma- or space-separated, any case, `*` as a wildcard suffix). */
+export function nodeDebugNames(value: string | undefined, section: string): boolean {
+  if (value === undefined) return false;
+  for (const raw of value.split(/[\s,]+/)) {
+    const name = raw.toLowerCase();
+    if (name === section || name === '*') return true;
+    if (name.endsWith('*') && section.startsWith(name.slice(0, -1))) return true;
+  }
+  return false;
+}
+
 /**
  * @internal With `NODE_DEBUG=secure-ipc` (or a list naming it), write every diagnostics event as a
- * line on stderr through util.debuglog, rate-limited; once per process, on the first channel.
+ * line on stderr, rate-limited; once per process, on the first channel. Through util.debuglog
+ * where the runtime's honours NODE_DEBUG; Bun's has no `enabled` and Deno's ignores NODE_DEBUG, so
+ * there the variable is read here and, on Deno, the same line format written to stderr directly.
  */
 export function installDebugLog(): void {
   if (debugInstalled) return;
   debugInstalled = true;
+  const named = nodeDebugNames(process.env.NODE_DEBUG, 'secure-ipc');
+  if (!named) return;
   const write = debuglog('secure-ipc');
-  if (!(write as { enabled?: boolean }).enabled) return;
-  logEverything(new RateLimitedLog(debuglogLogger(write)));
+  const enabled = (write as { enabled?: boolean }).enabled;
+  const direct = (format: string, ...args: unknown[]) =>
+    process.stderr.write(`SECURE-IPC ${process.pid}: ${formatWithOptions({}, format, ...args)}\n`);
+  logEverything(new RateLimitedLog(debuglogLogger(enabled === false ? direct : write)));
 }
