@@ -86,6 +86,10 @@ export const ERROR_TABLE = {
     'OutboxRollbackError',
     'The outbox journal is older than its anchor (a restored copy) or its anchor is missing or wrong',
   ],
+  SIPC_ERR_AUDIT_CORRUPT: [
+    'AuditCorruptError',
+    'An audit log record, segment or checkpoint is malformed or fails verification',
+  ],
   SIPC_ERR_INSUFFICIENT_PROTECTION: [
     'InsufficientProtectionError',
     'The protection available here is below the minimum asked for',
