@@ -13,6 +13,50 @@
  */
 
 // Channels.
+export {
+  type AuditAppendResult,
+  type AuditLog,
+  type AuditLogOptions,
+  openAuditLog,
+} from './audit/log.js';
+export {
+  consistencyProof,
+  hashLeaf,
+  inclusionProof,
+  merkleRoot,
+  verifyConsistency,
+  verifyInclusion,
+} from './audit/merkle.js';
+export {
+  type Checkpoint,
+  type NoteSignature,
+  type ParsedCheckpoint,
+  parseCheckpoint,
+  parseVerifierKey,
+  type SignedNote,
+  signCheckpoint,
+  type VerifierKey,
+  verifierKey,
+  verifyCheckpoint,
+} from './audit/note.js';
+export {
+  type AuditEntry,
+  type AuditFields,
+  type AuditRecord,
+  type AuditValue,
+  decodeAuditRecord,
+} from './audit/record.js';
+export {
+  type AuditEpoch,
+  type AuditLogState,
+  type AuditProblem,
+  type AuditProblemKind,
+  type AuditReport,
+  type AuditSegmentEnd,
+  readAuditLog,
+  type VerifyAuditLogOptions,
+  verifyAuditLog,
+} from './audit/verify.js';
 export type {
   ChannelEvents,
   ChannelOptions,
@@ -150,6 +194,7 @@ export {
   type WatchRevocationListOptions,
   watchRevocationList,
 } from './identity/revocation-watch.js';
+export type { AccessGuard } from './keys/access-guard.js';
 // Keys: key pairs, key text, key files, encrypted key files, the OS keystore.
 export {
   decryptSecretKey,

@@ -18,7 +18,7 @@ import {
   verifyInclusion,
 } from '../src/audit/merkle.js';
 import { parseCheckpoint, verifyCheckpoint } from '../src/audit/note.js';
-import { decodeRecord } from '../src/audit/record.js';
+import { decodeAuditRecord } from '../src/audit/record.js';
 import { verifyAuditLog } from '../src/audit/verify.js';
 
 const posix = process.platform !== 'win32';
@@ -51,7 +51,7 @@ test('a new log: genesis record, appends, checkpoint on close, verifies from its
   t.is(report.size, 6);
   t.is(report.signedSize, 6);
   t.deepEqual(Buffer.from(report.root), Buffer.from(root));
-  const rec = decodeRecord(
+  const rec = decodeAuditRecord(
     (await readFrameFile(join(dir, 'audit-00000000000000000000.log'), 1e6)).frames[3]!,
   );
   t.is(rec.type, 'rpc.call');
@@ -84,6 +84,21 @@ test('checkpoints every N records; proofs from the log verify against its checkp
   await log.close();
 });
 
+test('a checkpoint when checkpointIntervalMs passed since the last one and records were added', async (t) => {
+  const dir = await tempDir(t);
+  let now = 5_000_000;
+  const log = await openAuditLog({ dir, origin: ORIGIN, now: () => now, checkpointIntervalMs: 1000 });
+  await log.append({ type: 'e' });
+  t.is(parseCheckpoint(log.lastCheckpoint!).size, 1);
+  now += 999;
+  await log.append({ type: 'e' });
+  t.is(parseCheckpoint(log.lastCheckpoint!).size, 1);
+  now += 1;
+  await log.append({ type: 'e' });
+  t.is(parseCheckpoint(log.lastCheckpoint!).size, 4);
+  await log.close();
+});
+
 test('reopen continues the same tree and chain; rotation by size keeps the tree continuous', async (t) => {
   const dir = await tempDir(t);
   let log = await openAuditLog({ dir, origin: ORIGIN, maxSegmentBytes: 200 });
@@ -101,7 +116,7 @@ test('reopen continues the same tree and chain; rotation by size keeps the tree 
   t.is(frames.length, 21);
   t.is(
     segments[1],
-    `audit-${String(decodeRecord((await readFrameFile(join(dir, segments[1]!), 1e6)).frames[0]!).index).padStart(20, '0')}.log`,
+    `audit-${String(decodeAuditRecord((await readFrameFile(join(dir, segments[1]!), 1e6)).frames[0]!).index).padStart(20, '0')}.log`,
   );
   const report = await verifyAuditLog(dir, { anchorKey: anchor });
   t.deepEqual(report.problems, []);

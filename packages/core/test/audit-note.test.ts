@@ -63,6 +63,15 @@ test('the C2SP signed-note example verifies with its verifier key', (t) => {
   t.is(noteSignatureBy(parseNote(doc.c2sp.signed), key.name, key.publicKey), 'valid');
 });
 
+test('a verifier key whose base64 holds a + parses (the name and ID end at the first two)', (t) => {
+  for (let i = 0; i < 64; i++) {
+    const pk = new Uint8Array(32);
+    sodium.crypto_sign_seed_keypair(pk, new Uint8Array(64), new Uint8Array(32).fill(i));
+    const vkey = verifierKey('example.com/log', pk);
+    t.deepEqual(Buffer.from(parseVerifierKey(vkey).publicKey), Buffer.from(pk), vkey);
+  }
+});
+
 test('malformed verifier keys and notes are typed errors', (t) => {
   const vkey: string = doc.go.verifierKey;
   for (const bad of [

@@ -12,7 +12,7 @@ import { frame, readEpochKey, readFrameFile, segmentName } from '../src/audit/fi
 import { openAuditLog } from '../src/audit/log.js';
 import { hashLeaf } from '../src/audit/merkle.js';
 import { parseCheckpoint, signNote } from '../src/audit/note.js';
-import { decodeRecord, encodeRecord } from '../src/audit/record.js';
+import { decodeAuditRecord, encodeAuditRecord } from '../src/audit/record.js';
 import { type AuditReport, verifyAuditLog } from '../src/audit/verify.js';
 
 const ORIGIN = 'example.com/test/tamper';
@@ -78,8 +78,8 @@ test('an untouched log verifies', async (t) => {
 test('an edited record is reported at its index', async (t) => {
   const { dir, anchor } = await makeLog(t);
   const frames = await readRecords(dir);
-  const rec = decodeRecord(frames[4]!);
-  frames[4] = encodeRecord({ ...rec, fields: { ...rec.fields, who: 'mallory' } });
+  const rec = decodeAuditRecord(frames[4]!);
+  frames[4] = encodeAuditRecord({ ...rec, fields: { ...rec.fields, who: 'mallory' } });
   await writeRecords(dir, frames);
   t.deepEqual(kinds(await verifyAuditLog(dir, { anchorKey: anchor })), ['edited@4']);
 });
@@ -87,8 +87,8 @@ test('an edited record is reported at its index', async (t) => {
 test('an edited last record (no successor) is caught by the closing checkpoint', async (t) => {
   const { dir, anchor } = await makeLog(t);
   const frames = await readRecords(dir);
-  const rec = decodeRecord(frames[9]!);
-  frames[9] = encodeRecord({ ...rec, fields: { ...rec.fields, who: 'mallory' } });
+  const rec = decodeAuditRecord(frames[9]!);
+  frames[9] = encodeAuditRecord({ ...rec, fields: { ...rec.fields, who: 'mallory' } });
   await writeRecords(dir, frames);
   const r = await verifyAuditLog(dir, { anchorKey: anchor });
   t.deepEqual(kinds(r), ['edited@9']);
@@ -114,7 +114,7 @@ test('two swapped records are reported as reordered at the first', async (t) => 
 test('an inserted record, even one forged with the right index and chain hash, is reported at its index', async (t) => {
   const { dir, anchor } = await makeLog(t);
   const frames = await readRecords(dir);
-  const forged = encodeRecord({
+  const forged = encodeAuditRecord({
     index: 6,
     prev: hashLeaf(frames[5]!),
     type: 'event',
@@ -126,7 +126,7 @@ test('an inserted record, even one forged with the right index and chain hash, i
   t.deepEqual(kinds(await verifyAuditLog(dir, { anchorKey: anchor })), ['inserted@6']);
   // And one with a wrong index.
   const again = await readRecords(dir);
-  again[6] = encodeRecord({ index: 40, prev: undefined, type: 'event', at: 1, fields: {} });
+  again[6] = encodeAuditRecord({ index: 40, prev: undefined, type: 'event', at: 1, fields: {} });
   await writeRecords(dir, again);
   t.deepEqual(kinds(await verifyAuditLog(dir, { anchorKey: anchor })), ['inserted@6']);
 });
@@ -165,12 +165,12 @@ test("a thief of epoch 1's key rewriting epoch 0's records and re-signing every 
   const { dir, anchor, epoch1Key } = await makeLog(t, 12, 6);
   const frames = await readRecords(dir);
   // Rewrite record 2, re-chain everything after it, and re-sign every checkpoint with epoch 1's key.
-  const recs = frames.map(decodeRecord);
+  const recs = frames.map(decodeAuditRecord);
   const out: Uint8Array[] = frames.slice(0, 2);
   for (let i = 2; i < recs.length; i++) {
     const rec = recs[i]!;
     const fields = i === 2 ? { ...rec.fields, who: 'mallory' } : rec.fields;
-    out.push(encodeRecord({ ...rec, prev: hashLeaf(out[i - 1]!), fields }));
+    out.push(encodeAuditRecord({ ...rec, prev: hashLeaf(out[i - 1]!), fields }));
   }
   await writeRecords(dir, out);
   const { MerkleFrontier } = await import('../src/audit/merkle.js');

@@ -40,7 +40,7 @@ import {
   type AuditEntry,
   type AuditRecord,
   EPOCH_TYPE,
-  encodeRecord,
+  encodeAuditRecord,
   epochRecordFields,
   handoverText,
   parseEpochRecord,
@@ -180,7 +180,7 @@ class FileAuditLog implements AuditLog {
     return this.#frontier.root();
   }
   get epoch(): number {
-    return this.#live().epoch;
+    return this.#key!.epoch;
   }
   get anchorKey(): Uint8Array {
     return new Uint8Array(this.#anchor!);
@@ -189,7 +189,7 @@ class FileAuditLog implements AuditLog {
     return verifierKey(this.origin, this.#anchor!);
   }
   get publicKey(): Uint8Array {
-    return new Uint8Array(this.#live().publicKey);
+    return new Uint8Array(this.#key!.publicKey);
   }
   get lastCheckpoint(): string | undefined {
     return this.#lastCheckpoint;
@@ -353,7 +353,7 @@ class FileAuditLog implements AuditLog {
       at: this.#now(),
       fields: entry.fields ?? {},
     };
-    const bytes = encodeRecord(record);
+    const bytes = encodeAuditRecord(record);
     if (bytes.byteLength > this.#maxRecord)
       throw createError(
         'SIPC_ERR_INVALID_ARGUMENT',

@@ -89,12 +89,32 @@ export function verifierKey(name: string, publicKey: Uint8Array): string {
   return `${name}+${id}+${Buffer.concat([Buffer.from([ED25519]), publicKey]).toString('base64')}`;
 }
 
+/** A parsed C2SP Ed25519 verifier key. */
+export interface VerifierKey {
+  /** The key name (for the audit log: its origin). */
+  readonly name: string;
+  /** The 32-bit key ID. */
+  readonly keyId: number;
+  /** The Ed25519 public key, 32 bytes. */
+  readonly publicKey: Uint8Array;
+}
+
+/** A parsed checkpoint and the note it came from. */
+export interface ParsedCheckpoint extends Checkpoint {
+  /** The signed note (text and signature lines, not verified). */
+  readonly note: SignedNote;
+}
+
 /** Parse a C2SP Ed25519 verifier key (SIPC_ERR_BAD_KEY when malformed or its key ID is wrong). */
-export function parseVerifierKey(text: string): { name: string; keyId: number; publicKey: Uint8Array } {
-  const parts = text.split('+');
+export function parseVerifierKey(text: string): VerifierKey {
   const bad = (why: string) => createError('SIPC_ERR_BAD_KEY', `Not an Ed25519 verifier key: ${why}`);
-  if (parts.length !== 3) throw bad('three fields separated by + expected');
-  const [name, hex, b64] = parts as [string, string, string];
+  // name + hex ID + base64: the name has no +, the base64 may (golang.org/x/mod/sumdb/note chops twice).
+  const first = text.indexOf('+');
+  const second = first < 0 ? -1 : text.indexOf('+', first + 1);
+  if (second < 0) throw bad('three fields separated by + expected');
+  const name = text.slice(0, first);
+  const hex = text.slice(first + 1, second);
+  const b64 = text.slice(second + 1);
   if (badName(name)) throw bad('bad key name');
   if (!/^[0-9a-f]{8}$/.test(hex)) throw bad('the key ID is 8 lowercase hex digits');
   const raw = strictBase64(b64);
@@ -214,7 +234,7 @@ export function signCheckpoint(checkpoint: Checkpoint, secretKey: Uint8Array): s
  * Parse a checkpoint note (signatures not checked: see `verifyCheckpoint`); SIPC_ERR_AUDIT_CORRUPT
  * (`details.reason` `note` or `checkpoint`) when malformed.
  */
-export function parseCheckpoint(note: string | Uint8Array): Checkpoint & { readonly note: SignedNote } {
+export function parseCheckpoint(note: string | Uint8Array): ParsedCheckpoint {
   const parsed = parseNote(note);
   const lines = parsed.text.slice(0, -1).split('\n');
   if (lines.length < 3 || lines.some((l) => l.length === 0))

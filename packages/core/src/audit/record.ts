@@ -78,7 +78,7 @@ function valueProblem(v: unknown, path: string, depth: number): string | undefin
 }
 
 /** Encode a record deterministically (keys sorted); SIPC_ERR_INVALID_ARGUMENT on a bad value. */
-export function encodeRecord(record: AuditRecord): Uint8Array {
+export function encodeAuditRecord(record: AuditRecord): Uint8Array {
   if (typeof record.type !== 'string' || record.type.length === 0 || record.type.length > MAX_TYPE_LENGTH)
     throw invalid(`An audit record type is a string of 1 to ${MAX_TYPE_LENGTH} characters`);
   if (!isPlainObject(record.fields)) throw invalid('Audit record fields are a plain object');
@@ -93,7 +93,7 @@ export function encodeRecord(record: AuditRecord): Uint8Array {
 const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
 /** Decode a stored record (decode budget first); SIPC_ERR_AUDIT_CORRUPT when it is not one. */
-export function decodeRecord(bytes: Uint8Array): AuditRecord {
+export function decodeAuditRecord(bytes: Uint8Array): AuditRecord {
   let m: unknown;
   try {
     m = decodeBounded(bytes);

@@ -21,7 +21,7 @@ import { hashLeaf, MerkleFrontier } from './merkle.js';
 import { type Checkpoint, noteSignatureBy, parseCheckpoint, parseVerifierKey } from './note.js';
 import {
   type AuditRecord,
-  decodeRecord,
+  decodeAuditRecord,
   EPOCH_TYPE,
   type EpochFields,
   handoverText,
@@ -96,7 +96,17 @@ export interface VerifyAuditLogOptions {
   readonly guard?: AccessGuard;
 }
 
-/** @internal What `readAuditLog` found: the records and everything derived from them. */
+/** The last segment of a log as read: where appending continues. */
+export interface AuditSegmentEnd {
+  /** Its file name (`audit-<first index>.log`). */
+  readonly name: string;
+  /** Its size in bytes. */
+  readonly bytes: number;
+  /** The byte offset of a torn tail (a frame cut by a crash), or undefined. */
+  readonly tornAt: number | undefined;
+}
+
+/** What `readAuditLog` found in a log directory: the records as stored, and the checkpoints. */
 export interface AuditLogState {
   /** The stored record bytes, in order. */
   readonly frames: readonly Uint8Array[];
@@ -108,10 +118,8 @@ export interface AuditLogState {
   readonly checkpointNotes: readonly string[];
   /** Epoch numbers with a key file. */
   readonly epochKeys: readonly number[];
-  /** Bytes of the last segment and where its torn tail starts (if any). */
-  readonly lastSegment:
-    | { readonly name: string; readonly bytes: number; readonly tornAt: number | undefined }
-    | undefined;
+  /** The last segment (undefined when there is none). */
+  readonly lastSegment: AuditSegmentEnd | undefined;
   /** Structural problems found while reading (torn frames, segment gaps). */
   readonly readProblems: readonly AuditProblem[];
 }
@@ -119,7 +127,10 @@ export interface AuditLogState {
 /** Largest segment file `readAuditLog` reads (the writer's cap plus one frame). */
 const MAX_READ_BYTES = 2 ** 31 - 1;
 
-/** @internal Read a log directory's segments and checkpoints (no verification beyond framing). */
+/**
+ * Read a log directory's segments and checkpoints, without verifying anything beyond the framing
+ * (what `secure-ipc audit tail` and `audit proof` read; `verifyAuditLog` says whether to trust it).
+ */
 export async function readAuditLog(dir: string, guard: AccessGuard = posixOwnerOnly): Promise<AuditLogState> {
   const listing = await openAuditDirectory(dir, false, guard);
   const frames: Uint8Array[] = [];
@@ -150,7 +161,7 @@ export async function readAuditLog(dir: string, guard: AccessGuard = posixOwnerO
     leafHashes: frames.map(hashLeaf),
     records: frames.map((f) => {
       try {
-        return decodeRecord(f);
+        return decodeAuditRecord(f);
       } catch {
         return undefined;
       }
