@@ -2,6 +2,7 @@
  * The `secure-ipc` command table and dispatcher. Each command lives in its own module under
  * ./commands and exports `usage` and `run(argv, io) → exit code`.
  */
+import * as audit from './commands/audit.js';
 import * as ca from './commands/ca.js';
 import * as call from './commands/call.js';
 import * as cert from './commands/cert.js';
@@ -58,6 +59,7 @@ export const commands: Readonly<Record<string, Command>> = {
   cert,
   revoke,
   outbox,
+  audit,
 };
 
 function help(stream: NodeJS.WritableStream): void {

@@ -18,6 +18,10 @@ const EVERY = [
   ['cert', 'issue'],
   ['cert', 'inspect'],
   ['revoke'],
+  ['audit'],
+  ['audit', 'verify'],
+  ['audit', 'tail'],
+  ['audit', 'proof'],
 ];
 
 test('--help and -h on every command and subcommand print its usage on stdout and exit 0', async (t) => {

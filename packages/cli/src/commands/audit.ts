@@ -1,0 +1,197 @@
+/**
+ * `secure-ipc audit verify|tail|proof DIR` (docs/audit.md): read a tamper-evident audit log
+ * directory without changing a byte. `verify` runs core's `verifyAuditLog` from the epoch-0 key
+ * and prints one line per problem with its record index; `tail` prints the last records as JSON
+ * lines (what they say, not whether to trust it: that is `verify`); `proof` prints the inclusion
+ * proof of one record, or the consistency proof between two tree sizes, for a witness to check
+ * against checkpoints it holds.
+ */
+import { promises as fs } from 'node:fs';
+import {
+  type AuditLogState,
+  type AuditProblem,
+  type AuditReport,
+  consistencyProof,
+  inclusionProof,
+  isSecureIpcError,
+  merkleRoot,
+  readAuditLog,
+  verifyAuditLog,
+} from '@secure-ipc/core';
+import { jsonOption, nonNegativeInt, parse, positiveInt, required } from '../args.js';
+import { CliError, type CliIo, ExitCode, printable, printJSON, println } from '../io.js';
+import { toJSONValue } from '../json-values.js';
+
+/** Usage lines. */
+export const usage =
+  'secure-ipc audit verify DIR --anchor KEY [--witness FILE]... [--json]\n' +
+  '  secure-ipc audit tail DIR [--count N]\n' +
+  '  secure-ipc audit proof DIR (INDEX | --from SIZE) [--size N] [--json]';
+
+/** The subcommands (error lines name them: `secure-ipc audit verify: ...`). */
+export const subcommands = ['verify', 'tail', 'proof'] as const;
+
+// A witness file holds one checkpoint note; C2SP notes are small.
+const MAX_WITNESS_FILE = 65_536;
+
+const options = {
+  anchor: { type: 'string' },
+  witness: { type: 'string', multiple: true },
+  count: { type: 'string' },
+  size: { type: 'string' },
+  from: { type: 'string' },
+  ...jsonOption,
+} as const;
+
+type Values = ReturnType<typeof parse<typeof options>>['values'];
+
+/** Run the command; resolves with the exit code. */
+export async function run(argv: string[], io: CliIo): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub !== 'verify' && sub !== 'tail' && sub !== 'proof')
+    throw new CliError(
+      `unknown audit subcommand ${JSON.stringify(sub ?? '')} (expected verify, tail or proof)`,
+    );
+  const { values, positionals } = parse(rest, options, true);
+  const only = (allowed: readonly (keyof Values)[]) => {
+    for (const k of Object.keys(values) as (keyof Values)[])
+      if (!allowed.includes(k)) throw new CliError(`--${k} does not go with audit ${sub}`);
+  };
+  if (sub === 'verify') {
+    only(['anchor', 'witness', 'json']);
+    if (positionals.length !== 1)
+      throw new CliError(`audit verify takes one DIR (got ${positionals.length})`);
+    return verify(positionals[0]!, values, io);
+  }
+  if (sub === 'tail') {
+    only(['count', 'json']);
+    if (positionals.length !== 1) throw new CliError(`audit tail takes one DIR (got ${positionals.length})`);
+    return tail(positionals[0]!, positiveInt(values.count, 'count', 10), io);
+  }
+  only(['size', 'from', 'json']);
+  const wanted = values.from === undefined ? 2 : 1;
+  if (positionals.length !== wanted)
+    throw new CliError('audit proof takes DIR and INDEX, or DIR and --from SIZE (a consistency proof)');
+  return proof(positionals[0]!, positionals[1], values, io);
+}
+
+/** Core's errors about the directory are file problems here (exit 3), as in `outbox`. */
+async function guarded<T>(dir: string, op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (err) {
+    if (
+      isSecureIpcError(err, 'SIPC_ERR_INSECURE_DIRECTORY') ||
+      isSecureIpcError(err, 'SIPC_ERR_AUDIT_CORRUPT')
+    )
+      throw new CliError(`cannot read the audit log ${printable(dir)}`, ExitCode.KeyOrFile, { cause: err });
+    throw err;
+  }
+}
+
+async function readWitness(file: string): Promise<string> {
+  try {
+    const st = await fs.lstat(file);
+    if (!st.isFile()) throw new CliError(`--witness ${file} is not a regular file`, ExitCode.KeyOrFile);
+    if (st.size > MAX_WITNESS_FILE)
+      throw new CliError(`--witness ${file} holds more than ${MAX_WITNESS_FILE} bytes`, ExitCode.KeyOrFile);
+    return await fs.readFile(file, 'utf8');
+  } catch (err) {
+    if (err instanceof CliError) throw err;
+    throw new CliError(`cannot read --witness ${file}`, ExitCode.KeyOrFile, { cause: err });
+  }
+}
+
+function problemLine(p: AuditProblem): string {
+  const range =
+    p.toIndex !== undefined && p.toIndex !== p.index ? `${p.index}-${p.toIndex}` : String(p.index);
+  return `${range} ${p.kind}: ${printable(p.message)}`;
+}
+
+function reportJSON(r: AuditReport): Record<string, unknown> {
+  return {
+    ok: r.ok,
+    origin: r.origin ?? null,
+    size: r.size,
+    root: Buffer.from(r.root).toString('base64'),
+    signedSize: r.signedSize,
+    verifiedCheckpoints: r.verifiedCheckpoints,
+    epochs: r.epochs.map((e) => ({
+      epoch: e.epoch,
+      startIndex: e.startIndex,
+      publicKey: Buffer.from(e.publicKey).toString('base64'),
+    })),
+    problems: r.problems.map((p) => ({
+      kind: p.kind,
+      index: p.index,
+      toIndex: p.toIndex ?? null,
+      checkpoint: p.checkpoint ?? null,
+      message: p.message,
+    })),
+  };
+}
+
+async function verify(dir: string, values: Values, io: CliIo): Promise<number> {
+  const anchorKey = required(values.anchor, 'anchor');
+  const witnessCheckpoints = await Promise.all((values.witness ?? []).map(readWitness));
+  const report = await guarded(dir, () => verifyAuditLog(dir, { anchorKey, witnessCheckpoints }));
+  if (values.json === true) printJSON(io.stdout, reportJSON(report));
+  else {
+    for (const p of report.problems) println(io.stdout, problemLine(p));
+    const origin = printable(report.origin ?? '(unknown origin)');
+    println(
+      io.stdout,
+      report.ok
+        ? `ok: ${origin}, ${report.size} records, ${report.epochs.length} epochs, ${report.verifiedCheckpoints} checkpoints verified`
+        : `FAILED: ${origin}, ${report.problems.length} problems`,
+    );
+  }
+  return report.ok ? ExitCode.Ok : ExitCode.Failed;
+}
+
+async function tail(dir: string, count: number, io: CliIo): Promise<number> {
+  const state = await guarded(dir, () => readAuditLog(dir));
+  for (let i = Math.max(0, state.records.length - count); i < state.records.length; i++) {
+    const r = state.records[i];
+    const leafHash = Buffer.from(state.leafHashes[i]!).toString('base64');
+    printJSON(
+      io.stdout,
+      r === undefined
+        ? { index: i, leafHash, error: 'the record does not decode' }
+        : { index: r.index, type: r.type, at: r.at, fields: toJSONValue(r.fields), leafHash },
+    );
+  }
+  return ExitCode.Ok;
+}
+
+async function proof(dir: string, indexText: string | undefined, values: Values, io: CliIo): Promise<number> {
+  const state: AuditLogState = await guarded(dir, () => readAuditLog(dir));
+  const size = nonNegativeInt(values.size, 'size', state.leafHashes.length);
+  if (size > state.leafHashes.length || size === 0)
+    throw new CliError(`--size must be from 1 to the ${state.leafHashes.length} records present`);
+  const b64 = (h: Uint8Array) => Buffer.from(h).toString('base64');
+  const root = merkleRoot(state.leafHashes.slice(0, size));
+  if (values.from !== undefined) {
+    const from = positiveInt(values.from, 'from', 1);
+    if (from > size) throw new CliError('--from must not exceed --size');
+    const path = consistencyProof(state.leafHashes, from, size).map(b64);
+    const fromRoot = b64(merkleRoot(state.leafHashes.slice(0, from)));
+    if (values.json === true) printJSON(io.stdout, { from, size, fromRoot, root: b64(root), proof: path });
+    else {
+      println(io.stdout, `consistency from ${from} (root ${fromRoot}) to ${size} (root ${b64(root)})`);
+      for (const p of path) println(io.stdout, p);
+    }
+    return ExitCode.Ok;
+  }
+  if (!/^\d+$/.test(indexText!) || Number(indexText) >= size)
+    throw new CliError(`INDEX must be a record index below ${size}`);
+  const index = Number(indexText);
+  const path = inclusionProof(state.leafHashes, index, size).map(b64);
+  const leafHash = b64(state.leafHashes[index]!);
+  if (values.json === true) printJSON(io.stdout, { index, size, leafHash, root: b64(root), proof: path });
+  else {
+    println(io.stdout, `record ${index} (leaf ${leafHash}) in the tree of ${size} (root ${b64(root)})`);
+    for (const p of path) println(io.stdout, p);
+  }
+  return ExitCode.Ok;
+}
