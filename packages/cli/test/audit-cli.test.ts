@@ -1,9 +1,12 @@
 // `secure-ipc audit verify|tail|proof` through the real binary on logs written by core's
 // openAuditLog: verify's lines and exit codes (ok, an edited record at its index, a truncation
 // caught by --witness, a wrong anchor), tail's JSON lines, proofs that verify with core's verifiers.
-import { readFileSync, writeFileSync } from 'node:fs';
+
+import { randomBytes } from 'node:crypto';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  auditMessageHash,
   openAuditLog,
   parseCheckpoint,
   verifyCheckpoint,
@@ -121,4 +124,38 @@ test('audit proof: inclusion and consistency proofs verify against the log’s c
   t.is(text.code, 0);
   t.regex(text.stdout, /^record 2 \(leaf .+\) in the tree of 4 \(root .+\)\n/);
   t.is((await cli(['audit', 'proof', dir, '99'])).code, 2);
+});
+
+test('audit hash --key FILE METHOD PARAMS: the keyed hash a server records, whatever the key order; the key file must be private', async (t) => {
+  const base = await tempDir(t, 'sipc-cli-audit-hash-');
+  const key = randomBytes(32);
+  const keyFile = join(base, 'hash.key');
+  writeFileSync(keyFile, `${key.toString('base64')}\n`, { mode: 0o600 });
+  const expected = Buffer.from(auditMessageHash(key, 'files.read', { path: '/etc/hosts', n: 1 })).toString(
+    'base64',
+  );
+  const run = await cli(['audit', 'hash', '--key', keyFile, 'files.read', '{"n":1,"path":"/etc/hosts"}']);
+  t.is(run.code, 0, run.stderr);
+  t.is(run.stdout.trim(), expected);
+  const json = await cli([
+    'audit',
+    'hash',
+    '--key',
+    keyFile,
+    'files.read',
+    '{"path":"/etc/hosts","n":1}',
+    '--json',
+  ]);
+  t.deepEqual(JSON.parse(json.stdout), { method: 'files.read', hash: expected });
+  const hex = join(base, 'hex.key');
+  writeFileSync(hex, key.toString('hex'), { mode: 0o600 });
+  t.is(
+    (await cli(['audit', 'hash', '--key', hex, 'files.read', '{"path":"/etc/hosts","n":1}'])).stdout.trim(),
+    expected,
+  );
+  chmodSync(keyFile, 0o644);
+  const open = await cli(['audit', 'hash', '--key', keyFile, 'files.read']);
+  t.is(open.code, 3, 'a key file others can read is refused');
+  const usage = await cli(['audit', 'hash', 'files.read']);
+  t.is(usage.code, 2, '--key is required');
 });

@@ -27,6 +27,7 @@ export {
   verifyConsistency,
   verifyInclusion,
 } from './audit/merkle.js';
+export { AUDIT_HASH_KEY_BYTES, auditMessageHash, readAuditHashKey } from './audit/message-hash.js';
 export {
   type Checkpoint,
   type NoteSignature,
@@ -408,6 +409,7 @@ export {
   type WithCircuitBreakerOptions,
   withCircuitBreaker,
 } from './resilience/with-breaker.js';
+export { DEFAULT_MAX_PENDING_AUDIT, type ServerAuditOptions, type ServerAuditState } from './rpc/audit.js';
 // RPC: clients, servers, policy, typed services.
 export {
   createClient,

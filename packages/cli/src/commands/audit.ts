@@ -11,25 +11,28 @@ import {
   type AuditLogState,
   type AuditProblem,
   type AuditReport,
+  auditMessageHash,
   consistencyProof,
   inclusionProof,
   isSecureIpcError,
   merkleRoot,
+  readAuditHashKey,
   readAuditLog,
   verifyAuditLog,
 } from '@secure-ipc/core';
 import { jsonOption, nonNegativeInt, parse, positiveInt, required } from '../args.js';
 import { CliError, type CliIo, ExitCode, printable, printJSON, println } from '../io.js';
-import { toJSONValue } from '../json-values.js';
+import { parseJSONParams, toJSONValue } from '../json-values.js';
 
 /** Usage lines. */
 export const usage =
   'secure-ipc audit verify DIR --anchor KEY [--witness FILE]... [--json]\n' +
   '  secure-ipc audit tail DIR [--count N]\n' +
-  '  secure-ipc audit proof DIR (INDEX | --from SIZE) [--size N] [--json]';
+  '  secure-ipc audit proof DIR (INDEX | --from SIZE) [--size N] [--json]\n' +
+  '  secure-ipc audit hash --key FILE METHOD [PARAMS_JSON] [--json]';
 
 /** The subcommands (error lines name them: `secure-ipc audit verify: ...`). */
-export const subcommands = ['verify', 'tail', 'proof'] as const;
+export const subcommands = ['verify', 'tail', 'proof', 'hash'] as const;
 
 // A witness file holds one checkpoint note; C2SP notes are small.
 const MAX_WITNESS_FILE = 65_536;
@@ -40,6 +43,7 @@ const options = {
   count: { type: 'string' },
   size: { type: 'string' },
   from: { type: 'string' },
+  key: { type: 'string' },
   ...jsonOption,
 } as const;
 
@@ -48,9 +52,9 @@ type Values = ReturnType<typeof parse<typeof options>>['values'];
 /** Run the command; resolves with the exit code. */
 export async function run(argv: string[], io: CliIo): Promise<number> {
   const [sub, ...rest] = argv;
-  if (sub !== 'verify' && sub !== 'tail' && sub !== 'proof')
+  if (sub !== 'verify' && sub !== 'tail' && sub !== 'proof' && sub !== 'hash')
     throw new CliError(
-      `unknown audit subcommand ${JSON.stringify(sub ?? '')} (expected verify, tail or proof)`,
+      `unknown audit subcommand ${JSON.stringify(sub ?? '')} (expected verify, tail, proof or hash)`,
     );
   const { values, positionals } = parse(rest, options, true);
   const only = (allowed: readonly (keyof Values)[]) => {
@@ -68,11 +72,47 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     if (positionals.length !== 1) throw new CliError(`audit tail takes one DIR (got ${positionals.length})`);
     return tail(positionals[0]!, positiveInt(values.count, 'count', 10), io);
   }
+  if (sub === 'hash') {
+    only(['key', 'json']);
+    if (positionals.length < 1 || positionals.length > 2)
+      throw new CliError(`audit hash takes METHOD and optionally PARAMS_JSON (got ${positionals.length})`);
+    return hash(required(values.key, 'key'), positionals[0]!, positionals[1], values.json === true, io);
+  }
   only(['size', 'from', 'json']);
   const wanted = values.from === undefined ? 2 : 1;
   if (positionals.length !== wanted)
     throw new CliError('audit proof takes DIR and INDEX, or DIR and --from SIZE (a consistency proof)');
   return proof(positionals[0]!, positionals[1], values, io);
+}
+
+/**
+ * The keyed hash a server's `rpc.call` record holds (field `h`) for METHOD called with PARAMS
+ * (JSON, in the CLI's value forms; absent: no params), printed as base64 as `audit tail` prints it.
+ */
+async function hash(
+  keyFile: string,
+  method: string,
+  paramsText: string | undefined,
+  json: boolean,
+  io: CliIo,
+) {
+  const params = paramsText === undefined ? undefined : parseJSONParams(paramsText);
+  let key: Uint8Array;
+  try {
+    key = await readAuditHashKey(keyFile);
+  } catch (err) {
+    throw new CliError(`cannot read the audit hash key ${printable(keyFile)}`, ExitCode.KeyOrFile, {
+      cause: err,
+    });
+  }
+  try {
+    const h = Buffer.from(auditMessageHash(key, method, params)).toString('base64');
+    if (json) printJSON(io.stdout, { method, hash: h });
+    else println(io.stdout, h);
+  } finally {
+    key.fill(0);
+  }
+  return ExitCode.Ok;
 }
 
 /** Core's errors about the directory are file problems here (exit 3), as in `outbox`. */

@@ -30,6 +30,7 @@ import {
 } from '../envelope/types.js';
 import { opaqueWireError, ownWireError, publicWireError } from '../envelope/wire-errors.js';
 import { createError, isSecureIpcError, type SecureIpcError } from '../errors.js';
+import { type AuditedCall, auditRefusal } from './audit.js';
 import { ByteBudget, DEFAULT_MAX_QUEUED_REPLY_BYTES, QUEUED_MESSAGE_OVERHEAD } from './byte-budget.js';
 import type { EventRouter } from './events.js';
 import {
@@ -72,6 +73,11 @@ export interface DispatcherOptions {
   onHandlerError?: (failure: HandlerFailure) => void;
   /** Asked before building each decision; false skips it (no listener, no cost). */
   wantsDecisions?: () => boolean;
+  /**
+   * Told every call after its authorization (the server's audit, ./audit.ts); false refuses it
+   * with SIPC_ERR_UNAVAILABLE, not executed (a `required` audit that cannot record).
+   */
+  onCall?: (call: AuditedCall) => boolean;
   /**
    * What `$stats` answers (the server's `stats()`); without it `$stats` is not a method here
    * (SIPC_ERR_NO_SUCH_METHOD once the policy allowed it).
@@ -318,6 +324,7 @@ export class Dispatcher {
       // `p` arrives as its own bytes (envelope/decode.ts), echoed as they are. With an
       // idempotency key it runs like any method, so a repeat gets the first payload back.
       if (!this.authorize('call', method)) return;
+      if (!this.#audited(id, env, method, true)) return;
       if (env.h?.idem === undefined || this.#options.idempotency === undefined)
         this.reply(id, { k: Kind.Response, id, p: env.p });
       else if (this.#incoming.size >= this.#maxIncoming) this.#overLimit(id);
@@ -326,9 +333,11 @@ export class Dispatcher {
     }
     // Authorize before looking the method up, so a peer cannot probe which methods exist.
     if (!this.authorize('call', method)) {
+      this.#audited(id, env, method, false);
       this.replyError(id, 'SIPC_ERR_FORBIDDEN');
       return;
     }
+    if (!this.#audited(id, env, method, true)) return;
     if (method === STATS && this.#options.stats !== undefined) {
       // Read-only and answered at once: params, idempotency key and deadline do not apply.
       this.reply(id, { k: Kind.Response, id, p: this.#options.stats() }, method);
@@ -352,6 +361,26 @@ export class Dispatcher {
       return;
     }
     this.#run(id, method, handler, env);
+  }
+
+  /**
+   * Tell the audit about call `env` (if the server audits); false, and the call refused with
+   * SIPC_ERR_UNAVAILABLE (not executed), when an allowed call cannot be recorded.
+   */
+  #audited(id: number, env: Envelope, method: string, allowed: boolean): boolean {
+    const onCall = this.#options.onCall;
+    if (onCall === undefined) return true;
+    const recorded = onCall({
+      channelId: this.#session.channel.id,
+      peer: this.#identity.peerId,
+      method,
+      allowed,
+      params: env.p,
+      streamed: env.h?.stream === true,
+    });
+    if (recorded || !allowed) return true;
+    this.reply(id, { k: Kind.Error, id, e: ownWireError(auditRefusal()) });
+    return false;
   }
 
   /**

@@ -11,9 +11,10 @@ import { createError } from '../errors.js';
 import { enforceRevocation, type RevocationEnforcer, refuseRevoked } from '../identity/enforcement.js';
 import type { RevocationList } from '../identity/revocation.js';
 import { selectTransport, type Transport } from '../transport/contract.js';
+import { handshakeFields } from './audit.js';
 import { createClient, type RpcClient, type RpcClientOptions } from './client.js';
 import { logClient, logServer } from './logging.js';
-import { createServer, type RpcServer, type RpcServerOptions } from './server.js';
+import { createServer, kAudit, type RpcServer, type RpcServerOptions } from './server.js';
 import type { EventMap, ServiceDefinition } from './service-types.js';
 
 /** Where to listen or connect: one transport, or several to choose from by the address's scheme. */
@@ -95,6 +96,18 @@ export async function serve<S extends object = ServiceDefinition, E extends obje
     }
     // Refused and failed handshakes, on the server a caller holds (never payload bytes or keys).
     secure.on('handshakeFailed', (failure) => server.emit('handshakeFailed', failure));
+    const audit = server[kAudit]();
+    if (audit !== undefined) {
+      secure.on('handshakeFailed', (f) => audit.record('handshake.failed', handshakeFields(f)));
+      revocation?.on('decision', (d) =>
+        audit.record('revocation', {
+          peer: d.who,
+          reason: d.what,
+          ...(d.serial === undefined ? {} : { serial: d.serial }),
+          ...(d.name === undefined ? {} : { name: d.name }),
+        }),
+      );
+    }
     if (options.logger !== undefined) logServer(server, options.logger, (stop) => secure.once('close', stop));
     server.listen(secure);
   } catch (err) {

@@ -4,13 +4,16 @@
  * listener (`server.listen(secureListener)`); `serve()` in ./serve.ts does both for you.
  */
 import { EventEmitter } from 'node:events';
+import type { AuditFields } from '../audit/record.js';
+import { type CloseInfo, closeInfoOf } from '../channel/options.js';
 import type { HandshakeFailure } from '../channel/secure-listener.js';
 import { MAX_TIMER_MS } from '../constants.js';
 import { DIAGNOSTICS_VERSION, diagnostics, type PolicyDecisionMessage } from '../diagnostics/channels.js';
 import { type EventMessage, finishTraced, runTraced, traced, tracing } from '../diagnostics/tracing.js';
 import { encodeEnvelope } from '../envelope/encode.js';
 import { EnvelopeKind as Kind } from '../envelope/types.js';
-import { createError } from '../errors.js';
+import { createError, type SecureIpcError } from '../errors.js';
+import { auditRefusal, ServerAudit, type ServerAuditOptions, type ServerAuditState } from './audit.js';
 import { DEFAULT_MAX_QUEUED_EVENT_BYTES } from './byte-budget.js';
 import type { AnyHandler, HandlerFailure } from './dispatcher.js';
 import { type EventListener, EventRouter, guardListener, reportListenerError } from './events.js';
@@ -75,6 +78,12 @@ export interface RpcServerOptions {
    * its channel with SIPC_ERR_BUSY.
    */
   eventOverflow?: 'drop' | 'disconnect';
+  /**
+   * Record what happens on every channel in a tamper-evident audit log (docs/audit.md, "What a
+   * server records"): channel opens and closes, every call with its verdict and the keyed hash
+   * of its params, subscribe and publish decisions; with `required`, fail closed.
+   */
+  audit?: ServerAuditOptions;
 }
 
 /** What `publish()` did with one event; subscribers = queued + dropped. */
@@ -131,6 +140,36 @@ function publishDecision(channelId: number | undefined, d: PolicyDecision): void
     at: d.at,
   };
   diagnostics.policyDecision.publish(message);
+}
+
+/** @internal The symbol of RpcServer's recorder accessor (serve() records what only it sees). */
+export const kAudit: unique symbol = Symbol('audit');
+
+/** Record a served channel's open now and its close when it comes (docs/audit.md). */
+function recordChannel(audit: ServerAudit, channel: RpcChannel, peer: RpcPeer): void {
+  const opened = Date.now();
+  const { peer: os } = channel;
+  const fields: Record<string, AuditFields[string]> = {
+    peer: peer.peerId,
+    roles: [...peer.roles],
+    protocol: channel.version ?? 1,
+    transport: os.transport,
+  };
+  if (channel.id !== undefined) fields.channel = channel.id;
+  if (os.pid !== undefined) fields.pid = os.pid;
+  if (os.uid !== undefined) fields.uid = os.uid;
+  if (os.osIdentity !== undefined) fields.osIdentity = os.osIdentity;
+  audit.record('channel.open', fields);
+  channel.once('close', (error?: SecureIpcError, info?: CloseInfo) => {
+    const closed: Record<string, AuditFields[string]> = {
+      peer: peer.peerId,
+      reason: (info ?? closeInfoOf(error)).reason,
+      durationMs: Date.now() - opened,
+    };
+    if (channel.id !== undefined) closed.channel = channel.id;
+    if (error?.code !== undefined) closed.code = error.code;
+    audit.record('channel.close', closed);
+  });
 }
 
 /** A channel that arrived while the server drains: closed, never served. */
@@ -239,6 +278,7 @@ export class RpcServer<
   /** Each source's channel listener (a drain swaps it for closeAtOnce). */
   readonly #onChannel = new Map<ChannelSource, (channel: RpcChannel) => void>();
   readonly #idempotency: IdempotencyCache;
+  readonly #audit: ServerAudit | undefined;
   readonly #policy: Policy;
   readonly #options: RpcServerOptions;
 
@@ -253,6 +293,22 @@ export class RpcServer<
     this.#options = options;
     this.#policy = options.policy ?? DENY_ALL;
     this.#idempotency = new IdempotencyCache(options.idempotency);
+    this.#audit =
+      options.audit === undefined
+        ? undefined
+        : new ServerAudit(options.audit, (err) => {
+            if (this.listenerCount('error') > 0) this.emit('error', err);
+          });
+  }
+
+  /** @internal serve()'s access to the recorder (handshake failures, revocations). */
+  [kAudit](): ServerAudit | undefined {
+    return this.#audit;
+  }
+
+  /** The audit recorder, when the server audits: records dropped so far, the first failure. */
+  get audit(): ServerAuditState | undefined {
+    return this.#audit;
   }
 
   /** The address of the first listener served (with a `tcp://host:0` port filled in). */
@@ -411,6 +467,9 @@ export class RpcServer<
 
   /** Serve one secure channel. */
   attach(channel: RpcChannel): RpcPeer {
+    const audit = this.#audit;
+    // Fail closed: a server that must audit and cannot takes no new channel.
+    if (audit?.refusing === true) void channel.close(auditRefusal()).catch(() => {});
     const peer = new RpcPeer(channel, {
       handlers: this.#handlers,
       events: this.#events,
@@ -420,8 +479,12 @@ export class RpcServer<
       maxInFlight: this.#options.maxInFlight,
       maxQueuedReplyBytes: this.#options.maxQueuedReplyBytes,
       maxQueuedEventBytes: this.#options.maxQueuedEventBytes,
-      wantsDecisions: () => this.listenerCount('decision') > 0 || diagnostics.policyDecision.hasSubscribers,
+      wantsDecisions: () =>
+        this.listenerCount('decision') > 0 ||
+        diagnostics.policyDecision.hasSubscribers ||
+        audit !== undefined,
       onDecision: (d) => {
+        audit?.decision(channel.id, d);
         if (diagnostics.policyDecision.hasSubscribers) publishDecision(channel.id, d);
         if (this.listenerCount('decision') === 0) return;
         try {
@@ -442,8 +505,10 @@ export class RpcServer<
         if (this.listenerCount('error') > 0) this.emit('error', err);
       },
       stats: this.#stats,
+      onCall: audit === undefined ? undefined : (c) => audit.call(c),
     });
     if (peer.closed) return peer;
+    if (audit !== undefined) recordChannel(audit, channel, peer);
     this.#peers.add(peer);
     channel.once('close', () => {
       this.#peers.delete(peer);

@@ -1,0 +1,178 @@
+/**
+ * A server's audit recording (docs/audit.md, "What a server records"): channel opens and closes,
+ * every call (method, verdict, the keyed hash of its params), the other policy decisions, and
+ * with `required` the fail-closed switch. Records are appended without holding the request: the
+ * log writes them in order; the first append that fails turns a `required` server away from new
+ * channels and requests.
+ */
+import type { AuditLog } from '../audit/log.js';
+import { auditMessageHash } from '../audit/message-hash.js';
+import type { AuditFields } from '../audit/record.js';
+import type { HandshakeFailure } from '../channel/secure-listener.js';
+import { createError, type SecureIpcError, toSecureIpcError } from '../errors.js';
+import type { PolicyDecision } from './policy.js';
+
+/** Default of `ServerAuditOptions.maxPending`. */
+export const DEFAULT_MAX_PENDING_AUDIT = 10_000;
+
+/** The `audit` option of a server. */
+export interface ServerAuditOptions {
+  /** The log records go to (`openAuditLog`); the server never closes it. */
+  readonly log: AuditLog;
+  /**
+   * A 32-byte key: each call's params are recorded as `auditMessageHash(key, method, params)`
+   * (field `h`); without it, no hash. Keep it apart from the log: whoever holds it can test
+   * guesses of params against the log.
+   */
+  readonly hashKey?: Uint8Array;
+  /**
+   * Fail closed: once an append failed (or `maxPending` appends wait for the disk), new channels
+   * are closed at once and requests are refused with SIPC_ERR_UNAVAILABLE (not executed) instead
+   * of running unaudited. Without it, records that cannot be appended are dropped and counted.
+   */
+  readonly required?: boolean;
+  /** Most appends waiting for the disk at once (default 10,000; 1 to 1,000,000). */
+  readonly maxPending?: number;
+}
+
+/** What a server's audit has done so far (`server.audit`). */
+export interface ServerAuditState {
+  /** Records that could not be appended (the log failed, or `maxPending` waited), when not `required`. */
+  readonly dropped: number;
+  /** The first append that failed (SIPC_ERR_AUDIT_CORRUPT or the log's own error), if any. */
+  readonly failure: SecureIpcError | undefined;
+}
+
+/** @internal What the dispatcher tells the audit for each call. */
+export interface AuditedCall {
+  readonly channelId: number | undefined;
+  readonly peer: string;
+  readonly method: string;
+  readonly allowed: boolean;
+  readonly params: unknown;
+  readonly streamed: boolean;
+}
+
+/** @internal A failed handshake's record fields (the peer's OS facts; its key when it got that far). */
+export function handshakeFields(f: HandshakeFailure): AuditFields {
+  const fields: Record<string, AuditFields[string]> = { kind: f.kind, code: f.code };
+  if (f.fingerprint !== undefined) fields.peer = f.fingerprint;
+  const os = f.peer;
+  if (os !== undefined) {
+    fields.transport = os.transport;
+    if (os.pid !== undefined) fields.pid = os.pid;
+    if (os.uid !== undefined) fields.uid = os.uid;
+    if (os.osIdentity !== undefined) fields.osIdentity = os.osIdentity;
+    if (os.address !== undefined) fields.address = os.address;
+  }
+  return fields;
+}
+
+/** @internal The refusal a `required` server answers while it cannot audit. */
+export function auditRefusal(): SecureIpcError {
+  return createError(
+    'SIPC_ERR_UNAVAILABLE',
+    'The server cannot audit the request (its audit log failed): not executed',
+  );
+}
+
+/** @internal One server's recorder. */
+export class ServerAudit implements ServerAuditState {
+  readonly #log: AuditLog;
+  readonly #hashKey: Uint8Array | undefined;
+  readonly #required: boolean;
+  readonly #maxPending: number;
+  readonly #onError: (err: unknown) => void;
+  #pending = 0;
+  #failure: SecureIpcError | undefined;
+  /** Records not appended (the log failed, or too many waited), when not `required`. */
+  dropped = 0;
+
+  constructor(options: ServerAuditOptions, onError: (err: unknown) => void) {
+    if (typeof options !== 'object' || options === null || typeof options.log?.append !== 'function')
+      throw createError('SIPC_ERR_INVALID_ARGUMENT', 'audit.log must be an open audit log (openAuditLog)');
+    const max = options.maxPending ?? DEFAULT_MAX_PENDING_AUDIT;
+    if (!Number.isSafeInteger(max) || max < 1 || max > 1_000_000)
+      throw createError(
+        'SIPC_ERR_INVALID_ARGUMENT',
+        'audit.maxPending must be an integer from 1 to 1,000,000',
+      );
+    if (
+      options.hashKey !== undefined &&
+      !(options.hashKey instanceof Uint8Array && options.hashKey.byteLength === 32)
+    )
+      throw createError('SIPC_ERR_INVALID_ARGUMENT', 'audit.hashKey must be 32 bytes');
+    this.#log = options.log;
+    this.#hashKey = options.hashKey === undefined ? undefined : new Uint8Array(options.hashKey);
+    this.#required = options.required === true;
+    this.#maxPending = max;
+    this.#onError = onError;
+  }
+
+  /** The first append failure, if any. */
+  get failure(): SecureIpcError | undefined {
+    return this.#failure;
+  }
+
+  /** True while a `required` server must refuse: the log failed, or its queue is full. */
+  get refusing(): boolean {
+    return this.#required && (this.#failure !== undefined || this.#pending >= this.#maxPending);
+  }
+
+  /** Append one record (not awaited: the log keeps the order). */
+  record(type: string, fields: AuditFields): void {
+    if (this.#failure !== undefined || this.#pending >= this.#maxPending) {
+      this.dropped++;
+      return;
+    }
+    this.#pending++;
+    this.#log.append({ type, fields }).then(
+      () => {
+        this.#pending--;
+      },
+      (err: unknown) => {
+        this.#pending--;
+        if (this.#failure === undefined) {
+          this.#failure = toSecureIpcError(err, 'SIPC_ERR_AUDIT_CORRUPT');
+          this.#onError(this.#failure);
+        }
+        this.dropped++;
+      },
+    );
+  }
+
+  /** A call: false when a `required` server must refuse it (nothing recorded then). */
+  call(c: AuditedCall): boolean {
+    if (this.refusing) return false;
+    const fields: Record<string, AuditFields[string]> = {
+      peer: c.peer,
+      method: c.method,
+      allowed: c.allowed,
+    };
+    if (c.channelId !== undefined) fields.channel = c.channelId;
+    if (this.#hashKey !== undefined && c.allowed && !c.streamed) {
+      try {
+        fields.h = auditMessageHash(this.#hashKey, c.method, c.params);
+      } catch {
+        fields.h = null; // params msgpack cannot carry again (cannot happen for decoded params)
+      }
+    }
+    if (c.streamed) fields.streamed = true;
+    this.record('rpc.call', fields);
+    return true;
+  }
+
+  /** A subscribe or publish decision (calls are recorded by `call`). */
+  decision(channelId: number | undefined, d: PolicyDecision): void {
+    if (d.action === 'call') return;
+    const fields: Record<string, AuditFields[string]> = {
+      peer: d.who,
+      action: d.action,
+      what: d.what,
+      allowed: d.allowed,
+      roles: [...d.roles],
+    };
+    if (channelId !== undefined) fields.channel = channelId;
+    this.record('policy.decision', fields);
+  }
+}
