@@ -21,6 +21,7 @@ const FACTORIES: Record<string, () => Impl> = {
   'sipc-local': () => secureIpc('local', 'rpc'),
   'chan-unix': () => secureIpc('unix', 'channel'),
   'sipc-unix-v1': () => secureIpc('unix', 'rpc', true),
+  'sipc-unix-audit': () => secureIpc('unix', 'rpc', false, true),
   'sipc-tcp-v1': () => secureIpc('tcp', 'rpc', true),
   'chan-unix-v1': () => secureIpc('unix', 'channel', true),
   'secret-stream-unix': secretStream,

@@ -7,6 +7,7 @@
  * because `serve()` does not report the port it got for `tcp://127.0.0.1:0`. The channel row has no envelope and no
  * RPC bookkeeping, so RPC row minus channel row is what the RPC layer costs.
  */
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import {
   connect,
@@ -15,6 +16,7 @@ import {
   generateKeyPair,
   type KeyPair,
   keyPairFromSecretKey,
+  openAuditLog,
   type RpcClient,
   type SecureChannel,
   secureConnect,
@@ -59,8 +61,8 @@ function ownKeys(s: SideSecrets): KeyPair {
  * A secure-ipc row. With `v1`, both ends speak only protocol version 1 (`versions: [1]`): the
  * `-v1` rows, against which the version-2 acceptance (docs/protocol.md 3.8) is measured.
  */
-export function secureIpc(socket: SipcSocket, level: SipcLevel, v1 = false): Impl {
-  const id = `${level === 'rpc' ? `sipc-${socket}` : `chan-${socket}`}${v1 ? '-v1' : ''}`;
+export function secureIpc(socket: SipcSocket, level: SipcLevel, v1 = false, audit = false): Impl {
+  const id = `${level === 'rpc' ? `sipc-${socket}` : `chan-${socket}`}${v1 ? '-v1' : ''}${audit ? '-audit' : ''}`;
   const versions = v1 ? { versions: [1] } : {};
   return {
     id,
@@ -68,7 +70,7 @@ export function secureIpc(socket: SipcSocket, level: SipcLevel, v1 = false): Imp
       level === 'rpc'
         ? `secure-ipc RPC, ${SOCKET_LABEL[socket]}`
         : `secure-ipc channel, no RPC, ${SOCKET_LABEL[socket]}`
-    }${v1 ? ', protocol version 1 only' : ''}`,
+    }${v1 ? ', protocol version 1 only' : ''}${audit ? ', audited (every call recorded with its keyed hash)' : ''}`,
     baseline: socket === 'tcp' ? 'raw-tcp' : 'raw-unix',
     security: 'Noise XX (X25519, ChaChaPoly, BLAKE2b); both static keys pinned',
     packages: ['@secure-ipc/core', `@secure-ipc/transport-${socket === 'tcp' ? 'tcp' : 'unix'}`],
@@ -114,10 +116,24 @@ export function secureIpc(socket: SipcSocket, level: SipcLevel, v1 = false): Imp
         roles: { bench: { publish: [SINK_TOPIC] } },
         peers: [{ key: peer, roles: ['bench'] }],
       });
-      const server = createServer({ policy });
+      // Audited: every call is a record (method, verdict, keyed BLAKE2b of its params) in a
+      // tamper-evident log in the run's directory (docs/audit.md), as a server with `audit` does.
+      const log = audit
+        ? await openAuditLog({ dir: path.join(ctx.dir, 'audit'), origin: 'bench/audit' })
+        : undefined;
+      const server = createServer({
+        policy,
+        ...(log === undefined ? {} : { audit: { log, hashKey: randomBytes(32) } }),
+      });
       server.subscribe(SINK_TOPIC, () => {});
       server.listen(secure);
-      return { address: listener.address, close: () => server.close() };
+      return {
+        address: listener.address,
+        close: async () => {
+          await server.close();
+          await log?.close();
+        },
+      };
     },
     async connect(address, secrets) {
       const keyPair = ownKeys(secrets);
