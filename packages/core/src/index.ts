@@ -98,6 +98,7 @@ export {
   SUPPORTED_VERSIONS,
 } from './constants.js';
 export {
+  type AuditAppendMessage,
   type BreakerStateMessage,
   type ChannelCloseMessage,
   type ChannelOpenMessage,

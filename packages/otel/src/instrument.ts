@@ -23,7 +23,9 @@ import {
   type TracerProvider,
   trace,
 } from '@opentelemetry/api';
+import type { LoggerProvider } from '@opentelemetry/api-logs';
 import {
+  type AuditAppendMessage,
   type BreakerStateMessage,
   type ChannelCloseMessage,
   type ChannelOpenMessage,
@@ -100,6 +102,13 @@ export interface SecureIpcInstrumentationOptions {
   /** Most distinct `rpc.method` values in metrics without `knownMethods` (default 256; 1 to 10,000). */
   maxMethods?: number;
   /**
+   * Where audit records go as OpenTelemetry log records (an `@opentelemetry/api-logs`
+   * LoggerProvider, e.g. sdk-logs'): every record an audit log in this process writes
+   * (docs/audit.md), with its origin, index and leaf hash, so the receiver can ask the local log
+   * for an inclusion proof. Without it, none are sent.
+   */
+  loggerProvider?: LoggerProvider;
+  /**
    * Opt in to the peer's key fingerprint as the `secure_ipc.peer` label of call and connection
    * metrics, for the first `maxPeers` distinct peers (1 to 10,000; the rest `_OTHER`). Off by
    * default: one series per peer is what sinks a metrics backend.
@@ -168,6 +177,14 @@ function traceparentOf(span: Span): string | undefined {
   const sc = span.spanContext();
   if (!trace.isSpanContextValid(sc)) return undefined;
   return `00-${sc.traceId}-${sc.spanId}-0${(sc.traceFlags & 1).toString(16)}`;
+}
+
+/** An audit field as a log attribute: scalars as they are, bytes base64, anything else as JSON. */
+function auditValue(value: unknown): string | number | boolean | string[] {
+  if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') return value;
+  if (value instanceof Uint8Array) return Buffer.from(value).toString('base64');
+  if (Array.isArray(value) && value.every((v) => typeof v === 'string')) return value as string[];
+  return JSON.stringify(value, (_k, v) => (v instanceof Uint8Array ? Buffer.from(v).toString('base64') : v));
 }
 
 /** A request span's attributes at its start (both sides). */
@@ -505,6 +522,27 @@ export function instrumentSecureIpc(options: SecureIpcInstrumentationOptions = {
       'secure_ipc.retry.transparent': m.transparent,
     });
   };
+  const auditLogger = options.loggerProvider?.getLogger(INSTRUMENTATION_NAME, INSTRUMENTATION_VERSION);
+  const onAudit = (raw: unknown) => {
+    if (auditLogger === undefined) return;
+    const m = raw as AuditAppendMessage;
+    const attributes: Attributes = {
+      'secure_ipc.audit.origin': m.origin,
+      'secure_ipc.audit.index': m.index,
+      'secure_ipc.audit.type': m.type,
+      'secure_ipc.audit.leaf_hash': Buffer.from(m.leafHash).toString('base64'),
+    };
+    for (const [key, value] of Object.entries(m.fields))
+      attributes[`secure_ipc.audit.f.${key}`] = auditValue(value);
+    const warn = m.fields.allowed === false || m.type === 'handshake.failed' || m.type === 'revocation';
+    auditLogger.emit({
+      timestamp: m.at,
+      severityNumber: warn ? 13 : 9, // WARN, INFO
+      severityText: warn ? 'WARN' : 'INFO',
+      body: `audit ${m.type}`,
+      attributes,
+    });
+  };
   const STATE = { closed: 0, 'half-open': 1, open: 2 } as Record<string, number>;
   const onBreaker = (raw: unknown) => {
     const m = raw as BreakerStateMessage;
@@ -531,6 +569,7 @@ export function instrumentSecureIpc(options: SecureIpcInstrumentationOptions = {
     [DIAGNOSTICS_CHANNELS.retry, onRetry],
     [DIAGNOSTICS_CHANNELS.breakerState, onBreaker],
     [DIAGNOSTICS_CHANNELS.outbox, onOutbox],
+    [DIAGNOSTICS_CHANNELS.auditAppend, onAudit],
   ];
   for (const [name, fn] of plain) subscribe(name, fn);
 

@@ -18,6 +18,7 @@
 import type { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { sodium } from '../crypto/sodium.js';
+import { type AuditAppendMessage, DIAGNOSTICS_VERSION, diagnostics } from '../diagnostics/channels.js';
 import { createError, type SecureIpcError } from '../errors.js';
 import { type AccessGuard, posixOwnerOnly } from '../keys/access-guard.js';
 import {
@@ -371,6 +372,18 @@ class FileAuditLog implements AuditLog {
     const leafHash = hashLeaf(bytes);
     this.#leaves.push(leafHash);
     this.#frontier.push(leafHash);
+    if (diagnostics.auditAppend.hasSubscribers) {
+      const message: AuditAppendMessage = {
+        v: DIAGNOSTICS_VERSION,
+        origin: this.origin,
+        index,
+        type: record.type,
+        at: record.at,
+        fields: record.fields,
+        leafHash: new Uint8Array(leafHash),
+      };
+      diagnostics.auditAppend.publish(message);
+    }
     return { index, leafHash: new Uint8Array(leafHash) };
   }
 

@@ -25,6 +25,8 @@ export const DIAGNOSTICS_CHANNELS = Object.freeze({
   breakerState: 'secure-ipc:breaker.state',
   /** An outbox entry was added or ended: {@link OutboxMessage}. */
   outbox: 'secure-ipc:outbox',
+  /** A record was written to an audit log: {@link AuditAppendMessage} (docs/audit.md). */
+  auditAppend: 'secure-ipc:audit.append',
 } as const);
 
 /** Published on `secure-ipc:channel.open` once a channel's handshake finished. */
@@ -145,6 +147,28 @@ export interface OutboxMessage {
   readonly at: number;
 }
 
+/**
+ * Published on `secure-ipc:audit.append` once a record is in an audit log's segment (written, not
+ * yet fsynced): what a forwarder sends to a central system; its index and leaf hash let the
+ * receiver ask the local log for an inclusion proof.
+ */
+export interface AuditAppendMessage {
+  /** {@link DIAGNOSTICS_VERSION}. */
+  readonly v: 1;
+  /** The log's origin (its name in checkpoints). */
+  readonly origin: string;
+  /** The record's index. */
+  readonly index: number;
+  /** The record type (`epoch`, `rpc.call`, `channel.open`, ...). */
+  readonly type: string;
+  /** When it was written, ms since the epoch (the record's `at`). */
+  readonly at: number;
+  /** The record's fields, as recorded (a server's hold no payload: docs/audit.md). */
+  readonly fields: Readonly<Record<string, unknown>>;
+  /** The record's RFC 9162 leaf hash (32 bytes). */
+  readonly leafHash: Uint8Array;
+}
+
 /** @internal The channel objects; publishers guard every publish with `hasSubscribers`. */
 export const diagnostics = {
   channelOpen: channel(DIAGNOSTICS_CHANNELS.channelOpen),
@@ -153,6 +177,7 @@ export const diagnostics = {
   retry: channel(DIAGNOSTICS_CHANNELS.retry),
   breakerState: channel(DIAGNOSTICS_CHANNELS.breakerState),
   outbox: channel(DIAGNOSTICS_CHANNELS.outbox),
+  auditAppend: channel(DIAGNOSTICS_CHANNELS.auditAppend),
 } as const;
 
 let lastChannelId = 0;
