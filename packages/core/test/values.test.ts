@@ -93,6 +93,22 @@ testProp('what arrives re-encodes to the same bytes (values are stable across ho
   t.deepEqual(decodeValue(twice), decodeValue(once));
 });
 
+test('a native map keeps its wire order when a non-string key comes after an integer-like string key', (t) => {
+  // fast-check seed 1499881160 found this: the entries read as object properties before the first
+  // non-string key were listed integer-like first ("0" before ""), so the Map came out reordered.
+  const m = new Map<unknown, unknown>([
+    ['', null],
+    ['0', 0],
+    [0, ''],
+  ]);
+  const back = roundTrip(m) as Map<unknown, unknown>;
+  t.deepEqual([...back.keys()], ['', '0', 0]);
+  t.deepEqual(back, m);
+  // And after a __proto__ key, which turns the rest of a string-keyed map into a Map too.
+  const wire = unhex(`83a0c0a13000a9${hex(new TextEncoder().encode('__proto__'))}02`);
+  t.deepEqual([...(decodeValue(wire) as Map<unknown, unknown>).keys()], ['', '0', '__proto__']);
+});
+
 test('integers: exact over 64 bits, bigint only beyond +-(2^53 - 1); -0 and fractions as float 64', (t) => {
   t.is(roundTrip(2n ** 64n - 1n), 2n ** 64n - 1n);
   t.is(roundTrip(-(2n ** 63n)), -(2n ** 63n));

@@ -931,35 +931,33 @@ function readArray(n: number, depth: number): unknown[] {
 function readMap(n: number, depth: number): unknown {
   if (depth > MAX_DECODE_DEPTH) throw new ValueDecodeError('nested too deep');
   const o: Record<string, unknown> = {};
+  const start = at;
   for (let i = 0; i < n; i++) {
     const b = bytes[at]!;
     // A string key: fixstr or str 8/16/32.
     if ((b & 0xe0) === 0xa0 || (b >= 0xd9 && b <= 0xdb)) {
       const k = readItem(depth, true) as string;
-      if (k === '__proto__') return readMapAsMap(o, i, k, n, depth);
+      if (k === '__proto__') return readMapAsMap(start, n, depth);
       // Own properties only ever hold decoded values (never undefined): undefined is "not yet
       // seen" unless an inherited property answers (toString...), which hasOwn settles.
       if (o[k] !== undefined && Object.hasOwn(o, k)) throw new ValueDecodeError('a map with a duplicate key');
       o[k] = readItem(depth, false);
-    } else return readMapAsMap(o, i, undefined, n, depth);
+    } else return readMapAsMap(start, n, depth);
   }
   return o;
 }
 
-/** The rest of a map that turned out not to be all strings (or to have `__proto__`): a Map. */
-function readMapAsMap(
-  o: Record<string, unknown>,
-  done: number,
-  pendingKey: string | undefined,
-  n: number,
-  depth: number,
-): Map<unknown, unknown> {
+/**
+ * A map that turned out not to be all strings (or to have `__proto__`), read again from its first
+ * key at `start` into a Map: the Map keeps the wire's order, which the object read so far may not
+ * (an object lists integer-like keys such as "0" first). Rare, so reading those entries twice is
+ * cheaper than keeping the order on the common path.
+ */
+function readMapAsMap(start: number, n: number, depth: number): Map<unknown, unknown> {
+  at = start;
   const m = new Map<unknown, unknown>();
-  for (const k of Object.keys(o)) m.set(k, o[k]);
-  for (let i = done; i < n; i++) {
-    let k: unknown;
-    if (i === done && pendingKey !== undefined) k = pendingKey;
-    else k = readItem(depth, true);
+  for (let i = 0; i < n; i++) {
+    const k = readItem(depth, true);
     if (m.has(k)) throw new ValueDecodeError('a map with a duplicate key');
     m.set(k, readItem(depth, false));
   }
