@@ -90,6 +90,10 @@ export const ERROR_TABLE = {
     'AuditCorruptError',
     'An audit log record, segment or checkpoint is malformed or fails verification',
   ],
+  SIPC_ERR_AUDIT_FORK: [
+    'AuditForkError',
+    'An audit log showed a witness a history that does not extend the one it signed before',
+  ],
   SIPC_ERR_INSUFFICIENT_PROTECTION: [
     'InsufficientProtectionError',
     'The protection available here is below the minimum asked for',

@@ -58,6 +58,23 @@ export {
   type VerifyAuditLogOptions,
   verifyAuditLog,
 } from './audit/verify.js';
+export {
+  type AcceptedCosignature,
+  type AuditWitness,
+  type AuditWitnessEpoch,
+  type AuditWitnessOptions,
+  type AuditWitnessRequest,
+  type AuditWitnessResult,
+  type AuditWitnessState,
+  type AuditWitnessUpdate,
+  type Cosignature,
+  cosignatureKeyId,
+  cosignatureLine,
+  createAuditWitness,
+  generateWitnessKey,
+  MAX_WITNESS_EPOCHS,
+  verifyCosignature,
+} from './audit/witness.js';
 export type {
   ChannelEvents,
   ChannelOptions,
@@ -76,6 +93,7 @@ export {
   type AdmissionLimit,
   type HandshakeFailure,
   type LimitDecision,
+  type ListenerUpdate,
   type SecureListener,
   type SecureListenerEvents,
   type SecureListenerOptions,
@@ -518,5 +536,6 @@ export type {
 export type { RpcChannel } from './rpc/session.js';
 export { type CallCounts, type ChannelStats, type ServerStats, STATS_VERSION } from './rpc/stats.js';
 export type { RemoteStream } from './rpc/streams.js';
+export type { WitnessRoundResult } from './rpc/witness.js';
 // The transport contract's types, as the options above name them (the rest: `./transport`).
 export type { AbortOptions, Connection, Listener, PeerInfo, Transport } from './transport/contract.js';

@@ -13,8 +13,10 @@ import {
   auditMessageHash,
   connect,
   createPolicy,
+  generateAuthority,
   generateKeyPair,
   isSecureIpcError,
+  issueCertificate,
   keyFingerprint,
   openAuditLog,
   readAuditLog,
@@ -148,6 +150,44 @@ test('not required: the server goes on when the log fails, counting the records 
   t.true(w.server.audit!.dropped >= 5, String(w.server.audit!.dropped));
   await client.close();
   await w.server.close();
+});
+
+test('key and certificate rotation (listener.update) is recorded: the fingerprints, what was replaced, the certificate, never a key', async (t) => {
+  const w = await world(t, 'memory://audit-rotation', {});
+  const next = generateKeyPair();
+  const ca = generateAuthority();
+  const cert = issueCertificate(ca, {
+    subjectKey: next.publicKey,
+    name: 'server-2',
+    roles: ['service'],
+    ttlMs: 3_600_000,
+  });
+  w.server.listener.update({ keyPair: next, payload: { cert: cert.bytes } });
+  w.server.listener.update({ trust: { keys: [w.clientKeys.publicKey] } });
+  await w.server.close();
+  await w.log.close();
+  const state = await readAuditLog(w.dir);
+  const updates = state.records.filter((r) => r?.type === 'listener.update').map((r) => r!.fields);
+  t.deepEqual(updates, [
+    {
+      key: keyFingerprint(next.publicKey),
+      previousKey: keyFingerprint(w.serverKeys.publicKey),
+      trust: false,
+      payload: true,
+      certSerial: cert.serial,
+      certName: 'server-2',
+      certRoles: ['service'],
+      certNotAfter: cert.notAfter,
+    },
+    { trust: true, payload: false },
+  ]);
+  // No byte of either secret key is in the log.
+  const files = await readdir(w.dir);
+  for (const f of files.filter((n) => n.endsWith('.log'))) {
+    const bytes = await readFile(join(w.dir, f));
+    t.is(bytes.indexOf(Buffer.from(next.secretKey)), -1);
+    t.is(bytes.indexOf(Buffer.from(w.serverKeys.secretKey)), -1);
+  }
 });
 
 test('auditMessageHash: 32-byte keys only; the key, the method and the params each change it', (t) => {

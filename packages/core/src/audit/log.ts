@@ -47,6 +47,14 @@ import {
   parseEpochRecord,
 } from './record.js';
 import { readAuditLog, verifyAuditState } from './verify.js';
+import {
+  type AcceptedCosignature,
+  type AuditWitnessRequest,
+  type AuditWitnessUpdate,
+  checkCosignature,
+  type EpochRecordRef,
+  witnessUpdate,
+} from './witness.js';
 
 /** Options of `openAuditLog`. */
 export interface AuditLogOptions {
@@ -108,6 +116,16 @@ export interface AuditLog {
   inclusionProof(index: number, size?: number): Uint8Array[];
   /** The consistency proof from the tree of `size1` records to that of `size2` (default all). */
   consistencyProof(size1: number, size2?: number): Uint8Array[];
+  /**
+   * The update a witness holding `from` needs (docs/audit.md, "Witnesses"): the last checkpoint,
+   * the consistency proof to it, the epoch records it lacks with their proofs.
+   */
+  witnessUpdate(from: AuditWitnessRequest): AuditWitnessUpdate;
+  /**
+   * Check a checkpoint of this log cosigned by the witness key `key`; its size, root and the
+   * cosignature (SIPC_ERR_INVALID_ARGUMENT when it is not one). Records nothing.
+   */
+  checkCosignature(note: string, key: Uint8Array): AcceptedCosignature;
   /** Write a final checkpoint, close the files and zero the secret key. */
   close(): Promise<void>;
 }
@@ -143,6 +161,7 @@ class FileAuditLog implements AuditLog {
   readonly #guard: AccessGuard;
   readonly #leaves: Uint8Array[] = [];
   readonly #frontier = new MerkleFrontier();
+  readonly #epochRecords: EpochRecordRef[] = [];
   #key: EpochKey | undefined;
   #anchor: Uint8Array | undefined;
   #epochStartedAt = 0;
@@ -290,6 +309,13 @@ class FileAuditLog implements AuditLog {
       this.#leaves.push(h);
       this.#frontier.push(h);
     }
+    for (const e of report.epochs)
+      this.#epochRecords.push({
+        epoch: e.epoch,
+        index: e.startIndex,
+        bytes: state.frames[e.startIndex]!,
+        fields: parseEpochRecord(state.records[e.startIndex]!),
+      });
     const current = report.epochs[report.epochs.length - 1]!;
     const key = await readEpochKey(this.#dir, current.epoch);
     if (!sodium.sodium_memcmp(key.publicKey, current.publicKey)) {
@@ -372,6 +398,10 @@ class FileAuditLog implements AuditLog {
     const leafHash = hashLeaf(bytes);
     this.#leaves.push(leafHash);
     this.#frontier.push(leafHash);
+    if (record.type === EPOCH_TYPE) {
+      const fields = parseEpochRecord(record);
+      this.#epochRecords.push({ epoch: fields.epoch, index, bytes, fields });
+    }
     if (diagnostics.auditAppend.hasSubscribers) {
       const message: AuditAppendMessage = {
         v: DIAGNOSTICS_VERSION,
@@ -442,6 +472,24 @@ class FileAuditLog implements AuditLog {
 
   consistencyProof(size1: number, size2: number = this.size): Uint8Array[] {
     return consistencyProof(this.#leaves, size1, size2);
+  }
+
+  witnessUpdate(from: AuditWitnessRequest): AuditWitnessUpdate {
+    return witnessUpdate(this.#witnessSource(), from);
+  }
+
+  checkCosignature(note: string, key: Uint8Array): AcceptedCosignature {
+    return checkCosignature(this.#witnessSource(), note, key);
+  }
+
+  #witnessSource() {
+    return {
+      origin: this.origin,
+      lastCheckpoint: this.#lastCheckpoint,
+      epochRecords: this.#epochRecords,
+      inclusionProof: (i: number, n: number) => this.inclusionProof(i, n),
+      consistencyProof: (a: number, b: number) => this.consistencyProof(a, b),
+    };
   }
 
   close(): Promise<void> {

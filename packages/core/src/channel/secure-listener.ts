@@ -22,6 +22,7 @@ import {
 } from '../constants.js';
 import { createError, type ErrorCode, type SecureIpcError, toSecureIpcError } from '../errors.js';
 import { presentedKeyFingerprint } from '../handshake/trust.js';
+import { keyFingerprint } from '../keys/key-pair.js';
 import type { Connection, Listener, PeerInfo } from '../transport/contract.js';
 import { Admission, type AdmissionCaps, type AdmissionLimit, identityOf } from './admission.js';
 import { type ChannelOptions, type SecureChannel, validateChannelOptions } from './options.js';
@@ -104,8 +105,24 @@ export interface SecureListenerEvents {
   limit: [decision: LimitDecision];
   /** The transport listener failed (a fatal accept error, as `ListenerEvents.error`); it closes next. */
   error: [error: SecureIpcError];
+  /** `update()` took new options (what it replaced, never a key or payload byte): the feed for an audit log. */
+  update: [change: ListenerUpdate];
   /** The listener closed. */
   close: [];
+}
+
+/** What one `SecureListener.update()` replaced. */
+export interface ListenerUpdate {
+  /** Fingerprint of the new static key, when the key pair was replaced. */
+  readonly key?: string;
+  /** Fingerprint of the static key it replaced, when the key pair was replaced. */
+  readonly previousKey?: string;
+  /** True when the trust was replaced. */
+  readonly trust: boolean;
+  /** True when the handshake payload was replaced (a new certificate, say). */
+  readonly payload: boolean;
+  /** The new handshake payload, when it was replaced (for the server to read its certificate). */
+  readonly newPayload?: Readonly<Record<string, unknown>> | undefined;
 }
 
 /** A listener that hands out authenticated channels. */
@@ -200,7 +217,18 @@ class SecureListenerImpl extends EventEmitter<SecureListenerEvents> implements S
     if (options.trust !== undefined) next.trust = options.trust;
     if ('payload' in options) next.payload = options.payload;
     validateChannelOptions(next);
+    const previous = this.options.keyPair.publicKey;
     this.options = next;
+    if (this.listenerCount('update') === 0) return;
+    const change: ListenerUpdate = {
+      ...(options.keyPair === undefined
+        ? {}
+        : { key: keyFingerprint(next.keyPair.publicKey), previousKey: keyFingerprint(previous) }),
+      trust: options.trust !== undefined,
+      payload: 'payload' in options,
+      ...('payload' in options ? { newPayload: next.payload } : {}),
+    };
+    this.emit('update', change);
   }
 
   close(): Promise<void> {

@@ -8,8 +8,10 @@
 import type { AuditLog } from '../audit/log.js';
 import { auditMessageHash } from '../audit/message-hash.js';
 import type { AuditFields } from '../audit/record.js';
-import type { HandshakeFailure } from '../channel/secure-listener.js';
+import type { HandshakeFailure, ListenerUpdate } from '../channel/secure-listener.js';
 import { createError, type SecureIpcError, toSecureIpcError } from '../errors.js';
+import { decodeCertificate } from '../identity/certificate.js';
+import { AUDIT_CHECKPOINT, AUDIT_COSIGN, type Builtin } from './methods.js';
 import type { PolicyDecision } from './policy.js';
 
 /** Default of `ServerAuditOptions.maxPending`. */
@@ -64,6 +66,37 @@ export function handshakeFields(f: HandshakeFailure): AuditFields {
     if (os.uid !== undefined) fields.uid = os.uid;
     if (os.osIdentity !== undefined) fields.osIdentity = os.osIdentity;
     if (os.address !== undefined) fields.address = os.address;
+  }
+  return fields;
+}
+
+/** A built-in's params: a map (SIPC_ERR_INVALID_ARGUMENT, answered to the caller, otherwise). */
+function paramsMap(p: unknown, method: string): Record<string, unknown> {
+  if (typeof p !== 'object' || p === null || Array.isArray(p) || p instanceof Uint8Array || p instanceof Map)
+    throw createError('SIPC_ERR_INVALID_ARGUMENT', `${method} takes a map of params`);
+  return p as Record<string, unknown>;
+}
+
+/**
+ * @internal A `listener.update()`'s record fields: the key fingerprints when the key pair was
+ * rotated, whether the trust or the payload was replaced, and the new payload's certificate
+ * (serial, name, roles, not-after) when it carries one that decodes.
+ */
+export function listenerUpdateFields(u: ListenerUpdate): AuditFields {
+  const fields: Record<string, AuditFields[string]> = { trust: u.trust, payload: u.payload };
+  if (u.key !== undefined) fields.key = u.key;
+  if (u.previousKey !== undefined) fields.previousKey = u.previousKey;
+  const cert = u.newPayload?.cert;
+  if (cert instanceof Uint8Array) {
+    try {
+      const c = decodeCertificate(cert);
+      fields.certSerial = c.serial;
+      fields.certName = c.name;
+      fields.certRoles = [...c.roles];
+      fields.certNotAfter = c.notAfter;
+    } catch {
+      fields.certSerial = null; // not a certificate this version decodes: noted, not described
+    }
   }
   return fields;
 }
@@ -160,6 +193,46 @@ export class ServerAudit implements ServerAuditState {
     if (c.streamed) fields.streamed = true;
     this.record('rpc.call', fields);
     return true;
+  }
+
+  /**
+   * The witness built-ins of one channel (docs/audit.md, "Witnesses"): `$audit.checkpoint`
+   * answers the log's update for the caller's state; `$audit.cosign` records a cosignature of one
+   * of the log's checkpoints, once per checkpoint size on the channel (a peer cannot make the log
+   * grow faster than its checkpoints do).
+   */
+  witnessBuiltins(): [string, Builtin][] {
+    let cosigned = -1;
+    return [
+      [
+        AUDIT_CHECKPOINT,
+        (p) => {
+          const m = paramsMap(p, AUDIT_CHECKPOINT);
+          return this.#log.witnessUpdate({ size: m.size as number, epoch: m.epoch as number | undefined });
+        },
+      ],
+      [
+        AUDIT_COSIGN,
+        (p, caller) => {
+          const m = paramsMap(p, AUDIT_COSIGN);
+          const c = this.#log.checkCosignature(m.note as string, m.key as Uint8Array);
+          if (c.size <= cosigned) return { recorded: false };
+          cosigned = c.size;
+          const fields: Record<string, AuditFields[string]> = {
+            peer: caller.peerId,
+            witness: c.name,
+            key: c.key,
+            size: c.size,
+            root: c.root,
+            time: c.time,
+            sig: c.signature,
+          };
+          if (caller.channelId !== undefined) fields.channel = caller.channelId;
+          this.record('witness.cosign', fields);
+          return { recorded: true };
+        },
+      ],
+    ];
   }
 
   /** A subscribe or publish decision (calls are recorded by `call`). */

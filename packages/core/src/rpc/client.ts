@@ -3,6 +3,7 @@
  * `connect()` in ./serve.ts opens the transport connection and the channel for you.
  */
 import { EventEmitter } from 'node:events';
+import type { AuditWitness } from '../audit/witness.js';
 import { type CloseInfo, closeInfoOf } from '../channel/options.js';
 import { createError, type SecureIpcError } from '../errors.js';
 import type { PeerInfo } from '../transport/contract.js';
@@ -29,6 +30,7 @@ import type {
 } from './service-types.js';
 import type { RpcChannel } from './session.js';
 import { isSubscriptionPattern, PATTERN_RULE } from './subscriptions.js';
+import { type WitnessRoundResult, witnessRound } from './witness.js';
 
 /** Options of an RPC client. */
 export interface RpcClientOptions {
@@ -128,6 +130,17 @@ export class RpcClient<
   request<M extends MethodName<S>>(method: M, ...args: RequestArgs<S, M>): Promise<Received<ResultOf<S, M>>> {
     const [params, options] = args as unknown as [unknown, RequestOptions | undefined];
     return this.#peer.request(method, params, options) as Promise<Received<ResultOf<S, M>>>;
+  }
+
+  /**
+   * One audit witness round (docs/audit.md, "Witnesses"): ask the server for the update `witness`
+   * needs (`$audit.checkpoint`), verify it, and give the cosigned checkpoint back
+   * (`$audit.cosign`). Rejects with SIPC_ERR_AUDIT_FORK when the server's log contradicts what
+   * the witness holds (the evidence in `details`), SIPC_ERR_AUDIT_CORRUPT when the update does not
+   * verify, SIPC_ERR_FORBIDDEN when the server's policy does not grant both methods by name.
+   */
+  witnessAudit(witness: AuditWitness, options?: RequestOptions): Promise<WitnessRoundResult> {
+    return witnessRound((m, p, o) => this.#peer.request(m, p, o), witness, options);
   }
 
   /** Ask the server to echo `payload` (every server answers `$ping`). */

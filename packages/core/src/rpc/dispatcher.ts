@@ -40,7 +40,7 @@ import {
   isRefusal,
   requestFingerprint,
 } from './idempotency.js';
-import { PING, STATS } from './methods.js';
+import { type Builtin, isReservedMethod, PING } from './methods.js';
 import type { Policy, PolicyAction, PolicyDecision } from './policy.js';
 import { checkedItems, hasInputCheck } from './schema.js';
 import type { EventContext, HandlerContext, RequestHeaders } from './service-types.js';
@@ -79,10 +79,13 @@ export interface DispatcherOptions {
    */
   onCall?: (call: AuditedCall) => boolean;
   /**
-   * What `$stats` answers (the server's `stats()`); without it `$stats` is not a method here
-   * (SIPC_ERR_NO_SUCH_METHOD once the policy allowed it).
+   * The built-ins this end answers itself beyond `$ping` (`$stats`, the audit witness methods):
+   * each takes the request's params and returns the answer at once; a SecureIpcError it throws
+   * with SIPC_ERR_INVALID_ARGUMENT is answered with its message (written for the peer), anything
+   * else as SIPC_ERR_HANDLER. A built-in not here is not a method (SIPC_ERR_NO_SUCH_METHOD once the
+   * policy allowed it).
    */
-  stats?: () => unknown;
+  builtins?: ReadonlyMap<string, Builtin>;
 }
 
 /** Who the peer is, as every handler and listener sees it. */
@@ -338,9 +341,19 @@ export class Dispatcher {
       return;
     }
     if (!this.#audited(id, env, method, true)) return;
-    if (method === STATS && this.#options.stats !== undefined) {
-      // Read-only and answered at once: params, idempotency key and deadline do not apply.
-      this.reply(id, { k: Kind.Response, id, p: this.#options.stats() }, method);
+    const builtin = isReservedMethod(method) ? this.#options.builtins?.get(method) : undefined;
+    if (builtin !== undefined) {
+      // Answered at once: the idempotency key and deadline do not apply.
+      let answer: unknown;
+      try {
+        answer = builtin(env.p, { peerId: this.#identity.peerId, channelId: this.#session.channel.id });
+      } catch (err) {
+        if (isSecureIpcError(err) && err.code === 'SIPC_ERR_INVALID_ARGUMENT')
+          this.replyError(id, err.code, err.message);
+        else this.replyError(id, 'SIPC_ERR_HANDLER');
+        return;
+      }
+      this.reply(id, { k: Kind.Response, id, p: answer }, method);
       return;
     }
     const handler = this.#options.handlers?.get(method);

@@ -19,6 +19,26 @@ export const UNSUBSCRIBE = '$unsubscribe';
  */
 export const STATS = '$stats';
 
+/**
+ * Answers a witness update of the server's audit log (docs/audit.md, "Witnesses"); granted by its
+ * exact name only.
+ */
+export const AUDIT_CHECKPOINT = '$audit.checkpoint';
+
+/** Takes a witness's cosignature of one of the server's audit checkpoints; exact grant only. */
+export const AUDIT_COSIGN = '$audit.cosign';
+
+/** @internal A built-in answered by the end itself (`DispatcherOptions.builtins`). */
+export type Builtin = (params: unknown, caller: BuiltinCaller) => unknown;
+
+/** @internal Who called a built-in. */
+export interface BuiltinCaller {
+  /** Fingerprint of the caller's static key. */
+  readonly peerId: string;
+  /** The channel the request came on, when it has an id. */
+  readonly channelId: number | undefined;
+}
+
 /** The prefix reserved for built-in methods. */
 export const RESERVED_METHOD_PREFIX = '$';
 
@@ -30,9 +50,15 @@ export function isReservedMethod(method: string): boolean {
   return method.startsWith(RESERVED_METHOD_PREFIX);
 }
 
-/** True for `$ping`, `$stats`, `$subscribe` and `$unsubscribe` (the methods an end answers itself). */
+/** True for the methods an end answers itself (`$ping`, `$stats`, `$subscribe`, `$audit.*`...). */
 export function isBuiltinMethod(method: string): boolean {
-  return method === PING || method === STATS || isSubscriptionMethod(method);
+  return (
+    method === PING ||
+    method === STATS ||
+    method === AUDIT_CHECKPOINT ||
+    method === AUDIT_COSIGN ||
+    isSubscriptionMethod(method)
+  );
 }
 
 /** True for `$subscribe` and `$unsubscribe`. */

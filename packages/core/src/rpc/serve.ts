@@ -11,7 +11,7 @@ import { createError } from '../errors.js';
 import { enforceRevocation, type RevocationEnforcer, refuseRevoked } from '../identity/enforcement.js';
 import type { RevocationList } from '../identity/revocation.js';
 import { selectTransport, type Transport } from '../transport/contract.js';
-import { handshakeFields } from './audit.js';
+import { handshakeFields, listenerUpdateFields } from './audit.js';
 import { createClient, type RpcClient, type RpcClientOptions } from './client.js';
 import { logClient, logServer } from './logging.js';
 import { createServer, kAudit, type RpcServer, type RpcServerOptions } from './server.js';
@@ -99,6 +99,7 @@ export async function serve<S extends object = ServiceDefinition, E extends obje
     const audit = server[kAudit]();
     if (audit !== undefined) {
       secure.on('handshakeFailed', (f) => audit.record('handshake.failed', handshakeFields(f)));
+      secure.on('update', (u) => audit.record('listener.update', listenerUpdateFields(u)));
       revocation?.on('decision', (d) =>
         audit.record('revocation', {
           peer: d.who,

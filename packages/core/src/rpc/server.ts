@@ -18,7 +18,7 @@ import { DEFAULT_MAX_QUEUED_EVENT_BYTES } from './byte-budget.js';
 import type { AnyHandler, HandlerFailure } from './dispatcher.js';
 import { type EventListener, EventRouter, guardListener, reportListenerError } from './events.js';
 import { IdempotencyCache, type IdempotencyOptions } from './idempotency.js';
-import { isReservedMethod, RESERVED_METHOD_PREFIX } from './methods.js';
+import { type Builtin, isReservedMethod, RESERVED_METHOD_PREFIX, STATS } from './methods.js';
 import { RpcPeer } from './peer.js';
 import { DENY_ALL, type Policy, type PolicyDecision } from './policy.js';
 import {
@@ -463,7 +463,8 @@ export class RpcServer<
     return { v: STATS_VERSION, at: Date.now(), channels };
   }
 
-  readonly #stats = (): ServerStats => this.stats();
+  /** The built-ins of a channel of a server that does not audit: `$stats`. */
+  readonly #builtins: ReadonlyMap<string, Builtin> = new Map([[STATS, () => this.stats()]]);
 
   /** Serve one secure channel. */
   attach(channel: RpcChannel): RpcPeer {
@@ -504,7 +505,8 @@ export class RpcServer<
       onError: (err) => {
         if (this.listenerCount('error') > 0) this.emit('error', err);
       },
-      stats: this.#stats,
+      builtins:
+        audit === undefined ? this.#builtins : new Map([...this.#builtins, ...audit.witnessBuiltins()]),
       onCall: audit === undefined ? undefined : (c) => audit.call(c),
     });
     if (peer.closed) return peer;
