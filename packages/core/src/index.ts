@@ -115,6 +115,7 @@ export {
   PROTOCOL_VERSION,
   SUPPORTED_VERSIONS,
 } from './constants.js';
+export { type AuditSeverity, auditFieldText, auditSeverity } from './diagnostics/audit-forwarding.js';
 export {
   type AuditAppendMessage,
   type BreakerStateMessage,

@@ -26,6 +26,8 @@ import {
 import type { LoggerProvider } from '@opentelemetry/api-logs';
 import {
   type AuditAppendMessage,
+  auditFieldText,
+  auditSeverity,
   type BreakerStateMessage,
   type ChannelCloseMessage,
   type ChannelOpenMessage,
@@ -179,12 +181,11 @@ function traceparentOf(span: Span): string | undefined {
   return `00-${sc.traceId}-${sc.spanId}-0${(sc.traceFlags & 1).toString(16)}`;
 }
 
-/** An audit field as a log attribute: scalars as they are, bytes base64, anything else as JSON. */
+/** An audit field as a log attribute: scalars and string arrays as they are, else core's text form. */
 function auditValue(value: unknown): string | number | boolean | string[] {
   if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') return value;
-  if (value instanceof Uint8Array) return Buffer.from(value).toString('base64');
   if (Array.isArray(value) && value.every((v) => typeof v === 'string')) return value as string[];
-  return JSON.stringify(value, (_k, v) => (v instanceof Uint8Array ? Buffer.from(v).toString('base64') : v));
+  return auditFieldText(value);
 }
 
 /** A request span's attributes at its start (both sides). */
@@ -534,7 +535,7 @@ export function instrumentSecureIpc(options: SecureIpcInstrumentationOptions = {
     };
     for (const [key, value] of Object.entries(m.fields))
       attributes[`secure_ipc.audit.f.${key}`] = auditValue(value);
-    const warn = m.fields.allowed === false || m.type === 'handshake.failed' || m.type === 'revocation';
+    const warn = auditSeverity(m) === 'warn';
     auditLogger.emit({
       timestamp: m.at,
       severityNumber: warn ? 13 : 9, // WARN, INFO
