@@ -4,7 +4,8 @@
  * file permissions protect it) and `local://APP-ID` (a per-user socket; see `resolveLocalPath`).
  * The socket directory is created 0700 or verified, the socket is owner-only, stale sockets are
  * cleaned up safely, and every connection carries the peer's pid/uid/gid from the kernel; by
- * default only peers of the same user are accepted, on both sides.
+ * default only peers of the same user are accepted, on both sides. `forwardAuditRecords` sends
+ * core's audit records to journald or syslog over their Unix datagram sockets.
  *
  * @example
  * ```ts
@@ -32,6 +33,12 @@ export {
   resolveLocalPath,
   socketPathLimit,
 } from './address.js';
+export {
+  type AuditForwarder,
+  type AuditForwardOptions,
+  forwardAuditRecords,
+  type SyslogFacility,
+} from './audit-forwarder.js';
 export type { UnixCredentialPolicy } from './credential-policy.js';
 export type { UnixListener } from './listener.js';
 export type { UnixPeerCredentials } from './peer-credentials.js';
