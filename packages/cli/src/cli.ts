@@ -6,6 +6,7 @@ import * as audit from './commands/audit.js';
 import * as ca from './commands/ca.js';
 import * as call from './commands/call.js';
 import * as cert from './commands/cert.js';
+import * as config from './commands/config.js';
 import * as inspect from './commands/inspect.js';
 import * as keygen from './commands/keygen.js';
 import * as outbox from './commands/outbox.js';
@@ -60,6 +61,7 @@ export const commands: Readonly<Record<string, Command>> = {
   revoke,
   outbox,
   audit,
+  config,
 };
 
 function help(stream: NodeJS.WritableStream): void {

@@ -94,6 +94,10 @@ export const ERROR_TABLE = {
     'AuditForkError',
     'An audit log showed a witness a history that does not extend the one it signed before',
   ],
+  SIPC_ERR_INVALID_CONFIG: [
+    'InvalidConfigError',
+    'A configuration file has problems (each with its file, line and column in details.problems)',
+  ],
   SIPC_ERR_INSUFFICIENT_PROTECTION: [
     'InsufficientProtectionError',
     'The protection available here is below the minimum asked for',

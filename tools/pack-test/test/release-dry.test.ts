@@ -21,6 +21,7 @@ test('release:dry versions every public package in a scratch copy and packs it, 
     'transport-win',
     'transport-conformance',
     'otel',
+    'config',
     'cli',
   ])
     t.regex(
