@@ -75,6 +75,12 @@ export {
   MAX_WITNESS_EPOCHS,
   verifyCosignature,
 } from './audit/witness.js';
+export {
+  readAuditWitnessState,
+  readWitnessKeyFile,
+  writeAuditWitnessState,
+  writeWitnessKeyFile,
+} from './audit/witness-files.js';
 export type {
   ChannelEvents,
   ChannelOptions,
@@ -490,6 +496,7 @@ export {
   type WireIssue,
 } from './rpc/schema.js';
 export {
+  auditListener,
   type ConnectOptions,
   connect,
   type ListeningServer,

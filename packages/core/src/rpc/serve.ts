@@ -71,6 +71,32 @@ function pick(choice: TransportChoice): Transport {
 }
 
 /**
+ * Record in `server`'s audit log (docs/audit.md, "What a server records") what only its listener
+ * sees: the handshakes that gave no channel (`handshake.failed`), `listener.update()`
+ * (`listener.update`) and the channels `revocation` cut (`revocation`). `serve()` does this; call it
+ * for a server built from `createServer` and `secureListen`, before the first connection. Nothing
+ * is recorded when the server does not audit.
+ */
+export function auditListener<S extends object, E extends object>(
+  server: RpcServer<S, E>,
+  listener: SecureListener,
+  revocation?: RevocationEnforcer,
+): void {
+  const audit = server[kAudit]();
+  if (audit === undefined) return;
+  listener.on('handshakeFailed', (f) => audit.record('handshake.failed', handshakeFields(f)));
+  listener.on('update', (u) => audit.record('listener.update', listenerUpdateFields(u)));
+  revocation?.on('decision', (d) =>
+    audit.record('revocation', {
+      peer: d.who,
+      reason: d.what,
+      ...(d.serial === undefined ? {} : { serial: d.serial }),
+      ...(d.name === undefined ? {} : { name: d.name }),
+    }),
+  );
+}
+
+/**
  * Listen on `address` and serve RPC to every peer that passes `trust` (and is not in
  * `revocations`), with `policy` deciding what each may do (deny by default). Register handlers on
  * the result right away: no request can arrive before the first handshake, which takes several
@@ -96,19 +122,7 @@ export async function serve<S extends object = ServiceDefinition, E extends obje
     }
     // Refused and failed handshakes, on the server a caller holds (never payload bytes or keys).
     secure.on('handshakeFailed', (failure) => server.emit('handshakeFailed', failure));
-    const audit = server[kAudit]();
-    if (audit !== undefined) {
-      secure.on('handshakeFailed', (f) => audit.record('handshake.failed', handshakeFields(f)));
-      secure.on('update', (u) => audit.record('listener.update', listenerUpdateFields(u)));
-      revocation?.on('decision', (d) =>
-        audit.record('revocation', {
-          peer: d.who,
-          reason: d.what,
-          ...(d.serial === undefined ? {} : { serial: d.serial }),
-          ...(d.name === undefined ? {} : { name: d.name }),
-        }),
-      );
-    }
+    auditListener(server, secure, revocation);
     if (options.logger !== undefined) logServer(server, options.logger, (stop) => secure.once('close', stop));
     server.listen(secure);
   } catch (err) {
