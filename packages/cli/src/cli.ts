@@ -71,7 +71,7 @@ function help(stream: NodeJS.WritableStream): void {
   println(stream, '  secure-ipc --help | -h');
   println(
     stream,
-    'exit codes: 0 ok, 1 failed, 2 usage, 3 key/file, 4 address/listen/connect, 5 authentication, 6 the server answered with an error',
+    'exit codes: 0 ok, 1 failed, 2 usage, 3 key/file, 4 address/listen/connect, 5 authentication, 6 the server answered with an error, 7 audit log fork',
   );
 }
 

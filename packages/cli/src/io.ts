@@ -22,6 +22,8 @@ export const ExitCode = {
   Auth: 5,
   /** The server answered the request with an error (`call`: forbidden, no such method, the handler's error). */
   Remote: 6,
+  /** `audit witness`: the server's audit log forked (SIPC_ERR_AUDIT_FORK). */
+  Fork: 7,
 } as const;
 
 /** Where a command writes; tests pass their own. */
@@ -70,6 +72,7 @@ const EXIT_BY_CODE: Partial<Record<ErrorCode, number>> = {
   SIPC_ERR_VERSION_MISMATCH: ExitCode.Auth,
   SIPC_ERR_CERT_EXPIRED: ExitCode.Auth,
   SIPC_ERR_REVOKED: ExitCode.Auth,
+  SIPC_ERR_AUDIT_FORK: ExitCode.Fork,
 };
 
 // A file that cannot be opened (missing, unreadable, a directory, a link) is reported by core as
@@ -191,6 +194,22 @@ export function errorJSON(err: unknown, command: string): { error: Record<string
     if (err.data !== undefined) error.data = toJSONValue(err.data);
   }
   return { error };
+}
+
+/**
+ * Create FILE with `write`, one of core's secret file writers (0600, O_EXCL): an existing file is
+ * never overwritten (it may be someone's key) and is named in a file error (exit 3); any other
+ * failure is core's own (a file problem too).
+ */
+export async function createSecretFile(out: string, write: () => Promise<void>): Promise<void> {
+  try {
+    await write();
+  } catch (err) {
+    if ((err as { cause?: { code?: unknown } }).cause?.code !== 'EEXIST') throw err;
+    throw new CliError(`cannot create ${out}: the file exists (never overwritten)`, ExitCode.KeyOrFile, {
+      cause: err,
+    });
+  }
 }
 
 /** Write one line. */

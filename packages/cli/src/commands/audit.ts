@@ -1,10 +1,11 @@
 /**
- * `secure-ipc audit verify|tail|proof DIR` (docs/audit.md): read a tamper-evident audit log
+ * `secure-ipc audit verify|tail|proof|hash` (docs/audit.md): read a tamper-evident audit log
  * directory without changing a byte. `verify` runs core's `verifyAuditLog` from the epoch-0 key
  * and prints one line per problem with its record index; `tail` prints the last records as JSON
  * lines (what they say, not whether to trust it: that is `verify`); `proof` prints the inclusion
  * proof of one record, or the consistency proof between two tree sizes, for a witness to check
- * against checkpoints it holds.
+ * against checkpoints it holds; `hash` the keyed hash of a call. `witness-key` and `witness`
+ * (./audit-witness.ts) make a witness's key and run a witness round against a live server.
  */
 import { promises as fs } from 'node:fs';
 import {
@@ -18,21 +19,25 @@ import {
   merkleRoot,
   readAuditHashKey,
   readAuditLog,
+  readAuditWitnessState,
   verifyAuditLog,
 } from '@secure-ipc/core';
 import { jsonOption, nonNegativeInt, parse, positiveInt, required } from '../args.js';
 import { CliError, type CliIo, ExitCode, printable, printJSON, println } from '../io.js';
 import { parseJSONParams, toJSONValue } from '../json-values.js';
+import { witness, witnessKey } from './audit-witness.js';
 
 /** Usage lines. */
 export const usage =
   'secure-ipc audit verify DIR --anchor KEY [--witness FILE]... [--json]\n' +
   '  secure-ipc audit tail DIR [--count N]\n' +
   '  secure-ipc audit proof DIR (INDEX | --from SIZE) [--size N] [--json]\n' +
-  '  secure-ipc audit hash --key FILE METHOD [PARAMS_JSON] [--json]';
+  '  secure-ipc audit hash --key FILE METHOD [PARAMS_JSON] [--json]\n' +
+  '  secure-ipc audit witness-key --out FILE [--name NAME] [--json]\n' +
+  '  secure-ipc audit witness ADDRESS --key FILE (--server-key PUBKEY | --cert FILE --trust-ca PUBKEY ...) --witness-key FILE --name NAME --state FILE [--origin ORIGIN] [--anchor KEY] [--app-id ID] [--json] [--allow-unmarked-key] [--allow-uid UID ...] [--allow-gid GID ...] [--allow-sid SID|NAME ...]';
 
 /** The subcommands (error lines name them: `secure-ipc audit verify: ...`). */
-export const subcommands = ['verify', 'tail', 'proof', 'hash'] as const;
+export const subcommands = ['verify', 'tail', 'proof', 'hash', 'witness-key', 'witness'] as const;
 
 // A witness file holds one checkpoint note; C2SP notes are small.
 const MAX_WITNESS_FILE = 65_536;
@@ -52,9 +57,12 @@ type Values = ReturnType<typeof parse<typeof options>>['values'];
 /** Run the command; resolves with the exit code. */
 export async function run(argv: string[], io: CliIo): Promise<number> {
   const [sub, ...rest] = argv;
+  // Their own options (witness connects as `call` does).
+  if (sub === 'witness-key') return witnessKey(rest, io);
+  if (sub === 'witness') return witness(rest, io);
   if (sub !== 'verify' && sub !== 'tail' && sub !== 'proof' && sub !== 'hash')
     throw new CliError(
-      `unknown audit subcommand ${JSON.stringify(sub ?? '')} (expected verify, tail, proof or hash)`,
+      `unknown audit subcommand ${JSON.stringify(sub ?? '')} (expected verify, tail, proof, hash, witness-key or witness)`,
     );
   const { values, positionals } = parse(rest, options, true);
   const only = (allowed: readonly (keyof Values)[]) => {
@@ -97,14 +105,7 @@ async function hash(
   io: CliIo,
 ) {
   const params = paramsText === undefined ? undefined : parseJSONParams(paramsText);
-  let key: Uint8Array;
-  try {
-    key = await readAuditHashKey(keyFile);
-  } catch (err) {
-    throw new CliError(`cannot read the audit hash key ${printable(keyFile)}`, ExitCode.KeyOrFile, {
-      cause: err,
-    });
-  }
+  const key = await loadAuditHashKey(keyFile);
   try {
     const h = Buffer.from(auditMessageHash(key, method, params)).toString('base64');
     if (json) printJSON(io.stdout, { method, hash: h });
@@ -115,8 +116,22 @@ async function hash(
   return ExitCode.Ok;
 }
 
-/** Core's errors about the directory are file problems here (exit 3), as in `outbox`. */
-async function guarded<T>(dir: string, op: () => Promise<T>): Promise<T> {
+/** An audit hash key file (`audit hash --key`, `serve --audit-hash-key`); unreadable or malformed: exit 3. */
+export async function loadAuditHashKey(keyFile: string): Promise<Uint8Array> {
+  try {
+    return await readAuditHashKey(keyFile);
+  } catch (err) {
+    throw new CliError(`cannot read the audit hash key ${printable(keyFile)}`, ExitCode.KeyOrFile, {
+      cause: err,
+    });
+  }
+}
+
+/**
+ * Run `op` on the audit log directory `dir`: core's errors about the directory are file problems
+ * here (exit 3), as in `outbox` (`serve --audit` opens its log through it too).
+ */
+export async function guarded<T>(dir: string, op: () => Promise<T>): Promise<T> {
   try {
     return await op();
   } catch (err) {
@@ -135,9 +150,12 @@ async function readWitness(file: string): Promise<string> {
     if (!st.isFile()) throw new CliError(`--witness ${file} is not a regular file`, ExitCode.KeyOrFile);
     if (st.size > MAX_WITNESS_FILE)
       throw new CliError(`--witness ${file} holds more than ${MAX_WITNESS_FILE} bytes`, ExitCode.KeyOrFile);
-    return await fs.readFile(file, 'utf8');
+    const text = await fs.readFile(file, 'utf8');
+    // A witness state file (`audit witness --state`): its checkpoint, read with the state's checks.
+    if (text.trimStart().startsWith('{')) return (await readAuditWitnessState(file))?.checkpoint ?? text;
+    return text;
   } catch (err) {
-    if (err instanceof CliError) throw err;
+    if (err instanceof CliError || isSecureIpcError(err)) throw err;
     throw new CliError(`cannot read --witness ${file}`, ExitCode.KeyOrFile, { cause: err });
   }
 }

@@ -11,7 +11,7 @@ import {
   zeroAuthority,
 } from '@secure-ipc/core';
 import { jsonOption, parse, required } from '../args.js';
-import { CliError, type CliIo, ExitCode, println, reporter } from '../io.js';
+import { CliError, type CliIo, createSecretFile, ExitCode, println, reporter } from '../io.js';
 
 /** Usage lines. */
 export const usage = 'secure-ipc ca init --out FILE [--json]\n  secure-ipc ca pubkey --key FILE [--json]';
@@ -29,12 +29,8 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
   const out = required(values.out, 'out');
   const authority = generateAuthority();
   try {
-    await writeAuthorityFile(out, authority);
-  } catch (err) {
-    // An existing file is never overwritten: it may be someone's CA key. Any other failure is
-    // core's (a file problem, exit 3).
-    if ((err as { cause?: { code?: unknown } }).cause?.code !== 'EEXIST') throw err;
-    throw new CliError(`cannot create ${out}: it must not exist yet`, ExitCode.KeyOrFile, { cause: err });
+    // An existing file is never overwritten: it may be someone's CA key.
+    await createSecretFile(out, () => writeAuthorityFile(out, authority));
   } finally {
     zeroAuthority(authority);
   }

@@ -13,7 +13,7 @@ import {
   zeroKeyPair,
 } from '@secure-ipc/core';
 import { jsonOption, parse } from '../args.js';
-import { CliError, type CliIo, ExitCode, printJSON, println } from '../io.js';
+import { CliError, type CliIo, createSecretFile, ExitCode, printJSON, println } from '../io.js';
 import { loadSecretKey } from '../secret-key-input.js';
 
 /** Usage line. */
@@ -43,13 +43,8 @@ function importedLine(key: KeyToWrite): string | undefined {
 }
 
 // An existing file is never overwritten; any other failure is core's (a file problem, exit 3).
-async function writeKeyFile(out: string, key: KeyPair): Promise<void> {
-  await writeSecretKeyFile(out, key.secretKey).catch((err: unknown) => {
-    if ((err as { cause?: { code?: unknown } }).cause?.code !== 'EEXIST') throw err;
-    throw new CliError(`cannot create ${out}: the file exists (never overwritten)`, ExitCode.KeyOrFile, {
-      cause: err,
-    });
-  });
+function writeKeyFile(out: string, key: KeyPair): Promise<void> {
+  return createSecretFile(out, () => writeSecretKeyFile(out, key.secretKey));
 }
 
 /** Run the command; resolves with the exit code. */

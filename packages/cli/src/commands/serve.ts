@@ -2,16 +2,23 @@
  * `secure-ipc serve --listen ADDRESS --key FILE --allow PUBKEY [--allow PUBKEY ...] [--app-id ID] [--allow-remote]`,
  * or with certificates `--cert FILE --trust-ca PUBKEY [--trust-ca PUBKEY ...] [--revocations FILE]` in place of
  * `--allow`: serves `$ping` (and nothing else: the policy denies every other method) to any authenticated
- * peer, and `$stats` to the keys of `--grant-stats`, until SIGINT or SIGTERM; prints `listening ADDRESS` on stdout once ready, then shuts down cleanly
+ * peer, `$stats` to the keys of `--grant-stats`, until SIGINT or SIGTERM; prints `listening ADDRESS` on stdout once ready, then shuts down cleanly
  * (the socket file is removed). The revocation list file is watched: a revoked peer's channel closes.
- * With `--json`, every event is one JSON line on stdout instead (package README, "JSON output").
+ * With `--audit DIR --audit-origin ORIGIN`, everything served is recorded in that tamper-evident
+ * log (docs/audit.md), its anchor printed once, and the witness built-ins granted to the keys of
+ * `--grant-witness`. With `--json`, every event is one JSON line on stdout instead (package README,
+ * "JSON output").
  */
 import {
+  type AuditLog,
+  auditListener,
   createPolicy,
   createServer,
   enforceRevocation,
   type Listener,
+  openAuditLog,
   type PeerInfo,
+  type PolicyOptions,
   type SecureChannel,
   type SecureListener,
   secureListen,
@@ -19,17 +26,18 @@ import {
   watchRevocationList,
   zeroKeyPair,
 } from '@secure-ipc/core';
-import { jsonOption, parse, publicKeyArg, required } from '../args.js';
+import { jsonOption, parse, positiveInt, publicKeyArg, required } from '../args.js';
 import { resolveTrust } from '../identity-options.js';
 import { CliError, type CliIo, describeError, ExitCode, errorJSON, type Report, reporter } from '../io.js';
 import { describePeer, osFactsJSON, peerJSON } from '../peer-line.js';
 import { allowUnmarkedOption, loadKeyOption } from '../secret-key-input.js';
 import { credentialOptionsFrom, peerCredentialOptions, transportFor } from '../transports.js';
 import { unixSocketOptions } from '../unix-options.js';
+import { guarded, loadAuditHashKey } from './audit.js';
 
 /** Usage line. */
 export const usage =
-  'secure-ipc serve --listen ADDRESS --key FILE (--allow PUBKEY ... | --cert FILE --trust-ca PUBKEY ... [--revocations FILE]) [--app-id ID] [--allow-remote] [--allow-unmarked-key] [--allow-uid UID ...] [--allow-gid GID ...] [--socket-mode 0600|0660|0666] [--socket-group GROUP] [--allow-sid SID|NAME ...] [--grant-stats PUBKEY ...] [--json]';
+  'secure-ipc serve --listen ADDRESS --key FILE (--allow PUBKEY ... | --cert FILE --trust-ca PUBKEY ... [--revocations FILE]) [--app-id ID] [--allow-remote] [--allow-unmarked-key] [--allow-uid UID ...] [--allow-gid GID ...] [--socket-mode 0600|0660|0666] [--socket-group GROUP] [--allow-sid SID|NAME ...] [--grant-stats PUBKEY ...] [--audit DIR --audit-origin ORIGIN [--audit-hash-key FILE] [--audit-required] [--audit-checkpoint-every N] [--grant-witness PUBKEY ...]] [--json]';
 
 /** Resolves on the first of SIGINT / SIGTERM (or when `signal` aborts, for tests). */
 function untilStopped(signal?: AbortSignal): Promise<string> {
@@ -78,6 +86,54 @@ function reportConnections(listener: Listener, secure: SecureListener, report: R
   });
 }
 
+/** The options of `--audit` (package README, "serve --audit"). */
+const auditOptions = {
+  audit: { type: 'string' },
+  'audit-origin': { type: 'string' },
+  'audit-hash-key': { type: 'string' },
+  'audit-required': { type: 'boolean' },
+  'audit-checkpoint-every': { type: 'string' },
+  'grant-witness': { type: 'string', multiple: true },
+} as const;
+
+type AuditValues = ReturnType<typeof parse<typeof auditOptions>>['values'];
+
+/** `--audit`'s settings, checked before any file is read; undefined without `--audit`. */
+function auditSettings(values: AuditValues) {
+  if (values.audit === undefined) {
+    const stray = Object.keys(auditOptions).find((k) => values[k as keyof AuditValues] !== undefined);
+    if (stray !== undefined) throw new CliError(`--${stray} needs --audit DIR`);
+    return undefined;
+  }
+  return {
+    dir: values.audit,
+    origin: required(values['audit-origin'], 'audit-origin'),
+    hashKeyFile: values['audit-hash-key'],
+    required: values['audit-required'] === true,
+    checkpointEvery: positiveInt(values['audit-checkpoint-every'], 'audit-checkpoint-every', 256),
+    witnessKeys: (values['grant-witness'] ?? []).map((k) => publicKeyArg(k, 'grant-witness')),
+  };
+}
+
+/**
+ * Deny by default: only `$ping` (allowed to any authenticated peer) is served, `$stats` to the
+ * keys of --grant-stats and the witness built-ins to those of --grant-witness, each granted by its
+ * exact name (docs/observability.md, docs/audit.md "Witnesses"); a key in both gets both roles.
+ */
+function grants(
+  statsKeys: readonly Uint8Array[],
+  witnessKeys: readonly Uint8Array[],
+): PolicyOptions | undefined {
+  if (statsKeys.length === 0 && witnessKeys.length === 0) return undefined;
+  return {
+    roles: { stats: { call: ['$stats'] }, witness: { call: ['$audit.checkpoint', '$audit.cosign'] } },
+    peers: [
+      ...statsKeys.map((key) => ({ key, roles: ['stats'] })),
+      ...witnessKeys.map((key) => ({ key, roles: ['witness'] })),
+    ],
+  };
+}
+
 /** Run the command; resolves with the exit code once stopped. */
 export async function run(argv: string[], io: CliIo, stop?: AbortSignal): Promise<number> {
   const { values } = parse(argv, {
@@ -91,6 +147,7 @@ export async function run(argv: string[], io: CliIo, stop?: AbortSignal): Promis
     'app-id': { type: 'string' },
     'allow-remote': { type: 'boolean' },
     'grant-stats': { type: 'string', multiple: true },
+    ...auditOptions,
     ...peerCredentialOptions,
     ...unixSocketOptions,
     ...jsonOption,
@@ -106,10 +163,14 @@ export async function run(argv: string[], io: CliIo, stop?: AbortSignal): Promis
   });
   // Checked before the key file is read, as every usage error.
   const statsKeys = (values['grant-stats'] ?? []).map((k) => publicKeyArg(k, 'grant-stats'));
+  const auditing = auditSettings(values);
   const keyPair = await loadKeyOption(keyFile, io, values['allow-unmarked-key'] === true);
   let revocations: WatchedRevocationList | undefined;
+  let log: AuditLog | undefined;
+  let hashKey: Uint8Array | undefined;
   try {
     if (values.revocations !== undefined) revocations = await watchRevocationList(values.revocations);
+    if (auditing?.hashKeyFile !== undefined) hashKey = await loadAuditHashKey(auditing.hashKeyFile);
     const { trust, payload } = await resolveTrust({
       keyPair,
       pinned: values.allow ?? [],
@@ -118,6 +179,10 @@ export async function run(argv: string[], io: CliIo, stop?: AbortSignal): Promis
       authorities: values['trust-ca'] ?? [],
       ...(revocations ? { revocations } : {}),
     });
+    if (auditing !== undefined) {
+      const { dir, origin, checkpointEvery } = auditing;
+      log = await guarded(dir, () => openAuditLog({ dir, origin, checkpointEvery }));
+    }
     const listener = await transport.listen(address);
     const secure = secureListen(listener, {
       keyPair,
@@ -125,8 +190,9 @@ export async function run(argv: string[], io: CliIo, stop?: AbortSignal): Promis
       ...(payload ? { payload } : {}),
       ...(values['app-id'] !== undefined ? { appId: values['app-id'] } : {}),
     });
+    let enforcer: ReturnType<typeof enforceRevocation> | undefined;
     if (revocations) {
-      const enforcer = enforceRevocation({ listener: secure, revocations });
+      enforcer = enforceRevocation({ listener: secure, revocations });
       enforcer.on('decision', (d) =>
         report(
           { event: 'policy', action: 'closed', peer: { fingerprint: d.who }, reason: d.what },
@@ -142,22 +208,41 @@ export async function run(argv: string[], io: CliIo, stop?: AbortSignal): Promis
         ),
       );
     }
-    // Deny by default: only `$ping` (allowed to any authenticated peer) is served, and `$stats`
-    // to the keys of --grant-stats (granted by its exact name, docs/observability.md).
-    const server = createServer(
-      statsKeys.length === 0
-        ? {}
-        : {
-            policy: createPolicy({
-              roles: { stats: { call: ['$stats'] } },
-              peers: statsKeys.map((key) => ({ key, roles: ['stats'] })),
-            }),
-          },
-    );
+    const policy = grants(statsKeys, auditing?.witnessKeys ?? []);
+    const server = createServer({
+      ...(policy ? { policy: createPolicy(policy) } : {}),
+      ...(log
+        ? { audit: { log, ...(hashKey ? { hashKey } : {}), required: auditing?.required === true } }
+        : {}),
+    });
+    // The records of what only the listener sees (failed handshakes, revocations), as serve() makes.
+    auditListener(server, secure, enforcer);
+    // The first append that failed (reported once; with --audit-required the server now refuses).
+    // A misbehaving peer's errors come here too: dropped, as without a listener.
+    if (log)
+      server.on('error', (err) => {
+        if (err === server.audit?.failure)
+          report(
+            { event: 'auditFailed', ...errorJSON(err, 'serve') },
+            `the audit log failed: ${describeError(err)}`,
+            'stderr',
+          );
+      });
     server.listen(secure);
     reportConnections(listener, secure, report);
     // The address as bound: for tcp://127.0.0.1:0, with the port the OS picked.
     report({ event: 'listening', address: listener.address }, `listening ${listener.address}`);
+    if (log)
+      report(
+        {
+          event: 'audit',
+          dir: auditing!.dir,
+          origin: log.origin,
+          anchor: log.anchorVerifierKey,
+          size: log.size,
+        },
+        `audit ${log.origin} anchor ${log.anchorVerifierKey}`,
+      );
     // A fatal listener error (the transport can no longer accept) stops the server with exit 4.
     const failed = new AbortController();
     secure.on('error', (err) => {
@@ -175,6 +260,9 @@ export async function run(argv: string[], io: CliIo, stop?: AbortSignal): Promis
     return failed.signal.aborted ? ExitCode.Address : ExitCode.Ok;
   } finally {
     revocations?.close();
+    // After the server: its last records are in, then the final checkpoint.
+    await log?.close();
+    hashKey?.fill(0);
     zeroKeyPair(keyPair);
   }
 }
