@@ -5,6 +5,7 @@
  * `exports`, `files` or dependency range fails here before it fails for them.
  */
 import { execFile } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -14,6 +15,23 @@ const run = promisify(execFile);
 
 /** The monorepo root (tools/pack-test/dist/src → ../../../..). */
 export const repoRoot = resolve(new URL('../../../..', import.meta.url).pathname);
+
+/**
+ * The directory names under packages/ whose package.json is not private: what a release publishes
+ * and what a user can install. Read from the tree so a new package cannot be left out of the
+ * install tests.
+ */
+export function publicPackages(): string[] {
+  const dir = join(repoRoot, 'packages');
+  return readdirSync(dir, { withFileTypes: true })
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name)
+    .filter((name) => {
+      const pkg = JSON.parse(readFileSync(join(dir, name, 'package.json'), 'utf8')) as { private?: boolean };
+      return pkg.private !== true;
+    })
+    .sort();
+}
 
 /** One step's outcome; `ok: false` keeps the captured output for the test log. */
 export interface StepResult {

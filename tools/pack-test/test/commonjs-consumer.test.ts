@@ -6,6 +6,7 @@ import {
   copyPackage,
   editPackageJson,
   packInstallAndCheck,
+  publicPackages,
   repoRoot,
   type StepResult,
 } from '../src/index.js';
@@ -14,8 +15,8 @@ import {
 // from the packed tarballs: Node >= 20.19 loads ESM through require() when `exports` has a condition
 // that require matches (`default`). It then uses them for real: keys, a typed error by code, each
 // transport factory (and core's transport subpath), bytes over a Unix socket, and the packed
-// `secure-ipc` command.
-const PUBLIC = ['core', 'transport-unix', 'transport-tcp', 'transport-win', 'cli', 'transport-conformance'];
+// `secure-ipc` command. The package list is read from packages/ (every package that is not private).
+const PUBLIC = publicPackages();
 const packageDirs = PUBLIC.map((p) => join(repoRoot, 'packages', p));
 
 const cjs = `'use strict';
@@ -32,6 +33,9 @@ const { tcpTransport } = require('@secure-ipc/transport-tcp');
 const { pipeTransport } = require('@secure-ipc/transport-win');
 const cli = require('@secure-ipc/cli');
 const { runTransportConformance } = require('@secure-ipc/transport-conformance');
+const { validateConfigText } = require('@secure-ipc/config');
+const { instrumentSecureIpc } = require('@secure-ipc/otel');
+for (const name of ${JSON.stringify(PUBLIC)}) assert.equal(typeof require('@secure-ipc/' + name), 'object', name);
 
 const keys = core.generateKeyPair();
 assert.equal(core.encodeKey(keys.publicKey).length, 44);
@@ -42,6 +46,10 @@ assert.ok(err instanceof Error && core.isSecureIpcError(err, 'SIPC_ERR_TIMEOUT')
 for (const transport of [unixTransport(), tcpTransport(), pipeTransport(), memoryTransport()]) assert.ok(isTransport(transport));
 assert.equal(typeof runTransportConformance, 'function');
 assert.equal(typeof cli, 'object');
+assert.equal(typeof instrumentSecureIpc, 'function');
+const bad = validateConfigText('{ "version": 1, "listen": 7 }', 'c.jsonc');
+assert.equal(bad.config, undefined);
+assert.ok(bad.problems.length > 0 && bad.problems.every((p) => p.line >= 1));
 
 (async () => {
   const dir = mkdtempSync(join(tmpdir(), 'sipc-cjs-'));
@@ -81,11 +89,12 @@ test('a CommonJS consumer require()s every public package from the packed tarbal
   t.timeout(240_000);
   const results = await packInstallAndCheck({
     packageDirs,
-    registryPackages: ['ava@7.0.0'], // transport-conformance's peer
+    registryPackages: ['ava@7.0.0', '@opentelemetry/api@1.9.1'], // transport-conformance's and otel's peers
     esm: "import '@secure-ipc/core';",
     ts: 'export {};',
     extraSteps: [cjsStep(cjs)],
   });
+  t.true(PUBLIC.includes('config') && PUBLIC.includes('otel') && !PUBLIC.includes('bench'));
   t.true(results.length >= 10 && results.every((r) => r.ok), explain(results));
   t.regex(results.at(-1)?.output ?? '', /cjs ok/);
 });

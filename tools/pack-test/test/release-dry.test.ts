@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import test from 'ava';
-import { repoRoot } from '../src/index.js';
+import { publicPackages, repoRoot } from '../src/index.js';
 
 test('release:dry versions every public package in a scratch copy and packs it, leaving this checkout alone', async (t) => {
   const before = await import(join(repoRoot, 'packages', 'core', 'package.json'), { with: { type: 'json' } });
@@ -14,16 +14,7 @@ test('release:dry versions every public package in a scratch copy and packs it, 
         err ? reject(new Error(`${err.message}\n${stdout}\n${stderr}`)) : resolve(stdout),
     ),
   );
-  for (const name of [
-    'core',
-    'transport-tcp',
-    'transport-unix',
-    'transport-win',
-    'transport-conformance',
-    'otel',
-    'config',
-    'cli',
-  ])
+  for (const name of publicPackages())
     t.regex(
       out,
       new RegExp(
