@@ -509,6 +509,7 @@ export {
   createServer,
   type EventDrop,
   type ParamsSchemaCheck,
+  type PolicyUpdate,
   type PublishResult,
   type RpcServer,
   type RpcServerEvents,

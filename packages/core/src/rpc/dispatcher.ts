@@ -171,10 +171,10 @@ const NOT_EXECUTED: IdempotentOutcome = Object.freeze({
 export class Dispatcher {
   readonly #session: Session;
   readonly #identity: PeerIdentity;
-  readonly #options: DispatcherOptions;
+  #options: DispatcherOptions;
   readonly #maxIncoming: number;
   readonly #incoming = new Map<number, Incoming>();
-  readonly #eventContext: EventContext;
+  #eventContext: EventContext;
   /** Version 3: refusals before dispatch are SIPC_ERR_UNAVAILABLE; `h.attempt` may arrive. */
   readonly #v3: boolean;
   #queuedReplies = 0;
@@ -206,6 +206,15 @@ export class Dispatcher {
       roles: identity.roles,
       peer: channel.peer,
     };
+  }
+
+  /**
+   * Authorize from now on with `policy` (the server's replaced policy); the peer's roles are
+   * read again from its identity, which the caller has updated.
+   */
+  setPolicy(policy: Policy): void {
+    this.#options = { ...this.#options, policy };
+    this.#eventContext = { ...this.#eventContext, roles: this.#identity.roles };
   }
 
   /** The peer's requests running now (handlers, streams). */

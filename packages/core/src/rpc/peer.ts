@@ -25,6 +25,7 @@ import { DEFAULT_MAX_QUEUED_EVENT_BYTES, QUEUED_MESSAGE_OVERHEAD } from './byte-
 import { Caller } from './caller.js';
 import { Dispatcher, type DispatcherOptions } from './dispatcher.js';
 import { isBuiltinMethod, isSubscriptionMethod } from './methods.js';
+import type { Policy } from './policy.js';
 import type { RequestOptions } from './service-types.js';
 import { fastSend, noop, type RpcChannel, type Session } from './session.js';
 import type { ChannelStats } from './stats.js';
@@ -55,8 +56,7 @@ export class RpcPeer {
   readonly channel: RpcChannel;
   /** Fingerprint of the peer's static key. */
   readonly peerId: string;
-  /** Roles the policy gave the peer (empty without a policy). */
-  readonly roles: readonly string[];
+  #roles: readonly string[];
   readonly #session: Mutable<Session>;
   readonly #caller: Caller;
   readonly #dispatcher: Dispatcher;
@@ -79,12 +79,7 @@ export class RpcPeer {
     this.#version = channel.version ?? 1;
     // The channel's own fingerprint (computed once per channel, shared with its diagnostics).
     this.peerId = channel.fingerprint ?? keyFingerprint(channel.remoteStaticKey);
-    this.roles =
-      options.policy?.rolesOf({
-        remoteStaticKey: channel.remoteStaticKey,
-        channelRoles: channel.roles,
-        fingerprint: this.peerId,
-      }) ?? channel.roles;
+    this.#roles = this.#rolesBy(options.policy);
     // A data property, set on close (a getter in the literal put every session object into
     // dictionary mode: ~400 bytes more per RPC session, heap snapshot of 300 connections).
     const session: Mutable<Session> = {
@@ -102,6 +97,32 @@ export class RpcPeer {
     channel.on('message', (message: Uint8Array) => this.#onMessage(message));
     channel.on('close', (error?: SecureIpcError) => this.#onClose(error));
     if (channel.closed) this.#onClose(undefined);
+  }
+
+  /** Roles the policy gave the peer (empty without a policy); a replaced policy gives them again. */
+  get roles(): readonly string[] {
+    return this.#roles;
+  }
+
+  #rolesBy(policy: Policy | undefined): readonly string[] {
+    return (
+      policy?.rolesOf({
+        remoteStaticKey: this.channel.remoteStaticKey,
+        channelRoles: this.channel.roles,
+        fingerprint: this.peerId,
+      }) ?? this.channel.roles
+    );
+  }
+
+  /**
+   * @internal The server replaced its policy: the peer's roles are given again, its requests and
+   * events from now on are authorized by `policy`, and the subscriptions it no longer may hold are
+   * dropped (returned).
+   */
+  setPolicy(policy: Policy): string[] {
+    this.#roles = this.#rolesBy(policy);
+    this.#dispatcher.setPolicy(policy);
+    return this.#subscriptions.retain((pattern) => policy.allows(this.#roles, 'subscribe', pattern));
   }
 
   /** True once the channel closed. */

@@ -20,7 +20,7 @@ import { type EventListener, EventRouter, guardListener, reportListenerError } f
 import { IdempotencyCache, type IdempotencyOptions } from './idempotency.js';
 import { type Builtin, isReservedMethod, RESERVED_METHOD_PREFIX, STATS } from './methods.js';
 import { RpcPeer } from './peer.js';
-import { DENY_ALL, type Policy, type PolicyDecision } from './policy.js';
+import { DENY_ALL, Policy, type PolicyDecision } from './policy.js';
 import {
   assertMethodSchemas,
   type InferSchemaInput,
@@ -140,6 +140,14 @@ function publishDecision(channelId: number | undefined, d: PolicyDecision): void
     at: d.at,
   };
   diagnostics.policyDecision.publish(message);
+}
+
+/** What `server.setPolicy()` changed. */
+export interface PolicyUpdate {
+  /** Live channels now authorized by the new policy. */
+  readonly channels: number;
+  /** Subscriptions dropped because the new policy does not grant them. */
+  readonly droppedSubscriptions: number;
 }
 
 /** @internal The symbol of RpcServer's recorder accessor (serve() records what only it sees). */
@@ -279,7 +287,7 @@ export class RpcServer<
   readonly #onChannel = new Map<ChannelSource, (channel: RpcChannel) => void>();
   readonly #idempotency: IdempotencyCache;
   readonly #audit: ServerAudit | undefined;
-  readonly #policy: Policy;
+  #policy: Policy;
   readonly #options: RpcServerOptions;
 
   /** Create a server; nothing is served until channels are attached. */
@@ -447,6 +455,23 @@ export class RpcServer<
           `The subscriber fell behind: ${queuedBytes} bytes of events queued (maxQueuedEventBytes ${this.#options.maxQueuedEventBytes ?? DEFAULT_MAX_QUEUED_EVENT_BYTES})`,
         ),
       );
+  }
+
+  /**
+   * Replace the policy (a configuration reload): channels served from now on, and every live one
+   * from its next request, event or subscription, are authorized by `policy`; each live peer's
+   * roles are given again, and the subscriptions a peer may no longer hold are dropped at once.
+   * With an audit log, recorded as `policy.update` (docs/audit.md). Returns what it changed.
+   */
+  setPolicy(policy: Policy): PolicyUpdate {
+    if (!(policy instanceof Policy))
+      throw createError('SIPC_ERR_INVALID_ARGUMENT', 'setPolicy takes a Policy (createPolicy)');
+    this.#policy = policy;
+    let droppedSubscriptions = 0;
+    for (const peer of this.#peers) droppedSubscriptions += peer.setPolicy(policy).length;
+    const update: PolicyUpdate = { channels: this.#peers.size, droppedSubscriptions };
+    this.#audit?.record('policy.update', { ...update });
+    return update;
   }
 
   /**

@@ -84,6 +84,20 @@ export class Subscriptions {
     return false;
   }
 
+  /**
+   * Keep only the patterns `allowed` still grants (a policy replaced while the peer is
+   * connected: what it may no longer subscribe to stops at once); the patterns dropped.
+   */
+  retain(allowed: (pattern: string) => boolean): string[] {
+    const dropped: string[] = [];
+    for (const pattern of this.#patterns?.keys() ?? [])
+      if (!allowed(pattern)) {
+        this.#patterns!.delete(pattern);
+        dropped.push(pattern);
+      }
+    return dropped;
+  }
+
   /** Forget every pattern (the channel closed). */
   clear(): void {
     this.#patterns?.clear();
