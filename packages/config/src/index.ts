@@ -4,6 +4,7 @@
  * reported at its line and column; profiles and policy tests are checked before anything applies.
  */
 
+export { type ConfigChange, diffConfigs, reloadableSettings } from './diff.js';
 export { HANDBOOK_BEGIN, HANDBOOK_END, handbookSettings, withHandbookSettings } from './handbook.js';
 export { CONFIG_SCHEMA_ID, jsonSchemaText } from './json-schema.js';
 export {
@@ -18,6 +19,13 @@ export {
   STRICT_MAX_CERTIFICATE_HOURS,
 } from './load.js';
 export { PROFILE_RULES, type ProfileName, type ProfileRule, profileRules } from './profiles.js';
+export {
+  type ConfigReload,
+  type ConfigWatcher,
+  type ConfigWatcherEvents,
+  type WatchConfigOptions,
+  watchConfig,
+} from './reload.js';
 export {
   CONFIG_VERSION,
   type Config,

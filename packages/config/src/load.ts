@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import {
   type AuditLog,
   type Certificate,
@@ -120,26 +120,7 @@ export async function loadConfig(file: string, options: LoadConfigOptions = {}):
   const base = dirname(resolve(file));
   const path = (p: string) => resolve(base, p);
   const endpoint = pickEndpoint(config, file, options.endpoint);
-  const problem = (pointer: string, message: string) =>
-    invalid(file, [{ file, line: 1, column: 1, pointer, message }]);
-
-  const keyPair = await loadKey(config.identity.key, path, options.env ?? process.env, file);
-  let certificate: Certificate | undefined;
-  if (config.identity.certificate !== undefined) {
-    certificate = await readCertificateFile(path(config.identity.certificate));
-    if (!Buffer.from(certificate.subjectKey).equals(Buffer.from(keyPair.publicKey)))
-      throw problem('/identity/certificate', 'the certificate is for another key than identity.key');
-    const hours = (certificate.notAfter - certificate.notBefore) / 3_600_000;
-    if (
-      (config.profile ?? 'baseline') === 'strict' &&
-      hours > STRICT_MAX_CERTIFICATE_HOURS &&
-      !weakened(config, 'strict.certificates')
-    )
-      throw problem(
-        '/identity/certificate',
-        `strict: the certificate lasts ${hours.toFixed(1)} h, over ${STRICT_MAX_CERTIFICATE_HOURS} h [strict.certificates]`,
-      );
-  }
+  const { keyPair, certificate } = await loadIdentity(config, path, options.env ?? process.env, file);
   let revocations: WatchedRevocationList | undefined;
   let auditLog: AuditLog | undefined;
   const close = async () => {
@@ -149,11 +130,7 @@ export async function loadConfig(file: string, options: LoadConfigOptions = {}):
   try {
     if (config.trust.revocations !== undefined)
       revocations = await watchRevocationList(path(config.trust.revocations));
-    const keys = (config.trust.keys ?? []).map(decodeKey);
-    const trust: Trust =
-      (config.trust.authorities ?? []).length === 0
-        ? { keys }
-        : certificateTrust({ authorities: config.trust.authorities!, pinnedKeys: keys, revocations });
+    const trust = trustOf(config, revocations);
     let audit: ServeOptions['audit'];
     if (config.audit !== undefined) {
       const a = config.audit;
@@ -174,11 +151,19 @@ export async function loadConfig(file: string, options: LoadConfigOptions = {}):
     const hash = configHash(config);
     const profile = config.profile ?? 'baseline';
     // The configuration in force goes to the audit log: its hash, file and profile.
-    if (auditLog !== undefined)
+    if (auditLog !== undefined) {
+      const commit = await gitCommitOf(file);
       await auditLog.append({
         type: 'config.load',
-        fields: { hash, file: resolve(file), profile, endpoint: endpoint.name },
+        fields: {
+          hash,
+          file: resolve(file),
+          profile,
+          endpoint: endpoint.name,
+          ...(commit ? { commit } : {}),
+        },
       });
+    }
     const l = config.limits ?? {};
     const logger = loggerFor(config.telemetry?.log);
     const info: LoadedConfigInfo = {
@@ -209,6 +194,79 @@ export async function loadConfig(file: string, options: LoadConfigOptions = {}):
   } catch (err) {
     await close();
     throw err;
+  }
+}
+
+/** @internal The trust of `config`: pinned keys, or its authorities' certificate trust with them. */
+export function trustOf(config: Config, revocations: WatchedRevocationList | undefined): Trust {
+  const keys = (config.trust.keys ?? []).map(decodeKey);
+  return (config.trust.authorities ?? []).length === 0
+    ? { keys }
+    : certificateTrust({ authorities: config.trust.authorities!, pinnedKeys: keys, revocations });
+}
+
+/**
+ * @internal The key pair (from its source) and the certificate of `config` (it must be for that
+ * key; strict: at most STRICT_MAX_CERTIFICATE_HOURS).
+ */
+export async function loadIdentity(
+  config: Config,
+  path: (p: string) => string,
+  env: Readonly<Record<string, string | undefined>>,
+  file: string,
+): Promise<{ keyPair: KeyPair; certificate: Certificate | undefined }> {
+  const problem = (pointer: string, message: string) =>
+    invalid(file, [{ file, line: 1, column: 1, pointer, message }]);
+  const keyPair = await loadKey(config.identity.key, path, env, file);
+  if (config.identity.certificate === undefined) return { keyPair, certificate: undefined };
+  const certificate = await readCertificateFile(path(config.identity.certificate));
+  if (!Buffer.from(certificate.subjectKey).equals(Buffer.from(keyPair.publicKey)))
+    throw problem('/identity/certificate', 'the certificate is for another key than identity.key');
+  const hours = (certificate.notAfter - certificate.notBefore) / 3_600_000;
+  if (
+    (config.profile ?? 'baseline') === 'strict' &&
+    hours > STRICT_MAX_CERTIFICATE_HOURS &&
+    !weakened(config, 'strict.certificates')
+  )
+    throw problem(
+      '/identity/certificate',
+      `strict: the certificate lasts ${hours.toFixed(1)} h, over ${STRICT_MAX_CERTIFICATE_HOURS} h [strict.certificates]`,
+    );
+  return { keyPair, certificate };
+}
+
+/**
+ * The git commit checked out where `file` is (its work tree's HEAD), read from `.git` without
+ * running git; undefined outside a work tree or when HEAD cannot be read.
+ */
+export async function gitCommitOf(file: string): Promise<string | undefined> {
+  let dir = dirname(resolve(file));
+  for (;;) {
+    let git = join(dir, '.git');
+    // A linked work tree's .git is a file naming its git directory.
+    const link = await readFile(git, 'utf8').catch(() => undefined);
+    const gitdir = link === undefined ? undefined : /^gitdir: (.+)$/m.exec(link)?.[1];
+    if (gitdir !== undefined) git = resolve(dir, gitdir.trim());
+    const head = await readFile(join(git, 'HEAD'), 'utf8').catch(() => undefined);
+    if (head !== undefined) {
+      const ref = /^ref: (refs\/[^\s]+)\s*$/.exec(head);
+      const hex = (s: string | undefined) => (s !== undefined && /^[0-9a-f]{40}$/.test(s) ? s : undefined);
+      if (ref === null) return hex(head.trim());
+      // A linked work tree keeps its refs in the common git directory.
+      const common = (await readFile(join(git, 'commondir'), 'utf8').catch(() => undefined))?.trim();
+      if (common) git = resolve(git, common);
+      const loose = await readFile(join(git, ref[1]!), 'utf8').catch(() => undefined);
+      if (loose !== undefined) return hex(loose.trim());
+      const packed = await readFile(join(git, 'packed-refs'), 'utf8').catch(() => '');
+      for (const line of packed.split('\n')) {
+        const [sha, name] = line.split(' ');
+        if (name === ref[1]) return hex(sha);
+      }
+      return undefined;
+    }
+    const up = dirname(dir);
+    if (up === dir) return undefined;
+    dir = up;
   }
 }
 

@@ -327,18 +327,25 @@ export const ConfigSchema = Type.Object(
       ),
     ),
     weakens: Type.Optional(
-      Type.Array(
-        Type.Object(
-          {
-            rule: Type.String({
-              minLength: 1,
-              description: 'The profile rule weakened (e.g. `strict.no-wildcard-call`)',
-            }),
-            reason: Type.String({ minLength: 1, description: 'Why' }),
-          },
-          strict,
+      setting(
+        Type.Array(
+          Type.Object(
+            {
+              rule: Type.String({
+                minLength: 1,
+                description: 'The profile rule weakened (e.g. `strict.no-wildcard-call`)',
+              }),
+              reason: Type.String({ minLength: 1, description: 'Why' }),
+            },
+            strict,
+          ),
+          { description: 'Profile rules this configuration deliberately weakens, each with its reason' },
         ),
-        { description: 'Profile rules this configuration deliberately weakens, each with its reason' },
+        {
+          reloadable: true,
+          security:
+            'Each entry lifts one profile rule; checked with the rest of the file (a reload that drops one while what it allowed stays in force until a restart is refused).',
+        },
       ),
     ),
     identity: Type.Object(
@@ -377,8 +384,9 @@ export const ConfigSchema = Type.Object(
         ),
         revocations: Type.Optional(
           setting(Path('The revocation list (`secure-ipc revoke`)'), {
-            reloadable: true,
-            security: 'The revocation list, watched: a revoked peer is refused and cut.',
+            reloadable: false,
+            security:
+              'The revocation list; its contents are watched and applied as they change (a revoked peer is refused and cut), its path takes a restart.',
           }),
         ),
       },
@@ -396,17 +404,23 @@ export const ConfigSchema = Type.Object(
           },
         ),
         peers: Type.Optional(
-          Type.Array(
-            Type.Object(
-              {
-                key: PublicKey,
-                roles: Type.Array(Type.String({ minLength: 1 }), {
-                  description: 'Role names of policy.roles',
-                }),
-              },
-              { ...strict, description: 'Roles given to a peer key' },
+          setting(
+            Type.Array(
+              Type.Object(
+                {
+                  key: PublicKey,
+                  roles: Type.Array(Type.String({ minLength: 1 }), {
+                    description: 'Role names of policy.roles',
+                  }),
+                },
+                { ...strict, description: 'Roles given to a peer key' },
+              ),
+              { description: 'Roles given to peers by their static key' },
             ),
-            { description: 'Roles given to peers by their static key' },
+            {
+              reloadable: true,
+              security: 'Who has which roles; a reload gives every live peer its roles again.',
+            },
           ),
         ),
         defaultRoles: Type.Optional(
@@ -476,9 +490,15 @@ export const ConfigSchema = Type.Object(
     ),
     audit: Type.Optional(Audit),
     tests: Type.Optional(
-      Type.Array(PolicyTest, {
-        description: 'Policy tests, run by `config validate` and before every apply',
-      }),
+      setting(
+        Type.Array(PolicyTest, {
+          description: 'Policy tests, run by `config validate` and before every apply',
+        }),
+        {
+          reloadable: true,
+          security: 'A failing test refuses the file, at start and at every reload.',
+        },
+      ),
     ),
   },
   {

@@ -2,36 +2,38 @@
  * `secure-ipc config validate FILE [--json]` (docs/configuration.md): validate a configuration
  * file (JSONC or TOML) against the schema, its profile's rules and its policy tests, reading
  * nothing but the file; print every problem as `FILE:LINE:COL: message`, then a summary line.
+ * `secure-ipc config diff OLD NEW [--json]`: the semantic difference of two valid files, each
+ * change with whether a reload applies it.
  */
 import { readFile } from 'node:fs/promises';
-import { formatProblem, MAX_CONFIG_BYTES, validateConfigText } from '@secure-ipc/config';
+import {
+  type ConfigValidation,
+  canonicalJson,
+  diffConfigs,
+  formatProblem,
+  MAX_CONFIG_BYTES,
+  validateConfigText,
+} from '@secure-ipc/config';
 import { jsonOption, parse } from '../args.js';
 import { CliError, type CliIo, ExitCode, printable, printJSON, println } from '../io.js';
 
 /** Usage line. */
-export const usage = 'secure-ipc config validate FILE [--json]';
+export const usage = 'secure-ipc config validate FILE [--json] | config diff OLD NEW [--json]';
 
 /** The subcommands (error lines name them: `secure-ipc config validate: ...`). */
-export const subcommands = ['validate'] as const;
+export const subcommands = ['validate', 'diff'] as const;
 
 /** Run the command; resolves with the exit code. */
 export async function run(argv: string[], io: CliIo): Promise<number> {
   const [sub, ...rest] = argv;
+  if (sub === 'diff') return diff(rest, io);
   if (sub !== 'validate')
-    throw new CliError(`unknown config subcommand ${JSON.stringify(sub ?? '')} (expected validate)`);
+    throw new CliError(`unknown config subcommand ${JSON.stringify(sub ?? '')} (expected validate or diff)`);
   const { values, positionals } = parse(rest, { ...jsonOption }, true);
   if (positionals.length !== 1)
     throw new CliError(`config validate takes one FILE (got ${positionals.length})`);
   const file = positionals[0]!;
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(file);
-  } catch (err) {
-    throw new CliError(`cannot read ${file}: ${(err as Error).message}`, ExitCode.KeyOrFile);
-  }
-  if (bytes.byteLength > MAX_CONFIG_BYTES)
-    throw new CliError(`${file} is over ${MAX_CONFIG_BYTES} bytes`, ExitCode.KeyOrFile);
-  const v = validateConfigText(bytes.toString('utf8'), file);
+  const v = await validateFile(file);
   if (values.json === true) {
     printJSON(io.stdout, {
       ok: v.problems.length === 0,
@@ -51,4 +53,54 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     );
   }
   return v.problems.length === 0 ? ExitCode.Ok : ExitCode.Failed;
+}
+
+/** Read (at most MAX_CONFIG_BYTES) and validate one file; unreadable or too large is exit 3. */
+async function validateFile(file: string): Promise<ConfigValidation> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(file);
+  } catch (err) {
+    throw new CliError(`cannot read ${file}: ${(err as Error).message}`, ExitCode.KeyOrFile);
+  }
+  if (bytes.byteLength > MAX_CONFIG_BYTES)
+    throw new CliError(`${file} is over ${MAX_CONFIG_BYTES} bytes`, ExitCode.KeyOrFile);
+  return validateConfigText(bytes.toString('utf8'), file);
+}
+
+/** `config diff OLD NEW`: exit 0 when the settings are the same, 1 when they differ, 3 when a file is not valid. */
+async function diff(argv: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parse(argv, { ...jsonOption }, true);
+  if (positionals.length !== 2)
+    throw new CliError(`config diff takes OLD and NEW (got ${positionals.length} files)`);
+  const [oldFile, newFile] = positionals as [string, string];
+  const [a, b] = [await validateFile(oldFile), await validateFile(newFile)];
+  if (a.config === undefined || b.config === undefined) {
+    // Only valid files have settings to compare: the problems, as validate prints them.
+    for (const p of [...a.problems, ...b.problems]) println(io.stderr, printable(formatProblem(p)));
+    throw new CliError(
+      `${[a, b].filter((v) => v.config === undefined).length === 2 ? 'both files are' : `${printable(a.config === undefined ? oldFile : newFile)} is`} not a valid configuration (config validate says why)`,
+      ExitCode.KeyOrFile,
+    );
+  }
+  const changes = diffConfigs(a.config, b.config);
+  if (values.json === true) {
+    printJSON(io.stdout, { same: changes.length === 0, changes });
+    return changes.length === 0 ? ExitCode.Ok : ExitCode.Failed;
+  }
+  const mark = { added: '+', removed: '-', changed: '~' } as const;
+  const value = (v: unknown) => printable(canonicalJson(v));
+  for (const c of changes)
+    println(
+      io.stdout,
+      `${mark[c.kind]} ${printable(c.path)}: ${c.kind === 'changed' ? `${value(c.before)} -> ${value(c.after)}` : value(c.kind === 'added' ? c.after : c.before)}  (${c.reloadable ? 'reload' : 'restart'})`,
+    );
+  const restart = changes.filter((c) => !c.reloadable).length;
+  println(
+    io.stdout,
+    changes.length === 0
+      ? 'same settings'
+      : `${changes.length} change${changes.length === 1 ? '' : 's'}: ${changes.length - restart} applied by a reload, ${restart} need${restart === 1 ? 's' : ''} a restart`,
+  );
+  return changes.length === 0 ? ExitCode.Ok : ExitCode.Failed;
 }
