@@ -78,5 +78,8 @@ test('ca pubkey --key FILE prints the public key ca init printed; errors name th
   t.regex(badKey.stderr, /^secure-ipc cert issue: --pubkey must be a public key/);
   const unknown = await cli(['ca', 'frobnicate']);
   t.is(unknown.code, 2);
-  t.regex(unknown.stderr, /^secure-ipc ca: unknown ca subcommand "frobnicate" \(expected init or pubkey\)/);
+  t.regex(
+    unknown.stderr,
+    /^secure-ipc ca: unknown ca subcommand "frobnicate" \(expected init, pubkey, serve, token, enrol or renew\)/,
+  );
 });

@@ -142,6 +142,42 @@ export {
   TRACING_CHANNELS,
   type TracedOutcome,
 } from './diagnostics/tracing.js';
+export {
+  type AuthorityStatus,
+  type CertificateRenewal,
+  type CertificateRenewalEvents,
+  DEFAULT_AUTHORITY_WARNING_MS,
+  ENROL_METHOD,
+  ENROLMENT_REFUSED,
+  type EnrolmentAnswer,
+  type EnrolmentClientOptions,
+  type EnrolmentIssue,
+  type EnrolmentRefusal,
+  type EnrolmentRule,
+  type EnrolmentServer,
+  EnrolmentService,
+  type EnrolmentServiceEvents,
+  type EnrolmentServiceOptions,
+  type EnrolmentStatusAnswer,
+  enrolCertificate,
+  keepCertificateRenewed,
+  RENEW_METHOD,
+  renewalTime,
+  renewCertificate,
+  STATUS_METHOD,
+  serveEnrolment,
+} from './enrolment/service.js';
+export {
+  consumeEnrolmentToken,
+  createEnrolmentToken,
+  DEFAULT_ENROLMENT_TOKEN_TTL_MS,
+  ENROLMENT_TOKEN_PREFIX,
+  ENROLMENT_TOKENS_VERSION,
+  type EnrolmentGrant,
+  type EnrolmentToken,
+  MAX_ENROLMENT_TOKEN_FILE_BYTES,
+  MAX_ENROLMENT_TOKENS,
+} from './enrolment/tokens.js';
 export type { WireError } from './envelope/types.js';
 export { PublicError, type PublicErrorOptions } from './envelope/wire-errors.js';
 // Errors.

@@ -40,7 +40,7 @@ export const usage =
   'secure-ipc serve --listen ADDRESS --key FILE (--allow PUBKEY ... | --cert FILE --trust-ca PUBKEY ... [--revocations FILE]) [--app-id ID] [--allow-remote] [--allow-unmarked-key] [--allow-uid UID ...] [--allow-gid GID ...] [--socket-mode 0600|0660|0666] [--socket-group GROUP] [--allow-sid SID|NAME ...] [--grant-stats PUBKEY ...] [--audit DIR --audit-origin ORIGIN [--audit-hash-key FILE] [--audit-required] [--audit-checkpoint-every N] [--grant-witness PUBKEY ...]] [--json]';
 
 /** Resolves on the first of SIGINT / SIGTERM (or when `signal` aborts, for tests). */
-function untilStopped(signal?: AbortSignal): Promise<string> {
+export function untilStopped(signal?: AbortSignal): Promise<string> {
   return new Promise((resolve) => {
     const stop = (why: string) => {
       process.off('SIGINT', onInt);
