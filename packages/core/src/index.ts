@@ -23,6 +23,7 @@ export {
   consistencyProof,
   hashLeaf,
   inclusionProof,
+  MerkleTree,
   merkleRoot,
   verifyConsistency,
   verifyInclusion,

@@ -173,18 +173,12 @@ test("a thief of epoch 1's key rewriting epoch 0's records and re-signing every 
     out.push(encodeAuditRecord({ ...rec, prev: hashLeaf(out[i - 1]!), fields }));
   }
   await writeRecords(dir, out);
-  const { MerkleFrontier } = await import('../src/audit/merkle.js');
-  const roots: Uint8Array[] = [];
-  const f = new MerkleFrontier();
-  roots.push(f.root());
-  for (const b of out) {
-    f.push(hashLeaf(b));
-    roots.push(f.root());
-  }
+  const { MerkleTree } = await import('../src/audit/merkle.js');
+  const tree = MerkleTree.from(out.map(hashLeaf));
   const { signCheckpoint } = await import('../src/audit/note.js');
   const notes = (await readCheckpoints(dir)).map((n) => {
     const size = parseCheckpoint(n).size;
-    return signCheckpoint({ origin: ORIGIN, size, root: roots[size]! }, epoch1Key!.secretKey);
+    return signCheckpoint({ origin: ORIGIN, size, root: tree.rootAt(size) }, epoch1Key!.secretKey);
   });
   await writeCheckpoints(dir, notes);
   const r = await verifyAuditLog(dir, { anchorKey: anchor });

@@ -13,10 +13,8 @@ import {
   type AuditProblem,
   type AuditReport,
   auditMessageHash,
-  consistencyProof,
-  inclusionProof,
   isSecureIpcError,
-  merkleRoot,
+  MerkleTree,
   readAuditHashKey,
   readAuditLog,
   readAuditWitnessState,
@@ -228,12 +226,14 @@ async function proof(dir: string, indexText: string | undefined, values: Values,
   if (size > state.leafHashes.length || size === 0)
     throw new CliError(`--size must be from 1 to the ${state.leafHashes.length} records present`);
   const b64 = (h: Uint8Array) => Buffer.from(h).toString('base64');
-  const root = merkleRoot(state.leafHashes.slice(0, size));
+  // One pass over the leaves; every root and proof after it is O(log n).
+  const tree = MerkleTree.from(state.leafHashes);
+  const root = tree.rootAt(size);
   if (values.from !== undefined) {
     const from = positiveInt(values.from, 'from', 1);
     if (from > size) throw new CliError('--from must not exceed --size');
-    const path = consistencyProof(state.leafHashes, from, size).map(b64);
-    const fromRoot = b64(merkleRoot(state.leafHashes.slice(0, from)));
+    const path = tree.consistencyProof(from, size).map(b64);
+    const fromRoot = b64(tree.rootAt(from));
     if (values.json === true) printJSON(io.stdout, { from, size, fromRoot, root: b64(root), proof: path });
     else {
       println(io.stdout, `consistency from ${from} (root ${fromRoot}) to ${size} (root ${b64(root)})`);
@@ -244,7 +244,7 @@ async function proof(dir: string, indexText: string | undefined, values: Values,
   if (!/^\d+$/.test(indexText!) || Number(indexText) >= size)
     throw new CliError(`INDEX must be a record index below ${size}`);
   const index = Number(indexText);
-  const path = inclusionProof(state.leafHashes, index, size).map(b64);
+  const path = tree.inclusionProof(index, size).map(b64);
   const leafHash = b64(state.leafHashes[index]!);
   if (values.json === true) printJSON(io.stdout, { index, size, leafHash, root: b64(root), proof: path });
   else {

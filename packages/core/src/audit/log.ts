@@ -4,16 +4,22 @@
  *   open     directory 0700 → read + verify what is there (readAuditLog / verifyAuditState, against
  *            the log's own genesis key) → the current epoch's key file → torn tail cut → append
  *            handles; a new directory gets epoch 0's key and the genesis record
- *   append   record {n, p, t, at, f} → frame → segment (a new one past maxSegmentBytes) → leaf
- *            hash + frontier (O(log n)) → a checkpoint every `checkpointEvery` records or
- *            `checkpointIntervalMs`
+ *   append   joins the open batch: the appends of one event-loop turn, and those made while the
+ *            write before them is in flight, are one operation (group commit) →
+ *   batch    (rotate first if `epochPeriodMs` passed) each record {n, p, t, at, f} → its frame →
+ *            the frames concatenated into one write (split only at a new segment, past
+ *            maxSegmentBytes, or every MAX_BATCH_WRITE_BYTES) → leaf hashes into the tree
+ *            (O(1) amortized) → a checkpoint when `checkpointEvery` records or
+ *            `checkpointIntervalMs` passed → every append of the batch resolves (or, on a failed
+ *            write, every one rejects with the log's SIPC_ERR_AUDIT_CORRUPT)
  *   rotate   new key file → checkpoint (old key) → epoch record signed by the old key over the
  *            handover text → fsync → old secret zeroed, its file overwritten and removed →
  *            checkpoint (new key)
  *   close    checkpoint (if records were added) → handles closed → secret zeroed
  *
  * A write that fails closes the log (later calls throw): the caller's operation must fail with it
- * (Vault's rule: what cannot be audited does not happen).
+ * (Vault's rule: what cannot be audited does not happen). Any other operation enqueued seals the
+ * open batch, so an append made before `checkpoint()` or `close()` is in it.
  */
 import type { promises as fs } from 'node:fs';
 import { join } from 'node:path';
@@ -35,7 +41,7 @@ import {
   readEpochKey,
   segmentName,
 } from './files.js';
-import { consistencyProof, hashLeaf, inclusionProof, MerkleFrontier } from './merkle.js';
+import { hashLeaf, MerkleTree } from './merkle.js';
 import { signCheckpoint, verifierKey } from './note.js';
 import {
   type AuditEntry,
@@ -78,6 +84,19 @@ export interface AuditLogOptions {
   readonly guard?: AccessGuard;
 }
 
+/**
+ * Bytes of one write of a batch at most (a batch of big records is several writes): bounds the
+ * buffer a batch concatenates into.
+ */
+const MAX_BATCH_WRITE_BYTES = 4 * 1024 * 1024;
+
+/** One append waiting in a batch. */
+interface PendingAppend {
+  readonly entry: AuditEntry;
+  readonly resolve: (r: AuditAppendResult) => void;
+  readonly reject: (err: unknown) => void;
+}
+
 /** What `append` returns. */
 export interface AuditAppendResult {
   /** The record's index. */
@@ -104,7 +123,12 @@ export interface AuditLog {
   readonly publicKey: Uint8Array;
   /** The last checkpoint written (a signed note), if any. */
   readonly lastCheckpoint: string | undefined;
-  /** Append one record; resolves once it is written (not necessarily fsynced: `checkpoint()` does). */
+  /**
+   * Append one record. The appends of one event-loop turn (and those made while the previous
+   * write is in flight) are written together in one write, in call order; each resolves once its
+   * batch is written (not necessarily fsynced: `checkpoint()` does), and all of them reject when
+   * that write fails.
+   */
   append(entry: AuditEntry): Promise<AuditAppendResult>;
   /** Write (and fsync) a checkpoint of the current tree now; its signed note. */
   checkpoint(): Promise<string>;
@@ -159,8 +183,7 @@ class FileAuditLog implements AuditLog {
   readonly #maxRecord: number;
   readonly #now: () => number;
   readonly #guard: AccessGuard;
-  readonly #leaves: Uint8Array[] = [];
-  readonly #frontier = new MerkleFrontier();
+  readonly #tree = new MerkleTree();
   readonly #epochRecords: EpochRecordRef[] = [];
   #key: EpochKey | undefined;
   #anchor: Uint8Array | undefined;
@@ -172,6 +195,8 @@ class FileAuditLog implements AuditLog {
   #lastCheckpointSize = -1;
   #lastCheckpointAt = 0;
   #queue: Promise<unknown> = Promise.resolve();
+  /** The batch new appends join, until it starts writing or another operation is enqueued. */
+  #batch: PendingAppend[] | undefined;
   #failed: SecureIpcError | undefined;
   #closed = false;
   #timer: NodeJS.Timeout | undefined;
@@ -194,10 +219,10 @@ class FileAuditLog implements AuditLog {
   }
 
   get size(): number {
-    return this.#leaves.length;
+    return this.#tree.size;
   }
   get root(): Uint8Array {
-    return this.#frontier.root();
+    return this.#tree.root();
   }
   get epoch(): number {
     return this.#key!.epoch;
@@ -222,27 +247,32 @@ class FileAuditLog implements AuditLog {
     return this.#key;
   }
 
-  /** Run `op` after every earlier operation; a failure of a write closes the log. */
+  /**
+   * Run `op` after every earlier operation (sealing the open batch: later appends go after it); a
+   * failure of a write closes the log and `op` rejects with the log's SIPC_ERR_AUDIT_CORRUPT.
+   */
   #run<T>(op: () => Promise<T>): Promise<T> {
+    this.#batch = undefined;
     const next = this.#queue.then(async () => {
       this.#live();
       try {
         return await op();
       } catch (err) {
-        if ((err as SecureIpcError).code !== 'SIPC_ERR_INVALID_ARGUMENT') await this.#fail(err);
-        throw err;
+        if ((err as SecureIpcError).code === 'SIPC_ERR_INVALID_ARGUMENT') throw err;
+        throw await this.#fail(err);
       }
     });
     this.#queue = next.catch(() => {});
     return next;
   }
 
-  async #fail(err: unknown): Promise<void> {
-    this.#failed = createError('SIPC_ERR_AUDIT_CORRUPT', 'The audit log failed to write and is closed', {
+  async #fail(err: unknown): Promise<SecureIpcError> {
+    this.#failed ??= createError('SIPC_ERR_AUDIT_CORRUPT', 'The audit log failed to write and is closed', {
       cause: err,
       details: { reason: 'write' },
     });
     await this.#release();
+    return this.#failed;
   }
 
   async open(): Promise<void> {
@@ -257,7 +287,7 @@ class FileAuditLog implements AuditLog {
       await this.#openSegment(0, undefined);
       await this.#openCheckpoints();
       this.#epochStartedAt = this.#now();
-      await this.#write({
+      await this.#writeOwn({
         type: EPOCH_TYPE,
         fields: epochRecordFields({ epoch: 0, publicKey: key.publicKey, origin: this.origin }),
       });
@@ -305,10 +335,7 @@ class FileAuditLog implements AuditLog {
         },
       );
     this.#anchor = g.publicKey;
-    for (const h of state.leafHashes) {
-      this.#leaves.push(h);
-      this.#frontier.push(h);
-    }
+    for (const h of state.leafHashes) this.#tree.push(h);
     for (const e of report.epochs)
       this.#epochRecords.push({
         epoch: e.epoch,
@@ -357,64 +384,127 @@ class FileAuditLog implements AuditLog {
       return Promise.reject(
         createError('SIPC_ERR_INVALID_ARGUMENT', 'The record type epoch is the log’s own'),
       );
-    return this.#run(async () => {
-      if (this.#epochPeriodMs !== undefined && this.#now() - this.#epochStartedAt >= this.#epochPeriodMs)
-        await this.#rotate();
-      const result = await this.#write(entry);
-      if (
-        this.size - this.#lastCheckpointSize >= this.#every ||
-        this.#now() - this.#lastCheckpointAt >= this.#intervalMs
-      )
-        await this.#checkpoint();
-      return result;
+    return new Promise((resolve, reject) => {
+      if (this.#batch === undefined) {
+        const batch: PendingAppend[] = [];
+        // Enqueued now, so it keeps its place before any later checkpoint(), rotation or close.
+        this.#run(() => this.#appendBatch(batch)).catch((err: unknown) => {
+          for (const p of batch) p.reject(err);
+        });
+        this.#batch = batch;
+      }
+      this.#batch.push({ entry, resolve, reject });
     });
   }
 
-  /** Encode and write one record (no checkpoint). */
-  async #write(entry: AuditEntry): Promise<AuditAppendResult> {
-    const index = this.size;
-    const record: AuditRecord = {
-      index,
-      prev: index === 0 ? undefined : this.#leaves[index - 1],
-      type: entry.type,
-      at: this.#now(),
-      fields: entry.fields ?? {},
+  /** Write one batch of appends (the file comment's "batch"); its appends resolve or reject here. */
+  async #appendBatch(batch: PendingAppend[]): Promise<void> {
+    // The rest of this turn's appends (and, under load, the ones made while the previous batch
+    // was written) join first: one write carries them all.
+    await new Promise<void>((r) => setImmediate(r));
+    if (this.#batch === batch) this.#batch = undefined;
+    if (this.#epochPeriodMs !== undefined && this.#now() - this.#epochStartedAt >= this.#epochPeriodMs)
+      await this.#rotate();
+    const results = await this.#write(batch.map((p) => p.entry));
+    if (
+      this.size - this.#lastCheckpointSize >= this.#every ||
+      this.#now() - this.#lastCheckpointAt >= this.#intervalMs
+    )
+      await this.#checkpoint();
+    for (const [i, p] of batch.entries()) {
+      const r = results[i]!;
+      if ('index' in r) p.resolve(r);
+      else p.reject(r);
+    }
+  }
+
+  /**
+   * Encode and write records in order (no checkpoint): as one write unless a new segment starts
+   * or MAX_BATCH_WRITE_BYTES is reached. Per entry its result, or its own SIPC_ERR_INVALID_ARGUMENT
+   * (a bad or oversized record, which gets no index); a failed write throws.
+   */
+  async #write(entries: readonly AuditEntry[]): Promise<(AuditAppendResult | SecureIpcError)[]> {
+    const results: (AuditAppendResult | SecureIpcError)[] = [];
+    const written: { record: AuditRecord; bytes: Uint8Array; leafHash: Uint8Array }[] = [];
+    let frames: Uint8Array[] = [];
+    let pendingBytes = 0;
+    const flush = async () => {
+      if (frames.length === 0) return;
+      await appendAll(this.#segment!, frames.length === 1 ? frames[0]! : Buffer.concat(frames, pendingBytes));
+      this.#segmentBytes += pendingBytes;
+      frames = [];
+      pendingBytes = 0;
     };
-    const bytes = encodeAuditRecord(record);
-    if (bytes.byteLength > this.#maxRecord)
-      throw createError(
-        'SIPC_ERR_INVALID_ARGUMENT',
-        `The audit record is ${bytes.byteLength} bytes, over ${this.#maxRecord}`,
-      );
-    const framed = frame(bytes);
-    if (this.#segmentBytes > 0 && this.#segmentBytes + framed.byteLength > this.#maxSegment) {
-      await this.#segment!.sync();
-      await this.#segment!.close();
-      this.#segment = undefined;
-      await this.#openSegment(index, undefined);
-    }
-    await appendAll(this.#segment!, framed);
-    this.#segmentBytes += framed.byteLength;
-    const leafHash = hashLeaf(bytes);
-    this.#leaves.push(leafHash);
-    this.#frontier.push(leafHash);
-    if (record.type === EPOCH_TYPE) {
-      const fields = parseEpochRecord(record);
-      this.#epochRecords.push({ epoch: fields.epoch, index, bytes, fields });
-    }
-    if (diagnostics.auditAppend.hasSubscribers) {
-      const message: AuditAppendMessage = {
-        v: DIAGNOSTICS_VERSION,
-        origin: this.origin,
+    for (const entry of entries) {
+      const index = this.size + written.length;
+      const record: AuditRecord = {
         index,
-        type: record.type,
-        at: record.at,
-        fields: record.fields,
-        leafHash: new Uint8Array(leafHash),
+        prev:
+          index === 0 ? undefined : (written[written.length - 1]?.leafHash ?? this.#tree.leafHash(index - 1)),
+        type: entry.type,
+        at: this.#now(),
+        fields: entry.fields ?? {},
       };
-      diagnostics.auditAppend.publish(message);
+      let bytes: Uint8Array;
+      try {
+        bytes = encodeAuditRecord(record);
+      } catch (err) {
+        if ((err as SecureIpcError).code !== 'SIPC_ERR_INVALID_ARGUMENT') throw err;
+        results.push(err as SecureIpcError);
+        continue;
+      }
+      if (bytes.byteLength > this.#maxRecord) {
+        results.push(
+          createError(
+            'SIPC_ERR_INVALID_ARGUMENT',
+            `The audit record is ${bytes.byteLength} bytes, over ${this.#maxRecord}`,
+          ),
+        );
+        continue;
+      }
+      const framed = frame(bytes);
+      const segmentBytes = this.#segmentBytes + pendingBytes;
+      if (segmentBytes > 0 && segmentBytes + framed.byteLength > this.#maxSegment) {
+        await flush();
+        await this.#segment!.sync();
+        await this.#segment!.close();
+        this.#segment = undefined;
+        await this.#openSegment(index, undefined);
+      } else if (pendingBytes + framed.byteLength > MAX_BATCH_WRITE_BYTES) await flush();
+      frames.push(framed);
+      pendingBytes += framed.byteLength;
+      const leafHash = hashLeaf(bytes);
+      written.push({ record, bytes, leafHash });
+      results.push({ index, leafHash: new Uint8Array(leafHash) });
     }
-    return { index, leafHash: new Uint8Array(leafHash) };
+    await flush();
+    // In the tree (and announced) only once in the segment.
+    for (const { record, bytes, leafHash } of written) {
+      this.#tree.push(leafHash);
+      if (record.type === EPOCH_TYPE) {
+        const fields = parseEpochRecord(record);
+        this.#epochRecords.push({ epoch: fields.epoch, index: record.index, bytes, fields });
+      }
+      if (diagnostics.auditAppend.hasSubscribers) {
+        const message: AuditAppendMessage = {
+          v: DIAGNOSTICS_VERSION,
+          origin: this.origin,
+          index: record.index,
+          type: record.type,
+          at: record.at,
+          fields: record.fields,
+          leafHash: new Uint8Array(leafHash),
+        };
+        diagnostics.auditAppend.publish(message);
+      }
+    }
+    return results;
+  }
+
+  /** Write one record of the log's own (genesis, epoch): it cannot be refused. */
+  async #writeOwn(entry: AuditEntry): Promise<void> {
+    const [r] = await this.#write([entry]);
+    if (r instanceof Error) throw r;
   }
 
   checkpoint(): Promise<string> {
@@ -447,7 +537,7 @@ class FileAuditLog implements AuditLog {
     const text = handoverText(this.origin, size, root, next.epoch, next.publicKey);
     const signature = new Uint8Array(sodium.crypto_sign_BYTES);
     sodium.crypto_sign_detached(signature, Buffer.from(text, 'utf8'), old.secretKey);
-    await this.#write({
+    await this.#writeOwn({
       type: EPOCH_TYPE,
       fields: epochRecordFields({ epoch: next.epoch, publicKey: next.publicKey, root, signature }),
     });
@@ -460,18 +550,17 @@ class FileAuditLog implements AuditLog {
   }
 
   leafHash(index: number): Uint8Array {
-    const h = this.#leaves[index];
-    if (!Number.isSafeInteger(index) || h === undefined)
+    if (!Number.isSafeInteger(index) || index < 0 || index >= this.size)
       throw createError('SIPC_ERR_INVALID_ARGUMENT', `No record ${index} (the log has ${this.size})`);
-    return new Uint8Array(h);
+    return this.#tree.leafHash(index);
   }
 
   inclusionProof(index: number, size: number = this.size): Uint8Array[] {
-    return inclusionProof(this.#leaves, index, size);
+    return this.#tree.inclusionProof(index, size);
   }
 
   consistencyProof(size1: number, size2: number = this.size): Uint8Array[] {
-    return consistencyProof(this.#leaves, size1, size2);
+    return this.#tree.consistencyProof(size1, size2);
   }
 
   witnessUpdate(from: AuditWitnessRequest): AuditWitnessUpdate {
@@ -494,6 +583,7 @@ class FileAuditLog implements AuditLog {
 
   close(): Promise<void> {
     if (this.#closed) return Promise.resolve();
+    this.#batch = undefined;
     const done = this.#queue.then(async () => {
       if (this.#closed) return;
       try {

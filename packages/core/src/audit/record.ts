@@ -3,7 +3,7 @@
  * sorted keys (deterministic bytes, which are the Merkle leaf), and its bounded decoding; the
  * epoch records' fields and the handover text the previous epoch's key signs.
  */
-import { encode } from '@msgpack/msgpack';
+import { Encoder } from '@msgpack/msgpack';
 import { createError, type SecureIpcError } from '../errors.js';
 import { decodeBounded } from '../msgpack/decode-budget.js';
 import { HASH_BYTES } from './merkle.js';
@@ -77,6 +77,12 @@ function valueProblem(v: unknown, path: string, depth: number): string | undefin
   return `${path}: ${typeof v} is not an audit value (nil, bool, int, str, bytes, array, object)`;
 }
 
+/**
+ * One encoder for every record (it returns a copy, and clones itself if re-entered): `encode()`
+ * builds an encoder with a fresh 2 KiB buffer per call, a tenth of an append's time.
+ */
+const recordEncoder = new Encoder({ sortKeys: true, ignoreUndefined: false, forceIntegerToFloat: false });
+
 /** Encode a record deterministically (keys sorted); SIPC_ERR_INVALID_ARGUMENT on a bad value. */
 export function encodeAuditRecord(record: AuditRecord): Uint8Array {
   if (typeof record.type !== 'string' || record.type.length === 0 || record.type.length > MAX_TYPE_LENGTH)
@@ -87,7 +93,7 @@ export function encodeAuditRecord(record: AuditRecord): Uint8Array {
   const map: Record<string, unknown> = { n: record.index, t: record.type, at: record.at };
   if (record.prev !== undefined) map.p = record.prev;
   if (Object.keys(record.fields).length > 0) map.f = record.fields;
-  return encode(map, { sortKeys: true, ignoreUndefined: false, forceIntegerToFloat: false });
+  return recordEncoder.encode(map);
 }
 
 const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;

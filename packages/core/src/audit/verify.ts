@@ -17,7 +17,7 @@ import { bytesEqual, sodium } from '../crypto/sodium.js';
 import { createError, isSecureIpcError } from '../errors.js';
 import { type AccessGuard, posixOwnerOnly } from '../keys/access-guard.js';
 import { CHECKPOINTS_FILE, openAuditDirectory, readFrameFile } from './files.js';
-import { hashLeaf, MerkleFrontier } from './merkle.js';
+import { hashLeaf, MerkleTree } from './merkle.js';
 import { type Checkpoint, noteSignatureBy, parseCheckpoint, parseVerifierKey } from './note.js';
 import {
   type AuditRecord,
@@ -341,13 +341,8 @@ export function verifyAuditState(
   const ep = followEpochs(state.records, anchor);
   problems.push(...ep.problems.filter((p) => p.index < recordProblemAt || p.index === 0));
 
-  // Roots of every prefix, computed once in one pass.
-  const frontier = new MerkleFrontier();
-  const roots: Uint8Array[] = [frontier.root()];
-  for (const h of state.leafHashes) {
-    frontier.push(h);
-    roots.push(frontier.root());
-  }
+  // The root of any prefix (a checkpoint's size) in O(log n) from one pass over the leaves.
+  const tree = MerkleTree.from(state.leafHashes);
 
   let verified = 0;
   let signedSize = 0;
@@ -422,7 +417,7 @@ export function verifyAuditState(
         });
       continue;
     }
-    if (!bytesEqual(cp.root, roots[cp.size]!)) {
+    if (!bytesEqual(cp.root, tree.rootAt(cp.size))) {
       if (cp.size > recordProblemAt) continue; // explained by the record problem
       const from = lastGoodBelow(cp.size);
       checkpointProblems.push({
@@ -458,7 +453,7 @@ export function verifyAuditState(
     ok: problems.length === 0,
     size,
     origin: ep.origin,
-    root: roots[size]!,
+    root: tree.root(),
     epochs: ep.epochs,
     verifiedCheckpoints: verified,
     signedSize,

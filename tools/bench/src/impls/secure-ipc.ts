@@ -132,6 +132,12 @@ export function secureIpc(socket: SipcSocket, level: SipcLevel, v1 = false, audi
         close: async () => {
           await server.close();
           await log?.close();
+          // What the audited row wrote and dropped (docs/audit.md "Cost"): on stderr, which the
+          // parent shows, since the report has no column for it.
+          if (log !== undefined)
+            process.stderr.write(
+              `${id}: ${log.size} records in the log, ${server.audit?.dropped ?? 0} dropped\n`,
+            );
         },
       };
     },
