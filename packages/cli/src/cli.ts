@@ -7,6 +7,7 @@ import * as ca from './commands/ca.js';
 import * as call from './commands/call.js';
 import * as cert from './commands/cert.js';
 import * as config from './commands/config.js';
+import * as doctor from './commands/doctor.js';
 import * as inspect from './commands/inspect.js';
 import * as keygen from './commands/keygen.js';
 import * as outbox from './commands/outbox.js';
@@ -62,6 +63,7 @@ export const commands: Readonly<Record<string, Command>> = {
   outbox,
   audit,
   config,
+  doctor,
 };
 
 function help(stream: NodeJS.WritableStream): void {

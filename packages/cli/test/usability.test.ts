@@ -22,6 +22,7 @@ const EVERY = [
   ['audit', 'verify'],
   ['audit', 'tail'],
   ['audit', 'proof'],
+  ['doctor'],
 ];
 
 test('--help and -h on every command and subcommand print its usage on stdout and exit 0', async (t) => {

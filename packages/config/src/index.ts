@@ -5,6 +5,20 @@
  */
 
 export { type ConfigChange, diffConfigs, reloadableSettings } from './diff.js';
+export {
+  DOCTOR_BASELINE_MAX_CERTIFICATE_DAYS,
+  DOCTOR_CHECKS,
+  DOCTOR_EXPIRY_WARNING_DAYS,
+  DOCTOR_MAX_SCORE,
+  type DoctorCheck,
+  type DoctorFinding,
+  type DoctorInput,
+  type DoctorOptions,
+  type DoctorReport,
+  type DoctorSeverity,
+  doctorConfig,
+  doctorSeverity,
+} from './doctor.js';
 export { HANDBOOK_BEGIN, HANDBOOK_END, handbookSettings, withHandbookSettings } from './handbook.js';
 export { CONFIG_SCHEMA_ID, jsonSchemaText } from './json-schema.js';
 export {

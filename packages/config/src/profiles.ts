@@ -21,7 +21,8 @@ export interface ProfileRule {
   check(config: Config): { path: (string | number)[]; message: string }[];
 }
 
-const isLoopbackTcp = (address: string): boolean => {
+/** @internal True unless `address` is a tcp:// address of a host that is not loopback. */
+export const isLoopbackTcp = (address: string): boolean => {
   const m = /^tcp:\/\/(\[[^\]]+\]|[^:/]+):\d+\/?$/.exec(address);
   if (m === null) return true; // not tcp: not this rule's
   const host = m[1]!.replace(/^\[|\]$/g, '');

@@ -42,7 +42,8 @@ export function formatProblem(p: ConfigProblem): string {
   return `${p.file}:${p.line}:${p.column}: ${p.message}`;
 }
 
-const pointerOf = (path: readonly (string | number)[]) =>
+/** @internal The JSON pointer of a path into the configuration (`/endpoints/0/listen`). */
+export const pointerOf = (path: readonly (string | number)[]) =>
   path.map((s) => `/${String(s).replaceAll('~', '~0').replaceAll('/', '~1')}`).join('');
 
 const pathOf = (pointer: string): (string | number)[] =>

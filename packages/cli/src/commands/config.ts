@@ -5,16 +5,15 @@
  * `secure-ipc config diff OLD NEW [--json]`: the semantic difference of two valid files, each
  * change with whether a reload applies it.
  */
-import { readFile } from 'node:fs/promises';
 import {
   type ConfigValidation,
   canonicalJson,
   diffConfigs,
   formatProblem,
-  MAX_CONFIG_BYTES,
   validateConfigText,
 } from '@secure-ipc/config';
 import { jsonOption, parse } from '../args.js';
+import { printProblems, readConfigText } from '../config-file.js';
 import { CliError, type CliIo, ExitCode, printable, printJSON, println } from '../io.js';
 
 /** Usage line. */
@@ -42,30 +41,18 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
       tests: v.tests,
       profile: v.config?.profile ?? null,
     });
-  } else {
-    // A message quotes the file's own text (a setting's name): control characters are escaped.
-    for (const p of v.problems) println(io.stdout, printable(formatProblem(p)));
+  } else if (v.problems.length > 0) printProblems(io.stdout, file, v.problems);
+  else
     println(
       io.stdout,
-      v.problems.length === 0
-        ? `ok: ${printable(file)} (profile ${v.config?.profile ?? 'baseline'}, ${v.tests.run} policy tests passed)`
-        : `FAILED: ${printable(file)}, ${v.problems.length} problem${v.problems.length === 1 ? '' : 's'}`,
+      `ok: ${printable(file)} (profile ${v.config?.profile ?? 'baseline'}, ${v.tests.run} policy tests passed)`,
     );
-  }
   return v.problems.length === 0 ? ExitCode.Ok : ExitCode.Failed;
 }
 
-/** Read (at most MAX_CONFIG_BYTES) and validate one file; unreadable or too large is exit 3. */
+/** Read and validate one file; unreadable or too large is exit 3 (readConfigText). */
 async function validateFile(file: string): Promise<ConfigValidation> {
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(file);
-  } catch (err) {
-    throw new CliError(`cannot read ${file}: ${(err as Error).message}`, ExitCode.KeyOrFile);
-  }
-  if (bytes.byteLength > MAX_CONFIG_BYTES)
-    throw new CliError(`${file} is over ${MAX_CONFIG_BYTES} bytes`, ExitCode.KeyOrFile);
-  return validateConfigText(bytes.toString('utf8'), file);
+  return validateConfigText(await readConfigText(file), file);
 }
 
 /** `config diff OLD NEW`: exit 0 when the settings are the same, 1 when they differ, 3 when a file is not valid. */
