@@ -125,6 +125,10 @@ const DENO_EXCLUDED = {
   'packages/core': [
     FUZZ,
     {
+      title: 'a failed write (EFBIG) rejects every append of the batch with SIPC_ERR_AUDIT_CORRUPT and closes the log',
+      why: "its writer runs as `RUNTIME --input-type=module -e CODE` under `ulimit -f`; Deno's executable refuses Node's --input-type flag (`unexpected argument '--input-type=module'`); the batch failure path is the same code on every runtime and runs under Node 20, 22, 24 and Bun",
+    },
+    {
       title:
         'protection against other users: a process running as uid 65534 gets EACCES on the directory, journal, lock, key file and anchor',
       why: "its other-uid reader runs as `RUNTIME --input-type=module -e CODE`; Deno's Node compatibility runs -e code as a script, so the code's imports are refused (the same as the revocation-list row below); the modes it checks are asserted by the other outbox-access tests",
