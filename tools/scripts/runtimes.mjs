@@ -125,7 +125,8 @@ const DENO_EXCLUDED = {
   'packages/core': [
     FUZZ,
     {
-      title: 'a failed write (EFBIG) rejects every append of the batch with SIPC_ERR_AUDIT_CORRUPT and closes the log',
+      title:
+        'a failed write (EFBIG) rejects every append of the batch with SIPC_ERR_AUDIT_CORRUPT and closes the log',
       why: "its writer runs as `RUNTIME --input-type=module -e CODE` under `ulimit -f`; Deno's executable refuses Node's --input-type flag (`unexpected argument '--input-type=module'`); the batch failure path is the same code on every runtime and runs under Node 20, 22, 24 and Bun",
     },
     {
