@@ -7,7 +7,7 @@
 import { sodium } from '../crypto/sodium.js';
 import { createError } from '../errors.js';
 import { armor, dearmor } from '../keys/armor.js';
-import { readBoundedFile, readSecretFile, writeFileAtomic, writeSecretFile } from '../keys/private-file.js';
+import { readSecretFile, readTrustJson, writeFileAtomic, writeSecretFile } from '../keys/private-file.js';
 import { HASH_BYTES } from './merkle.js';
 import { MAX_NOTE_BYTES, parseCheckpoint } from './note.js';
 import type { AuditWitnessState } from './witness.js';
@@ -96,23 +96,9 @@ function count(path: string, v: unknown, name: string): number {
  * (`details.reason` `witness-state`).
  */
 export async function readAuditWitnessState(path: string): Promise<AuditWitnessState | undefined> {
-  let raw: Buffer;
-  try {
-    raw = await readBoundedFile(path, {
-      maxBytes: MAX_STATE_BYTES,
-      code: 'SIPC_ERR_INVALID_ARGUMENT',
-      kind: 'trust',
-    });
-  } catch (err) {
-    if ((err as { cause?: { code?: unknown } }).cause?.code === 'ENOENT') return undefined;
-    throw err;
-  }
-  let j: Record<string, unknown>;
-  try {
-    j = JSON.parse(raw.toString('utf8')) as Record<string, unknown>;
-  } catch {
-    throw bad(path, 'not JSON');
-  }
+  const read = await readTrustJson(path, MAX_STATE_BYTES, () => bad(path, 'not JSON'));
+  if (read === undefined) return undefined;
+  const j = read as Record<string, unknown>;
   if (typeof j !== 'object' || j === null || Array.isArray(j)) throw bad(path, 'not a JSON object');
   if (j.v !== STATE_VERSION)
     throw bad(path, `version ${JSON.stringify(j.v)} (this version reads ${STATE_VERSION})`);

@@ -6,7 +6,7 @@
  */
 import { sodium } from '../crypto/sodium.js';
 import { createError } from '../errors.js';
-import { readBoundedFile, writeFileAtomic } from '../keys/private-file.js';
+import { readTrustJson, writeFileAtomic } from '../keys/private-file.js';
 
 /** The token file's format version. */
 export const ENROLMENT_TOKENS_VERSION = 1;
@@ -71,23 +71,9 @@ export function validateGrant(grant: EnrolmentGrant): void {
 }
 
 async function readTokens(path: string): Promise<StoredToken[]> {
-  let raw: Buffer;
-  try {
-    raw = await readBoundedFile(path, {
-      maxBytes: MAX_ENROLMENT_TOKEN_FILE_BYTES,
-      code: 'SIPC_ERR_INVALID_ARGUMENT',
-      kind: 'trust',
-    });
-  } catch (err) {
-    if ((err as { cause?: { code?: unknown } }).cause?.code === 'ENOENT') return [];
-    throw err;
-  }
-  let j: { v?: unknown; tokens?: unknown };
-  try {
-    j = JSON.parse(raw.toString('utf8')) as typeof j;
-  } catch {
-    throw bad(path, 'not JSON');
-  }
+  const read = await readTrustJson(path, MAX_ENROLMENT_TOKEN_FILE_BYTES, () => bad(path, 'not JSON'));
+  if (read === undefined) return [];
+  const j = read as { v?: unknown; tokens?: unknown } | null;
   if (j === null || typeof j !== 'object' || j.v !== ENROLMENT_TOKENS_VERSION || !Array.isArray(j.tokens))
     throw bad(path, `not {"v":${ENROLMENT_TOKENS_VERSION},"tokens":[...]}`);
   if (j.tokens.length > MAX_ENROLMENT_TOKENS) throw bad(path, `over ${MAX_ENROLMENT_TOKENS} tokens`);

@@ -234,3 +234,23 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string, m
     throw err;
   }
 }
+
+/**
+ * Read a JSON file held as trust material (`readBoundedFile` with `kind: 'trust'`, errors
+ * SIPC_ERR_INVALID_ARGUMENT): its parsed value, or undefined when it does not exist; text that is
+ * not JSON is `notJson()`, the caller's error naming its format.
+ */
+export async function readTrustJson(path: string, maxBytes: number, notJson: () => Error): Promise<unknown> {
+  let raw: Buffer;
+  try {
+    raw = await readBoundedFile(path, { maxBytes, code: 'SIPC_ERR_INVALID_ARGUMENT', kind: 'trust' });
+  } catch (err) {
+    if ((err as { cause?: { code?: unknown } }).cause?.code === 'ENOENT') return undefined;
+    throw err;
+  }
+  try {
+    return JSON.parse(raw.toString('utf8')) as unknown;
+  } catch {
+    throw notJson();
+  }
+}
