@@ -94,6 +94,11 @@ const Grant = Type.Object(
     subscribe: Type.Optional(
       Type.Array(Type.String({ minLength: 1 }), { description: 'Topics or patterns it may subscribe to' }),
     ),
+    own: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        description: 'Bus names or patterns it may own on a @secure-ipc/bus broker (docs/bus.md)',
+      }),
+    ),
   },
   { ...strict, description: 'What a role may do (deny by default)' },
 );
@@ -303,9 +308,10 @@ const PolicyTest = Type.Object(
     call: Type.Optional(Type.String({ minLength: 1 })),
     publish: Type.Optional(Type.String({ minLength: 1 })),
     subscribe: Type.Optional(Type.String({ minLength: 1 })),
+    own: Type.Optional(Type.String({ minLength: 1 })),
     expect: Type.Union([Type.Literal('allow'), Type.Literal('deny')]),
   },
-  { ...strict, description: 'One policy test: exactly one of call, publish, subscribe' },
+  { ...strict, description: 'One policy test: exactly one of call, publish, subscribe, own' },
 );
 
 /** The whole configuration file. */

@@ -259,9 +259,9 @@ function runPolicyTests(config: Config, at: Locate, report: Report): { run: numb
   let passed = 0;
   tests.forEach((t, i) => {
     const path = ['tests', i];
-    const actions = (['call', 'publish', 'subscribe'] as const).filter((a) => t[a] !== undefined);
+    const actions = (['call', 'publish', 'subscribe', 'own'] as const).filter((a) => t[a] !== undefined);
     if (actions.length !== 1) {
-      report(at(path), path, 'a test names exactly one of call, publish or subscribe');
+      report(at(path), path, 'a test names exactly one of call, publish, subscribe or own');
       return;
     }
     const action: PolicyAction = actions[0]!;

@@ -102,6 +102,8 @@ export const ERROR_TABLE = {
     'InsufficientProtectionError',
     'The protection available here is below the minimum asked for',
   ],
+  SIPC_ERR_NAME_HAS_NO_OWNER: ['NameHasNoOwnerError', 'No peer owns the bus name'],
+  SIPC_ERR_QUOTA_EXCEEDED: ['QuotaExceededError', 'Refused: over a bus quota'],
 } as const;
 
 /** Every code of the error table (`SIPC_ERR_...`, listed in docs/errors.md). */

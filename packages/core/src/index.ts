@@ -290,6 +290,7 @@ export {
   loadSecretKey,
   storeSecretKey,
 } from './keys/keystore.js';
+export { decodeWireValue, encodeWireValue } from './msgpack/wire-value.js';
 export { type GuardedKind, type OutboxAccessGuard, posixOwnerOnly } from './outbox/access.js';
 export {
   OUTBOX_RETRY_INITIAL_MS,

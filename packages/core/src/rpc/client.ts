@@ -19,6 +19,7 @@ import { RpcPeer } from './peer.js';
 import type {
   EventMap,
   EventPayloadOf,
+  HandlerContext,
   MethodName,
   PatternCheck,
   PublishPayload,
@@ -36,6 +37,14 @@ import { type WitnessRoundResult, witnessRound } from './witness.js';
 export interface RpcClientOptions {
   /** Most requests in flight at once; more wait for a slot (default 64). */
   maxInFlight?: number;
+  /**
+   * Methods this client answers when the server calls it (the RPC is symmetric, docs/protocol.md):
+   * each handler gets the server's request as a server's handler gets a client's, with the same
+   * limits (`maxIncoming`, 64 at once). Without it the client answers only `$ping`; a method not
+   * here is SIPC_ERR_NO_SUCH_METHOD. No policy applies: the server is the peer this client
+   * authenticated and chose. A bus client answers its broker's deliveries this way (docs/bus.md).
+   */
+  handlers?: ReadonlyMap<string, (params: any, context: HandlerContext) => unknown>;
 }
 
 /** Events of an RPC client. */
@@ -84,6 +93,7 @@ export class RpcClient<
     this.#peer = new RpcPeer(channel, {
       events: this.#events,
       maxInFlight: options.maxInFlight,
+      handlers: options.handlers,
       onError: (err) => {
         if (this.listenerCount('error') > 0) this.emit('error', err);
       },

@@ -559,6 +559,7 @@ export class Dispatcher {
       peerId: this.#identity.peerId,
       roles: this.#identity.roles,
       peer: channel.peer,
+      channelId: channel.id,
       headers,
       attempt: wire?.attempt ?? 1,
       signal: call.controller.signal,

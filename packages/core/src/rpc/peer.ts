@@ -211,6 +211,15 @@ export class RpcPeer {
     return 'queued';
   }
 
+  /**
+   * Encode an event on `topic` and queue it as queueEvent does (within the peer's event budget,
+   * never waiting for the transport): how a broker sends one peer its own event. Throws
+   * SIPC_ERR_INVALID_ARGUMENT for a payload that cannot cross.
+   */
+  queuePublish(topic: string, payload?: unknown): 'queued' | 'over' | 'closed' {
+    return this.queueEvent(encodeEnvelope({ k: Kind.Event, m: topic, p: payload }));
+  }
+
   /** True if the peer subscribed to a pattern that matches `topic`. */
   wants(topic: string): boolean {
     return this.#subscriptions.wants(topic);

@@ -10,8 +10,11 @@ import { toKey } from '../keys/key-text.js';
 import { ALWAYS_ALLOWED_METHODS, isReservedMethod } from './methods.js';
 import { compilePatterns, type NameMatcher } from './patterns.js';
 
-/** What a peer tries to do. */
-export type PolicyAction = 'call' | 'publish' | 'subscribe';
+/**
+ * What a peer tries to do: call a method, publish or subscribe to a topic, or own a bus name
+ * (`own`: the names a role may request on a @secure-ipc/bus broker, docs/bus.md).
+ */
+export type PolicyAction = 'call' | 'publish' | 'subscribe' | 'own';
 
 /** What one role may do; each list holds names or wildcard patterns (`files.*`, `*`). */
 export interface RoleGrant {
@@ -21,6 +24,8 @@ export interface RoleGrant {
   publish?: readonly string[];
   /** Topic patterns the role may subscribe to. */
   subscribe?: readonly string[];
+  /** Bus names the role may own on a broker (`RequestName`, docs/bus.md); nothing else reads it. */
+  own?: readonly string[];
 }
 
 /** Policy configuration. */
@@ -73,6 +78,7 @@ interface CompiledRole {
   callExact: ReadonlySet<string>;
   publish: NameMatcher;
   subscribe: NameMatcher;
+  own: NameMatcher;
 }
 
 /** A compiled, immutable policy. */
@@ -89,6 +95,7 @@ export class Policy {
         callExact: new Set((grant.call ?? []).filter((c) => typeof c === 'string' && !c.includes('*'))),
         publish: compilePatterns(grant.publish ?? []),
         subscribe: compilePatterns(grant.subscribe ?? []),
+        own: compilePatterns(grant.own ?? []),
       });
     }
     for (const { key, roles } of options.peers ?? []) {

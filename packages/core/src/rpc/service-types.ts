@@ -142,6 +142,12 @@ export interface HandlerContext {
   readonly roles: readonly string[];
   /** What the OS says about the peer process. */
   readonly peer: PeerInfo;
+  /**
+   * This end's local id of the channel the request came on (as `$stats` and `peer.channel.id` of
+   * the server's `peer` event say it): tells apart two connections of one key. Undefined on a
+   * channel without one.
+   */
+  readonly channelId?: number | undefined;
   /** What the caller sent along with the request (validated; absent fields were not sent). */
   readonly headers: RequestHeaders;
   /**

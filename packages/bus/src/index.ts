@@ -1,0 +1,59 @@
+/**
+ * @secure-ipc/bus: a D-Bus-style local bus over secure-ipc (docs/bus.md). `serveBus()` runs a
+ * broker on any secure-ipc transport; `connectBus()` joins it: names with D-Bus's ownership
+ * semantics, calls routed under a deny-by-default policy, signals with match rules, quotas per
+ * peer and per OS identity, introspection, monitoring, activation, and end-to-end sessions the
+ * broker cannot read.
+ */
+export { type ActivationEvent, type ActivationSpec, DEFAULT_ACTIVATION_TIMEOUT_MS } from './activation.js';
+export {
+  Broker,
+  type BrokerEvents,
+  type BrokerOptions,
+  type BrokerStats,
+  type BusIdentity,
+  DEFAULT_MAX_DROPPED_SIGNALS,
+  type MonitorRecord,
+  serveBus,
+} from './broker.js';
+export {
+  type BusCallContext,
+  type BusCallOptions,
+  BusClient,
+  type BusClientEvents,
+  type BusClientOptions,
+  type BusHandler,
+  connectBus,
+  type Delivery,
+  type ReleaseNameResult,
+  type RequestNameFlags,
+  type RequestNameResult,
+  type SignalInfo,
+} from './client.js';
+export { MAX_MATCH_PATTERN_BYTES, type MatchRule } from './matches.js';
+export {
+  BROKER_NAME,
+  isUniqueName,
+  isWellKnownName,
+  MAX_NAME_LENGTH,
+  NameFlag,
+  type NameOutcome,
+  NameRegistry,
+  type OwnerChange,
+  ReleaseNameReply,
+  type ReleaseNameReplyCode,
+  RequestNameReply,
+  type RequestNameReplyCode,
+} from './names.js';
+export { BUS_PROTOCOL_VERSION, BusDelivery, BusMethod, MAX_METHOD_BYTES } from './protocol.js';
+export {
+  DEFAULT_IDENTITY_QUOTAS,
+  DEFAULT_PEER_QUOTAS,
+  type QuotaDiagnostic,
+  type QuotaLimits,
+  type QuotaName,
+  type QuotaOptions,
+  type QuotaReport,
+  type QuotaScope,
+  type QuotaUsage,
+} from './quotas.js';
