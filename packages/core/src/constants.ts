@@ -8,6 +8,21 @@ export const NOISE_PROTOCOL_NAME = 'Noise_XX_25519_ChaChaPoly_BLAKE2b';
 /** ASCII bytes that start every prologue. */
 export const PROLOGUE_PREFIX = 'secure-ipc/1';
 
+/** ASCII bytes that start every end-to-end tunnel prologue (docs/tunnel.md). */
+export const TUNNEL_PROLOGUE_PREFIX = 'secure-ipc/tunnel/1';
+
+/** Most bytes of a tunnel's binding (the context bound into its prologue). */
+export const MAX_TUNNEL_BINDING_LENGTH = 1024;
+
+/** Messages a tunnel session accepts out of order by default (its replay window). */
+export const DEFAULT_TUNNEL_REPLAY_WINDOW = 1024;
+
+/** The largest replay window a tunnel session may ask for (a bitmap of 8 KiB). */
+export const MAX_TUNNEL_REPLAY_WINDOW = 65_536;
+
+/** The tunnel versions this implementation speaks (docs/tunnel.md, "Payloads"). */
+export const TUNNEL_VERSIONS: readonly number[] = Object.freeze([1]);
+
 /** BLAKE2b-256 message keyed with the PSK to derive the prologue's PSK binding. */
 export const PSK_BINDING_LABEL = 'secure-ipc/psk/1';
 

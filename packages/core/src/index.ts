@@ -117,7 +117,10 @@ export {
   DEFAULT_MAX_PENDING_HANDSHAKES,
   DEFAULT_MAX_PENDING_HANDSHAKES_PER_IDENTITY,
   DEFAULT_REKEY,
+  DEFAULT_TUNNEL_REPLAY_WINDOW,
   MAX_APP_ID_LENGTH,
+  MAX_TUNNEL_BINDING_LENGTH,
+  MAX_TUNNEL_REPLAY_WINDOW,
   NOISE_PROTOCOL_NAME,
   PROTOCOL_VERSION,
   SUPPORTED_VERSIONS,
@@ -197,6 +200,15 @@ export {
 } from './errors.js';
 export type { HandshakeOptions } from './handshake/options.js';
 export type { Trust, TrustContext, TrustDecision } from './handshake/trust.js';
+// End-to-end tunnels through a relay (docs/tunnel.md).
+export {
+  type TunnelInitiator,
+  type TunnelOptions,
+  type TunnelResponder,
+  type TunnelSession,
+  tunnelInitiator,
+  tunnelResponder,
+} from './handshake/tunnel.js';
 // Identity: authorities, certificates, certificate trust, revocation.
 export {
   type AuthorityKeyPair,

@@ -49,6 +49,18 @@ const MAX_UINT32 = 0xffff_ffff;
 // The nonce is public (a counter), so sharing it exposes nothing.
 const scratchNonce = Buffer.alloc(NONCE_LENGTH);
 
+/** Explicit counters are safe integers, so 2^64-1 (reserved by Noise for Rekey) cannot be one. */
+const TWO_POW_32 = 0x1_0000_0000;
+
+// The AEAD nonce for an explicit counter: 32 zero bits, then the counter as LE64.
+function explicitNonce(nonce: number): Buffer {
+  if (!Number.isSafeInteger(nonce) || nonce < 0)
+    throw createError('SIPC_ERR_INVALID_ARGUMENT', 'An explicit nonce must be an integer 0..2^53-1');
+  scratchNonce.writeUInt32LE(nonce % TWO_POW_32, 4);
+  scratchNonce.writeUInt32LE(Math.floor(nonce / TWO_POW_32), 8);
+  return scratchNonce;
+}
+
 /**
  * One direction's transport cipher (Noise CipherState for ChaChaPoly): a 32-byte key in the
  * channel's key block (slab memory, src/secure-memory.ts) and a 64-bit message counter; the AEAD nonce is 32 zero bits followed by
@@ -117,6 +129,50 @@ export class NoiseCipherState {
       throw createError('SIPC_ERR_DECRYPT_FAILED', undefined, { cause: err });
     }
     this.advance();
+    return length;
+  }
+
+  /**
+   * Encrypt with associated data `ad` at the explicit counter `nonce` (an integer 0..2^53-1; the
+   * caller keeps each one unique, as the tunnel's sender does): the same AEAD nonce layout as
+   * `encrypt`, which stays separate so the channel's hot path is untouched. The implicit counter
+   * is neither read nor moved. Returns the bytes written (plaintext + 16).
+   */
+  encryptAt(nonce: number, out: Uint8Array, ad: Uint8Array, plaintext: Uint8Array): number {
+    const key = this.live();
+    const length = plaintext.byteLength + TAG_LENGTH;
+    sodium.crypto_aead_chacha20poly1305_ietf_encrypt(
+      out.byteLength === length ? out : out.subarray(0, length),
+      plaintext,
+      ad,
+      null,
+      explicitNonce(nonce),
+      key,
+    );
+    return length;
+  }
+
+  /**
+   * Decrypt with associated data `ad` at the explicit counter `nonce` (see `encryptAt`); throws
+   * `SIPC_ERR_DECRYPT_FAILED` and writes nothing the caller may use on a bad tag. Returns the
+   * plaintext length.
+   */
+  decryptAt(nonce: number, out: Uint8Array, ad: Uint8Array, ciphertext: Uint8Array): number {
+    const key = this.live();
+    const length = ciphertext.byteLength - TAG_LENGTH;
+    if (length < 0) throw createError('SIPC_ERR_DECRYPT_FAILED', 'Ciphertext shorter than a tag');
+    try {
+      sodium.crypto_aead_chacha20poly1305_ietf_decrypt(
+        out.subarray(0, length),
+        null,
+        ciphertext,
+        ad,
+        explicitNonce(nonce),
+        key,
+      );
+    } catch (err) {
+      throw createError('SIPC_ERR_DECRYPT_FAILED', undefined, { cause: err });
+    }
     return length;
   }
 

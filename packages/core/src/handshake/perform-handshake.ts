@@ -94,7 +94,9 @@ export async function performHandshake(
     if (options.initiator) {
       noise = start();
       io.write(noise.writeMessage(encodePayload({ versions: [...versions] })));
-      remotePayload = decodePayload(readMessage2(noise, await io.next(MAX_FRAME_SIZE)));
+      remotePayload = decodePayload(
+        readMessage2(noise, await io.next(MAX_FRAME_SIZE), CHANNEL_MESSAGE2_FAILED),
+      );
       progress?.(2);
       version = chosenVersion(remotePayload, versions);
       // The responder cannot have sent anything else yet (it waits for message 3): keep reading
@@ -152,21 +154,21 @@ export async function performHandshake(
   }
 }
 
+/** What a channel initiator is told when message 2 fails authentication. */
+const CHANNEL_MESSAGE2_FAILED =
+  'Handshake message 2 failed authentication: the server uses another application id (appId) ' +
+  'or pre-shared key (psk), or it is not a secure-ipc server (or the handshake was altered on the way)';
+
 /**
  * Read message 2. It fails authentication when the two sides' prologues differ (another
- * application id or psk) or the responder is not speaking this protocol: say so, since that is
- * what an operator meets (a wrong --app-id or psk, or the address of another service).
+ * application id or psk, for a tunnel another binding) or the responder is not speaking this
+ * protocol: say so in `explanation`, since that is what an operator meets.
  */
-function readMessage2(noise: NoiseHandshake, frame: Uint8Array): Uint8Array {
+export function readMessage2(noise: NoiseHandshake, frame: Uint8Array, explanation: string): Uint8Array {
   try {
     return noise.readMessage(frame);
   } catch (err) {
-    throw createError(
-      'SIPC_ERR_HANDSHAKE_FAILED',
-      'Handshake message 2 failed authentication: the server uses another application id (appId) ' +
-        'or pre-shared key (psk), or it is not a secure-ipc server (or the handshake was altered on the way)',
-      { cause: err, details: { message: 2 } },
-    );
+    throw createError('SIPC_ERR_HANDSHAKE_FAILED', explanation, { cause: err, details: { message: 2 } });
   }
 }
 
@@ -193,7 +195,11 @@ const SPECIFIC = new Set([
   'SIPC_ERR_BAD_KEY',
 ]);
 
-function localError(err: unknown): SecureIpcError {
+/**
+ * The error a local caller gets for a failed handshake (channel or tunnel): a precise code as it
+ * is, anything else `SIPC_ERR_HANDSHAKE_FAILED` with the reason in `cause`.
+ */
+export function localError(err: unknown): SecureIpcError {
   if (isSecureIpcError(err) && SPECIFIC.has(err.code)) return err;
   const cause = toSecureIpcError(err, 'SIPC_ERR_PROTOCOL');
   return createError('SIPC_ERR_HANDSHAKE_FAILED', `The handshake failed: ${cause.message}`, { cause });

@@ -1,14 +1,22 @@
 /**
  * The prologue binds the application id (and optionally a pre-shared admission secret) into the
- * handshake hash: peers that disagree fail authentication at message 2 or 3.
+ * handshake hash: peers that disagree fail authentication at message 2 or 3. A tunnel's prologue
+ * (docs/tunnel.md) binds its context bytes instead, under a prefix of its own.
  */
 
-import { MAX_APP_ID_LENGTH, PROLOGUE_PREFIX, PSK_BINDING_LABEL } from '../constants.js';
+import {
+  MAX_APP_ID_LENGTH,
+  MAX_TUNNEL_BINDING_LENGTH,
+  PROLOGUE_PREFIX,
+  PSK_BINDING_LABEL,
+  TUNNEL_PROLOGUE_PREFIX,
+} from '../constants.js';
 import { sodium } from '../crypto/sodium.js';
 import { createError } from '../errors.js';
 
 const PREFIX = Buffer.from(PROLOGUE_PREFIX, 'ascii');
 const LABEL = Buffer.from(PSK_BINDING_LABEL, 'ascii');
+const TUNNEL_PREFIX = Buffer.from(TUNNEL_PROLOGUE_PREFIX, 'ascii');
 const PSK_BINDING_LENGTH = 32;
 
 /**
@@ -37,4 +45,17 @@ export function buildPrologue(appId = '', psk?: Uint8Array): Buffer {
     parts.push(Buffer.from([0]), binding);
   }
   return Buffer.concat(parts);
+}
+
+/**
+ * 'secure-ipc/tunnel/1' 0x00 binding: the context two tunnel ends agree on and a relay cannot
+ * change. The binding is the last field, so any bytes (NUL included) are unambiguous.
+ */
+export function buildTunnelPrologue(binding: Uint8Array): Buffer {
+  if (!(binding instanceof Uint8Array) || binding.byteLength > MAX_TUNNEL_BINDING_LENGTH)
+    throw createError(
+      'SIPC_ERR_INVALID_ARGUMENT',
+      `binding must be a Uint8Array of at most ${MAX_TUNNEL_BINDING_LENGTH} bytes`,
+    );
+  return Buffer.concat([TUNNEL_PREFIX, Buffer.from([0]), binding]);
 }
