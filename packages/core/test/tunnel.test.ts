@@ -11,6 +11,7 @@ import Cipher from 'noise-handshake/cipher.js';
 import { SecureBlockPool } from '../src/crypto/secure-memory.js';
 import { sodium } from '../src/crypto/sodium.js';
 import { isSecureIpcError } from '../src/errors.js';
+import { KeyArena, NoiseCipherState } from '../src/handshake/cipher-state.js';
 import { buildTunnelPrologue } from '../src/handshake/prologue.js';
 import { ReplayWindow } from '../src/handshake/replay-window.js';
 import {
@@ -606,4 +607,29 @@ test('interop: noise-handshake as initiator, core as responder; the AEAD nonce i
   sealed.writeBigUInt64BE(BigInt(n), 0);
   t.is(Buffer.from(y.open(ad, sealed)).toString(), 'high counter');
   y.close();
+});
+
+test('known answer: the example of docs/tunnel.md 3.1 (explicit counter 5, ad, key 00..1f)', (t) => {
+  const key = Buffer.from(Array.from({ length: 32 }, (_, i) => i));
+  const keys = new KeyArena(key, Buffer.alloc(32));
+  const tx = new NoiseCipherState(keys, 0);
+  const rx = new NoiseCipherState(keys, 0);
+  t.teardown(() => {
+    tx.destroy();
+    rx.destroy();
+  });
+  const plaintext = Buffer.from('{"path":"/tmp/a"}');
+  const out = Buffer.alloc(plaintext.length + 16);
+  t.is(tx.encryptAt(5, out, ad, plaintext), 33);
+  t.is(out.toString('hex'), '582ae66b314d6504a9854d25559a5181e347e6178cddf9b7314b90835c1882eed1');
+  const back = Buffer.alloc(plaintext.length);
+  t.is(rx.decryptAt(5, back, ad, out), 17);
+  t.deepEqual(back, plaintext);
+  code(t, () => rx.decryptAt(4, back, ad, out), 'SIPC_ERR_DECRYPT_FAILED', 'another counter');
+  code(t, () => tx.encryptAt(2 ** 53, out, ad, plaintext), 'SIPC_ERR_INVALID_ARGUMENT', 'beyond 2^53 - 1');
+  code(t, () => tx.encryptAt(-1, out, ad, plaintext), 'SIPC_ERR_INVALID_ARGUMENT');
+  // The implicit counter was not touched: encrypt() still starts at 0, which decryptAt(0) opens.
+  const implicit = Buffer.alloc(plaintext.length + 16);
+  tx.encrypt(implicit, plaintext);
+  t.is(rx.decryptAt(0, back, new Uint8Array(0), implicit), 17);
 });
