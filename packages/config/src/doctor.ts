@@ -140,7 +140,8 @@ export const DOCTOR_CHECKS: readonly DoctorCheck[] = [
   {
     id: 'certificate-key-mismatch',
     weight: 1,
-    finds: 'a certificate for another key than identity.key (read from a plain key file only)',
+    finds:
+      'a certificate for another key than identity.key (read from a plain key file only), or than the static key the live server proves',
     fix: 'issue the certificate for this key: secure-ipc cert issue --pubkey $(secure-ipc pubkey --key FILE)',
   },
   {
@@ -190,7 +191,8 @@ export const DOCTOR_CHECKS: readonly DoctorCheck[] = [
   {
     id: 'remote-tcp',
     weight: 3,
-    finds: 'a tcp:// endpoint on a non-loopback address (`allowRemote`): reachable from the network',
+    finds:
+      'a tcp:// endpoint on a non-loopback address (`allowRemote`), or a live one that also answers on an address of this host that is not loopback: reachable from the network',
     fix: 'listen on 127.0.0.1 or a Unix socket; if the network is needed, restrict it with a firewall too',
   },
   {
@@ -209,13 +211,15 @@ export const DOCTOR_CHECKS: readonly DoctorCheck[] = [
   {
     id: 'socket-world-access',
     weight: 1.5,
-    finds: 'socketMode 0666: every local user may connect at the OS level',
+    finds:
+      'socketMode 0666, or a live socket that others may write: every local user may connect at the OS level',
     fix: 'socketMode 0600, or 0660 with socketGroup',
   },
   {
     id: 'socket-group-access',
     weight: 0.5,
-    finds: 'socketMode 0660: the members of socketGroup may connect at the OS level',
+    finds:
+      'socketMode 0660, or a live socket that its group may write: the members of the group may connect at the OS level',
     fix: 'socketMode 0600 unless the group needs it',
   },
   {
@@ -230,6 +234,55 @@ export const DOCTOR_CHECKS: readonly DoctorCheck[] = [
     finds:
       'a socket directory that is a link, not a directory, another user’s or writable by group or others (the transport refuses it); or, not there yet, whose parent another user may write (world-writable without the sticky bit, or owned by another user than this one or root)',
     fix: 'a directory of this user, mode 0700 (or let the transport create it in a parent of yours)',
+  },
+  {
+    id: 'socket-not-socket',
+    weight: 2,
+    finds:
+      'a live unix:// or local:// path that is not a socket (a symbolic link, a regular file, a directory): a client connects to what it points to, or to nothing',
+    fix: 'restart the endpoint so that it binds a fresh socket; remove what stands in its place',
+  },
+  {
+    id: 'socket-dir-writable',
+    weight: 1.5,
+    finds:
+      'the directory of a live socket lets another user replace it: writable by group or others without the sticky bit, or owned by another user than the socket’s owner or root',
+    fix: 'a directory of the endpoint’s user, mode 0700: chmod 700 DIR',
+  },
+  {
+    id: 'no-certificate',
+    weight: 1,
+    finds:
+      'a live server that presents no certificate: its clients must pin its raw key, which never expires and is revoked only by editing every client',
+    fix: 'give the server a short-lived certificate (secure-ipc cert issue --ttl 24h; ca serve renews it)',
+  },
+  {
+    id: 'certificate-invalid',
+    weight: 2,
+    finds:
+      'a live server’s handshake certificate that does not decode: every client that trusts by certificate refuses it',
+    fix: 'issue it again: secure-ipc cert issue',
+  },
+  {
+    id: 'protocol-version-1',
+    weight: 0.5,
+    finds:
+      'a live server that speaks only protocol version 1: a client it refuses sees only a closed channel, not REFUSED (docs/protocol.md 3.8)',
+    fix: 'update the server’s secure-ipc',
+  },
+  {
+    id: 'pipe-dacl-open',
+    weight: 1.5,
+    finds:
+      'a live named pipe whose DACL lets Everyone, Authenticated Users or Anonymous write (or has no DACL): every local user, or anonymous sessions, may connect at the OS level',
+    fix: 'let transport-win create the pipe (owner and SYSTEM only), and name other users with allowedSids',
+  },
+  {
+    id: 'pipe-remote-allowed',
+    weight: 1,
+    finds:
+      'a live named pipe whose DACL does not deny NETWORK logons first: only PIPE_REJECT_REMOTE_CLIENTS, which a client cannot read back, keeps remote clients out',
+    fix: 'let transport-win create the pipe: its DACL starts with (D;;GA;;;NU)',
   },
   {
     id: 'no-audit',
@@ -314,15 +367,58 @@ export type DoctorInput =
   | string
   | { readonly file: string; readonly config: Config; readonly text?: string | undefined };
 
-type Path = readonly (string | number)[];
+/** @internal A path into what was examined: the configuration (`['identity', 'key']`), or an endpoint's parts (`['socket']`). */
+export type Path = readonly (string | number)[];
 
-interface Context {
-  readonly config: Config;
+/** @internal What a check needs to judge and to report: the profile, the time, and where findings go. */
+export interface Judge {
   readonly profile: ProfileName;
   readonly now: number;
+  add(id: string, at: Path, message: string, fix?: string): void;
+}
+
+interface Context extends Judge {
+  readonly config: Config;
   /** A path of the configuration, resolved against its file's directory. */
   readonly path: (p: string) => string;
-  add(id: string, at: Path, message: string, fix?: string): void;
+}
+
+/**
+ * @internal The findings of one examination, and its score: every doctor (of a file, of a live
+ * endpoint) reports through one of these, so findings and scores mean the same everywhere.
+ * `locate` gives a path's line and column in the examined text, when there is one.
+ */
+export function doctorFindings(locate?: (at: Path) => { line: number; column: number } | undefined): {
+  add: Judge['add'];
+  finish(): { findings: DoctorFinding[]; score: number };
+} {
+  const findings: (DoctorFinding & { order: number })[] = [];
+  return {
+    add(id, at, message, fix) {
+      const check = CHECKS.get(id);
+      if (check === undefined) throw createError('SIPC_ERR_INVALID_ARGUMENT', `no doctor check ${id}`);
+      const place = locate?.(at);
+      findings.push({
+        id,
+        severity: doctorSeverity(check.weight),
+        weight: check.weight,
+        message,
+        pointer: pointerOf(at),
+        fix: fix ?? check.fix,
+        ...(place ? { line: place.line, column: place.column } : {}),
+        order: findings.length,
+      });
+    },
+    finish() {
+      findings.sort((a, b) => b.weight - a.weight || a.order - b.order);
+      // Weights are multiples of 0.5, so the sum is exact; rounding only guards a future weight.
+      const sum = findings.reduce((s, f) => s + f.weight, 0);
+      return {
+        findings: findings.map(({ order: _, ...f }) => f),
+        score: Math.min(DOCTOR_MAX_SCORE, Math.round(sum * 10) / 10),
+      };
+    },
+  };
 }
 
 /**
@@ -335,38 +431,16 @@ export async function doctorConfig(input: DoctorInput, options: DoctorOptions = 
   const source = text === undefined || format === undefined ? undefined : parseSource(text, format);
   const base = dirname(resolve(file));
   const profile: ProfileName = config.profile ?? 'baseline';
-  const findings: (DoctorFinding & { order: number })[] = [];
+  const found = doctorFindings(source === undefined ? undefined : (at) => source.locate(at));
   const ctx: Context = {
     config,
     profile,
     now: options.now ?? Date.now(),
     path: (p) => resolve(base, p),
-    add(id, at, message, fix) {
-      const check = CHECKS.get(id);
-      if (check === undefined) throw createError('SIPC_ERR_INVALID_ARGUMENT', `no doctor check ${id}`);
-      const place = source?.locate(at);
-      findings.push({
-        id,
-        severity: doctorSeverity(check.weight),
-        weight: check.weight,
-        message,
-        pointer: pointerOf(at),
-        fix: fix ?? check.fix,
-        ...(place ? { line: place.line, column: place.column } : {}),
-        order: findings.length,
-      });
-    },
+    add: found.add,
   };
   for (const check of AREAS) await check(ctx);
-  findings.sort((a, b) => b.weight - a.weight || a.order - b.order);
-  // Weights are multiples of 0.5, so the sum is exact; rounding only guards a future weight.
-  const sum = findings.reduce((s, f) => s + f.weight, 0);
-  return {
-    file,
-    profile,
-    findings: findings.map(({ order: _, ...f }) => f),
-    score: Math.min(DOCTOR_MAX_SCORE, Math.round(sum * 10) / 10),
-  };
+  return { file, profile, ...found.finish() };
 }
 
 async function readInput(file: string): Promise<{ file: string; config: Config; text: string }> {
@@ -388,12 +462,13 @@ async function readInput(file: string): Promise<{ file: string; config: Config; 
 
 const onWindows = process.platform === 'win32';
 
-function octal(mode: number): string {
+/** @internal `0644`. */
+export function octal(mode: number): string {
   return `0${(mode & 0o777).toString(8)}`;
 }
 
-/** lstat without throwing: the stats, or why there are none. */
-async function lstatOf(path: string): Promise<Stats | string> {
+/** @internal lstat without throwing: the stats, or why there are none. */
+export async function lstatOf(path: string): Promise<Stats | string> {
   try {
     return await fs.lstat(path);
   } catch (err) {
@@ -518,7 +593,7 @@ async function identity(ctx: Context): Promise<void> {
     ctx.add('file-unusable', at, `${file}: ${(err as Error).message}`);
     return;
   }
-  certificate(ctx, at, file, cert);
+  judgeCertificate(ctx, at, file, cert);
   if (keyFile !== undefined) {
     // The key file passed the checks above; it is read only to compare public keys.
     const pair = await readSecretKeyFile(keyFile).catch((err: Error) => {
@@ -546,8 +621,8 @@ function hoursText(ms: number): string {
   return ms >= 2 * DAY_MS ? `${(ms / DAY_MS).toFixed(1)} days` : `${(ms / HOUR_MS).toFixed(1)} hours`;
 }
 
-/** The certificate's signature, validity window and lifetime, at `ctx.now`. */
-function certificate(ctx: Context, at: Path, file: string, cert: Certificate): void {
+/** @internal The certificate's signature, validity window and lifetime, at `ctx.now`, for `ctx.profile`. */
+export function judgeCertificate(ctx: Judge, at: Path, file: string, cert: Certificate): void {
   if (!certificateSignatureValid(cert))
     ctx.add('certificate-signature', at, `${file}: the signature does not verify under its issuer`);
   const lifetime = cert.notAfter - cert.notBefore;

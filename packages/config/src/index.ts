@@ -19,6 +19,13 @@ export {
   doctorConfig,
   doctorSeverity,
 } from './doctor.js';
+export {
+  type DoctorAddressOptions,
+  type DoctorAddressReport,
+  type DoctorServerIdentity,
+  type DoctorUnchecked,
+  doctorAddress,
+} from './doctor-address.js';
 export { HANDBOOK_BEGIN, HANDBOOK_END, handbookSettings, withHandbookSettings } from './handbook.js';
 export { CONFIG_SCHEMA_ID, jsonSchemaText } from './json-schema.js';
 export {

@@ -62,6 +62,7 @@ export {
   type PipeListenOptions,
   PipeTransport,
   type PipeTransportOptions,
+  readPipeSecurityDescriptor,
 } from './pipe-transport.js';
 export { WELL_KNOWN_SIDS } from './sids.js';
 export { currentUserSid } from './win32-ffi.js';

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type Connection, createError, type Transport } from '@secure-ipc/core';
 import { type AbortOptions, abortError, socketConnection, TRANSPORT_BRAND } from '@secure-ipc/core/transport';
 import { parsePipeAddress } from './address.js';
-import { CLIENT_ACCESS, pipeSddl, SecurityDescriptor } from './hardening.js';
+import { CLIENT_ACCESS, pipeSddl, readSecurityDescriptor, SecurityDescriptor } from './hardening.js';
 import { handleToSocket, PipeListener } from './listener.js';
 import {
   checkCredentials,
@@ -170,6 +170,25 @@ function connectError(address: string, errno: number): Error {
       });
     default:
       return createError('SIPC_ERR_CONNECT_FAILED', `Could not connect to ${address}`, { cause });
+  }
+}
+
+/**
+ * The owner, group and DACL of a live pipe as SDDL (`O:…G:…D:…`), as the pipe file system stored
+ * them (GetSecurityInfo on a client handle): what `secure-ipc doctor pipe://NAME` judges. The pipe
+ * is opened as a client would open it, so one server instance is taken and at once released (its
+ * server sees a connection that sends nothing); nothing is written. No server:
+ * SIPC_ERR_CONNECT_FAILED; outside Windows SIPC_ERR_UNSUPPORTED_PLATFORM.
+ */
+export function readPipeSecurityDescriptor(address: string): string {
+  const w = win32();
+  const parsed = parsePipeAddress(address, currentUserSid);
+  const h = w.CreateFileW(parsed.path, CLIENT_ACCESS, 0, null, Win.OPEN_EXISTING, CLIENT_OPEN_FLAGS, null);
+  if (isInvalidHandle(w, h)) throw connectError(address, w.GetLastError());
+  try {
+    return readSecurityDescriptor(w, h);
+  } finally {
+    w.CloseHandle(h);
   }
 }
 
