@@ -185,6 +185,9 @@ test('doctor ADDRESS: nothing there exits 3; a file in place of the socket is so
   });
 
   t.is((await cli(['doctor', address, '--profile', 'lax'])).code, 2);
+  const inherited = await cli(['doctor', 'systemd:helper']);
+  t.is(inherited.code, 2, inherited.stderr);
+  t.regex(inherited.stderr, /SIPC_ERR_INVALID_ADDRESS/);
   const cfg = await cli(['doctor', join(dir, 'ipc.toml'), '--profile', 'strict']);
   t.is(cfg.code, 2);
   t.regex(cfg.stderr, /--profile and --app-id are for an ADDRESS/);

@@ -178,11 +178,11 @@ async function endpointChecks(p: Probe): Promise<boolean> {
     const unix = await import('@secure-ipc/transport-unix');
     return socketChecks(p, unix.resolveLocalPath(a));
   }
-  p.notChecked.push({
-    what: 'endpoint',
-    reason: `the doctor reads nothing of the OS for ${a.split(':')[0]}: addresses`,
-  });
-  return true;
+  // systemd: names a socket handed to a service, which no client can connect to by that name.
+  throw createError(
+    'SIPC_ERR_INVALID_ADDRESS',
+    `The doctor checks unix://, unix-abstract:, local://, tcp:// and pipe:// addresses, not ${a}`,
+  );
 }
 
 function unreachable(message: string, cause?: unknown): Error {
