@@ -1,10 +1,12 @@
 /**
  * `secure-ipc ca serve` (README "ca serve"; docs/identity.md "Enrolment") in its own process:
- * enrolment by a one-time token (`ca token`, used once) and by OS identity (`--enrol-uid`),
+ * enrolment by a one-time token (`ca token`, used once), by OS identity (`--enrol-uid`) and by
+ * the peer's executable (`--enrol-exe`, Linux: path and SHA-256 of /proc/PID/exe),
  * renewal (`ca renew` replaces the file; keepCertificateRenewed swaps a renewed certificate into a
  * live listener with a channel kept open across it), and the warning before the authority ends.
  */
-import { writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { createReadStream, realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   type Certificate,
@@ -22,6 +24,15 @@ import {
 import { unixTransport } from '@secure-ipc/transport-unix';
 import test from 'ava';
 import { cli, cliMain, keyFile, spawnServer, tempDir } from './helpers.js';
+
+// The executable of a peer is read from /proc (Linux; Windows has its own test in transport-win).
+const onLinux = process.platform === 'linux' ? test : test.skip;
+
+async function sha256Of(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
 
 async function startCa(t: Parameters<typeof tempDir>[0], extra: string[] = [], ttl = '6s') {
   const dir = await tempDir(t);
@@ -127,6 +138,47 @@ test('ca serve: a token enrols once; an OS identity rule enrols without one; ca 
   t.is(await served.stop(), 0);
 });
 
+onLinux(
+  'ca serve --enrol-exe: the peer process running the image of that path and hash enrols; a wrong hash is refused with SIPC_ERR_FORBIDDEN',
+  async (t) => {
+    // `ca enrol` runs as this Node binary: that is the executable the server reads.
+    const node = realpathSync(process.execPath);
+    const sha = await sha256Of(node);
+    const wrong = createHash('sha256').update('not node').digest('hex');
+    const uid = process.getuid?.() ?? 0;
+    const good = await startCa(t, ['--enrol-exe', `uid:${uid},${node}@${sha.toUpperCase()}=node-tool:tool`]);
+    const helper = await keyFile(good.dir, 'helper.key');
+    // `ca enrol` by this process's OS facts alone (no token).
+    const enrolByExe = (ca: { to: string[]; dir: string }) =>
+      cli(['ca', 'enrol', ...ca.to, '--key', helper.path, '--out', join(ca.dir, 'h.cert')]);
+    const enrolled = await enrolByExe(good);
+    t.is(enrolled.code, 0, enrolled.stderr);
+    const cert = await readCertificateFile(join(good.dir, 'h.cert'));
+    t.is(cert.name, 'node-tool');
+    t.deepEqual(cert.roles, ['tool']);
+    t.regex(good.served.stderr(), new RegExp(`issued serial ${cert.serial} to node-tool \\(executable\\)`));
+    t.is(await good.served.stop(), 0);
+
+    const bad = await startCa(t, [
+      '--enrol-exe',
+      `${node}@${wrong}=node-tool`,
+      '--enrol-exe',
+      `@${wrong}=other`,
+    ]);
+    const refused = await enrolByExe(bad);
+    t.is(refused.code, 6, refused.stderr);
+    t.regex(refused.stderr, /SIPC_ERR_FORBIDDEN/);
+    t.false(refused.stderr.includes(sha), 'the peer is not told what was expected or seen');
+    t.true(
+      bad.served
+        .stderr()
+        .includes(`: no token and no rule for uid:${uid} running ${JSON.stringify(node)} sha256 ${sha}`),
+      bad.served.stderr(),
+    );
+    t.is(await bad.served.stop(), 0);
+  },
+);
+
 test('ca serve renews a live helper’s certificate: the channel opened under the old one stays open, new handshakes see the new one', async (t) => {
   // 20 s certificates: renewed about 13 s after issue, time enough to start the helper first.
   const { dir, tokens, address: caAddress, authority, serverKey, to } = await startCa(t, [], '20s');
@@ -225,18 +277,14 @@ test('ca serve warns before the authority ends; usage errors exit 2', async (t) 
   const dir = await tempDir(t);
   t.is((await cli(['ca', 'serve', '--ca', 'x', '--key', 'y', '--listen', `unix://${dir}/s.sock`])).code, 2);
   t.is((await cli(['ca', 'token', '--tokens', join(dir, 't.json')])).code, 2);
-  const badRule = await cli([
-    'ca',
-    'serve',
-    '--ca',
-    'x',
-    '--key',
-    'y',
-    '--listen',
-    `unix://${dir}/s.sock`,
-    '--enrol-uid',
-    'bob',
-  ]);
+  const serveWithRule = (option: string, rule: string) =>
+    cli(['ca', 'serve', '--ca', 'x', '--key', 'y', '--listen', `unix://${dir}/s.sock`, option, rule]);
+  const badRule = await serveWithRule('--enrol-uid', 'bob');
   t.is(badRule.code, 2);
   t.regex(badRule.stderr, /--enrol-uid is UID=NAME\[:ROLE,\.\.\.\]/);
+  for (const rule of ['node=tool', '/usr/bin/node@abc=tool', '/usr/bin/node', '@=tool', 'uid:1,=tool']) {
+    const badExe = await serveWithRule('--enrol-exe', rule);
+    t.is(badExe.code, 2, rule);
+    t.regex(badExe.stderr, /--enrol-exe is \[uid:UID,\|sid:SID,\]PATH\[@SHA256\]=NAME\[:ROLE,\.\.\.\]/, rule);
+  }
 });

@@ -163,6 +163,7 @@ export {
   type EnrolmentServiceEvents,
   type EnrolmentServiceOptions,
   type EnrolmentStatusAnswer,
+  type ExecutableCondition,
   enrolCertificate,
   keepCertificateRenewed,
   RENEW_METHOD,
@@ -597,4 +598,11 @@ export { type CallCounts, type ChannelStats, type ServerStats, STATS_VERSION } f
 export type { RemoteStream } from './rpc/streams.js';
 export type { WitnessRoundResult } from './rpc/witness.js';
 // The transport contract's types, as the options above name them (the rest: `./transport`).
-export type { AbortOptions, Connection, Listener, PeerInfo, Transport } from './transport/contract.js';
+export type {
+  AbortOptions,
+  Connection,
+  Listener,
+  PeerExecutable,
+  PeerInfo,
+  Transport,
+} from './transport/contract.js';

@@ -6,12 +6,14 @@
 import { EventEmitter } from 'node:events';
 import type { Server, Socket } from 'node:net';
 import { type Listener, type PeerInfo, toSecureIpcError } from '@secure-ipc/core';
-import { type ListenerEvents, socketConnection } from '@secure-ipc/core/transport';
+import { type ListenerEvents, onceExecutable, socketConnection } from '@secure-ipc/core/transport';
 import { checkCredentials, type UnixCredentialPolicy } from './credential-policy.js';
 import { readPeerCredentials, type UnixPeerCredentials } from './peer-credentials.js';
+import { readPeerExecutable } from './peer-executable.js';
 
-/** Peer info of a Unix socket connection from what the kernel reported. */
-export function unixPeer(creds: UnixPeerCredentials): PeerInfo {
+/** Peer info of a Unix socket connection from what the kernel reported about `socket`'s peer. */
+export function unixPeer(creds: UnixPeerCredentials, socket: Socket): PeerInfo {
+  const { pid } = creds;
   return Object.freeze({
     transport: 'unix',
     pid: creds.pid,
@@ -19,6 +21,10 @@ export function unixPeer(creds: UnixPeerCredentials): PeerInfo {
     gid: creds.gid,
     // The kernel's uid (SO_PEERCRED / getpeereid): what the listener's per-identity caps group by.
     ...(creds.uid === undefined ? {} : { osIdentity: `uid:${creds.uid}` }),
+    // Read through /proc only when asked (Linux; pid 0: the peer is outside our pid namespace).
+    ...(process.platform === 'linux' && pid !== undefined && pid > 0
+      ? { executable: onceExecutable(() => readPeerExecutable(socket, pid)) }
+      : {}),
   });
 }
 
@@ -54,7 +60,7 @@ export class UnixListener extends EventEmitter<ListenerEvents> implements Listen
       return;
     }
     const creds = readPeerCredentials(socket);
-    const peer = unixPeer(creds);
+    const peer = unixPeer(creds, socket);
     const refusal = checkCredentials(this.#policy, creds, 'client');
     if (refusal !== undefined) {
       socket.destroy();

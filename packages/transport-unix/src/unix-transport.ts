@@ -217,6 +217,6 @@ export class UnixTransport implements Transport {
       socket.destroy();
       throw refusal;
     }
-    return socketConnection(socket, unixPeer(creds));
+    return socketConnection(socket, unixPeer(creds, socket));
   }
 }

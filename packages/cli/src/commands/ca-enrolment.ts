@@ -1,7 +1,7 @@
 /**
  * The enrolment service and its clients on the command line (docs/identity.md, "Enrolment";
  * package README, "ca serve"): `ca serve` issues short-lived certificates to peers proven by a
- * one-time token (`ca token`) or by their OS identity, and renews them; `ca enrol` and `ca renew`
+ * one-time token (`ca token`) or by their OS identity and/or executable, and renews them; `ca enrol` and `ca renew`
  * get one into a certificate file (renewal replaces it atomically).
  */
 import { readFile } from 'node:fs/promises';
@@ -31,11 +31,8 @@ import { untilStopped } from './serve.js';
 
 const DAY_MS = 86_400_000;
 
-/** `--enrol-uid 1000=sync-helper:helper,sync` → a rule for `uid:1000`. */
-function ruleArg(text: string, kind: 'uid' | 'sid', option: string): EnrolmentRule {
-  const eq = text.indexOf('=');
-  const who = eq < 0 ? '' : text.slice(0, eq);
-  const rest = eq < 0 ? '' : text.slice(eq + 1);
+/** `NAME[:ROLE,...]` of a rule option; undefined without a name. */
+function grantArg(rest: string): { name: string; roles: string[] } | undefined {
   const colon = rest.indexOf(':');
   const name = colon < 0 ? rest : rest.slice(0, colon);
   const roles =
@@ -45,12 +42,56 @@ function ruleArg(text: string, kind: 'uid' | 'sid', option: string): EnrolmentRu
           .slice(colon + 1)
           .split(',')
           .filter((r) => r !== '');
+  return name === '' ? undefined : { name, roles };
+}
+
+/** `--enrol-uid 1000=sync-helper:helper,sync` → a rule for `uid:1000`. */
+function ruleArg(text: string, kind: 'uid' | 'sid', option: string): EnrolmentRule {
+  const eq = text.indexOf('=');
+  const who = eq < 0 ? '' : text.slice(0, eq);
+  const grant = grantArg(eq < 0 ? '' : text.slice(eq + 1));
   const ok = kind === 'uid' ? /^\d{1,10}$/.test(who) : /^S-1-[0-9-]{1,180}$/.test(who);
-  if (!ok || name === '')
+  if (!ok || grant === undefined)
     throw new CliError(
       `--${option} is ${kind === 'uid' ? 'UID' : 'SID'}=NAME[:ROLE,...], not ${JSON.stringify(text)}`,
     );
-  return { osIdentity: `${kind}:${who}`, name, roles };
+  return { osIdentity: `${kind}:${who}`, ...grant };
+}
+
+// `uid:1000,` or `sid:S-1-5-…,` before the path: the rule also needs that OS identity.
+const EXE_IDENTITY = /^(uid:\d{1,10}|sid:S-1-[0-9-]{1,180}),/;
+// An absolute path: `/…` (Unix), `C:\…` or `\\…` (Windows), as the OS reports a running image.
+const ABSOLUTE = /^(\/|[A-Za-z]:\\|\\\\)/;
+
+/**
+ * `--enrol-exe [uid:UID,|sid:SID,]PATH[@SHA256]=NAME[:ROLE,...]`, or `@SHA256=…` for the hash
+ * alone: a rule on the peer's executable (and its OS identity when given). The grant follows the
+ * last `=`, so a path may hold `=` (and `@` not followed by hex digits alone); a name may not hold `=`.
+ */
+function exeRuleArg(text: string): EnrolmentRule {
+  const eq = text.lastIndexOf('=');
+  const grant = grantArg(eq < 0 ? '' : text.slice(eq + 1));
+  let who = eq < 0 ? '' : text.slice(0, eq);
+  const identity = EXE_IDENTITY.exec(who)?.[1];
+  if (identity !== undefined) who = who.slice(identity.length + 1);
+  // Hex after the last `@` is the hash (a mistyped one is an error, not part of the path).
+  const hash = /@([0-9a-fA-F]*)$/.exec(who)?.[1];
+  const path = hash === undefined ? who : who.slice(0, -hash.length - 1);
+  const badHash = hash !== undefined && hash.length !== 64;
+  if (
+    grant === undefined ||
+    badHash ||
+    (path === '' && hash === undefined) ||
+    (path !== '' && !ABSOLUTE.test(path))
+  )
+    throw new CliError(
+      `--enrol-exe is [uid:UID,|sid:SID,]PATH[@SHA256]=NAME[:ROLE,...] with an absolute PATH or 64 hex digits of SHA256, not ${JSON.stringify(text)}`,
+    );
+  return {
+    ...(identity === undefined ? {} : { osIdentity: identity }),
+    executable: { ...(path === '' ? {} : { path }), ...(hash === undefined ? {} : { sha256: hash }) },
+    ...grant,
+  };
 }
 
 function dateArg(text: string | undefined, option: string): number | undefined {
@@ -72,6 +113,7 @@ export async function serveCa(argv: string[], io: CliIo, stop?: AbortSignal): Pr
     tokens: { type: 'string' },
     'enrol-uid': { type: 'string', multiple: true },
     'enrol-sid': { type: 'string', multiple: true },
+    'enrol-exe': { type: 'string', multiple: true },
     'cert-ttl': { type: 'string' },
     'authority-expires': { type: 'string' },
     'warn-before': { type: 'string' },
@@ -88,10 +130,11 @@ export async function serveCa(argv: string[], io: CliIo, stop?: AbortSignal): Pr
   const rules = [
     ...(values['enrol-uid'] ?? []).map((r) => ruleArg(r, 'uid', 'enrol-uid')),
     ...(values['enrol-sid'] ?? []).map((r) => ruleArg(r, 'sid', 'enrol-sid')),
+    ...(values['enrol-exe'] ?? []).map(exeRuleArg),
   ];
   if (values.tokens === undefined && rules.length === 0)
     throw new CliError(
-      'ca serve needs --tokens FILE or an --enrol-uid / --enrol-sid rule: nobody could enrol',
+      'ca serve needs --tokens FILE or an --enrol-uid / --enrol-sid / --enrol-exe rule: nobody could enrol',
     );
   const ttlMs = values['cert-ttl'] === undefined ? DAY_MS : parseDuration(values['cert-ttl'], 'cert-ttl');
   const authorityNotAfter = dateArg(values['authority-expires'], 'authority-expires');
@@ -136,7 +179,7 @@ export async function serveCa(argv: string[], io: CliIo, stop?: AbortSignal): Pr
     service.on('refused', ({ method, peer, reason }) =>
       report(
         { event: 'refused', method, peer, reason },
-        `refused ${method} from ${peer}: ${reason}`,
+        `refused ${method} from ${peer}: ${printable(reason)}`,
         'stderr',
       ),
     );

@@ -19,7 +19,7 @@ import { enrol, renew, serveCa, token } from './ca-enrolment.js';
 export const usage = [
   'secure-ipc ca init --out FILE [--json]',
   '  secure-ipc ca pubkey --key FILE [--json]',
-  '  secure-ipc ca serve --ca FILE --key FILE --listen ADDRESS [--tokens FILE] [--enrol-uid UID=NAME[:ROLE,...] ...] [--enrol-sid SID=NAME[:ROLE,...] ...] [--cert-ttl DURATION] [--authority-expires DATE] [--warn-before DURATION] [--revocations FILE] [--json]',
+  '  secure-ipc ca serve --ca FILE --key FILE --listen ADDRESS [--tokens FILE] [--enrol-uid UID=NAME[:ROLE,...] ...] [--enrol-sid SID=NAME[:ROLE,...] ...] [--enrol-exe [uid:UID,|sid:SID,]PATH[@SHA256]=NAME[:ROLE,...] ...] [--cert-ttl DURATION] [--authority-expires DATE] [--warn-before DURATION] [--revocations FILE] [--json]',
   '  secure-ipc ca token --tokens FILE --name NAME [--role ROLE ...] [--ttl DURATION] [--json]',
   '  secure-ipc ca enrol --address ADDRESS --server-key PUBKEY --authority PUBKEY --key FILE --out FILE [--token-file FILE] [--json]',
   '  secure-ipc ca renew --address ADDRESS --server-key PUBKEY --authority PUBKEY --key FILE --cert FILE [--json]',

@@ -1,10 +1,11 @@
 /**
  * The enrolment service and its clients (docs/identity.md, "Enrolment"): a secure-ipc server that
  * issues short-lived certificates to the key a peer proved in its handshake, authorized by a
- * one-time token or by the peer's OS identity, and renews them; `enrolCertificate` and
+ * one-time token or by what the OS says about the peer (its user, its executable), and renews them; `enrolCertificate` and
  * `keepCertificateRenewed` are the peer's side (renewal at about 2/3 of the lifetime, with jitter,
  * swapped in by the caller's `apply`, e.g. `listener.update()`).
  */
+import { timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { PublicError } from '../envelope/wire-errors.js';
 import { createError, isSecureIpcError, type SecureIpcError, toSecureIpcError } from '../errors.js';
@@ -27,6 +28,7 @@ import {
   serve,
 } from '../rpc/serve.js';
 import type { HandlerContext } from '../rpc/service-types.js';
+import type { PeerExecutable, PeerInfo } from '../transport/contract.js';
 import { consumeEnrolmentToken, type EnrolmentGrant, validateGrant } from './tokens.js';
 
 /** The methods of the enrolment protocol. */
@@ -40,10 +42,87 @@ export const DEFAULT_AUTHORITY_WARNING_MS = 30 * 24 * 3_600_000;
 /** The error every refused enrolment or renewal gets: one code, no hint of which check failed. */
 export const ENROLMENT_REFUSED = 'SIPC_ERR_FORBIDDEN';
 
-/** An enrolment by OS identity: a peer whose kernel-reported identity is `osIdentity` gets `grant`. */
+/** The executable a rule asks for, as `PeerInfo.executable` reports the peer's (at least one field). */
+export interface ExecutableCondition {
+  /** The image's full path, compared exactly (Linux: symlinks resolved, as /proc/PID/exe links it). */
+  readonly path?: string;
+  /** SHA-256 of the image, 64 hex characters (either case), compared in constant time. */
+  readonly sha256?: string;
+}
+
+/**
+ * An enrolment by what the OS says about the peer: a peer that matches every condition given gets
+ * the grant (its `name` and `roles`). At least one condition; the first rule that matches wins.
+ */
 export interface EnrolmentRule extends EnrolmentGrant {
   /** `uid:N` (Unix, TCP loopback on Linux) or `sid:S-1-5-…` (Windows), as `PeerInfo.osIdentity` says it. */
-  readonly osIdentity: string;
+  readonly osIdentity?: string;
+  /** The peer process's executable image (Unix sockets on Linux, named pipes on Windows). */
+  readonly executable?: ExecutableCondition;
+}
+
+/** Longest rule path accepted (bytes): Linux PATH_MAX, and above the Windows long-path limit in UTF-8. */
+const MAX_RULE_PATH_BYTES = 4096;
+
+interface CheckedRule {
+  readonly grant: EnrolmentGrant;
+  readonly osIdentity: string | undefined;
+  readonly path: string | undefined;
+  readonly sha256: Buffer | undefined;
+}
+
+const badRule = (why: string) => createError('SIPC_ERR_INVALID_ARGUMENT', `An enrolment rule ${why}`);
+
+/** Check a rule once, at construction: its grant, each condition's form, at least one condition. */
+function checkRule(r: EnrolmentRule): CheckedRule {
+  if (typeof r !== 'object' || r === null) throw badRule('is an object');
+  validateGrant(r);
+  const { osIdentity, executable } = r;
+  if (osIdentity === undefined && executable === undefined)
+    throw badRule('needs a condition: osIdentity, executable or both');
+  if (
+    osIdentity !== undefined &&
+    (typeof osIdentity !== 'string' || !/^(uid:\d+|sid:S-1-[0-9-]+)$/.test(osIdentity))
+  )
+    throw badRule('osIdentity is uid:N or sid:S-1-…');
+  if (executable === undefined) return { grant: r, osIdentity, path: undefined, sha256: undefined };
+  if (typeof executable !== 'object' || executable === null)
+    throw badRule('executable is { path?, sha256? }');
+  const { path, sha256 } = executable;
+  if (path === undefined && sha256 === undefined) throw badRule('executable needs a path, a sha256 or both');
+  if (
+    path !== undefined &&
+    (typeof path !== 'string' ||
+      path === '' ||
+      Buffer.byteLength(path) > MAX_RULE_PATH_BYTES ||
+      /\p{Cc}/u.test(path))
+  )
+    throw badRule(`executable path is 1..${MAX_RULE_PATH_BYTES} bytes without control characters`);
+  if (sha256 !== undefined && (typeof sha256 !== 'string' || !/^[0-9a-fA-F]{64}$/.test(sha256)))
+    throw badRule('executable sha256 is 64 hex characters');
+  return {
+    grant: r,
+    osIdentity,
+    path,
+    sha256: sha256 === undefined ? undefined : Buffer.from(sha256, 'hex'),
+  };
+}
+
+/** The peer's executable, undefined on any failure (a transport that rejects still fails closed). */
+async function peerExecutable(peer: PeerInfo): Promise<PeerExecutable | undefined> {
+  try {
+    const exe = await peer.executable?.();
+    return typeof exe?.path === 'string' && /^[0-9a-f]{64}$/.test(exe.sha256 ?? '') ? exe : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Does `exe` meet the rule's executable condition (path exactly, hash in constant time)? */
+function executableMatches(rule: CheckedRule, exe: PeerExecutable | undefined): boolean {
+  if (exe === undefined) return false;
+  if (rule.path !== undefined && exe.path !== rule.path) return false;
+  return rule.sha256 === undefined || timingSafeEqual(Buffer.from(exe.sha256, 'hex'), rule.sha256);
 }
 
 /** Options of the enrolment service. */
@@ -54,7 +133,7 @@ export interface EnrolmentServiceOptions {
   readonly ttlMs?: number;
   /** The token file (`createEnrolmentToken`, `secure-ipc ca token`). */
   readonly tokens?: string;
-  /** Enrolment by OS identity. */
+  /** Enrolment by OS identity and/or executable, tried in order. */
   readonly rules?: readonly EnrolmentRule[];
   /** Refuse renewal of a revoked certificate or key (a watched revocation list). */
   readonly revocations?: RevocationCheck;
@@ -68,8 +147,8 @@ export interface EnrolmentServiceOptions {
 
 /** A certificate the service issued. */
 export interface EnrolmentIssue {
-  /** How the peer was authorized. */
-  readonly via: 'token' | 'os-identity' | 'renewal';
+  /** How the peer was authorized (`executable`: by a rule with an executable condition). */
+  readonly via: 'token' | 'os-identity' | 'executable' | 'renewal';
   /** The peer's key fingerprint. */
   readonly peer: string;
   /** The certificate. */
@@ -131,6 +210,7 @@ export class EnrolmentService extends EventEmitter<EnrolmentServiceEvents> {
   readonly #o: EnrolmentServiceOptions;
   readonly #ttl: number;
   readonly #now: () => number;
+  readonly #rules: readonly CheckedRule[];
 
   constructor(options: EnrolmentServiceOptions) {
     super();
@@ -139,11 +219,9 @@ export class EnrolmentService extends EventEmitter<EnrolmentServiceEvents> {
       throw createError('SIPC_ERR_INVALID_ARGUMENT', 'ttlMs is an integer of at least 3,000');
     if (options.authorityNotAfter !== undefined && !Number.isSafeInteger(options.authorityNotAfter))
       throw createError('SIPC_ERR_INVALID_ARGUMENT', 'authorityNotAfter is a time in ms');
-    for (const r of options.rules ?? []) {
-      validateGrant(r);
-      if (typeof r.osIdentity !== 'string' || !/^(uid:\d+|sid:S-1-[0-9-]+)$/.test(r.osIdentity))
-        throw createError('SIPC_ERR_INVALID_ARGUMENT', 'A rule osIdentity is uid:N or sid:S-1-…');
-    }
+    if (options.rules !== undefined && !Array.isArray(options.rules))
+      throw createError('SIPC_ERR_INVALID_ARGUMENT', 'rules is an array');
+    this.#rules = (options.rules ?? []).map(checkRule);
     this.#o = options;
     this.#ttl = ttl;
     this.#now = options.now ?? Date.now;
@@ -207,10 +285,28 @@ export class EnrolmentService extends EventEmitter<EnrolmentServiceEvents> {
       return this.#issue('token', ctx, grant, ENROL_METHOD);
     }
     const id = ctx.peer.osIdentity;
-    const rule = id === undefined ? undefined : this.#o.rules?.find((r) => r.osIdentity === id);
-    if (rule === undefined)
-      this.#refuse(ENROL_METHOD, ctx, `no token and no rule for ${id ?? 'an unknown OS identity'}`);
-    return this.#issue('os-identity', ctx, rule, ENROL_METHOD);
+    // The executable is read (hashed) at most once per call, and only if a rule asks for it.
+    let exe: Promise<PeerExecutable | undefined> | undefined;
+    let matched: CheckedRule | undefined;
+    for (const rule of this.#rules) {
+      if (rule.osIdentity !== undefined && rule.osIdentity !== id) continue;
+      if (rule.path !== undefined || rule.sha256 !== undefined) {
+        exe ??= peerExecutable(ctx.peer);
+        if (!executableMatches(rule, await exe)) continue;
+      }
+      matched = rule;
+      break;
+    }
+    if (matched === undefined) {
+      const known = exe === undefined ? undefined : await exe;
+      const running =
+        exe === undefined
+          ? ''
+          : ` running ${known ? `${JSON.stringify(known.path)} sha256 ${known.sha256}` : 'an unknown executable'}`;
+      this.#refuse(ENROL_METHOD, ctx, `no token and no rule for ${id ?? 'an unknown OS identity'}${running}`);
+    }
+    const via = matched.path !== undefined || matched.sha256 !== undefined ? 'executable' : 'os-identity';
+    return this.#issue(via, ctx, matched.grant, ENROL_METHOD);
   };
 
   /** `ca.renew { cert }`: a new certificate, same name and roles, for the key that holds a valid one. */

@@ -10,6 +10,18 @@ import type { Duplex } from 'node:stream';
 /** Brand that marks a transport; `Symbol.for` so duplicate installs of core still agree. */
 export const TRANSPORT_BRAND: unique symbol = Symbol.for('@secure-ipc/transport') as never;
 
+/** The executable image of a peer process, as the OS reports it (`PeerInfo.executable`). */
+export interface PeerExecutable {
+  /**
+   * The image's full path as the OS names it: Linux `readlink /proc/PID/exe` (in the peer's mount
+   * namespace, with ` (deleted)` appended once the file was removed), Windows
+   * `QueryFullProcessImageNameW` (`C:\...`, case as the OS says it).
+   */
+  readonly path: string;
+  /** SHA-256 of the image's bytes, 64 lower-case hex characters. */
+  readonly sha256: string;
+}
+
 /** What the OS says about the other end of a connection; each field undefined where unknown. */
 export interface PeerInfo {
   /** Name of the transport that produced this info (`unix`, `tcp`, `pipe`, `memory`). */
@@ -32,6 +44,14 @@ export interface PeerInfo {
    * listener's per-identity caps group peers by it; a peer cannot choose it.
    */
   readonly osIdentity?: string | undefined;
+  /**
+   * Read the peer process's executable (path and SHA-256), only when called: the hot path pays
+   * nothing. Resolves undefined on any failure (no pid, the process gone or replaced by a reused
+   * pid, no permission to read it, the connection closed), so a rule on it fails closed; never
+   * rejects; one answer per connection. Absent where the transport cannot say (TCP, memory).
+   * An interpreted program reports its interpreter (`node`, `python3`): see docs/identity.md.
+   */
+  readonly executable?: (() => Promise<PeerExecutable | undefined>) | undefined;
 }
 
 /** A connection: a Node Duplex of bytes plus what the OS says about the other end. */

@@ -14,10 +14,12 @@ export {
   isTransport,
   type Listener,
   type ListenerEvents,
+  type PeerExecutable,
   type PeerInfo,
   selectTransport,
   TRANSPORT_BRAND,
   type Transport,
 } from './contract.js';
 export { type MemoryConnection, memoryPair, memoryTransport } from './memory-transport.js';
+export { MAX_EXECUTABLE_BYTES, onceExecutable, sha256OfFile } from './peer-executable.js';
 export { abortError, awaitConnect, socketConnection } from './socket-connection.js';
