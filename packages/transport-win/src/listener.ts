@@ -27,6 +27,7 @@ import {
   pipePeer,
   readPeerCredentials,
 } from './peer-credentials.js';
+import { withExecutable } from './peer-executable.js';
 import {
   adoptHandle,
   closeFd,
@@ -259,7 +260,7 @@ export class PipeListener extends EventEmitter<ListenerEvents> implements Listen
     }
     this.#connections.add(socket);
     socket.once('close', () => this.#connections.delete(socket));
-    this.emit('connection', socketConnection(socket, peer));
+    this.emit('connection', socketConnection(socket, withExecutable(peer, w, socket)));
   }
 
   /** Keep PENDING_INSTANCES waiting; a failure is reported and retried later, never thrown. */

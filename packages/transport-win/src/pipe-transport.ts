@@ -14,6 +14,7 @@ import {
   pipePeer,
   readPeerCredentials,
 } from './peer-credentials.js';
+import { withExecutable } from './peer-executable.js';
 import { SYSTEM_SID } from './sids.js';
 import {
   currentUserSid,
@@ -148,7 +149,8 @@ export class PipeTransport implements Transport {
       w.CloseHandle(h);
       throw abortError(options);
     }
-    return socketConnection(handleToSocket(w, h), pipePeer(creds));
+    const socket = handleToSocket(w, h);
+    return socketConnection(socket, withExecutable(pipePeer(creds), w, socket));
   }
 }
 

@@ -55,6 +55,7 @@ export const Win = {
   SECURITY_SQOS_PRESENT: 0x00100000,
   SECURITY_IDENTIFICATION: 0x00010000,
   PROCESS_QUERY_LIMITED_INFORMATION: 0x1000,
+  STILL_ACTIVE: 259,
   TOKEN_QUERY: 0x8,
   TOKEN_DUPLICATE: 0x2,
   SecurityIdentification: 1,
@@ -98,6 +99,12 @@ export interface Win32 {
   readonly GetNamedPipeClientProcessId: (h: Handle, pid: number[]) => boolean;
   readonly GetNamedPipeServerProcessId: (h: Handle, pid: number[]) => boolean;
   readonly OpenProcess: (access: number, inherit: boolean, pid: number) => Handle;
+  /** The process's full image path (UTF-16 into `buf`; `size` in: capacity, out: length, in characters). */
+  readonly QueryFullProcessImageNameW: (p: Handle, flags: number, buf: Buffer, size: number[]) => boolean;
+  /** Creation, exit, kernel and user times as FILETIMEs (8 bytes each, 100 ns since 1601). */
+  readonly GetProcessTimes: (p: Handle, c: Buffer, e: Buffer, k: Buffer, u: Buffer) => boolean;
+  /** STILL_ACTIVE (259) while the process runs. */
+  readonly GetExitCodeProcess: (p: Handle, code: number[]) => boolean;
   readonly OpenProcessToken: (p: Handle, access: number, tok: Handle[]) => boolean;
   readonly OpenThreadToken: (t: Handle, access: number, openAsSelf: boolean, tok: Handle[]) => boolean;
   readonly ImpersonateNamedPipeClient: (h: Handle) => boolean;
@@ -211,6 +218,15 @@ export function win32(): Win32 {
       'bool __stdcall GetNamedPipeServerProcessId(void *h, _Out_ uint32 *pid)',
     ),
     OpenProcess: f(k32, 'void * __stdcall OpenProcess(uint32 access, bool inherit, uint32 pid)'),
+    QueryFullProcessImageNameW: f(
+      k32,
+      'bool __stdcall QueryFullProcessImageNameW(void *p, uint32 flags, _Out_ uint8_t *buf, _Inout_ uint32 *size)',
+    ),
+    GetProcessTimes: f(
+      k32,
+      'bool __stdcall GetProcessTimes(void *p, _Out_ uint8_t *c, _Out_ uint8_t *e, _Out_ uint8_t *k, _Out_ uint8_t *u)',
+    ),
+    GetExitCodeProcess: f(k32, 'bool __stdcall GetExitCodeProcess(void *p, _Out_ uint32 *code)'),
     OpenProcessToken: f(adv, 'bool __stdcall OpenProcessToken(void *p, uint32 access, _Out_ void **tok)'),
     OpenThreadToken: f(
       adv,

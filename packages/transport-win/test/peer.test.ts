@@ -4,6 +4,8 @@
  * every process runs as the same user, so a "foreign" user is simulated by a policy that allows
  * only another SID; the refusal paths are the real ones.
  */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { isSecureIpcError } from '@secure-ipc/core';
 import anyTest, { type TestFn } from 'ava';
 import { currentUserSid, pipeTransport } from '../src/index.js';
@@ -42,6 +44,37 @@ test('peer pid and SID are reported on both sides across two Windows processes',
     sid: currentUserSid(),
     osIdentity: `sid:${currentUserSid()}`,
   });
+});
+
+async function sha256Of(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+test('the peer’s executable (QueryFullProcessImageNameW + SHA-256 of the file) on both sides across two Windows processes', async (t) => {
+  const address = `local://${uniqueName('exe')}`;
+  const server = await startFixture(t, 'pipe-server', [address]);
+  const conn = await pipeTransport().connect(address);
+  t.teardown(() => conn.destroy());
+  const expected = { path: process.execPath, sha256: await sha256Of(process.execPath) };
+  // Client side: the server process (the same node.exe) through the handle's server pid.
+  const exe = await conn.peer.executable!();
+  t.deepEqual(exe, expected);
+  t.is(await conn.peer.executable!(), exe, 'read once per connection');
+  // Server side: this process, as the fixture read it.
+  const line = await server.waitFor((l) => l.includes('"executable"'));
+  t.deepEqual((JSON.parse(line) as { exe: unknown }).exe, expected);
+});
+
+test('the peer process has exited: no executable (fail closed)', async (t) => {
+  const address = `local://${uniqueName('exe-gone')}`;
+  const server = await startFixture(t, 'pipe-server', [address]);
+  const conn = await pipeTransport().connect(address);
+  t.teardown(() => conn.destroy());
+  server.child.kill();
+  await new Promise((resolve) => server.child.once('exit', resolve));
+  t.is(await conn.peer.executable!(), undefined);
 });
 
 test('the client refuses a server whose process owner is not the expected SID, before sending anything', async (t) => {
