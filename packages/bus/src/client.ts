@@ -11,10 +11,13 @@ import {
   decodeWireValue,
   encodeWireValue,
   type HandlerContext,
+  type KeyPair,
   type RequestOptions,
   type RpcClient,
+  type Trust,
 } from '@secure-ipc/core';
 import type { BusIdentity, MonitorRecord } from './broker.js';
+import { type E2eOptions, E2eResponder, type E2eSession, openE2eSession } from './e2e.js';
 import type { MatchRule } from './matches.js';
 import {
   NameFlag,
@@ -107,7 +110,13 @@ export interface BusClientEvents {
 }
 
 /** Options of `connectBus`: `connect()`'s (transport, address, keyPair, trust: the broker's key). */
-export type BusClientOptions = Omit<ConnectOptions, 'handlers'>;
+export interface BusClientOptions extends Omit<ConnectOptions, 'handlers'> {
+  /**
+   * Answer end-to-end sessions (docs/bus.md section 7): who may open one to us, by our own trust.
+   * Without it, `$tunnel.*` and sealed calls to us are SIPC_ERR_NO_SUCH_METHOD.
+   */
+  e2e?: E2eOptions;
+}
 
 /** A peer on a bus. */
 export class BusClient extends EventEmitter<BusClientEvents> {
@@ -121,10 +130,14 @@ export class BusClient extends EventEmitter<BusClientEvents> {
   /** Set by the end-to-end layer: answers tunnel methods and opens sealed calls. */
   deliverHook: ((p: Delivery, ctx: HandlerContext) => Promise<{ body: Uint8Array }> | undefined) | undefined;
 
+  readonly #keyPair: KeyPair;
+  #responder: E2eResponder | undefined;
+
   /** Use `connectBus()`. */
-  constructor(rpc: RpcClient) {
+  constructor(rpc: RpcClient, keyPair: KeyPair) {
     super();
     this.rpc = rpc;
+    this.#keyPair = keyPair;
     rpc.on('close', (error) => this.emit('close', error));
   }
 
@@ -268,8 +281,30 @@ export class BusClient extends EventEmitter<BusClientEvents> {
     this.#monitor = listener;
   }
 
-  /** Leave the bus. */
+  /** @internal Answer end-to-end sessions (connectBus, with `e2e`). */
+  async answerE2e(options: E2eOptions): Promise<void> {
+    const responder = new E2eResponder(this, options.keyPair ?? this.#keyPair, options);
+    this.#responder = responder;
+    this.deliverHook = (p, ctx) => responder.handle(p, ctx);
+    await responder.watch();
+  }
+
+  /**
+   * Open an end-to-end session with the owner of `to` (docs/bus.md section 7): the broker routes
+   * its calls by name and method but cannot read their params or results. `trust` decides which
+   * key the other end may have (pinned keys or a function: never the broker's word).
+   */
+  openSession(
+    to: string,
+    options: { trust: Trust; keyPair?: KeyPair } & BusCallOptions,
+  ): Promise<E2eSession> {
+    const { trust, keyPair, ...call } = options;
+    return openE2eSession(this, keyPair ?? this.#keyPair, to, trust, call);
+  }
+
+  /** Leave the bus (end-to-end sessions held as a destination are wiped). */
   close(): Promise<void> {
+    this.#responder?.close();
     return this.rpc.close();
   }
 
@@ -353,8 +388,9 @@ export interface Delivery {
 /** Connect to a broker and join its bus (hello, and the subscription to its events). */
 export async function connectBus(options: BusClientOptions): Promise<BusClient> {
   let bus: BusClient | undefined;
+  const { e2e: _e2e, ...connectOptions } = options;
   const rpc = await connect({
-    ...options,
+    ...connectOptions,
     handlers: new Map([
       [
         BusDelivery.deliver,
@@ -365,9 +401,10 @@ export async function connectBus(options: BusClientOptions): Promise<BusClient> 
       ],
     ]),
   });
-  bus = new BusClient(rpc);
+  bus = new BusClient(rpc, options.keyPair);
   try {
     await bus.start();
+    if (options.e2e !== undefined) await bus.answerE2e(options.e2e);
   } catch (err) {
     await rpc.close();
     throw err;

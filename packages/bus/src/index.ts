@@ -30,6 +30,13 @@ export {
   type RequestNameResult,
   type SignalInfo,
 } from './client.js';
+export {
+  BUS_TUNNEL_LABEL,
+  DEFAULT_MAX_TUNNELS,
+  type E2eOptions,
+  E2eSession,
+  TUNNEL_HANDSHAKE_MS,
+} from './e2e.js';
 export { MAX_MATCH_PATTERN_BYTES, type MatchRule } from './matches.js';
 export {
   BROKER_NAME,

@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { encodeKey, generateKeyPair, type KeyPair, type PolicyOptions } from '@secure-ipc/core';
 import type { ExecutionContext } from 'ava';
-import { type BrokerOptions, type BusClient, connectBus } from '../src/index.js';
+import { type BrokerOptions, type BusClient, type BusClientOptions, connectBus } from '../src/index.js';
 import { type TransportName, transportOf } from './fixtures/transports.js';
 
 export const BROKER = fileURLToPath(new URL('./fixtures/broker.js', import.meta.url));
@@ -56,6 +56,8 @@ export interface BrokerSpec {
   readonly activation?: BrokerOptions['activation'];
   readonly maxDroppedSignals?: number;
   readonly routed?: boolean;
+  /** Strings the broker reports whenever a message it decrypted holds one (`saw S`). */
+  readonly sentinels?: readonly string[];
 }
 
 /** Start a broker process; it is killed when the test ends. */
@@ -73,6 +75,7 @@ export async function startBroker(
     activation: spec.activation,
     maxDroppedSignals: spec.maxDroppedSignals,
     routed: spec.routed,
+    sentinels: spec.sentinels,
   };
   const child = spawn(process.execPath, [BROKER, JSON.stringify(arg)], {
     stdio: ['pipe', 'pipe', 'inherit'],
@@ -117,12 +120,14 @@ export async function join(
   tr: SuiteTransport,
   broker: BrokerProcess,
   peer: PeerKey,
+  extra: Pick<BusClientOptions, 'e2e'> = {},
 ): Promise<BusClient> {
   const bus = await connectBus({
     transport: await transportOf(tr.name),
     address: broker.address,
     keyPair: peer.keyPair,
     trust: { keys: [broker.key] },
+    ...extra,
   });
   t.teardown(() => bus.close());
   return bus;

@@ -527,6 +527,77 @@ export function busSuite(test: TestFn, tr: SuiteTransport): void {
       });
     },
   );
+  test(
+    title(
+      'end-to-end: a tunnel through the broker; the broker routes by name and method and never reads the params or result (sentinel), each end trusts by its own pins',
+    ),
+    async (t) => {
+      const [s, c, x] = peerKeys(3);
+      const PLAIN = 'sentinel-plain-4b1d0c2e';
+      const SECRET = 'sentinel-e2e-9a8e7f6d5c';
+      const broker = await startBroker(t, tr, {
+        trust: [s!, c!, x!],
+        policy: {
+          roles: { service: { own: [NAME] }, client: { call: [`${NAME}/*`] } },
+          peers: [
+            { key: s!.key, roles: ['service'] },
+            { key: c!.key, roles: ['client'] },
+            { key: x!.key, roles: ['client'] },
+          ],
+        },
+        sentinels: [PLAIN, SECRET],
+      });
+      // The service answers tunnels from c only (its own pin), whatever the broker says.
+      const S = await join(t, tr, broker, s!, { e2e: { trust: { keys: [c!.key] } } });
+      let ran = 0;
+      S.handle('vault.echo', (p, ctx) => {
+        ran++;
+        return { p, e2e: ctx.e2e?.peerId ?? null, sender: ctx.sender };
+      });
+      await S.requestName(NAME);
+      const C = await join(t, tr, broker, c!);
+      // Control: in the clear the broker can read the body, and the detector sees it.
+      t.deepEqual(((await C.call(NAME, 'vault.echo', PLAIN)) as { p: unknown }).p, PLAIN);
+      await broker.line('saw', (l) => l === PLAIN);
+      const session = await C.openSession(NAME, { trust: { keys: [s!.key] } });
+      t.is(session.destination, S.name);
+      t.is(session.peerId, keyFingerprint(s!.keyPair.publicKey));
+      for (let i = 0; i < 3; i++) {
+        const r = (await session.call('vault.echo', { secret: SECRET, i })) as {
+          p: unknown;
+          e2e: string;
+          sender: string;
+        };
+        t.deepEqual(r.p, { secret: SECRET, i });
+        t.is(r.e2e, keyFingerprint(c!.keyPair.publicKey), 'the handler sees the key the tunnel proved');
+        t.is(r.sender, C.name);
+      }
+      const readBefore = broker.lines.filter((l) => l.startsWith('read ')).length;
+      t.true(readBefore > 6, 'the broker decrypted every message of its channels');
+      t.false(
+        broker.lines.includes(`saw ${SECRET}`),
+        'the secret never appeared in anything the broker could decrypt',
+      );
+      // A method the destination lacks is its sealed SIPC_ERR_NO_SUCH_METHOD.
+      t.is(await codeOf(session.call('vault.echo2')), 'SIPC_ERR_NO_SUCH_METHOD');
+      // A body that does not open runs nothing.
+      const before = ran;
+      const forged = C.rawCall({
+        to: S.name,
+        method: 'vault.echo',
+        body: new Uint8Array(40),
+        e2e: new Uint8Array(16),
+      });
+      t.is(await codeOf(forged), 'SIPC_ERR_DECRYPT_FAILED');
+      t.is(ran, before);
+      // Pins on both ends: the caller refuses a destination key it did not pin; the service refuses x.
+      t.is(await codeOf(C.openSession(NAME, { trust: { keys: [x!.key] } })), 'SIPC_ERR_UNTRUSTED_PEER');
+      const X = await join(t, tr, broker, x!);
+      t.is(await codeOf(X.openSession(NAME, { trust: { keys: [s!.key] } })), 'SIPC_ERR_UNTRUSTED_PEER');
+      session.close();
+      t.false(broker.lines.includes(`saw ${SECRET}`));
+    },
+  );
 }
 
 export type { BusClient };
