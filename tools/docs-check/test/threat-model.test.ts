@@ -29,7 +29,7 @@ test('docs/threat-model.md: every row has a mitigation, its links resolve, and e
   const layers = new Set(rows.map((r) => r.id.split('-')[1]));
   t.deepEqual(
     [...layers].sort(),
-    ['AU', 'CFG', 'CH', 'CLI', 'HS', 'ID', 'KEY', 'OB', 'POL', 'RES', 'RPC', 'TR'].sort(),
+    ['AU', 'BUS', 'CFG', 'CH', 'CLI', 'HS', 'ID', 'KEY', 'OB', 'POL', 'RES', 'RPC', 'TR'].sort(),
   );
 });
 
