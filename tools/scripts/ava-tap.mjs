@@ -12,7 +12,14 @@
 //
 // The TAP is written to a partial file and renamed into place when ava has exited, so a run that
 // was interrupted leaves no report (the summer then reports it missing) and never a truncated
-// one. If ava exits non-zero although every test point passed (it crashed after its last test,
+// one.
+//
+// Timing: the report ends with a `# time: N s` comment (the wall time of the ava run), which the
+// report line shows (`[tap] PASS core: ... in 245 s, .reports/core.tap`). ava's TAP has no
+// durations, so the slowest files are estimated from when each file's results arrived: a file's
+// span runs from the previous result (or the start of the run) before its first one to its last
+// one. With ava's concurrency (2 files at a time here) two files' spans overlap, so a span is an
+// upper bound on that file's time, and a file that runs alone shows its own time. If ava exits non-zero although every test point passed (it crashed after its last test,
 // or refused to start), a `Bail out!` line records that, so the report fails too.
 import { spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -24,13 +31,18 @@ export const AVA_CLI = join(repoRoot, 'node_modules', 'ava', 'entrypoints', 'cli
 
 const partialOf = (name) => join(reportDir, `${name}.tap.partial-${process.pid}`);
 
-/** Move a finished run's TAP into place as report `name`; print its line; return the exit code to use. */
-export function fileReport(name, partial, exitCode, signal) {
+/** Move a finished run's TAP into place as report `name`; print its line; return the exit code to use.
+ * `seconds`: the run's wall time, appended to the report as `# time: N s`. */
+export function fileReport(name, partial, exitCode, signal, seconds) {
   let text = readFileSync(partial, 'utf8');
   const counted = parseTap(text);
   if (exitCode !== 0 && counted.failed === 0 && !counted.problem) {
     const why = signal ? `ava was killed by ${signal}` : `ava exited with code ${exitCode}`;
     text += `${text.endsWith('\n') ? '' : '\n'}Bail out! ${why} although no test failed\n`;
+    writeFileSync(partial, text);
+  }
+  if (seconds !== undefined) {
+    text += `${text.endsWith('\n') ? '' : '\n'}# time: ${Math.round(seconds)} s\n`;
     writeFileSync(partial, text);
   }
   const file = reportPath(name);
@@ -46,6 +58,45 @@ export function fileBailOut(name, reason) {
   const partial = partialOf(name);
   writeFileSync(partial, `TAP version 13\nBail out! ${reason}\n`);
   return fileReport(name, partial, 1);
+}
+
+// A test point's file: ava titles results `file › title` (no prefix when the run has one file).
+const POINT_FILE = /^(?:not )?ok \d+ - (.+?) › /;
+const SLOWEST = 5;
+
+/** Collects when each file's results arrive (see the timing note at the top of this file). */
+function fileClock() {
+  const start = performance.now();
+  const files = new Map();
+  let last = 0;
+  let rest = '';
+  return {
+    start,
+    feed(chunk) {
+      const lines = (rest + chunk).split('\n');
+      rest = lines.pop() ?? '';
+      for (const line of lines) {
+        const file = POINT_FILE.exec(line)?.[1];
+        if (!file) continue;
+        const now = (performance.now() - start) / 1000;
+        const f = files.get(file) ?? { from: last, to: now, tests: 0 };
+        f.to = now;
+        f.tests++;
+        files.set(file, f);
+        last = now;
+      }
+    },
+    /** The `SLOWEST` longest file spans, one line, or undefined when there are fewer than two files. */
+    slowest(name) {
+      if (files.size < 2) return undefined;
+      const spans = [...files]
+        .map(([file, f]) => ({ file, s: f.to - f.from, tests: f.tests }))
+        .sort((a, b) => b.s - a.s)
+        .slice(0, SLOWEST)
+        .map(({ file, s, tests }) => `${file} ${Math.round(s)} s (${tests})`);
+      return `[tap] ${name} slowest files (span of their results, tests): ${spans.join(', ')}`;
+    },
+  };
 }
 
 /**
@@ -66,6 +117,7 @@ export function runAvaTap({ cwd, name, command, args = [], env = process.env, ex
     process.stdout.write(line);
     out.write(line);
   }
+  const clock = fileClock();
   const [cmd, ...pre] = command;
   const match = exclude.filter((e) => e.title).map(({ title }) => `--match=!${title}`);
   const child = spawn(cmd, [...pre, '--tap', ...match, ...args], {
@@ -76,6 +128,7 @@ export function runAvaTap({ cwd, name, command, args = [], env = process.env, ex
   child.stdout.on('data', (chunk) => {
     process.stdout.write(chunk);
     out.write(chunk);
+    clock.feed(chunk.toString());
   });
   const stop = (sig) => {
     child.kill(sig);
@@ -94,7 +147,10 @@ export function runAvaTap({ cwd, name, command, args = [], env = process.env, ex
       out.end(() => {
         clearTimeout(watchdog);
         process.off('SIGINT', stop).off('SIGTERM', stop);
-        resolveRun(fileReport(name, partial, code ?? 1, signal));
+        const slowest = clock.slowest(name);
+        if (slowest) console.log(slowest);
+        const seconds = (performance.now() - clock.start) / 1000;
+        resolveRun(fileReport(name, partial, code ?? 1, signal, seconds));
       });
     child.on('error', (err) => {
       out.write(`Bail out! could not start ${cmd}: ${err.message}\n`);

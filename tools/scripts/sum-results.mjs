@@ -68,6 +68,9 @@ const names = [...expected, ...found.filter((f) => !expected.includes(f)).sort()
 let passed = 0;
 let failed = 0;
 let skipped = 0;
+// Wall time of the ava runs (each report's `# time: N s`), by where they ran.
+const seconds = { 'npm test': 0, 'test:runtimes': 0 };
+const runtimeNames = new Set(runtimeReports());
 for (const problem of fromTest.problems) {
   console.log(`[tap] FAIL ${problem}`);
   failed++;
@@ -79,6 +82,10 @@ for (const name of names) {
   passed += r.passed;
   failed += failuresOf(r);
   skipped += skippedOf(r);
+  seconds[runtimeNames.has(name) ? 'test:runtimes' : 'npm test'] += r.seconds ?? 0;
 }
+const timed = Object.entries(seconds).filter(([, s]) => s > 0);
+if (timed.length > 0)
+  console.log(`[tap] time in ava runs: ${timed.map(([k, s]) => `${k} ${s} s`).join(', ')}`);
 console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
 process.exit(failed > 0 || passed === 0 ? 1 : 0);

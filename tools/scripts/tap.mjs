@@ -31,10 +31,13 @@ const PLAN = /^1\.\.(\d+)\b/;
 const BAIL = /^Bail out!\s*(.*)$/;
 // A test the runtime matrix did not run on purpose (tools/scripts/runtimes.mjs says why).
 const EXCLUDED = /^# excluded: /;
+// The run's wall time, appended by tools/scripts/ava-tap.mjs.
+const TIME = /^# time: (\d+) s$/;
 
 /**
  * Count a TAP 13 text: passed (`ok`), failed (`not ok`), skipped (`# SKIP`), todo (`# TODO`, never a
- * failure), excluded (`# excluded: ...` comments, see runtimes.mjs), the plan, a bail-out. `problem` says why the report as a whole is a failure even if no
+ * failure), excluded (`# excluded: ...` comments, see runtimes.mjs), the plan, a bail-out, the run's wall time
+ * (`# time: N s`, written by ava-tap.mjs; undefined in a report without it). `problem` says why the report as a whole is a failure even if no
  * test point failed: a bail-out, no plan (the run never finished), a plan that does not match the
  * points counted, or no test at all. YAML diagnostics (indented `---` ... `...`) are skipped.
  */
@@ -48,6 +51,7 @@ export function parseTap(text) {
     points: 0,
     plan: undefined,
     bailOut: undefined,
+    seconds: undefined,
   };
   let yaml = false;
   for (const raw of text.split(/\r?\n/)) {
@@ -60,6 +64,11 @@ export function parseTap(text) {
       continue;
     }
     const line = raw.trimEnd();
+    const time = TIME.exec(line);
+    if (time) {
+      r.seconds = Number(time[1]);
+      continue;
+    }
     if (EXCLUDED.test(line)) {
       r.excluded++;
       continue;
@@ -125,5 +134,6 @@ export function reportLine(name, r, file) {
   const notes = [r.problem, r.excluded ? `${r.excluded} excluded on this runtime, see the report` : undefined]
     .filter(Boolean)
     .join('; ');
-  return `[tap] ${status} ${name}: ${counts}${notes ? ` (${notes})` : ''} in ${shown(file)}`;
+  const time = r.seconds === undefined ? '' : `${r.seconds} s, `;
+  return `[tap] ${status} ${name}: ${counts}${notes ? ` (${notes})` : ''} in ${time}${shown(file)}`;
 }

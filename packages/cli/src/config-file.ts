@@ -4,11 +4,13 @@
  * `FILE:LINE:COL: message` and a `FAILED` line (docs/configuration.md, "Validation").
  */
 import { readFile } from 'node:fs/promises';
-import { type ConfigProblem, formatProblem, MAX_CONFIG_BYTES } from '@secure-ipc/config';
+import type { ConfigProblem } from '@secure-ipc/config';
+import { configPackage } from './config-package.js';
 import { CliError, ExitCode, printable, println } from './io.js';
 
 /** The text of the configuration file `file` (CliError exit 3 when unreadable or too large). */
 export async function readConfigText(file: string): Promise<string> {
+  const { MAX_CONFIG_BYTES } = await configPackage();
   let bytes: Buffer;
   try {
     bytes = await readFile(file);
@@ -21,11 +23,12 @@ export async function readConfigText(file: string): Promise<string> {
 }
 
 /** Print every problem of `file` as `FILE:LINE:COL: message`, then `FAILED: FILE, N problems`. */
-export function printProblems(
+export async function printProblems(
   stream: NodeJS.WritableStream,
   file: string,
   problems: readonly ConfigProblem[],
-): void {
+): Promise<void> {
+  const { formatProblem } = await configPackage();
   // A message quotes the file's own text (a setting's name): control characters are escaped.
   for (const p of problems) println(stream, printable(formatProblem(p)));
   println(

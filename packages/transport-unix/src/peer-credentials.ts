@@ -50,6 +50,8 @@ interface Koffi {
 interface LinuxLibc {
   readonly getsockopt: (fd: number, level: number, name: number, out: Buffer, len: number[]) => number;
   readonly errno: () => number;
+  /** close(2): for a descriptor the kernel handed over outside node:fs (a pidfd). */
+  readonly close: (fd: number) => number;
 }
 
 let linuxLibc: LinuxLibc | undefined;
@@ -62,10 +64,12 @@ function koffiModule(): Koffi {
 function libcLinux(): LinuxLibc {
   if (linuxLibc !== undefined) return linuxLibc;
   const koffi = koffiModule();
-  const getsockopt = koffi
-    .load('libc.so.6')
-    .func('int getsockopt(int, int, int, _Out_ uint8_t *optval, _Inout_ uint32_t *optlen)');
-  linuxLibc = { getsockopt, errno: () => koffi.errno() };
+  const libc = koffi.load('libc.so.6');
+  const getsockopt = libc.func(
+    'int getsockopt(int, int, int, _Out_ uint8_t *optval, _Inout_ uint32_t *optlen)',
+  );
+  const close = libc.func('int close(int)');
+  linuxLibc = { getsockopt, errno: () => koffi.errno(), close };
   return linuxLibc;
 }
 
@@ -140,4 +144,12 @@ export function readPeerPidfd(socket: Socket): number | 'unsupported' | undefine
     return libc.errno() === ENOPROTOOPT ? 'unsupported' : undefined;
   const pidfd = buf.readInt32LE(0);
   return pidfd >= 0 ? pidfd : undefined;
+}
+
+/**
+ * Close a pidfd from readPeerPidfd with close(2) itself: it is the kernel's descriptor, not one
+ * node:fs opened, and Deno's fs.closeSync takes only descriptors of its own (EBADF otherwise).
+ */
+export function closePidfd(pidfd: number): void {
+  libcLinux().close(pidfd);
 }

@@ -20,12 +20,11 @@
  * SCM_RIGHTS with its session) and exec()s the wanted executable is reported as that executable;
  * and an interpreted program is reported as its interpreter.
  */
-import { closeSync } from 'node:fs';
 import { open, readFile, readlink } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import type { PeerExecutable } from '@secure-ipc/core';
 import { sha256OfFile } from '@secure-ipc/core/transport';
-import { readPeerPidfd, socketFd } from './peer-credentials.js';
+import { closePidfd, readPeerPidfd, socketFd } from './peer-credentials.js';
 
 /** Field 22 of /proc/PID/stat (start time in clock ticks since boot), after the `(comm)` field. */
 export function startTimeOf(stat: string): string | undefined {
@@ -70,6 +69,6 @@ export async function readPeerExecutable(socket: Socket, pid: number): Promise<P
       return undefined;
     return exe;
   } finally {
-    if (pidfd !== 'unsupported') closeSync(pidfd);
+    if (pidfd !== 'unsupported') closePidfd(pidfd);
   }
 }

@@ -7,8 +7,9 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { createReadStream, realpathSync } from 'node:fs';
-import type { Connection } from '@secure-ipc/core';
+import { createReadStream, realpathSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Connection, Listener } from '@secure-ipc/core';
 import test from 'ava';
 import { unixTransport } from '../src/index.js';
 import { pidfdPid, startTimeOf } from '../src/peer-executable.js';
@@ -24,26 +25,43 @@ async function sha256Of(path: string): Promise<string> {
   return hash.digest('hex');
 }
 
-/** A child `node -e SCRIPT ADDRESS`, killed when the test ends. */
+/**
+ * A child running SCRIPT (CommonJS, written to a file: Deno's `process.execPath` takes a script
+ * file as Node does, but not `-e`) with ADDRESS as its argument, killed when the test ends.
+ */
 function child(t: Parameters<typeof tempDir>[0], script: string, address: string) {
-  const proc = spawn(process.execPath, ['-e', script, address], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const file = join(tempDir(t), 'child.cjs');
+  writeFileSync(file, script);
+  const proc = spawn(process.execPath, [file, address], { stdio: ['ignore', 'pipe', 'inherit'] });
   t.teardown(() => {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
   });
   return proc;
 }
 
-// The child connects by the socket path (argv[1]) and stays until the server closes it.
-const STAY = `require('node:net').connect(process.argv[1]).resume()`;
+/**
+ * The listener's next connection; rejects if CHILD fails (exits other than 0) first, so a child
+ * that cannot start fails the test instead of leaving it waiting.
+ */
+function acceptedFrom(listener: Listener, proc: ReturnType<typeof spawn>): Promise<[Connection]> {
+  return new Promise((resolve, reject) => {
+    listener.once('connection', (c: Connection) => resolve([c]));
+    proc.once('exit', (code, signal) => {
+      if (code !== 0) reject(new Error(`the child failed (${code ?? signal}) before it connected`));
+    });
+  });
+}
+
+// The child connects by the socket path (argv[2]) and stays until the server closes it.
+const STAY = `require('node:net').connect(process.argv[2]).resume()`;
 
 onLinux(
   'a child process’s executable: the real path and SHA-256 of its image, one answer per connection',
   async (t) => {
     const listener = await unixTransport().listen(`unix://${tempDir(t)}/s.sock`);
     t.teardown(() => listener.close());
-    const accepted = once(listener, 'connection') as Promise<[Connection]>;
     const proc = child(t, STAY, listener.address.slice('unix://'.length));
-    const [conn] = await accepted;
+    const [conn] = await acceptedFrom(listener, proc);
     t.is(conn.peer.pid, proc.pid);
     t.is(typeof conn.peer.executable, 'function');
     const exe = await conn.peer.executable!();
@@ -57,14 +75,14 @@ onLinux(
 onLinux('the process that connected is gone while its socket lives on in another: undefined', async (t) => {
   const listener = await unixTransport().listen(`unix://${tempDir(t)}/s.sock`);
   t.teardown(() => listener.close());
-  const accepted = once(listener, 'connection') as Promise<[Connection]>;
   // The child hands its connected socket to a grandchild (`sleep`, as its stdout) and exits.
   const handOff = `const net = require('node:net'), { spawn } = require('node:child_process');
-    const s = net.connect(process.argv[1], () => {
+    const s = net.connect(process.argv[2], () => {
       const g = spawn('sleep', ['60'], { stdio: ['ignore', s, 'ignore'], detached: true });
       process.stdout.write(String(g.pid)); g.unref(); process.exit(0);
     });`;
   const proc = child(t, handOff, listener.address.slice('unix://'.length));
+  const accepted = acceptedFrom(listener, proc);
   const grandchild = new Promise<number>((resolve) =>
     proc.stdout!.once('data', (d) => resolve(Number(String(d)))),
   );
@@ -88,9 +106,7 @@ onLinux('the process that connected is gone while its socket lives on in another
 onLinux('asked only after the connection closed: undefined', async (t) => {
   const listener = await unixTransport().listen(`unix://${tempDir(t)}/s.sock`);
   t.teardown(() => listener.close());
-  const accepted = once(listener, 'connection') as Promise<[Connection]>;
-  child(t, STAY, listener.address.slice('unix://'.length));
-  const [conn] = await accepted;
+  const [conn] = await acceptedFrom(listener, child(t, STAY, listener.address.slice('unix://'.length)));
   conn.destroy();
   await once(conn, 'close');
   t.is(await conn.peer.executable!(), undefined);

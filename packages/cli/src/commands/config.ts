@@ -5,15 +5,10 @@
  * `secure-ipc config diff OLD NEW [--json]`: the semantic difference of two valid files, each
  * change with whether a reload applies it.
  */
-import {
-  type ConfigValidation,
-  canonicalJson,
-  diffConfigs,
-  formatProblem,
-  validateConfigText,
-} from '@secure-ipc/config';
+import type { ConfigValidation } from '@secure-ipc/config';
 import { jsonOption, parse } from '../args.js';
 import { printProblems, readConfigText } from '../config-file.js';
+import { configPackage } from '../config-package.js';
 import { CliError, type CliIo, ExitCode, printable, printJSON, println } from '../io.js';
 
 /** Usage line. */
@@ -41,7 +36,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
       tests: v.tests,
       profile: v.config?.profile ?? null,
     });
-  } else if (v.problems.length > 0) printProblems(io.stdout, file, v.problems);
+  } else if (v.problems.length > 0) await printProblems(io.stdout, file, v.problems);
   else
     println(
       io.stdout,
@@ -52,6 +47,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
 
 /** Read and validate one file; unreadable or too large is exit 3 (readConfigText). */
 async function validateFile(file: string): Promise<ConfigValidation> {
+  const { validateConfigText } = await configPackage();
   return validateConfigText(await readConfigText(file), file);
 }
 
@@ -61,6 +57,7 @@ async function diff(argv: string[], io: CliIo): Promise<number> {
   if (positionals.length !== 2)
     throw new CliError(`config diff takes OLD and NEW (got ${positionals.length} files)`);
   const [oldFile, newFile] = positionals as [string, string];
+  const { canonicalJson, diffConfigs, formatProblem } = await configPackage();
   const [a, b] = [await validateFile(oldFile), await validateFile(newFile)];
   if (a.config === undefined || b.config === undefined) {
     // Only valid files have settings to compare: the problems, as validate prints them.

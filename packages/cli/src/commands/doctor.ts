@@ -9,16 +9,11 @@
  * does not validate (its problems printed as `config validate` prints them) or bad usage, 3 for a
  * file that cannot be read or an endpoint that cannot be reached.
  */
-import {
-  DOCTOR_MAX_SCORE,
-  type DoctorFinding,
-  doctorAddress,
-  doctorConfig,
-  validateConfigText,
-} from '@secure-ipc/config';
+import type { DoctorFinding } from '@secure-ipc/config';
 import { isSecureIpcError } from '@secure-ipc/core';
 import { jsonOption, parse } from '../args.js';
 import { printProblems, readConfigText } from '../config-file.js';
+import { configPackage } from '../config-package.js';
 import { CliError, type CliIo, ExitCode, printable, printJSON, println } from '../io.js';
 import { transportFor } from '../transports.js';
 
@@ -33,13 +28,11 @@ export const DEFAULT_MAX_SCORE = 5;
 // file path never starts with (a Windows drive letter `C:\` is one letter, followed by a slash).
 const ADDRESS = /^[A-Za-z][A-Za-z0-9+.-]+:/;
 
-function maxScoreOf(text: string | undefined): number {
+function maxScoreOf(text: string | undefined, highest: number): number {
   if (text === undefined) return DEFAULT_MAX_SCORE;
   const n = Number(text);
-  if (!/^\d+(\.\d+)?$/.test(text) || n > DOCTOR_MAX_SCORE)
-    throw new CliError(
-      `--max-score must be a number from 0 to ${DOCTOR_MAX_SCORE} (got ${JSON.stringify(text)})`,
-    );
+  if (!/^\d+(\.\d+)?$/.test(text) || n > highest)
+    throw new CliError(`--max-score must be a number from 0 to ${highest} (got ${JSON.stringify(text)})`);
   return n;
 }
 
@@ -63,6 +56,7 @@ function printReport(
   io: CliIo,
   json: boolean,
   maxScore: number,
+  highest: number,
   report: Judged,
   head: Record<string, unknown>,
   tail: Record<string, unknown>,
@@ -74,7 +68,7 @@ function printReport(
   else {
     for (const f of report.findings) println(io.stdout, findingLine(f));
     for (const n of notes) println(io.stdout, printable(n));
-    println(io.stdout, `exposure ${report.score.toFixed(1)}/${DOCTOR_MAX_SCORE}`);
+    println(io.stdout, `exposure ${report.score.toFixed(1)}/${highest}`);
     if (!ok)
       println(
         io.stderr,
@@ -88,6 +82,7 @@ const PROFILES = new Set(['baseline', 'strict']);
 
 /** `doctor ADDRESS`: the live endpoint. */
 async function runAddress(
+  config: Awaited<ReturnType<typeof configPackage>>,
   address: string,
   values: { profile?: string | undefined; 'app-id'?: string | undefined },
   maxScore: number,
@@ -97,9 +92,9 @@ async function runAddress(
   const profile = values.profile ?? 'baseline';
   if (!PROFILES.has(profile))
     throw new CliError(`--profile must be baseline or strict (got ${JSON.stringify(profile)})`);
-  let report: Awaited<ReturnType<typeof doctorAddress>>;
+  let report: Awaited<ReturnType<typeof config.doctorAddress>>;
   try {
-    report = await doctorAddress(address, {
+    report = await config.doctorAddress(address, {
       transport: () => transportFor(address),
       profile: profile as 'baseline' | 'strict',
       ...(values['app-id'] === undefined ? {} : { appId: values['app-id'] }),
@@ -117,6 +112,7 @@ async function runAddress(
     io,
     json,
     maxScore,
+    config.DOCTOR_MAX_SCORE,
     report,
     { address, profile: report.profile },
     { checked: report.checked, notChecked: report.notChecked, server: report.server ?? null },
@@ -142,9 +138,11 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
   if (positionals.length !== 1)
     throw new CliError(`doctor takes one CONFIG file or ADDRESS (got ${positionals.length})`);
   const file = positionals[0]!;
-  const maxScore = maxScoreOf(values['max-score']);
+  const config = await configPackage();
+  const { DOCTOR_MAX_SCORE, doctorConfig, validateConfigText } = config;
+  const maxScore = maxScoreOf(values['max-score'], DOCTOR_MAX_SCORE);
   const json = values.json === true;
-  if (ADDRESS.test(file)) return runAddress(file, values, maxScore, json, io);
+  if (ADDRESS.test(file)) return runAddress(config, file, values, maxScore, json, io);
   if (values.profile !== undefined || values['app-id'] !== undefined)
     throw new CliError(
       '--profile and --app-id are for an ADDRESS: a configuration file names its profile and application id',
@@ -162,9 +160,17 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
         findings: [],
         problems: v.problems,
       });
-    else printProblems(io.stdout, file, v.problems);
+    else await printProblems(io.stdout, file, v.problems);
     return ExitCode.Usage;
   }
   const report = await doctorConfig({ file, config: v.config, text });
-  return printReport(io, json, maxScore, report, { file, profile: report.profile }, { problems: [] });
+  return printReport(
+    io,
+    json,
+    maxScore,
+    DOCTOR_MAX_SCORE,
+    report,
+    { file, profile: report.profile },
+    { problems: [] },
+  );
 }
