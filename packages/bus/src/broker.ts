@@ -37,6 +37,7 @@ import {
   isWellKnownName,
   NameRegistry,
   type OwnerChange,
+  queueEvents,
   uniqueName,
 } from './names.js';
 import {
@@ -409,7 +410,15 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.#byChannel.delete(id);
     this.#byUnique.delete(conn.unique);
     this.#stats.matches -= conn.matches.size;
-    for (const change of this.#names.dropOwner(conn.unique)) this.#ownerChanged(change);
+    const before = new Map<string, string[]>();
+    if (this.#log !== undefined)
+      for (const name of this.#names.names()) {
+        const queue = this.#names.queueOf(name);
+        if (queue.includes(conn.unique)) before.set(name, queue);
+      }
+    const changes = this.#names.dropOwner(conn.unique);
+    for (const [name, queue] of before) this.#auditQueue(name, queue, conn);
+    for (const change of changes) this.#ownerChanged(change);
     this.#quotas.close(conn.account);
     this.#ownerChanged({ name: conn.unique, oldOwner: conn.unique, newOwner: '' });
   }
@@ -431,6 +440,18 @@ export class Broker extends EventEmitter<BrokerEvents> {
     throw createError('SIPC_ERR_FORBIDDEN', what);
   }
 
+  /**
+   * Audit what a request, release or disconnect did to `name`'s queue (`before` it): one `bus.name`
+   * record per connection whose place changed. `left` is a connection already gone from the bus.
+   */
+  #auditQueue(name: string, before: readonly string[], left?: Conn): void {
+    if (this.#log === undefined) return;
+    for (const { owner, event } of queueEvents(before, this.#names.queueOf(name))) {
+      const conn = owner === left?.unique ? left : this.#byUnique.get(owner);
+      this.#audit('bus.name', { name, peer: conn?.identity.peer ?? null, owner, event });
+    }
+  }
+
   /** Tell the old and new owner, then every matching peer; wake activation waiters. */
   #ownerChanged(change: OwnerChange): void {
     const { name, oldOwner, newOwner } = change;
@@ -441,11 +462,6 @@ export class Broker extends EventEmitter<BrokerEvents> {
       const got = this.#byUnique.get(newOwner);
       if (got !== undefined) got.peer.queuePublish(BusDelivery.nameAcquired, { name });
       if (newOwner !== '') this.#activator.acquired(name);
-      this.#audit('bus.name', {
-        name,
-        owner: newOwner === '' ? null : newOwner,
-        previous: oldOwner === '' ? null : oldOwner,
-      });
     }
     this.#emit('nameOwnerChanged', change);
     this.#monitor({ at: Date.now(), kind: 'name', sender: BROKER_NAME, name, bytes: 0 });
@@ -526,9 +542,11 @@ export class Broker extends EventEmitter<BrokerEvents> {
         assertFlags(flags);
         const conn = this.#conn(ctx);
         if (!this.#policy.allows(this.#rolesOf(conn), 'own', name)) this.#refused(`own ${name}`);
-        const heldBefore = this.#names.queueOf(name).includes(conn.unique);
+        const queue = this.#names.queueOf(name);
+        const heldBefore = queue.includes(conn.unique);
         if (!heldBefore) this.#quotas.charge(conn.account, 'names', 1);
         const outcome = this.#names.request(conn.unique, name, flags);
+        this.#auditQueue(name, queue);
         const heldNow = this.#names.queueOf(name).includes(conn.unique);
         if (!heldBefore && !heldNow) this.#quotas.release(conn.account, 'names', 1);
         if (heldBefore && !heldNow) this.#quotas.release(conn.account, 'names', 1);
@@ -543,7 +561,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
         if (!isWellKnownName(name))
           throw createError('SIPC_ERR_INVALID_ARGUMENT', 'name must be a well-known name');
         const conn = this.#conn(ctx);
+        const queue = this.#names.queueOf(name);
         const outcome = this.#names.release(conn.unique, name);
+        this.#auditQueue(name, queue);
         if (outcome.held === -1) this.#quotas.release(conn.account, 'names', 1);
         if (outcome.change !== undefined) this.#ownerChanged(outcome.change);
         return { reply: outcome.reply };

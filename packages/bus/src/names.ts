@@ -117,6 +117,40 @@ export interface OwnerChange {
   readonly newOwner: string;
 }
 
+/** What happened to one connection's place in a name's queue (the `bus.name` audit record's `event`). */
+export type NameEvent = 'acquired' | 'lost' | 'queued' | 'released';
+
+/** One connection's {@link NameEvent} for one name. */
+export interface QueueEvent {
+  /** The connection's unique name. */
+  readonly owner: string;
+  /** What happened to its place. */
+  readonly event: NameEvent;
+}
+
+/**
+ * The events between two queues of one name (head first = primary owner; docs/bus.md section 9):
+ * the old head `lost` (then `queued` if it stays in the queue, as a replaced owner does), the new
+ * head `acquired`, an entry that left without having been the head `released`, a new entry that is
+ * not the head `queued`. An entry that kept its place (flags updated) has none.
+ */
+export function queueEvents(before: readonly string[], after: readonly string[]): QueueEvent[] {
+  const events: QueueEvent[] = [];
+  const [oldHead, newHead] = [before[0], after[0]];
+  if (oldHead !== newHead) {
+    if (oldHead !== undefined) {
+      events.push({ owner: oldHead, event: 'lost' });
+      if (after.includes(oldHead)) events.push({ owner: oldHead, event: 'queued' });
+    }
+    if (newHead !== undefined) events.push({ owner: newHead, event: 'acquired' });
+  }
+  for (const owner of before.slice(1))
+    if (owner !== newHead && !after.includes(owner)) events.push({ owner, event: 'released' });
+  for (const owner of after.slice(1))
+    if (owner !== oldHead && !before.includes(owner)) events.push({ owner, event: 'queued' });
+  return events;
+}
+
 /** What a request or release did. */
 export interface NameOutcome<R> {
   /** The reply for the caller. */
