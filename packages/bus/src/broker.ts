@@ -4,10 +4,14 @@
  * every resource against quotas, and routes bodies it never decodes. Built on core's `serve()`, so
  * every peer's channel has the handshake, trust, revocation and limits of any secure-ipc server.
  */
+import { channel } from 'node:diagnostics_channel';
 import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
 import {
+  type BusMessage,
   createError,
   createPolicy,
+  DIAGNOSTICS_CHANNELS,
   decodeCertificate,
   encodeKey,
   encodeWireValue,
@@ -208,6 +212,28 @@ function policyOf(policy: Policy | PolicyOptions): Policy {
   return createPolicy(policy as PolicyOptions);
 }
 
+/** `secure-ipc:bus` (docs/observability.md): metrics' source; built only while someone listens. */
+const busChannel = channel(DIAGNOSTICS_CHANNELS.bus);
+
+/** Publish on `secure-ipc:bus` when it has subscribers; `make` builds the message only then. */
+function diagnose(make: () => BusMessage): void {
+  if (busChannel.hasSubscribers) busChannel.publish(make());
+}
+
+/** The code a failed call's caller is answered with. */
+const codeOf = (err: unknown): string => {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' ? code : 'SIPC_ERR_HANDLER';
+};
+
+/** What a routed call's diagnostics message says, filled in as the call is read. */
+interface CallNote {
+  method: string;
+  e2e: boolean;
+  bytesIn: number;
+  bytesOut: number;
+}
+
 /** A caller's error passed on to its caller (docs/bus.md section 4). */
 function passOn(err: unknown): Error {
   if (err instanceof RemoteError)
@@ -242,6 +268,13 @@ function publicly<T>(fn: () => T | Promise<T>): Promise<T> {
     }
   })();
 }
+
+/** What a bus.call handler is given. */
+type CallContext = {
+  channelId?: number | undefined;
+  signal: AbortSignal;
+  headers: { timeoutMs?: number };
+};
 
 /** A running broker. */
 export class Broker extends EventEmitter<BrokerEvents> {
@@ -279,6 +312,15 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.#quotas = new QuotaLedger(options.quotas, (d) => {
       this.#stats.quotaExceeded++;
       this.#emit('quota', d);
+      diagnose(() => ({
+        v: 1,
+        kind: 'quota',
+        quota: d.quota,
+        scope: d.scope,
+        action: d.action,
+        over: d.over,
+        at: Date.now(),
+      }));
       this.#audit('bus.quota', {
         peer: d.peer,
         peerId: d.peerId,
@@ -400,6 +442,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.#byChannel.set(id, conn);
     this.#byUnique.set(unique, conn);
     this.#quotas.open(conn.account);
+    diagnose(() => ({ v: 1, kind: 'peer', event: 'joined', at: Date.now() }));
     this.#ownerChanged({ name: unique, oldOwner: '', newOwner: unique });
   }
 
@@ -410,8 +453,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.#byChannel.delete(id);
     this.#byUnique.delete(conn.unique);
     this.#stats.matches -= conn.matches.size;
+    diagnose(() => ({ v: 1, kind: 'peer', event: 'left', at: Date.now() }));
     const before = new Map<string, string[]>();
-    if (this.#log !== undefined)
+    if (this.#queueWatched())
       for (const name of this.#names.names()) {
         const queue = this.#names.queueOf(name);
         if (queue.includes(conn.unique)) before.set(name, queue);
@@ -445,11 +489,17 @@ export class Broker extends EventEmitter<BrokerEvents> {
    * record per connection whose place changed. `left` is a connection already gone from the bus.
    */
   #auditQueue(name: string, before: readonly string[], left?: Conn): void {
-    if (this.#log === undefined) return;
+    if (!this.#queueWatched()) return;
     for (const { owner, event } of queueEvents(before, this.#names.queueOf(name))) {
       const conn = owner === left?.unique ? left : this.#byUnique.get(owner);
       this.#audit('bus.name', { name, peer: conn?.identity.peer ?? null, owner, event });
+      diagnose(() => ({ v: 1, kind: 'name', event, at: Date.now() }));
     }
+  }
+
+  /** Whether a name queue's events go anywhere (an audit log, a `secure-ipc:bus` subscriber). */
+  #queueWatched(): boolean {
+    return this.#log !== undefined || busChannel.hasSubscribers;
   }
 
   /** Tell the old and new owner, then every matching peer; wake activation waiters. */
@@ -477,7 +527,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   /** Deliver a signal to one receiver within its bytes quota; false if dropped. */
   #deliverSignal(to: Conn, sender: string, signal: string, body: Uint8Array, matches?: number[]): void {
     if (!this.#quotas.tryCharge(to.account, 'bytes', body.byteLength, 'dropped')) {
-      this.#dropped(to);
+      this.#dropped(to, body.byteLength);
       return;
     }
     const outcome = to.peer.queuePublish(BusDelivery.signal, {
@@ -489,16 +539,18 @@ export class Broker extends EventEmitter<BrokerEvents> {
     // The bytes are held only until the transport takes them; queuePublish does not say when, so
     // the charge covers the call (the event budget beneath bounds the queue itself).
     this.#quotas.release(to.account, 'bytes', body.byteLength);
-    if (outcome === 'over') this.#dropped(to);
+    if (outcome === 'over') this.#dropped(to, body.byteLength);
     else if (outcome === 'queued') {
       to.droppedInRow = 0;
       this.#stats.signalsRouted++;
       this.#stats.bytesRouted += body.byteLength;
+      diagnose(() => ({ v: 1, kind: 'signal', outcome: 'routed', bytes: body.byteLength, at: Date.now() }));
     }
   }
 
-  #dropped(to: Conn): void {
+  #dropped(to: Conn, bytes: number): void {
     this.#stats.signalsDropped++;
+    diagnose(() => ({ v: 1, kind: 'signal', outcome: 'dropped', bytes, at: Date.now() }));
     if (++to.droppedInRow <= this.#maxDropped) return;
     this.#quotas.reportDisconnect(to.account, 'bytes', 0);
     void to.peer.close(
@@ -604,7 +656,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
         return { owners };
       }),
     );
-    s.handle(BusMethod.call, (p: unknown, ctx) => publicly(() => this.#call(p, ctx)));
+    s.handle(BusMethod.call, (p: unknown, ctx) => publicly(() => this.#diagnosedCall(p, ctx)));
     s.handle(BusMethod.emit, (p: unknown, ctx) =>
       publicly(() => {
         const { signal, body, to } = fields<{ signal: string; body: Uint8Array; to?: string }>(
@@ -712,10 +764,24 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
   }
 
-  async #call(
-    p: unknown,
-    ctx: { channelId?: number | undefined; signal: AbortSignal; headers: { timeoutMs?: number } },
-  ) {
+  /** {@link #call}, with its `call` message on `secure-ipc:bus` when that has subscribers. */
+  async #diagnosedCall(p: unknown, ctx: CallContext) {
+    if (!busChannel.hasSubscribers) return this.#call(p, ctx);
+    const started = performance.now();
+    const note: CallNote = { method: '', e2e: false, bytesIn: 0, bytesOut: 0 };
+    let outcome = 'OK';
+    try {
+      return await this.#call(p, ctx, note);
+    } catch (err) {
+      outcome = codeOf(err);
+      throw err;
+    } finally {
+      const durationMs = performance.now() - started;
+      diagnose(() => ({ v: 1, kind: 'call', ...note, outcome, durationMs, at: Date.now() }));
+    }
+  }
+
+  async #call(p: unknown, ctx: CallContext, note?: CallNote) {
     const { to, method, body, e2e } = fields<{
       to: string;
       method: string;
@@ -726,6 +792,11 @@ export class Broker extends EventEmitter<BrokerEvents> {
     assertMethod(method, true);
     if (e2e !== undefined && e2e.byteLength !== TUNNEL_ID_BYTES)
       throw createError('SIPC_ERR_INVALID_ARGUMENT', `e2e is a ${TUNNEL_ID_BYTES}-byte tunnel id`);
+    if (note !== undefined) {
+      note.method = method;
+      note.e2e = e2e !== undefined;
+      note.bytesIn = body.byteLength;
+    }
     const conn = this.#conn(ctx);
     const roles = this.#rolesOf(conn);
     let dest = this.#resolve(to);
@@ -785,6 +856,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
         throw new PublicError('SIPC_ERR_HANDLER', 'The destination answered without a body');
       this.#stats.callsRouted++;
       this.#stats.bytesRouted += body.byteLength + out.body.byteLength;
+      if (note !== undefined) note.bytesOut = out.body.byteLength;
       this.#monitor({
         at: Date.now(),
         kind: 'reply',

@@ -128,6 +128,7 @@ export {
 export { type AuditSeverity, auditFieldText, auditSeverity } from './diagnostics/audit-forwarding.js';
 export {
   type AuditAppendMessage,
+  type BusMessage,
   type BreakerStateMessage,
   type ChannelCloseMessage,
   type ChannelOpenMessage,

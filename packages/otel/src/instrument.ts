@@ -41,6 +41,7 @@ import {
   type ServerRequestMessage,
   TRACING_CHANNELS,
 } from '@secure-ipc/core';
+import { busMetrics } from './bus.js';
 import {
   ATTR_ERROR_TYPE,
   ATTR_MESSAGING_DESTINATION_NAME,
@@ -231,6 +232,7 @@ export function instrumentSecureIpc(options: SecureIpcInstrumentationOptions = {
   const serverMethods = new CappedLabels(maxMethods);
   const breakerNames = new CappedLabels(maxMethods);
   const outboxDirs = new CappedLabels(maxMethods);
+  const busMethods = new CappedLabels(maxMethods);
 
   const tracer = (options.tracerProvider ?? trace.getTracerProvider()).getTracer(
     INSTRUMENTATION_NAME,
@@ -571,6 +573,10 @@ export function instrumentSecureIpc(options: SecureIpcInstrumentationOptions = {
     [DIAGNOSTICS_CHANNELS.breakerState, onBreaker],
     [DIAGNOSTICS_CHANNELS.outbox, onOutbox],
     [DIAGNOSTICS_CHANNELS.auditAppend, onAudit],
+    [
+      DIAGNOSTICS_CHANNELS.bus,
+      busMetrics(meter, (m) => (m === '' ? OTHER : busMethods.label(m)), CALL_DURATION_BUCKETS),
+    ],
   ];
   for (const [name, fn] of plain) subscribe(name, fn);
 

@@ -27,6 +27,8 @@ export const DIAGNOSTICS_CHANNELS = Object.freeze({
   outbox: 'secure-ipc:outbox',
   /** A record was written to an audit log: {@link AuditAppendMessage} (docs/audit.md). */
   auditAppend: 'secure-ipc:audit.append',
+  /** A bus broker (@secure-ipc/bus) routed, refused, delivered or counted something: {@link BusMessage}. */
+  bus: 'secure-ipc:bus',
 } as const);
 
 /** Published on `secure-ipc:channel.open` once a channel's handshake finished. */
@@ -168,6 +170,66 @@ export interface AuditAppendMessage {
   /** The record's RFC 9162 leaf hash (32 bytes). */
   readonly leafHash: Uint8Array;
 }
+
+/**
+ * Published on `secure-ipc:bus` by a bus broker (@secure-ipc/bus, docs/bus.md section 9), one of:
+ * - `call`: a `bus.call` ended, routed or not (`outcome` `OK` or the code the caller got);
+ * - `signal`: a signal was handed to one receiver (`routed`) or dropped at its bytes quota;
+ * - `name`: a connection's place in a well-known name's queue changed (the `bus.name` audit event);
+ * - `quota`: a quota diagnostic (docs/bus.md section 8);
+ * - `peer`: a connection joined or left the bus.
+ * Never a body, a name's params, a signal's name or a peer's key: metrics from it are bounded.
+ */
+export type BusMessage =
+  | {
+      readonly v: 1;
+      readonly kind: 'call';
+      /** The method called (what the caller named; a label source to cap). */
+      readonly method: string;
+      /** `OK`, or the `SIPC_ERR_*` code (an application's own code) the caller was answered with. */
+      readonly outcome: string;
+      /** True for an end-to-end call (its body sealed for the callee, docs/bus.md section 7). */
+      readonly e2e: boolean;
+      /** The call's body size; the answer's (0 when there was none). */
+      readonly bytesIn: number;
+      readonly bytesOut: number;
+      /** From the broker reading the call to its answer (or refusal), in milliseconds. */
+      readonly durationMs: number;
+      readonly at: number;
+    }
+  | {
+      readonly v: 1;
+      readonly kind: 'signal';
+      readonly outcome: 'routed' | 'dropped';
+      readonly bytes: number;
+      readonly at: number;
+    }
+  | {
+      readonly v: 1;
+      readonly kind: 'name';
+      /** `acquired`, `lost`, `queued` or `released`. */
+      readonly event: 'acquired' | 'lost' | 'queued' | 'released';
+      readonly at: number;
+    }
+  | {
+      readonly v: 1;
+      readonly kind: 'quota';
+      /** `names`, `matches`, `pendingReplies` or `bytes`. */
+      readonly quota: string;
+      /** `peer` or `identity`. */
+      readonly scope: string;
+      /** `refused`, `dropped` or `disconnected`. */
+      readonly action: string;
+      /** By how much the request was over the limit. */
+      readonly over: number;
+      readonly at: number;
+    }
+  | {
+      readonly v: 1;
+      readonly kind: 'peer';
+      readonly event: 'joined' | 'left';
+      readonly at: number;
+    };
 
 /** @internal The channel objects; publishers guard every publish with `hasSubscribers`. */
 export const diagnostics = {
