@@ -234,6 +234,14 @@ interface CallNote {
   bytesOut: number;
 }
 
+/** An optional positive integer option, or its default; SIPC_ERR_INVALID_ARGUMENT otherwise. */
+function positive(value: number | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value < 1)
+    throw createError('SIPC_ERR_INVALID_ARGUMENT', `${name} must be a positive integer`);
+  return value;
+}
+
 /** A caller's error passed on to its caller (docs/bus.md section 4). */
 function passOn(err: unknown): Error {
   if (err instanceof RemoteError)
@@ -342,8 +350,12 @@ export class Broker extends EventEmitter<BrokerEvents> {
       SIPC_BUS_ADDRESS: server.address ?? options.address,
       SIPC_BUS_KEY: encodeKey(options.keyPair.publicKey),
     });
-    this.#activationTimeoutMs = options.activationTimeoutMs ?? DEFAULT_ACTIVATION_TIMEOUT_MS;
-    this.#maxDropped = options.maxDroppedSignals ?? DEFAULT_MAX_DROPPED_SIGNALS;
+    this.#activationTimeoutMs = positive(
+      options.activationTimeoutMs,
+      'activationTimeoutMs',
+      DEFAULT_ACTIVATION_TIMEOUT_MS,
+    );
+    this.#maxDropped = positive(options.maxDroppedSignals, 'maxDroppedSignals', DEFAULT_MAX_DROPPED_SIGNALS);
     this.#log = options.audit?.log;
     server.on('peer', (peer) => this.#open(peer));
     server.on('peerClose', (peer) => this.#close(peer));

@@ -30,6 +30,7 @@ export {
   type RequestNameResult,
   type SignalInfo,
 } from './client.js';
+export { type BusConfig, MAX_ACTIVATION_TIMEOUT_MS, MAX_BUS_CONFIG_BYTES, parseBusConfig } from './config.js';
 export {
   BUS_TUNNEL_LABEL,
   DEFAULT_MAX_TUNNELS,

@@ -3,6 +3,7 @@
  * ./commands and exports `usage` and `run(argv, io) → exit code`.
  */
 import * as audit from './commands/audit.js';
+import * as bus from './commands/bus.js';
 import * as ca from './commands/ca.js';
 import * as call from './commands/call.js';
 import * as cert from './commands/cert.js';
@@ -53,6 +54,7 @@ export const commands: Readonly<Record<string, Command>> = {
   keygen,
   pubkey,
   serve,
+  bus,
   ping,
   call,
   inspect,

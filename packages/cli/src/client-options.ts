@@ -3,7 +3,7 @@
  * connect: load `--key`, trust `--server-key` or certificates (`--cert FILE --trust-ca PUBKEY`),
  * pick the transport by the address's scheme, `connect()`, and wipe the key when done.
  */
-import { connect, type RpcClient, zeroKeyPair } from '@secure-ipc/core';
+import { type ConnectOptions, connect, type RpcClient, zeroKeyPair } from '@secure-ipc/core';
 import { required } from './args.js';
 import { resolveTrust } from './identity-options.js';
 import type { CliIo } from './io.js';
@@ -36,13 +36,28 @@ export interface ClientOptionValues extends UnixOptionValues, WinOptionValues {
 /**
  * Connect to `address` as `values` say, then run `use` with the client; the client is closed and
  * the secret key wiped however `use` ends. Usage errors of the address and the options come
- * before the key file is read.
+ * before the key file is read. `open` makes the client (core's `connect`, or another package's
+ * client over it: `connectBus`).
  */
-export async function withClient<T>(
+export function withClient<T>(
   address: string,
   values: ClientOptionValues,
   io: CliIo,
   use: (client: RpcClient) => Promise<T>,
+): Promise<T>;
+export function withClient<T, C extends { close(): Promise<void> }>(
+  address: string,
+  values: ClientOptionValues,
+  io: CliIo,
+  use: (client: C) => Promise<T>,
+  open: (options: ConnectOptions) => Promise<C>,
+): Promise<T>;
+export async function withClient<T, C extends { close(): Promise<void> }>(
+  address: string,
+  values: ClientOptionValues,
+  io: CliIo,
+  use: (client: C) => Promise<T>,
+  open: (options: ConnectOptions) => Promise<C> = connect as never,
 ): Promise<T> {
   const keyFile = required(values.key, 'key');
   const transport = transportFor(address, credentialOptionsFrom(values));
@@ -55,7 +70,7 @@ export async function withClient<T>(
       certFile: values.cert,
       authorities: values['trust-ca'] ?? [],
     });
-    const client = await connect({
+    const client = await open({
       transport,
       address,
       keyPair,

@@ -15,6 +15,7 @@ import {
   createPolicy,
   createServer,
   enforceRevocation,
+  type KeyPair,
   type Listener,
   openAuditLog,
   type PeerInfo,
@@ -22,6 +23,7 @@ import {
   type SecureChannel,
   type SecureListener,
   secureListen,
+  type Trust,
   type WatchedRevocationList,
   watchRevocationList,
   zeroKeyPair,
@@ -87,7 +89,7 @@ function reportConnections(listener: Listener, secure: SecureListener, report: R
 }
 
 /** The options of `--audit` (package README, "serve --audit"). */
-const auditOptions = {
+export const auditOptions = {
   audit: { type: 'string' },
   'audit-origin': { type: 'string' },
   'audit-hash-key': { type: 'string' },
@@ -96,10 +98,11 @@ const auditOptions = {
   'grant-witness': { type: 'string', multiple: true },
 } as const;
 
-type AuditValues = ReturnType<typeof parse<typeof auditOptions>>['values'];
+/** What `auditOptions` parse to. */
+export type AuditValues = ReturnType<typeof parse<typeof auditOptions>>['values'];
 
 /** `--audit`'s settings, checked before any file is read; undefined without `--audit`. */
-function auditSettings(values: AuditValues) {
+export function auditSettings(values: AuditValues) {
   if (values.audit === undefined) {
     const stray = Object.keys(auditOptions).find((k) => values[k as keyof AuditValues] !== undefined);
     if (stray !== undefined) throw new CliError(`--${stray} needs --audit DIR`);
@@ -113,6 +116,14 @@ function auditSettings(values: AuditValues) {
     checkpointEvery: positiveInt(values['audit-checkpoint-every'], 'audit-checkpoint-every', 256),
     witnessKeys: (values['grant-witness'] ?? []).map((k) => publicKeyArg(k, 'grant-witness')),
   };
+}
+
+/** Say which log records what was served, and the anchor to verify it by (once, at the start). */
+export function reportAudit(report: Report, dir: string, log: AuditLog): void {
+  report(
+    { event: 'audit', dir, origin: log.origin, anchor: log.anchorVerifierKey, size: log.size },
+    `audit ${log.origin} anchor ${log.anchorVerifierKey}`,
+  );
 }
 
 /**
@@ -134,22 +145,30 @@ function grants(
   };
 }
 
+/**
+ * parseArgs specs of a serving command (`serve`, `bus serve`): address, key, trust, revocations,
+ * app id, `--audit`, the OS identity and socket file options.
+ */
+export const servingOptions = {
+  listen: { type: 'string' },
+  key: { type: 'string' },
+  ...allowUnmarkedOption,
+  allow: { type: 'string', multiple: true },
+  cert: { type: 'string' },
+  'trust-ca': { type: 'string', multiple: true },
+  revocations: { type: 'string' },
+  'app-id': { type: 'string' },
+  'allow-remote': { type: 'boolean' },
+  ...auditOptions,
+  ...peerCredentialOptions,
+  ...unixSocketOptions,
+} as const;
+
 /** Run the command; resolves with the exit code once stopped. */
 export async function run(argv: string[], io: CliIo, stop?: AbortSignal): Promise<number> {
   const { values } = parse(argv, {
-    listen: { type: 'string' },
-    key: { type: 'string' },
-    ...allowUnmarkedOption,
-    allow: { type: 'string', multiple: true },
-    cert: { type: 'string' },
-    'trust-ca': { type: 'string', multiple: true },
-    revocations: { type: 'string' },
-    'app-id': { type: 'string' },
-    'allow-remote': { type: 'boolean' },
+    ...servingOptions,
     'grant-stats': { type: 'string', multiple: true },
-    ...auditOptions,
-    ...peerCredentialOptions,
-    ...unixSocketOptions,
     ...jsonOption,
   });
   const report = reporter(io, values.json);
@@ -164,25 +183,9 @@ export async function run(argv: string[], io: CliIo, stop?: AbortSignal): Promis
   // Checked before the key file is read, as every usage error.
   const statsKeys = (values['grant-stats'] ?? []).map((k) => publicKeyArg(k, 'grant-stats'));
   const auditing = auditSettings(values);
-  const keyPair = await loadKeyOption(keyFile, io, values['allow-unmarked-key'] === true);
-  let revocations: WatchedRevocationList | undefined;
-  let log: AuditLog | undefined;
-  let hashKey: Uint8Array | undefined;
+  const setup = await serverSetup(keyFile, values, auditing, io);
+  const { keyPair, trust, payload, revocations, log, hashKey } = setup;
   try {
-    if (values.revocations !== undefined) revocations = await watchRevocationList(values.revocations);
-    if (auditing?.hashKeyFile !== undefined) hashKey = await loadAuditHashKey(auditing.hashKeyFile);
-    const { trust, payload } = await resolveTrust({
-      keyPair,
-      pinned: values.allow ?? [],
-      pinnedOption: 'allow',
-      certFile: values.cert,
-      authorities: values['trust-ca'] ?? [],
-      ...(revocations ? { revocations } : {}),
-    });
-    if (auditing !== undefined) {
-      const { dir, origin, checkpointEvery } = auditing;
-      log = await guarded(dir, () => openAuditLog({ dir, origin, checkpointEvery }));
-    }
     const listener = await transport.listen(address);
     const secure = secureListen(listener, {
       keyPair,
@@ -232,17 +235,7 @@ export async function run(argv: string[], io: CliIo, stop?: AbortSignal): Promis
     reportConnections(listener, secure, report);
     // The address as bound: for tcp://127.0.0.1:0, with the port the OS picked.
     report({ event: 'listening', address: listener.address }, `listening ${listener.address}`);
-    if (log)
-      report(
-        {
-          event: 'audit',
-          dir: auditing!.dir,
-          origin: log.origin,
-          anchor: log.anchorVerifierKey,
-          size: log.size,
-        },
-        `audit ${log.origin} anchor ${log.anchorVerifierKey}`,
-      );
+    if (log) reportAudit(report, auditing!.dir, log);
     // A fatal listener error (the transport can no longer accept) stops the server with exit 4.
     const failed = new AbortController();
     secure.on('error', (err) => {
@@ -259,10 +252,68 @@ export async function run(argv: string[], io: CliIo, stop?: AbortSignal): Promis
     await listener.close();
     return failed.signal.aborted ? ExitCode.Address : ExitCode.Ok;
   } finally {
+    await setup.close();
+  }
+}
+
+/** What a serving command sets up before it listens (`serve`, `bus serve`). */
+export interface ServerSetup {
+  readonly keyPair: KeyPair;
+  readonly trust: Trust;
+  /** The handshake payload (`{ cert }`) with `--cert`. */
+  readonly payload: Record<string, unknown> | undefined;
+  readonly revocations: WatchedRevocationList | undefined;
+  readonly log: AuditLog | undefined;
+  readonly hashKey: Uint8Array | undefined;
+  /** Stop watching, close the log (after the server: its last records, then the final checkpoint), wipe the keys. */
+  close(): Promise<void>;
+}
+
+/**
+ * The key of `--key`, the trust of `--allow` / `--cert --trust-ca`, the watched `--revocations`
+ * list and the `--audit` log: what `serve` and `bus serve` read, in that order; everything read is
+ * released if a later step fails.
+ */
+export async function serverSetup(
+  keyFile: string,
+  values: {
+    allow?: string[] | undefined;
+    cert?: string | undefined;
+    'trust-ca'?: string[] | undefined;
+    revocations?: string | undefined;
+    'allow-unmarked-key'?: boolean | undefined;
+  },
+  auditing: ReturnType<typeof auditSettings>,
+  io: CliIo,
+): Promise<ServerSetup> {
+  const keyPair = await loadKeyOption(keyFile, io, values['allow-unmarked-key'] === true);
+  let revocations: WatchedRevocationList | undefined;
+  let log: AuditLog | undefined;
+  let hashKey: Uint8Array | undefined;
+  const close = async () => {
     revocations?.close();
-    // After the server: its last records are in, then the final checkpoint.
     await log?.close();
     hashKey?.fill(0);
     zeroKeyPair(keyPair);
+  };
+  try {
+    if (values.revocations !== undefined) revocations = await watchRevocationList(values.revocations);
+    if (auditing?.hashKeyFile !== undefined) hashKey = await loadAuditHashKey(auditing.hashKeyFile);
+    const { trust, payload } = await resolveTrust({
+      keyPair,
+      pinned: values.allow ?? [],
+      pinnedOption: 'allow',
+      certFile: values.cert,
+      authorities: values['trust-ca'] ?? [],
+      ...(revocations ? { revocations } : {}),
+    });
+    if (auditing !== undefined) {
+      const { dir, origin, checkpointEvery } = auditing;
+      log = await guarded(dir, () => openAuditLog({ dir, origin, checkpointEvery }));
+    }
+    return { keyPair, trust, payload, revocations, log, hashKey, close };
+  } catch (err) {
+    await close();
+    throw err;
   }
 }
