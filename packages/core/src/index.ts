@@ -128,8 +128,8 @@ export {
 export { type AuditSeverity, auditFieldText, auditSeverity } from './diagnostics/audit-forwarding.js';
 export {
   type AuditAppendMessage,
-  type BusMessage,
   type BreakerStateMessage,
+  type BusMessage,
   type ChannelCloseMessage,
   type ChannelOpenMessage,
   DIAGNOSTICS_CHANNELS,

@@ -3,7 +3,8 @@
  * write to the segment, each record still its own frame and leaf, in call order; each append
  * resolves once its batch is written; a failed write (a real EFBIG under `ulimit -f`, in a child
  * process) rejects every append of the batch with SIPC_ERR_AUDIT_CORRUPT and closes the log; a
- * server with 64 calls in flight loses no record at the default maxPending.
+ * server with 64 calls in flight in front of a disk slower than its calls makes them wait (back-pressure)
+ * instead of dropping or refusing their records.
  */
 import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
@@ -15,6 +16,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
 import {
+  type AuditLog,
   connect,
   createPolicy,
   generateKeyPair,
@@ -27,6 +29,7 @@ import {
 import {
   awaitConnect,
   type Listener,
+  memoryTransport,
   socketConnection,
   TRANSPORT_BRAND,
   type Transport,
@@ -258,48 +261,155 @@ function socketTransport(): Transport {
   };
 }
 
+/**
+ * The real log behind a slower disk: every append waits `delayMs` first (concurrently, as writes
+ * queued to a slow device), and the most appends outstanding at once is kept.
+ */
+function slowLog(log: AuditLog, delayMs: number) {
+  let outstanding = 0;
+  const seen = { most: 0 };
+  const slow = Object.create(log) as AuditLog;
+  Object.defineProperty(slow, 'append', {
+    value: async (record: Parameters<AuditLog['append']>[0]) => {
+      outstanding++;
+      seen.most = Math.max(seen.most, outstanding);
+      try {
+        await new Promise((r) => setTimeout(r, delayMs));
+        return await log.append(record);
+      } finally {
+        outstanding--;
+      }
+    },
+  });
+  return { slow, seen };
+}
+
+for (const required of [false, true])
+  test.serial(
+    `64 calls in flight over a socket in front of a disk slower than the calls${required ? ' (required)' : ''}: calls wait for the backlog, none is dropped or refused, the backlog stays under maxPending`,
+    async (t) => {
+      if (process.platform === 'win32') return t.pass('Unix sockets only');
+      const dir = await auditDir(t);
+      const log = await openAuditLog({ dir, origin: ORIGIN });
+      const { slow, seen } = slowLog(log, 5);
+      const MAX_PENDING = 16;
+      const serverKeys = generateKeyPair();
+      const clientKeys = generateKeyPair();
+      const transport = socketTransport();
+      const address = `unix://${join(dirname(dir), 's.sock')}`;
+      const server = await serve({
+        transport,
+        address,
+        keyPair: serverKeys,
+        trust: { keys: [clientKeys.publicKey] },
+        policy: createPolicy({ roles: {}, peers: [{ key: clientKeys.publicKey, roles: [] }] }),
+        audit: { log: slow, hashKey: new Uint8Array(32).fill(7), maxPending: MAX_PENDING, required },
+      });
+      const client = await connect({
+        transport,
+        address,
+        keyPair: clientKeys,
+        trust: { keys: [serverKeys.publicKey] },
+      });
+      const CALLS = 3_000;
+      const payload = new Uint8Array(64);
+      let started = 0;
+      let failed = 0;
+      const worker = async () => {
+        while (started < CALLS) {
+          started++;
+          await client.ping(payload).catch(() => failed++);
+        }
+      };
+      await Promise.all(Array.from({ length: 64 }, worker));
+      await client.close();
+      await server.close();
+      await new Promise((r) => setTimeout(r, 50));
+      const dropped = server.audit?.dropped;
+      await log.close();
+      t.is(failed, 0, 'no call refused');
+      t.is(dropped, 0, 'no record dropped');
+      t.is(server.audit?.failure, undefined);
+      t.true(
+        seen.most <= MAX_PENDING,
+        `at most ${seen.most} appends outstanding (maxPending ${MAX_PENDING})`,
+      );
+      t.true(seen.most >= MAX_PENDING / 2, `the gate was reached (${seen.most} outstanding at most)`);
+      const state = await readAuditLog(dir);
+      t.is(state.records.filter((r) => r?.type === 'rpc.call').length, CALLS);
+      t.true((await verifyAuditLog(dir, { anchorKey: log.anchorVerifierKey })).ok);
+    },
+  );
+
 test.serial(
-  'a server with 64 calls in flight over a socket records every one at the default maxPending',
+  'calls waiting for a stuck log: at most maxIncoming wait (the rest SIPC_ERR_UNAVAILABLE, not run), all run once it moves; a close while waiting runs nothing',
   async (t) => {
-    if (process.platform === 'win32') return t.pass('Unix sockets only');
     const dir = await auditDir(t);
     const log = await openAuditLog({ dir, origin: ORIGIN });
+    let release!: () => void;
+    let stuck = new Promise<void>((r) => {
+      release = r;
+    });
+    const gated = Object.create(log) as AuditLog;
+    Object.defineProperty(gated, 'append', {
+      value: async (record: Parameters<AuditLog['append']>[0]) => {
+        await stuck;
+        return log.append(record);
+      },
+    });
     const serverKeys = generateKeyPair();
     const clientKeys = generateKeyPair();
-    const transport = socketTransport();
-    const address = `unix://${join(dirname(dir), 's.sock')}`;
+    const transport = memoryTransport();
+    let ran = 0;
     const server = await serve({
       transport,
-      address,
+      address: 'memory://audit-gate',
       keyPair: serverKeys,
       trust: { keys: [clientKeys.publicKey] },
-      policy: createPolicy({ roles: {}, peers: [{ key: clientKeys.publicKey, roles: [] }] }),
-      audit: { log, hashKey: new Uint8Array(32).fill(7) },
+      policy: createPolicy({
+        roles: { app: { call: ['work.*'] } },
+        peers: [{ key: clientKeys.publicKey, roles: ['app'] }],
+      }),
+      audit: { log: gated, maxPending: 4 },
     });
+    server.handle('work.do', () => ++ran);
     const client = await connect({
       transport,
-      address,
+      address: 'memory://audit-gate',
       keyPair: clientKeys,
       trust: { keys: [serverKeys.publicKey] },
+      maxInFlight: 200,
     });
-    const CALLS = 20_000;
-    const payload = new Uint8Array(64);
-    let started = 0;
-    const worker = async () => {
-      while (started < CALLS) {
-        started++;
-        await client.ping(payload);
-      }
-    };
-    await Promise.all(Array.from({ length: 64 }, worker));
+    // The channel.open record and the first call fill the backlog to its gate (2 of 4).
+    const first = client.request('work.do');
+    await new Promise((r) => setTimeout(r, 20));
+    const calls = Array.from({ length: 70 }, () =>
+      client.request('work.do').then(
+        () => 'ok',
+        (e: { code?: string }) => e.code,
+      ),
+    );
+    await new Promise((r) => setTimeout(r, 50));
+    t.is(ran, 1, 'only the call before the gate ran');
+    release();
+    const outcomes = await Promise.all(calls);
+    await first;
+    t.is(outcomes.filter((o) => o === 'ok').length, 64, 'maxIncoming (64) waited and ran');
+    t.is(outcomes.filter((o) => o === 'SIPC_ERR_UNAVAILABLE').length, 6, 'the rest were refused, not run');
+    t.is(ran, 65);
+    // Stuck again: calls wait, then the client leaves; none of them runs.
+    stuck = new Promise<void>((r) => {
+      release = r;
+    });
+    for (let i = 0; i < 4; i++) void client.request('work.do').catch(() => {});
+    await new Promise((r) => setTimeout(r, 50));
+    const before = ran;
     await client.close();
+    release();
+    await new Promise((r) => setTimeout(r, 50));
+    t.true(ran - before <= 2, `at most the calls before the gate ran after the close (${ran - before})`);
     await server.close();
-    const dropped = server.audit?.dropped;
     await log.close();
-    t.is(dropped, 0);
-    t.is(server.audit?.failure, undefined);
-    const state = await readAuditLog(dir);
-    t.is(state.records.filter((r) => r?.type === 'rpc.call').length, CALLS);
-    t.true((await verifyAuditLog(dir, { anchorKey: log.anchorVerifierKey })).ok);
+    t.is(server.audit?.dropped, 0);
   },
 );

@@ -33,7 +33,12 @@ export interface ServerAuditOptions {
    * of running unaudited. Without it, records that cannot be appended are dropped and counted.
    */
   readonly required?: boolean;
-  /** Most appends waiting for the disk at once (default 10,000; 1 to 1,000,000). */
+  /**
+   * Most appends waiting for the disk at once (default 10,000; 1 to 1,000,000). From half of it,
+   * calls wait to start until the backlog is down to a quarter (back-pressure), so records are
+   * dropped (or, `required`, calls refused) only past it: records other than calls, streamed
+   * calls, or a log that failed.
+   */
   readonly maxPending?: number;
 }
 
@@ -117,6 +122,10 @@ export class ServerAudit implements ServerAuditState {
   readonly #maxPending: number;
   readonly #onError: (err: unknown) => void;
   #pending = 0;
+  /** Calls wait from this many pending appends, and go on once they are down to #resumeAt. */
+  readonly #gateAt: number;
+  readonly #resumeAt: number;
+  #open: { promise: Promise<void>; resolve: () => void } | undefined;
   #failure: SecureIpcError | undefined;
   /** Records not appended (the log failed, or too many waited), when not `required`. */
   dropped = 0;
@@ -139,7 +148,38 @@ export class ServerAudit implements ServerAuditState {
     this.#hashKey = options.hashKey === undefined ? undefined : new Uint8Array(options.hashKey);
     this.#required = options.required === true;
     this.#maxPending = max;
+    this.#gateAt = Math.max(1, Math.ceil(max / 2));
+    this.#resumeAt = Math.floor(this.#gateAt / 2);
     this.#onError = onError;
+  }
+
+  /**
+   * Back-pressure (docs/audit.md "What a server records"): undefined while fewer than half of
+   * `maxPending` appends wait for the disk; else a promise the server's calls wait on before they
+   * start (not refused, not dropped), resolved once the backlog is down to a quarter, or the log
+   * failed (then call() decides). So a disk slower than the calls slows the calls down instead
+   * of losing their records.
+   */
+  gate(): Promise<void> | undefined {
+    if (this.#pending < this.#gateAt || this.#failure !== undefined) return undefined;
+    if (this.#open === undefined) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => {
+        resolve = r;
+      });
+      this.#open = { promise, resolve };
+    }
+    return this.#open.promise;
+  }
+
+  /** One append settled: wake the waiting calls once the backlog is low enough (or failed). */
+  #settled(): void {
+    this.#pending--;
+    if (this.#open !== undefined && (this.#pending <= this.#resumeAt || this.#failure !== undefined)) {
+      const { resolve } = this.#open;
+      this.#open = undefined;
+      resolve();
+    }
   }
 
   /** The first append failure, if any. */
@@ -160,16 +200,14 @@ export class ServerAudit implements ServerAuditState {
     }
     this.#pending++;
     this.#log.append({ type, fields }).then(
-      () => {
-        this.#pending--;
-      },
+      () => this.#settled(),
       (err: unknown) => {
-        this.#pending--;
         if (this.#failure === undefined) {
           this.#failure = toSecureIpcError(err, 'SIPC_ERR_AUDIT_CORRUPT');
           this.#onError(this.#failure);
         }
         this.dropped++;
+        this.#settled();
       },
     );
   }

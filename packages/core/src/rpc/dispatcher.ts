@@ -79,6 +79,11 @@ export interface DispatcherOptions {
    */
   onCall?: (call: AuditedCall) => boolean;
   /**
+   * Asked before each request starts (the server's audit back-pressure, ./audit.ts): a promise
+   * means wait for it, then start; undefined, start now.
+   */
+  auditGate?: () => Promise<void> | undefined;
+  /**
    * The built-ins this end answers itself beyond `$ping` (`$stats`, the audit witness methods):
    * each takes the request's params and returns the answer at once; a SecureIpcError it throws
    * with SIPC_ERR_INVALID_ARGUMENT is answered with its message (written for the peer), anything
@@ -173,6 +178,9 @@ export class Dispatcher {
   readonly #identity: PeerIdentity;
   #options: DispatcherOptions;
   readonly #maxIncoming: number;
+  /** Requests waiting on the audit gate, and whether the channel closed meanwhile. */
+  #waiting = 0;
+  #ended = false;
   readonly #incoming = new Map<number, Incoming>();
   #eventContext: EventContext;
   /** Version 3: refusals before dispatch are SIPC_ERR_UNAVAILABLE; `h.attempt` may arrive. */
@@ -328,8 +336,25 @@ export class Dispatcher {
     finishTraced(tracing.serverRequest, message, undefined, code);
   }
 
-  /** A request for `$ping` or an application method (the subscriptions answer their own). */
+  /**
+   * A request for `$ping` or an application method (the subscriptions answer their own). While
+   * the audit's backlog gates calls, one without a streamed input waits (in arrival order) and
+   * then starts as if it had just come; over `maxIncoming` waiting, it is refused as over the limit.
+   */
   onRequest(env: Envelope): void {
+    const gate = env.h?.stream === true ? undefined : this.#options.auditGate?.();
+    if (gate !== undefined) {
+      if (this.#waiting >= this.#maxIncoming) {
+        this.#overLimit(env.id!);
+        return;
+      }
+      this.#waiting++;
+      void gate.then(() => {
+        this.#waiting--;
+        if (!this.#ended) this.onRequest(env);
+      });
+      return;
+    }
     const id = env.id!;
     const method = env.m!;
     if (method === PING) {
@@ -820,6 +845,7 @@ export class Dispatcher {
    * cache lets run on detached (its quota and lifetime; docs/limits.md).
    */
   close(err: SecureIpcError): void {
+    this.#ended = true;
     this.#budget?.close();
     if (this.#traces !== undefined) {
       // Requests the channel's close left unanswered: their traces end with the close.

@@ -533,6 +533,7 @@ export class RpcServer<
       builtins:
         audit === undefined ? this.#builtins : new Map([...this.#builtins, ...audit.witnessBuiltins()]),
       onCall: audit === undefined ? undefined : (c) => audit.call(c),
+      auditGate: audit === undefined ? undefined : () => audit.gate(),
     });
     if (peer.closed) return peer;
     if (audit !== undefined) recordChannel(audit, channel, peer);
