@@ -53,7 +53,7 @@ test('inspect: a table of the live channels, one line per channel, for a key gra
 test('inspect --json: the $stats answer on one line (version 1, every channel)', async (t) => {
   const { ops, app, inspect } = await setup(t);
   const r = await inspect(ops.path, ['--json']);
-  t.is(r.code, 0, r.stderr);
+  t.is(r.code, 0, r.stderr + r.stdout); // with --json a failure is on stdout
   t.is(r.stdout.split('\n').length, 2, 'one line');
   const stats = JSON.parse(r.stdout) as {
     v: number;

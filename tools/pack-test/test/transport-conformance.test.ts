@@ -92,7 +92,7 @@ test('a third party installs the packed transport-conformance with ava 7 and run
       },
     ],
   });
-  t.true(results.length >= 7 && results.every((r) => r.ok), explain(results));
+  t.true(results.length >= 5 && results.every((r) => r.ok), explain(results));
   const ava = results.at(-1)?.output ?? '';
   const passed = Number(/(\d+) tests? passed/.exec(ava)?.[1] ?? 0);
   t.log(`the consumer's ava run reported ${passed} passing tests`);
