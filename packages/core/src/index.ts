@@ -129,7 +129,12 @@ export { type AuditSeverity, auditFieldText, auditSeverity } from './diagnostics
 export {
   type AuditAppendMessage,
   type BreakerStateMessage,
+  type BusCallMessage,
   type BusMessage,
+  type BusNameMessage,
+  type BusPeerMessage,
+  type BusQuotaMessage,
+  type BusSignalMessage,
   type ChannelCloseMessage,
   type ChannelOpenMessage,
   DIAGNOSTICS_CHANNELS,

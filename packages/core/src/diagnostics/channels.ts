@@ -181,55 +181,77 @@ export interface AuditAppendMessage {
  * Never a body, a name's params, a signal's name or a peer's key: metrics from it are bounded.
  */
 export type BusMessage =
-  | {
-      readonly v: 1;
-      readonly kind: 'call';
-      /** The method called (what the caller named; a label source to cap). */
-      readonly method: string;
-      /** `OK`, or the `SIPC_ERR_*` code (an application's own code) the caller was answered with. */
-      readonly outcome: string;
-      /** True for an end-to-end call (its body sealed for the callee, docs/bus.md section 7). */
-      readonly e2e: boolean;
-      /** The call's body size; the answer's (0 when there was none). */
-      readonly bytesIn: number;
-      readonly bytesOut: number;
-      /** From the broker reading the call to its answer (or refusal), in milliseconds. */
-      readonly durationMs: number;
-      readonly at: number;
-    }
-  | {
-      readonly v: 1;
-      readonly kind: 'signal';
-      readonly outcome: 'routed' | 'dropped';
-      readonly bytes: number;
-      readonly at: number;
-    }
-  | {
-      readonly v: 1;
-      readonly kind: 'name';
-      /** `acquired`, `lost`, `queued` or `released`. */
-      readonly event: 'acquired' | 'lost' | 'queued' | 'released';
-      readonly at: number;
-    }
-  | {
-      readonly v: 1;
-      readonly kind: 'quota';
-      /** `names`, `matches`, `pendingReplies` or `bytes`. */
-      readonly quota: string;
-      /** `peer` or `identity`. */
-      readonly scope: string;
-      /** `refused`, `dropped` or `disconnected`. */
-      readonly action: string;
-      /** By how much the request was over the limit. */
-      readonly over: number;
-      readonly at: number;
-    }
-  | {
-      readonly v: 1;
-      readonly kind: 'peer';
-      readonly event: 'joined' | 'left';
-      readonly at: number;
-    };
+  | BusCallMessage
+  | BusSignalMessage
+  | BusNameMessage
+  | BusQuotaMessage
+  | BusPeerMessage;
+
+/** What every {@link BusMessage} has. */
+interface BusMessageBase {
+  /** {@link DIAGNOSTICS_VERSION}. */
+  readonly v: 1;
+  /** Milliseconds since the epoch. */
+  readonly at: number;
+}
+
+/** `secure-ipc:bus`, kind `call`: a `bus.call` the broker ended, routed or not. */
+export interface BusCallMessage extends BusMessageBase {
+  /** The kind. */
+  readonly kind: 'call';
+  /** The method called (what the caller named, `''` when its params did not parse; cap it as a label). */
+  readonly method: string;
+  /** `OK`, or the code the caller was answered with (core's `SIPC_ERR_*` or a destination's public code). */
+  readonly outcome: string;
+  /** True for an end-to-end call (its body sealed for the callee, docs/bus.md section 7). */
+  readonly e2e: boolean;
+  /** The call's body size in bytes. */
+  readonly bytesIn: number;
+  /** The answer's body size in bytes (0 when there was none). */
+  readonly bytesOut: number;
+  /** From the broker reading the call to its answer or refusal, in milliseconds. */
+  readonly durationMs: number;
+}
+
+/** `secure-ipc:bus`, kind `signal`: a signal handed to one receiver, or dropped at its bytes quota. */
+export interface BusSignalMessage extends BusMessageBase {
+  /** The kind. */
+  readonly kind: 'signal';
+  /** `routed` or `dropped`. */
+  readonly outcome: 'routed' | 'dropped';
+  /** The signal's body size in bytes. */
+  readonly bytes: number;
+}
+
+/** `secure-ipc:bus`, kind `name`: a connection's place in a well-known name's queue changed. */
+export interface BusNameMessage extends BusMessageBase {
+  /** The kind. */
+  readonly kind: 'name';
+  /** As the `bus.name` audit record's event. */
+  readonly event: 'acquired' | 'lost' | 'queued' | 'released';
+}
+
+/** `secure-ipc:bus`, kind `quota`: a quota diagnostic (docs/bus.md section 8). */
+export interface BusQuotaMessage extends BusMessageBase {
+  /** The kind. */
+  readonly kind: 'quota';
+  /** `names`, `matches`, `pendingReplies` or `bytes`. */
+  readonly quota: string;
+  /** `peer` or `identity`. */
+  readonly scope: string;
+  /** `refused`, `dropped` or `disconnected`. */
+  readonly action: string;
+  /** By how much the request was over the limit. */
+  readonly over: number;
+}
+
+/** `secure-ipc:bus`, kind `peer`: a connection joined or left the bus. */
+export interface BusPeerMessage extends BusMessageBase {
+  /** The kind. */
+  readonly kind: 'peer';
+  /** `joined` or `left`. */
+  readonly event: 'joined' | 'left';
+}
 
 /** @internal The channel objects; publishers guard every publish with `hasSubscribers`. */
 export const diagnostics = {
