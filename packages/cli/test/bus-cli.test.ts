@@ -7,7 +7,7 @@
  * socket. Bad configuration files are exit 2 naming the setting; an unreadable one exit 3.
  */
 import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { chmod, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connectBus } from '@secure-ipc/bus';
@@ -52,7 +52,7 @@ test('bus serve + bus names: a name with its owner and queue, identities, a rout
     c.policy.peers.push({ key: s2!.pub, roles: ['service'] });
     return JSON.stringify(c);
   };
-  await writeFile(file, withS2([]));
+  await writeFile(file, withS2([]), { mode: 0o600 });
   const sock = join(dir, 'run', 'bus.sock');
   const address = `unix://${sock}`;
   const allow = [s1!, s2!, caller!].flatMap((k) => ['--allow', k.pub]);
@@ -150,9 +150,12 @@ test('bus serve: a configuration that does not validate is exit 2 naming the set
   const dir = await tempDir(t);
   const broker = await keyFile(dir, 'broker.key');
   const peer = await keyFile(dir, 'peer.key');
-  const run = async (text: string | undefined) => {
+  const run = async (text: string | undefined, mode = 0o644) => {
     const file = join(dir, 'bus.json');
-    if (text !== undefined) await writeFile(file, text);
+    if (text !== undefined) {
+      await writeFile(file, text);
+      await chmod(file, mode);
+    }
     return cli([
       'bus',
       'serve',
@@ -188,6 +191,15 @@ test('bus serve: a configuration that does not validate is exit 2 naming the set
     const r = await run(text);
     t.is(r.code, 2, `${text}: ${r.stderr}`);
     t.regex(r.stderr, message, text);
+  }
+  // Whoever can write the file grants roles: group- or world-writable is refused (exit 3).
+  for (const mode of [0o664, 0o646]) {
+    const r = await run('{ "policy": { "roles": {} } }', mode);
+    t.is(r.code, 3, r.stderr);
+    t.regex(
+      r.stderr,
+      /bus\.json is writable by (its group|others) \(mode 06[46][46]\): whoever can write it grants roles on the bus/,
+    );
   }
   const missing = await run(undefined);
   t.is(missing.code, 3, missing.stderr);

@@ -5,6 +5,7 @@
  * until SIGINT or SIGTERM, the policy reloaded on SIGHUP; and list a bus's names with their owners
  * and queues, as `busctl list` does. @secure-ipc/bus is imported only when `bus` runs.
  */
+import { stat } from 'node:fs/promises';
 import type { Broker, BusClient, BusConfig } from '@secure-ipc/bus';
 import { createPolicy, isSecureIpcError, keyFingerprint } from '@secure-ipc/core';
 import { jsonOption, parse, required } from '../args.js';
@@ -45,9 +46,36 @@ export async function run(argv: string[], io: CliIo, stop?: AbortSignal): Promis
   throw new CliError(`unknown bus subcommand ${JSON.stringify(sub ?? '')} (expected serve or names)`);
 }
 
-/** The bus configuration file, parsed (exit 3 unreadable or too large, exit 2 invalid). */
+/**
+ * Refuse (exit 3) a bus configuration another user could have written: on POSIX the file must be
+ * owned by this user or root and not writable by group or others — whoever can write it grants
+ * roles on the bus. (Windows: the file's ACL is not checked; docs/bus.md section 12.)
+ */
+async function checkConfigOwner(file: string): Promise<void> {
+  if (process.platform === 'win32') return;
+  let st: Awaited<ReturnType<typeof stat>>;
+  try {
+    st = await stat(file);
+  } catch (err) {
+    throw new CliError(`cannot read ${file}: ${(err as Error).message}`, ExitCode.KeyOrFile);
+  }
+  const uid = process.getuid?.();
+  if ((st.mode & 0o022) !== 0)
+    throw new CliError(
+      `${file} is writable by ${st.mode & 0o002 ? 'others' : 'its group'} (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}): whoever can write it grants roles on the bus; chmod go-w ${file}`,
+      ExitCode.KeyOrFile,
+    );
+  if (uid !== undefined && st.uid !== uid && st.uid !== 0)
+    throw new CliError(
+      `${file} is owned by uid ${st.uid}, not by this user (${uid}) or root: whoever owns it grants roles on the bus`,
+      ExitCode.KeyOrFile,
+    );
+}
+
+/** The bus configuration file, parsed (exit 3 unreadable, too large or writable by others; exit 2 invalid). */
 async function readBusConfig(file: string): Promise<BusConfig> {
   const { MAX_BUS_CONFIG_BYTES, parseBusConfig } = await busPackage();
+  await checkConfigOwner(file);
   const text = await readBoundedText(file, MAX_BUS_CONFIG_BYTES);
   try {
     return parseBusConfig(text, file);
