@@ -146,7 +146,7 @@ test('bus serve + bus names: a name with its owner and queue, identities, a rout
   t.false(b.stderr().includes('"n"'), 'no params in what the broker printed');
 });
 
-test('bus serve: a configuration that does not validate is exit 2 naming the setting; an unreadable one exit 3', async (t) => {
+test('bus serve: a configuration that does not validate is exit 2 naming the setting; one writable by group or others, or unreadable, exit 3', async (t) => {
   const dir = await tempDir(t);
   const broker = await keyFile(dir, 'broker.key');
   const peer = await keyFile(dir, 'peer.key');
