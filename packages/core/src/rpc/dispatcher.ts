@@ -342,7 +342,8 @@ export class Dispatcher {
    * then starts as if it had just come; over `maxIncoming` waiting, it is refused as over the limit.
    */
   onRequest(env: Envelope): void {
-    const gate = env.h?.stream === true ? undefined : this.#options.auditGate?.();
+    const auditGate = this.#options.auditGate;
+    const gate = auditGate === undefined || env.h?.stream === true ? undefined : auditGate();
     if (gate !== undefined) {
       if (this.#waiting >= this.#maxIncoming) {
         this.#overLimit(env.id!);
