@@ -383,13 +383,21 @@ test.serial(
     // The channel.open record and the first call fill the backlog to its gate (2 of 4).
     const first = client.request('work.do');
     await new Promise((r) => setTimeout(r, 20));
+    let settled = 0;
     const calls = Array.from({ length: 70 }, () =>
-      client.request('work.do').then(
-        () => 'ok',
-        (e: { code?: string }) => e.code,
-      ),
+      client
+        .request('work.do')
+        .then(
+          () => 'ok',
+          (e: { code?: string }) => e.code,
+        )
+        .finally(() => settled++),
     );
-    await new Promise((r) => setTimeout(r, 50));
+    // Released only once all 70 have reached the gate: the 6 over maxIncoming are answered at once
+    // (a loaded machine may take longer than any fixed wait to deliver 70 requests).
+    for (const deadline = Date.now() + 10_000; settled < 6 && Date.now() < deadline; )
+      await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 20));
     t.is(ran, 1, 'only the call before the gate ran');
     release();
     const outcomes = await Promise.all(calls);

@@ -47,7 +47,7 @@ function peakRss(pid: number): number | undefined {
   }
 }
 
-test('row 1: 160 MiB of $ping made of empty maps and nested empty arrays from a peer with no role: refused, the server (own process) survives within 160 MiB of RSS growth, a legitimate client is answered', async (t) => {
+test('row 1: 160 MiB of $ping made of empty maps and nested empty arrays from a peer with no role: refused, the server (own process) survives within 160 MiB of RSS growth (Bun: 256), a legitimate client is answered', async (t) => {
   t.timeout(300_000);
   const server = await startServer(t, {}, { noRoles: true }); // default limits: 16 MiB messages
   const hostile = await server.connect();
@@ -97,7 +97,11 @@ test('row 1: 160 MiB of $ping made of empty maps and nested empty arrays from a 
   for (let id = 1; id <= COUNT; id++) t.is(answers.get(id), 'SIPC_ERR_BAD_ENVELOPE', `answer to ${id}`);
   // What the server needs for one message in flight: its reassembly (up to 2 x 16 MiB) and the
   // socket's reads; nothing of the decoded kind (each message alone decoded into ~1 GiB before).
-  t.true(peakGrowth < 160, `server RSS peak grew ${peakGrowth.toFixed(0)} MiB`);
+  // Bun's JavaScriptCore frees the 16 MiB buffers of messages already answered later than V8 does:
+  // its peak measured 114-166 MiB (V8: 79-121) with +10-12 MiB left after a GC, so none of it is
+  // held; its bound is 256 MiB, still a quarter of what one message decoded into before.
+  const bound = process.versions.bun === undefined ? 160 : 256;
+  t.true(peakGrowth < bound, `server RSS peak grew ${peakGrowth.toFixed(0)} MiB (bound ${bound} MiB)`);
   t.true(times.length > 0);
   // Each 16 MiB message costs the server a decrypt and one pass (~0.5-1 s at load 12 on 2 cores): a
   // ping can wait behind one of them. Seen: p99 1.1-1.3 s at load 12.
