@@ -23,6 +23,7 @@ import {
   readAuditHashKey,
   readCertificateFile,
   readEncryptedKeyFile,
+  readPassphraseFile,
   readSecretKeyFile,
   type ServeOptions,
   type Transport,
@@ -311,7 +312,7 @@ async function loadKey(
     return keyPairFromSecretKey(secret);
   }
   if (k.encryptedFile !== undefined) {
-    let passphrase: string | Buffer;
+    let passphrase: Buffer;
     if (k.passphraseEnv !== undefined) {
       const v = env[k.passphraseEnv];
       if (v === undefined || v.length === 0)
@@ -319,12 +320,16 @@ async function loadKey(
           'SIPC_ERR_BAD_KEY',
           `${file}: the environment variable ${k.passphraseEnv} (passphraseEnv) is not set`,
         );
-      passphrase = v;
+      passphrase = Buffer.from(v, 'utf8');
     } else {
-      const raw = await readFile(path(k.passphraseFile!));
-      passphrase = raw.toString('utf8').replace(/\r?\n$/, '');
+      // A secret file's checks (owner, no group/other access, no link, 4 KiB), as the CLI's.
+      passphrase = await readPassphraseFile(path(k.passphraseFile!));
     }
-    return keyPairFromSecretKey(await readEncryptedKeyFile(path(k.encryptedFile), passphrase));
+    try {
+      return keyPairFromSecretKey(await readEncryptedKeyFile(path(k.encryptedFile), passphrase));
+    } finally {
+      passphrase.fill(0);
+    }
   }
   return readSecretKeyFile(path(k.file!));
 }

@@ -58,7 +58,10 @@ const KeySource = Type.Object(
       ),
     ),
     encryptedFile: Type.Optional(
-      Type.String({ minLength: 1, description: 'An encrypted key file (`secure-ipc keygen --encrypt`)' }),
+      Type.String({
+        minLength: 1,
+        description: 'A passphrase-encrypted key file (`secure-ipc keygen --encrypt --out FILE`)',
+      }),
     ),
     passphraseEnv: Type.Optional(
       Type.String({
@@ -67,7 +70,11 @@ const KeySource = Type.Object(
       }),
     ),
     passphraseFile: Type.Optional(
-      Type.String({ minLength: 1, description: 'A private file holding the passphrase of `encryptedFile`' }),
+      Type.String({
+        minLength: 1,
+        description:
+          "A file holding the passphrase of `encryptedFile` (without one trailing newline): a regular file of at most 4 KiB, owned by the endpoint's user or root, no group or other access (refused otherwise)",
+      }),
     ),
     file: Type.Optional(
       Type.String({

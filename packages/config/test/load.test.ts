@@ -4,7 +4,7 @@
  * configuration's hash; a strict profile's long-lived certificate refused; a configuration with
  * problems refused whole with every problem.
  */
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -85,7 +85,7 @@ test('serve(await loadConfig(file)): an encrypted key, the configured policy, th
   t.is(canonicalJson({ b: 1, a: [2, { d: 3, c: 4 }] }), '{"a":[2,{"c":4,"d":3}],"b":1}');
 });
 
-test('loading refuses: a missing passphrase, a configuration with problems (all of them), a strict certificate over 24 h, a certificate for another key', async (t) => {
+test('loading refuses: a missing passphrase, a passphraseFile others can read, a configuration with problems (all of them), a strict certificate over 24 h, a certificate for another key', async (t) => {
   const d = await dir(t);
   const key = generateKeyPair();
   await writeEncryptedKeyFile(join(d, 'k.enc'), key.secretKey, 'pw');
@@ -106,6 +106,23 @@ test('loading refuses: a missing passphrase, a configuration with problems (all 
     code: 'SIPC_ERR_BAD_KEY',
     message: /NOPE/,
   });
+  // A passphraseFile is a secret file: its trailing newline is not the passphrase's, and one the
+  // group or others can read is refused when loading (not only reported by the doctor).
+  await writeFile(join(d, 'pass'), 'pw\n', { mode: 0o600 });
+  await writeFile(
+    join(d, 'p.jsonc'),
+    base('{ "key": { "encryptedFile": "k.enc", "passphraseFile": "pass" } }'),
+  );
+  const withFile = await loadConfig(join(d, 'p.jsonc'));
+  t.deepEqual(withFile.keyPair.publicKey, key.publicKey);
+  await withFile.config.close();
+  if (process.platform !== 'win32') {
+    await chmod(join(d, 'pass'), 0o644);
+    await t.throwsAsync(loadConfig(join(d, 'p.jsonc')), {
+      code: 'SIPC_ERR_INSECURE_KEY_FILE',
+      message: /accessible by group or others/,
+    });
+  }
 
   await writeFile(
     join(d, 'b.jsonc'),

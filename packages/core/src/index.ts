@@ -283,8 +283,10 @@ export {
   decryptSecretKey,
   ENCRYPTED_KEY_FILE_VERSION,
   encryptSecretKey,
+  MAX_PASSPHRASE_FILE_BYTES,
   type PasswordHashLimits,
   readEncryptedKeyFile,
+  readPassphraseFile,
   writeEncryptedKeyFile,
 } from './keys/encrypted-key-file.js';
 export {

@@ -1,11 +1,13 @@
-import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import { sodium } from '../src/crypto/sodium.js';
 import {
   decryptSecretKey,
   encryptSecretKey,
+  MAX_PASSPHRASE_FILE_BYTES,
   readEncryptedKeyFile,
+  readPassphraseFile,
   writeEncryptedKeyFile,
 } from '../src/index.js';
 import { generateKeyPair } from '../src/keys/key-pair.js';
@@ -147,4 +149,39 @@ test('reading refuses a file that claims Argon2 limits below the minimum, before
     t.like((err as { details?: unknown }).details, { opslimit, memlimit, reason: 'weak' });
     t.is(derivations, 0, 'refused before running Argon2');
   }
+});
+
+test('readPassphraseFile: the bytes without one trailing newline; empty, too large, a link, group- or other-readable are refused', async (t) => {
+  const dir = tempDir(t);
+  const file = (name: string, content: string | Buffer, mode = 0o600) => {
+    const p = join(dir, name);
+    writeFileSync(p, content, { mode });
+    chmodSync(p, mode);
+    return p;
+  };
+  t.is((await readPassphraseFile(file('plain', 'pass word'))).toString(), 'pass word');
+  t.is((await readPassphraseFile(file('lf', 'pass word\n'))).toString(), 'pass word');
+  t.is((await readPassphraseFile(file('crlf', 'pass word\r\n'))).toString(), 'pass word');
+  // Only one newline is the editor's: the rest is the passphrase.
+  t.is((await readPassphraseFile(file('two', 'pass\n\n'))).toString(), 'pass\n');
+  t.is((await readPassphraseFile(file('cr', 'pass\r'))).toString(), 'pass\r');
+  const binary = Buffer.from([0xff, 0x00, 0x41]);
+  t.deepEqual(await readPassphraseFile(file('bytes', binary)), binary);
+  const empty = await t.throwsAsync(readPassphraseFile(file('empty', '\n')));
+  t.is(codeOf(empty), 'SIPC_ERR_BAD_KEY');
+  t.regex(empty!.message, /holds no passphrase/);
+  t.is(
+    codeOf(await t.throwsAsync(readPassphraseFile(file('big', 'x'.repeat(MAX_PASSPHRASE_FILE_BYTES + 1))))),
+    'SIPC_ERR_BAD_KEY',
+  );
+  t.is((await readPassphraseFile(file('max', 'x'.repeat(MAX_PASSPHRASE_FILE_BYTES)))).byteLength, 4096);
+  t.is(codeOf(await t.throwsAsync(readPassphraseFile(join(dir, 'absent')))), 'SIPC_ERR_BAD_KEY');
+  if (process.platform === 'win32') return; // owner and mode: the file's ACL is the guard there
+  for (const mode of [0o640, 0o604, 0o620]) {
+    const err = await t.throwsAsync(readPassphraseFile(file(`m${mode.toString(8)}`, 'pass', mode)));
+    t.is(codeOf(err), 'SIPC_ERR_INSECURE_KEY_FILE', `mode ${mode.toString(8)}`);
+  }
+  symlinkSync(join(dir, 'plain'), join(dir, 'link'));
+  const link = await t.throwsAsync(readPassphraseFile(join(dir, 'link')));
+  t.regex(link!.message, /symbolic link/);
 });

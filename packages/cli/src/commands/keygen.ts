@@ -1,23 +1,29 @@
 /**
- * `secure-ipc keygen [--out FILE] [--import FILE|-]`: a new X25519 secret key — or, with
- * `--import`, the key of an existing file or of stdin, unmarked (old secure-ipc, `wg genkey`) or
- * not — as a marked secret key file (docs/protocol.md "Files"), on stdout or in FILE (0600). With
- * `--json` (which needs `--out`): one line with the file and the public key, never the secret.
+ * `secure-ipc keygen [--out FILE] [--import FILE|-] [--encrypt [--passphrase-file FILE]]`: a new
+ * X25519 secret key — or, with `--import`, the key of an existing file or of stdin, unmarked (old
+ * secure-ipc, `wg genkey`) or not — as a marked secret key file (docs/protocol.md "Files"), on
+ * stdout or in FILE (0600); with `--encrypt` (which needs `--out`) as a passphrase-encrypted key
+ * file (docs/identity.md "Encrypted key files": Argon2id at libsodium's MODERATE limits), the
+ * passphrase from `--passphrase-file` or SECURE_IPC_PASSPHRASE. With `--json` (which needs
+ * `--out`): one line with the file and the public key, never the secret.
  */
 import {
   encodeKey,
   generateKeyPair,
   type KeyPair,
   secretKeyToText,
+  writeEncryptedKeyFile,
   writeSecretKeyFile,
   zeroKeyPair,
 } from '@secure-ipc/core';
 import { jsonOption, parse } from '../args.js';
 import { CliError, type CliIo, createSecretFile, ExitCode, printJSON, println } from '../io.js';
+import { readPassphrase } from '../passphrase.js';
 import { loadSecretKey } from '../secret-key-input.js';
 
 /** Usage line. */
-export const usage = 'secure-ipc keygen [--out FILE] [--import FILE|-] [--json]';
+export const usage =
+  'secure-ipc keygen [--out FILE] [--import FILE|-] [--encrypt [--passphrase-file FILE]] [--json]';
 
 /** The key to write: a new one, or the one `--import` names, and where it came from. */
 interface KeyToWrite {
@@ -43,18 +49,41 @@ function importedLine(key: KeyToWrite): string | undefined {
 }
 
 // An existing file is never overwritten; any other failure is core's (a file problem, exit 3).
-function writeKeyFile(out: string, key: KeyPair): Promise<void> {
-  return createSecretFile(out, () => writeSecretKeyFile(out, key.secretKey));
+function writeKeyFile(out: string, key: KeyPair, passphrase: Buffer | undefined): Promise<void> {
+  return createSecretFile(out, () =>
+    passphrase === undefined
+      ? writeSecretKeyFile(out, key.secretKey)
+      : writeEncryptedKeyFile(out, key.secretKey, passphrase),
+  );
 }
 
 /** Run the command; resolves with the exit code. */
 export async function run(argv: string[], io: CliIo): Promise<number> {
-  const { values } = parse(argv, { out: { type: 'string' }, import: { type: 'string' }, ...jsonOption });
+  const { values } = parse(argv, {
+    out: { type: 'string' },
+    import: { type: 'string' },
+    encrypt: { type: 'boolean' },
+    'passphrase-file': { type: 'string' },
+    ...jsonOption,
+  });
   const json = values.json === true;
+  const encrypt = values.encrypt === true;
   // JSON output is for logs and scripts: a secret key never goes into it (README, "JSON output").
   if (json && values.out === undefined)
     throw new CliError('--json needs --out FILE: the secret key is written to FILE, never printed as JSON');
-  const key = await keyToWrite(values.import, io);
+  if (encrypt && values.out === undefined)
+    throw new CliError('--encrypt needs --out FILE: an encrypted key file is written to FILE');
+  if (!encrypt && values['passphrase-file'] !== undefined)
+    throw new CliError('--passphrase-file goes with --encrypt');
+  // The passphrase before the key: a missing or insecure passphrase file costs no key.
+  const passphrase = encrypt ? await readPassphrase(values['passphrase-file'], '--encrypt') : undefined;
+  let key: KeyToWrite;
+  try {
+    key = await keyToWrite(values.import, io);
+  } catch (err) {
+    passphrase?.fill(0);
+    throw err;
+  }
   try {
     const line = importedLine(key);
     if (line !== undefined && !json) println(io.stderr, line);
@@ -62,17 +91,24 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
       io.stdout.write(secretKeyToText(key.keyPair.secretKey));
       return ExitCode.Ok;
     }
-    await writeKeyFile(values.out, key.keyPair);
+    await writeKeyFile(values.out, key.keyPair, passphrase);
     const publicKey = encodeKey(key.keyPair.publicKey);
     if (json)
       printJSON(io.stdout, {
-        secretKeyFile: values.out,
+        [encrypt ? 'encryptedKeyFile' : 'secretKeyFile']: values.out,
         publicKey,
         ...(key.imported ? { importedFrom: key.imported.from, unmarked: key.imported.unmarked } : {}),
       });
-    else println(io.stderr, `wrote secret key to ${values.out} (mode 0600); public key: ${publicKey}`);
+    else
+      println(
+        io.stderr,
+        encrypt
+          ? `wrote the passphrase-encrypted secret key to ${values.out} (mode 0600; Argon2id, libsodium's MODERATE limits); public key: ${publicKey}`
+          : `wrote secret key to ${values.out} (mode 0600); public key: ${publicKey}`,
+      );
     return ExitCode.Ok;
   } finally {
     zeroKeyPair(key.keyPair);
+    passphrase?.fill(0);
   }
 }

@@ -5,7 +5,6 @@
  * status and the quarantine; `verify` prints one line per problem and exits 1 when the outbox
  * would not be trusted. Neither prints a method, params, idempotency key or key.
  */
-import { promises as fs } from 'node:fs';
 import {
   inspectOutbox,
   isSecureIpcError,
@@ -15,6 +14,7 @@ import {
 } from '@secure-ipc/core';
 import { jsonOption, parse } from '../args.js';
 import { CliError, type CliIo, ExitCode, printable, println } from '../io.js';
+import { readPassphrase } from '../passphrase.js';
 
 const KEY_OPTIONS =
   '(--keystore ACCOUNT [--linux-store secret-service|keyutils] | --key-file FILE [--passphrase-file FILE])';
@@ -26,12 +26,6 @@ export const usage =
 
 /** The subcommands (error lines name them: `secure-ipc outbox verify: ...`). */
 export const subcommands = ['inspect', 'verify'] as const;
-
-/** The environment variable read for a key file's passphrase when `--passphrase-file` is absent. */
-export const PASSPHRASE_ENV = 'SECURE_IPC_PASSPHRASE';
-
-// A passphrase is a line of text; anything much larger is not a passphrase file.
-const MAX_PASSPHRASE_FILE = 4096;
 
 const options = {
   keystore: { type: 'string' },
@@ -82,53 +76,12 @@ async function withKey<T>(values: Values, use: (key: OutboxKeySource) => Promise
     return use({ keystore: values.keystore, ...(linuxStore === undefined ? {} : { linuxStore }) });
   }
   if (values['linux-store'] !== undefined) throw new CliError('--linux-store goes with --keystore');
-  const passphrase = await readPassphrase(values['passphrase-file']);
+  const passphrase = await readPassphrase(values['passphrase-file'], '--key-file');
   try {
     return await use({ file: values['key-file']!, passphrase });
   } finally {
     passphrase.fill(0);
   }
-}
-
-/** The passphrase from `--passphrase-file FILE` (one line; owner-only on POSIX) or SECURE_IPC_PASSPHRASE. */
-async function readPassphrase(file: string | undefined): Promise<Buffer> {
-  if (file === undefined) {
-    const env = process.env[PASSPHRASE_ENV];
-    if (env === undefined || env === '')
-      throw new CliError(
-        `--key-file needs its passphrase: --passphrase-file FILE or the ${PASSPHRASE_ENV} variable`,
-      );
-    return Buffer.from(env, 'utf8');
-  }
-  let raw: Buffer;
-  try {
-    const st = await fs.lstat(file);
-    if (!st.isFile())
-      throw new CliError(`--passphrase-file ${file} is not a regular file`, ExitCode.KeyOrFile);
-    if (process.platform !== 'win32' && (st.mode & 0o077) !== 0)
-      throw new CliError(
-        `--passphrase-file ${file} is accessible by group or others (mode 0${(st.mode & 0o777).toString(8)}); run chmod 600 ${file}`,
-        ExitCode.KeyOrFile,
-      );
-    if (st.size > MAX_PASSPHRASE_FILE)
-      throw new CliError(
-        `--passphrase-file ${file} holds more than ${MAX_PASSPHRASE_FILE} bytes`,
-        ExitCode.KeyOrFile,
-      );
-    raw = await fs.readFile(file);
-  } catch (err) {
-    if (err instanceof CliError) throw err;
-    throw new CliError(`cannot read --passphrase-file ${file}`, ExitCode.KeyOrFile, { cause: err });
-  }
-  // One line: the newline an editor or `echo` adds is not part of it.
-  let end = raw.byteLength;
-  if (end > 0 && raw[end - 1] === 0x0a) end--;
-  if (end > 0 && raw[end - 1] === 0x0d) end--;
-  const passphrase = Buffer.from(raw.subarray(0, end));
-  raw.fill(0);
-  if (passphrase.byteLength === 0)
-    throw new CliError(`--passphrase-file ${file} is empty`, ExitCode.KeyOrFile);
-  return passphrase;
 }
 
 /** `1.2 KiB`. */

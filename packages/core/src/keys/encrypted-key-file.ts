@@ -13,7 +13,7 @@
 import { sodium } from '../crypto/sodium.js';
 import { createError } from '../errors.js';
 import { armor, dearmor } from './armor.js';
-import { readSecretFile, writeSecretFile } from './private-file.js';
+import { readBoundedFile, readSecretFile, writeSecretFile } from './private-file.js';
 
 /** Encrypted key file format version. */
 export const ENCRYPTED_KEY_FILE_VERSION = 1;
@@ -170,4 +170,35 @@ export async function readEncryptedKeyFile(
   return readSecretFile(path, { maxBytes: 1024, code: 'SIPC_ERR_BAD_KEY' }, (raw) =>
     decryptSecretKey(raw.toString('utf8'), passphrase),
   );
+}
+
+/** The most bytes a passphrase file may hold (`readPassphraseFile`). */
+export const MAX_PASSPHRASE_FILE_BYTES = 4096;
+
+/**
+ * Read a passphrase file: its bytes without one trailing newline (`\n` or `\r\n`, as an editor or
+ * `echo` leaves it). The file is checked as a secret key file is, on the descriptor before any
+ * read: a regular file, not a link, owned by this process's user or root, no group or other
+ * access (`SIPC_ERR_INSECURE_KEY_FILE`; not checked on Windows, where the file's ACL is the
+ * guard), at most `MAX_PASSPHRASE_FILE_BYTES` (`SIPC_ERR_BAD_KEY`); an empty passphrase is
+ * `SIPC_ERR_BAD_KEY`. The caller wipes the returned bytes once used (`buffer.fill(0)`).
+ */
+export async function readPassphraseFile(path: string): Promise<Buffer> {
+  const raw = await readBoundedFile(path, {
+    maxBytes: MAX_PASSPHRASE_FILE_BYTES,
+    code: 'SIPC_ERR_BAD_KEY',
+    kind: 'secret',
+  });
+  let end = raw.byteLength;
+  if (end > 0 && raw[end - 1] === 0x0a) {
+    end--;
+    if (end > 0 && raw[end - 1] === 0x0d) end--;
+  }
+  const passphrase = Buffer.from(raw.subarray(0, end));
+  sodium.sodium_memzero(raw);
+  if (passphrase.byteLength === 0)
+    throw createError('SIPC_ERR_BAD_KEY', `${path} holds no passphrase (it is empty)`, {
+      details: { path, reason: 'empty' },
+    });
+  return passphrase;
 }
