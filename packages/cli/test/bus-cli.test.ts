@@ -4,8 +4,11 @@
  * queue (and with --identity, who the owner is), a call is routed under the --config policy, a
  * quota diagnostic is reported on stderr, SIGHUP reloads the policy (a call refused before is
  * routed after; a bad file keeps the running policy), SIGINT stops the broker and removes the
- * socket. Bad configuration files are exit 2 naming the setting; an unreadable one exit 3.
+ * socket; `bus monitor` is refused without `$bus.monitor` and, granted, prints the metadata of a
+ * routed call and its reply, never the body. Bad configuration files are exit 2 naming the
+ * setting; an unreadable one exit 3.
  */
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -39,7 +42,7 @@ async function until(t: ExecutionContext, what: string, check: () => boolean): P
   t.true(check(), what);
 }
 
-test('bus serve + bus names: a name with its owner and queue, identities, a routed call, a quota line, SIGHUP reloads the policy, SIGINT stops', async (t) => {
+test('bus serve + bus names + bus monitor: a name with its owner and queue, identities, a routed call, a quota line, SIGHUP reloads the policy, a monitor sees metadata only, SIGINT stops', async (t) => {
   const dir = await tempDir(t);
   const [broker, s1, s2, caller] = await Promise.all(
     ['broker.key', 's1.key', 's2.key', 'caller.key'].map((n) => keyFile(dir, n)),
@@ -124,15 +127,85 @@ test('bus serve + bus names: a name with its owner and queue, identities, a rout
   t.teardown(() => me.close());
   const refused = await me.call(NAME, 'sync.echo', { n: 1 }).catch((e: { code?: string }) => e.code);
   t.is(refused, 'SIPC_ERR_FORBIDDEN');
+  const notMonitor = await cli([
+    'bus',
+    'monitor',
+    address,
+    '--key',
+    caller!.path,
+    '--server-key',
+    broker!.pub,
+  ]);
+  t.is(notMonitor.code, 6, 'bus monitor without $bus.monitor');
+  t.regex(notMonitor.stderr, /SIPC_ERR_FORBIDDEN/);
   await writeFile(file, '{ "policy": ');
   b.child.kill('SIGHUP');
   await until(t, 'a bad file is not reloaded', () => b.stderr().includes('not reloaded'));
   t.regex(b.stderr(), /bus\.json not reloaded \(the running policy stays\): .*is not JSON/);
-  await writeFile(file, withS2([`${NAME}/sync.*`]).replace('"names":1', '"names":2'));
+  await writeFile(file, withS2([`${NAME}/sync.*`, '$bus.monitor']).replace('"names":1', '"names":2'));
   b.child.kill('SIGHUP');
   await until(t, 'reloaded', () => b.stderr().includes('reloaded the policy'));
   t.regex(b.stderr(), /reloaded the policy of \S+bus\.json; quotas apply at a restart/);
-  t.deepEqual(await me.call(NAME, 'sync.echo', { n: 2 }), { n: 2 });
+
+  // Two monitors (JSON until SIGINT, text for one record) see the routed call's metadata only.
+  const monitorArgs = ['bus', 'monitor', address, '--key', caller!.path, '--server-key', broker!.pub];
+  const json2 = await spawnServer(t, cliMain, [...monitorArgs, '--json']);
+  t.like(JSON.parse(json2.firstLine), { event: 'monitoring', address });
+  const text = spawn(process.execPath, [cliMain, ...monitorArgs, '--count', '1'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  t.teardown(() => text.kill('SIGKILL'));
+  let textOut = '';
+  let textErr = '';
+  text.stdout.on('data', (d) => {
+    textOut += String(d);
+  });
+  text.stderr.on('data', (d) => {
+    textErr += String(d);
+  });
+  const textExit = new Promise<number | null>((r) => text.once('exit', (code) => r(code)));
+  await until(t, 'the text monitor is ready', () => textErr.includes('monitoring'));
+  t.regex(textErr, /^monitoring unix:\/\/\S+ as :1\.\d+ \(metadata only, never a body\)$/m);
+  const SENTINEL = 'sentinel-5d1e-never-on-a-monitor';
+  t.deepEqual(await me.call(NAME, 'sync.echo', { n: 2, s: SENTINEL }), { n: 2, s: SENTINEL });
+  t.is(await textExit, 0, textErr);
+  t.is(textOut.split('\n').length, 2, 'one record, one line');
+  const [at, ...rest] = textOut.trim().split(' ');
+  t.regex(at!, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  t.deepEqual(
+    rest.filter((_, i) => i !== 5),
+    ['call', me.name, '->', ':1.1', 'sync.echo', 'B'],
+  );
+  t.regex(rest[5]!, /^\d+$/, 'the body size');
+  await until(t, 'the JSON monitor saw the call and its reply', () =>
+    json2.stdout().includes('"kind":"reply"'),
+  );
+  t.is(await json2.stop('SIGINT'), 0, json2.stderr());
+  // Name changes are records too (the text monitor's own connection): the call and its reply.
+  const records = json2
+    .stdout()
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((r) => r.kind === 'call' || r.kind === 'reply');
+  t.is(records.length, 2, json2.stdout());
+  t.like(records[0], {
+    event: 'monitor',
+    kind: 'call',
+    sender: me.name,
+    destination: ':1.1',
+    method: 'sync.echo',
+  });
+  t.like(records[1], {
+    event: 'monitor',
+    kind: 'reply',
+    sender: ':1.1',
+    destination: me.name,
+    method: 'sync.echo',
+  });
+  t.true((records[0]!.bytes as number) > SENTINEL.length, 'the size of the body is shown');
+  t.false(json2.stdout().includes(SENTINEL) || textOut.includes(SENTINEL), 'never the body');
   await me.close();
 
   one.child.stdin!.end();
@@ -218,5 +291,5 @@ test('bus serve: a configuration that does not validate is exit 2 naming the set
   t.regex(usage.stderr, /--config/);
   const sub = await cli(['bus', 'publish']);
   t.is(sub.code, 2);
-  t.regex(sub.stderr, /unknown bus subcommand "publish" \(expected serve or names\)/);
+  t.regex(sub.stderr, /unknown bus subcommand "publish" \(expected serve, names or monitor\)/);
 });

@@ -1,14 +1,15 @@
 /**
- * `secure-ipc bus serve` and `secure-ipc bus names` (docs/bus.md section 12): run a bus broker
+ * `secure-ipc bus serve`, `bus names` and `bus monitor` (docs/bus.md section 12): run a bus broker
  * (@secure-ipc/bus) on any address, with the bus configuration file of `--config` (policy, quotas,
  * activation), reporting peers, owner changes, quota diagnostics and activations — never a body —
- * until SIGINT or SIGTERM, the policy reloaded on SIGHUP; and list a bus's names with their owners
- * and queues, as `busctl list` does. @secure-ipc/bus is imported only when `bus` runs.
+ * until SIGINT or SIGTERM, the policy reloaded on SIGHUP; list a bus's names with their owners
+ * and queues, as `busctl list` does; print the metadata of what a broker routes, as
+ * `dbus-monitor` does. @secure-ipc/bus is imported only when `bus` runs.
  */
 import { stat } from 'node:fs/promises';
-import type { Broker, BusClient, BusConfig } from '@secure-ipc/bus';
+import type { Broker, BusClient, BusConfig, MonitorRecord } from '@secure-ipc/bus';
 import { createPolicy, isSecureIpcError, keyFingerprint } from '@secure-ipc/core';
-import { jsonOption, parse, required } from '../args.js';
+import { jsonOption, parse, positiveInt, required } from '../args.js';
 import { clientOptions, withClient } from '../client-options.js';
 import { readBoundedText } from '../config-file.js';
 import {
@@ -33,17 +34,21 @@ const OS_OPTIONS =
 /** Usage lines. */
 export const usage =
   `secure-ipc bus serve --listen ADDRESS --key FILE (--allow PUBKEY ... | --cert FILE --trust-ca PUBKEY ... [--revocations FILE]) --config FILE [--app-id ID] [--allow-remote] [--allow-unmarked-key] ${OS_OPTIONS} [--audit DIR --audit-origin ORIGIN [--audit-hash-key FILE] [--audit-required] [--audit-checkpoint-every N]] [--json]\n` +
-  '  secure-ipc bus names ADDRESS --key FILE (--server-key PUBKEY | --cert FILE --trust-ca PUBKEY ...) [--identity] [--app-id ID] [--json] [--allow-unmarked-key] [--allow-uid UID ...] [--allow-gid GID ...] [--allow-sid SID|NAME ...]';
+  '  secure-ipc bus names ADDRESS --key FILE (--server-key PUBKEY | --cert FILE --trust-ca PUBKEY ...) [--identity] [--app-id ID] [--json] [--allow-unmarked-key] [--allow-uid UID ...] [--allow-gid GID ...] [--allow-sid SID|NAME ...]\n' +
+  '  secure-ipc bus monitor ADDRESS --key FILE (--server-key PUBKEY | --cert FILE --trust-ca PUBKEY ...) [--count N] [--app-id ID] [--json] [--allow-unmarked-key] [--allow-uid UID ...] [--allow-gid GID ...] [--allow-sid SID|NAME ...]';
 
 /** The subcommands (error lines name them: `secure-ipc bus serve: ...`). */
-export const subcommands = ['serve', 'names'] as const;
+export const subcommands = ['serve', 'names', 'monitor'] as const;
 
 /** Run the command; resolves with the exit code (for `serve`, once stopped). */
 export async function run(argv: string[], io: CliIo, stop?: AbortSignal): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === 'serve') return serveBroker(rest, io, stop);
   if (sub === 'names') return listNames(rest, io);
-  throw new CliError(`unknown bus subcommand ${JSON.stringify(sub ?? '')} (expected serve or names)`);
+  if (sub === 'monitor') return monitorBus(rest, io, stop);
+  throw new CliError(
+    `unknown bus subcommand ${JSON.stringify(sub ?? '')} (expected serve, names or monitor)`,
+  );
 }
 
 /**
@@ -302,4 +307,81 @@ async function listNames(argv: string[], io: CliIo): Promise<number> {
     );
   }
   return ExitCode.Ok;
+}
+
+/**
+ * The fields of a monitor record the broker sent, each kept only with its documented type (the
+ * broker is authenticated, but what it sends is printed: nothing else goes through).
+ */
+function monitorFields(r: MonitorRecord): Record<string, string | number> {
+  const raw = r as unknown as Record<string, unknown>;
+  const out: Record<string, string | number> = {};
+  for (const k of ['at', 'bytes'] as const)
+    if (typeof raw[k] === 'number' && Number.isFinite(raw[k])) out[k] = raw[k];
+  for (const k of ['kind', 'sender', 'destination', 'method', 'signal', 'name', 'code'] as const)
+    if (typeof raw[k] === 'string') out[k] = raw[k];
+  return out;
+}
+
+/** `2026-12-07T12:40:01.123Z call :1.3 -> :1.1 sync.echo 12 B`. */
+function monitorLine(f: Record<string, string | number>): string {
+  const at = typeof f.at === 'number' && Math.abs(f.at) <= 8.64e15 ? new Date(f.at).toISOString() : '?';
+  const to = f.destination === undefined ? '' : ` -> ${f.destination}`;
+  const what = f.method ?? f.signal ?? f.name ?? '?';
+  const code = f.code === undefined ? '' : ` ${f.code}`;
+  return `${at} ${f.kind ?? '?'} ${f.sender ?? '?'}${to} ${what} ${f.bytes ?? '?'} B${code}`;
+}
+
+async function monitorBus(argv: string[], io: CliIo, stop?: AbortSignal): Promise<number> {
+  const { values, positionals } = parse(
+    argv,
+    { ...clientOptions, count: { type: 'string' }, ...jsonOption },
+    true,
+  );
+  if (positionals.length !== 1)
+    throw new CliError(`bus monitor takes one ADDRESS (got ${positionals.length})`);
+  const address = positionals[0]!;
+  const count = values.count === undefined ? undefined : positiveInt(values.count, 'count', 1);
+  const { connectBus } = await busPackage();
+  const report = reporter(io, values.json);
+  return withClient(
+    address,
+    values,
+    io,
+    async (bus: BusClient) => {
+      // Ends with a signal (0), the count reached (0) or the broker's close (1).
+      const ended = new AbortController();
+      stop?.addEventListener('abort', () => ended.abort(), { once: true });
+      let finish!: (code: number) => void;
+      const finished = new Promise<number>((resolve) => {
+        finish = resolve;
+      });
+      bus.once('close', (error) => {
+        if (ended.signal.aborted) return; // our own close, after the end
+        report(
+          { event: 'closed', ...(error === undefined ? {} : errorJSON(error, 'bus monitor')) },
+          `the broker closed the channel${error === undefined ? '' : `: ${describeError(error)}`}`,
+          'stderr',
+        );
+        finish(ExitCode.Failed);
+      });
+      let seen = 0;
+      await bus.becomeMonitor((record) => {
+        if (count !== undefined && seen >= count) return;
+        seen++;
+        const fields = monitorFields(record);
+        report({ event: 'monitor', ...fields }, printable(monitorLine(fields)));
+        if (seen === count) finish(ExitCode.Ok);
+      });
+      report(
+        { event: 'monitoring', address, name: bus.name },
+        printable(`monitoring ${address} as ${bus.name} (metadata only, never a body)`),
+        'stderr',
+      );
+      const code = await Promise.race([finished, untilStopped(ended.signal).then(() => ExitCode.Ok)]);
+      ended.abort(); // removes the signal handlers; the close that follows is ours
+      return code;
+    },
+    connectBus,
+  );
 }
