@@ -77,38 +77,46 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     throw new CliError('--passphrase-file goes with --encrypt');
   // The passphrase before the key: a missing or insecure passphrase file costs no key.
   const passphrase = encrypt ? await readPassphrase(values['passphrase-file'], '--encrypt') : undefined;
-  let key: KeyToWrite;
   try {
-    key = await keyToWrite(values.import, io);
-  } catch (err) {
+    return await writeKey(values.out, values.import, passphrase, json, io);
+  } finally {
     passphrase?.fill(0);
-    throw err;
   }
+}
+
+/** Make or import the key and write it (`passphrase`: encrypted); the key is zeroed after. */
+async function writeKey(
+  out: string | undefined,
+  from: string | undefined,
+  passphrase: Buffer | undefined,
+  json: boolean,
+  io: CliIo,
+): Promise<number> {
+  const key = await keyToWrite(from, io);
   try {
     const line = importedLine(key);
     if (line !== undefined && !json) println(io.stderr, line);
-    if (values.out === undefined) {
+    if (out === undefined) {
       io.stdout.write(secretKeyToText(key.keyPair.secretKey));
       return ExitCode.Ok;
     }
-    await writeKeyFile(values.out, key.keyPair, passphrase);
+    await writeKeyFile(out, key.keyPair, passphrase);
     const publicKey = encodeKey(key.keyPair.publicKey);
     if (json)
       printJSON(io.stdout, {
-        [encrypt ? 'encryptedKeyFile' : 'secretKeyFile']: values.out,
+        [passphrase === undefined ? 'secretKeyFile' : 'encryptedKeyFile']: out,
         publicKey,
         ...(key.imported ? { importedFrom: key.imported.from, unmarked: key.imported.unmarked } : {}),
       });
     else
       println(
         io.stderr,
-        encrypt
-          ? `wrote the passphrase-encrypted secret key to ${values.out} (mode 0600; Argon2id, libsodium's MODERATE limits); public key: ${publicKey}`
-          : `wrote secret key to ${values.out} (mode 0600); public key: ${publicKey}`,
+        passphrase === undefined
+          ? `wrote secret key to ${out} (mode 0600); public key: ${publicKey}`
+          : `wrote the passphrase-encrypted secret key to ${out} (mode 0600; Argon2id, libsodium's MODERATE limits); public key: ${publicKey}`,
       );
     return ExitCode.Ok;
   } finally {
     zeroKeyPair(key.keyPair);
-    passphrase?.fill(0);
   }
 }

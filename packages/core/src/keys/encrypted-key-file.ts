@@ -13,7 +13,7 @@
 import { sodium } from '../crypto/sodium.js';
 import { createError } from '../errors.js';
 import { armor, dearmor } from './armor.js';
-import { readBoundedFile, readSecretFile, writeSecretFile } from './private-file.js';
+import { readSecretFile, writeSecretFile } from './private-file.js';
 
 /** Encrypted key file format version. */
 export const ENCRYPTED_KEY_FILE_VERSION = 1;
@@ -184,18 +184,18 @@ export const MAX_PASSPHRASE_FILE_BYTES = 4096;
  * `SIPC_ERR_BAD_KEY`. The caller wipes the returned bytes once used (`buffer.fill(0)`).
  */
 export async function readPassphraseFile(path: string): Promise<Buffer> {
-  const raw = await readBoundedFile(path, {
-    maxBytes: MAX_PASSPHRASE_FILE_BYTES,
-    code: 'SIPC_ERR_BAD_KEY',
-    kind: 'secret',
-  });
-  let end = raw.byteLength;
-  if (end > 0 && raw[end - 1] === 0x0a) {
-    end--;
-    if (end > 0 && raw[end - 1] === 0x0d) end--;
-  }
-  const passphrase = Buffer.from(raw.subarray(0, end));
-  sodium.sodium_memzero(raw);
+  const passphrase = await readSecretFile(
+    path,
+    { maxBytes: MAX_PASSPHRASE_FILE_BYTES, code: 'SIPC_ERR_BAD_KEY' },
+    (raw) => {
+      let end = raw.byteLength;
+      if (end > 0 && raw[end - 1] === 0x0a) {
+        end--;
+        if (end > 0 && raw[end - 1] === 0x0d) end--;
+      }
+      return Buffer.from(raw.subarray(0, end));
+    },
+  );
   if (passphrase.byteLength === 0)
     throw createError('SIPC_ERR_BAD_KEY', `${path} holds no passphrase (it is empty)`, {
       details: { path, reason: 'empty' },
